@@ -1,0 +1,41 @@
+# hashgate: `make demo` and `make test` work on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+# System packages the build and the tests need: FFmpeg libraries and CLI, clang for bindgen,
+# nginx with the RTMP module (the platform in tests), stunnel (TLS terminator), GStreamer
+# (a second broadcaster), openssl.
+APT_PACKAGES := pkg-config clang libclang-dev \
+	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+	libavfilter-dev libavdevice-dev ffmpeg \
+	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-libav
+
+.PHONY: deps build test demo bench lint
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install these" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	cargo build --release
+
+test: deps
+	cargo test --release
+
+demo: build
+	@echo "hashgate demo: not yet available (operator issue); the relay runs with:"
+	@echo "  target/release/hashgate serve --config config.toml"
+
+bench: build
+	bench/relay.sh
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,483 @@
+//! `config.toml`: schema, defaults, and validation errors that name the key and the line.
+//!
+//! Durations are strings such as `"250ms"`, `"5s"`, `"10m"`; sizes are strings such as
+//! `"64KiB"`, `"16MiB"` or plain byte counts. Unknown keys are errors. Relative paths are taken
+//! from the directory of the config file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::rtmp::url::RtmpUrl;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong shape (the message has the line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// File path.
+        path: PathBuf,
+        /// Parser message, with line and column.
+        message: String,
+    },
+    /// A value that parses but cannot work.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// File path.
+        path: PathBuf,
+        /// Dotted key, e.g. `upstream.url`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where broadcasters connect.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The platform's ingest.
+    pub upstream: UpstreamConfig,
+    /// Per-connection and per-stream limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Stream key rewrites and per-key upstreams.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listening address, `"0.0.0.0:1935"` by default.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain: when set with `tls_key`, broadcasters must connect with rtmps.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1935))
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `rtmp://host:port/app` or `rtmps://…`; the stream key is appended per stream.
+    pub url: String,
+    /// PEM CA bundle trusted for rtmps instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Deadline for each step of the upstream connect/publish sequence.
+    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// `[limits]`: every limit closes only the connection that hits it, with a log line naming it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Deadline for each handshake step (and the TLS handshake on the listener).
+    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+    /// A broadcaster silent this long is disconnected.
+    #[serde(default = "secs::<30>", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Largest RTMP message accepted from a broadcaster or the platform.
+    #[serde(default = "mib::<8>", deserialize_with = "size")]
+    pub max_message_size: usize,
+    /// Most distinct chunk stream ids one peer may use.
+    #[serde(default = "default_chunk_streams")]
+    pub max_chunk_streams: usize,
+    /// Most simultaneous broadcaster connections.
+    #[serde(default = "default_connections")]
+    pub max_connections: usize,
+    /// Most bytes queued for one stream's upstream (while it connects, or when it is slower than
+    /// the broadcaster).
+    #[serde(default = "mib::<32>", deserialize_with = "size")]
+    pub queue_bytes: usize,
+    /// How long the tail of a stream may take to reach the platform after the broadcaster ends.
+    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: secs::<5>(),
+            idle_timeout: secs::<30>(),
+            max_message_size: mib::<8>(),
+            max_chunk_streams: default_chunk_streams(),
+            max_connections: default_connections(),
+            queue_bytes: mib::<32>(),
+            drain_timeout: secs::<5>(),
+        }
+    }
+}
+
+/// One `[[routes]]` entry: matched on the broadcaster's stream key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Stream key this route applies to (exact match).
+    pub key: String,
+    /// Key to publish under upstream; the broadcaster's key when absent.
+    pub upstream_key: Option<String>,
+    /// Upstream URL for this key; `[upstream] url` when absent.
+    pub url: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"` (default) or `"json"`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+const fn secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
+}
+
+const fn mib<const N: usize>() -> usize {
+    N * 1024 * 1024
+}
+
+const fn default_chunk_streams() -> usize {
+    64
+}
+
+const fn default_connections() -> usize {
+    1000
+}
+
+/// Parses `"250ms"`, `"5s"`, `"10m"`, `"1h"` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. \"250ms\", \"5s\", \"10m\")"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Parses `"64KiB"`, `"16MiB"`, `"1GiB"`, `"500kB"`, `"2MB"` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. \"64KiB\", \"16MiB\")"))?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    match NumberOrText::deserialize(de)? {
+        NumberOrText::Number(n) => Ok(Duration::from_secs(n)),
+        NumberOrText::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
+    match NumberOrText::deserialize(de)? {
+        NumberOrText::Number(n) => usize::try_from(n).map_err(serde::de::Error::custom),
+        NumberOrText::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+            &mut self.upstream.ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        RtmpUrl::parse(&self.upstream.url).map_err(|e| invalid("upstream.url", e.to_string()))?;
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Some(url) = &route.url {
+                RtmpUrl::parse(url)
+                    .map_err(|e| invalid(&format!("routes[{i}].url"), e.to_string()))?;
+            }
+            if route.key.is_empty() {
+                return Err(invalid(
+                    &format!("routes[{i}].key"),
+                    "must not be empty".into(),
+                ));
+            }
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_message_size", l.max_message_size),
+            ("limits.max_chunk_streams", l.max_chunk_streams),
+            ("limits.max_connections", l.max_connections),
+            ("limits.queue_bytes", l.queue_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        if l.max_message_size > 0x00FF_FFFF {
+            return Err(invalid(
+                "limits.max_message_size",
+                "must be at most 16MiB - 1 (the RTMP header's 24-bit length)".into(),
+            ));
+        }
+        for (key, value) in [
+            ("limits.handshake_timeout", l.handshake_timeout),
+            ("limits.idle_timeout", l.idle_timeout),
+            ("upstream.connect_timeout", self.upstream.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0s".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Upstream URL and key for a broadcaster's stream key.
+    pub fn route(&self, stream_key: &str) -> (&str, String) {
+        match self.routes.iter().find(|r| r.key == stream_key) {
+            Some(route) => (
+                route.url.as_deref().unwrap_or(&self.upstream.url),
+                route
+                    .upstream_key
+                    .clone()
+                    .unwrap_or_else(|| stream_key.to_owned()),
+            ),
+            None => (&self.upstream.url, stream_key.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/hashgate/config.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[upstream]\nurl = \"rtmp://127.0.0.1:1936/live\"\n").expect("valid");
+        assert_eq!(c.server.listen, "0.0.0.0:1935".parse().expect("addr"));
+        assert_eq!(c.limits.queue_bytes, 32 << 20);
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn durations_sizes_routes_and_paths() {
+        let c = parse(
+            r#"
+[upstream]
+url = "rtmps://ingest.example/app"
+ca_file = "ca.pem"
+[limits]
+idle_timeout = "1.5s"
+handshake_timeout = "250ms"
+queue_bytes = "64KiB"
+max_message_size = 1000
+[[routes]]
+key = "a"
+upstream_key = "b"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(c.limits.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.handshake_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.queue_bytes, 65536);
+        assert_eq!(c.limits.max_message_size, 1000);
+        assert_eq!(
+            c.upstream.ca_file,
+            Some(PathBuf::from("/etc/hashgate/ca.pem"))
+        );
+        assert_eq!(c.route("a"), ("rtmps://ingest.example/app", "b".to_owned()));
+        assert_eq!(c.route("z"), ("rtmps://ingest.example/app", "z".to_owned()));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let err = parse("[upstream]\nurl = \"rtmp://h/a\"\n[limits]\nidle_timout = \"5s\"\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            err.contains("idle_timout") && err.contains("line 4"),
+            "{err}"
+        );
+
+        let err =
+            parse("[upstream]\nurl = \"rtmp://h/a\"\n[limits]\nidle_timeout = \"5 parsecs\"\n")
+                .expect_err("bad duration")
+                .to_string();
+        assert!(err.contains("line 4") && err.contains("parsecs"), "{err}");
+
+        let err = parse("[upstream]\nurl = \"http://h/a\"\n")
+            .expect_err("bad url")
+            .to_string();
+        assert!(
+            err.contains("upstream.url") && err.contains("rtmp://"),
+            "{err}"
+        );
+
+        let err =
+            parse("[upstream]\nurl = \"rtmp://h/a\"\n[limits]\nmax_message_size = \"32MiB\"\n")
+                .expect_err("too big")
+                .to_string();
+        assert!(err.contains("limits.max_message_size"), "{err}");
+    }
+
+    #[test]
+    fn shipped_config_is_valid_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let shipped = Config::load(&path).expect("config.toml must stay valid");
+        let defaults = Limits::default();
+        let l = &shipped.limits;
+        assert_eq!(
+            (l.handshake_timeout, l.idle_timeout, l.max_message_size, l.max_chunk_streams),
+            (
+                defaults.handshake_timeout,
+                defaults.idle_timeout,
+                defaults.max_message_size,
+                defaults.max_chunk_streams
+            )
+        );
+        assert_eq!(
+            (l.max_connections, l.queue_bytes, l.drain_timeout),
+            (defaults.max_connections, defaults.queue_bytes, defaults.drain_timeout)
+        );
+    }
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}

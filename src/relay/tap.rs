@@ -1,0 +1,215 @@
+//! The video tap: a copy-free, never-blocking branch of each stream's video messages towards
+//! inspection.
+//!
+//! The relay offers every video message to the stream's tap. A full channel never delays
+//! forwarding: the message is dropped for inspection only, and the tap then skips to the next
+//! keyframe (a decoder fed half a GOP only produces garbage), re-sending the last sequence header
+//! first so the decoder can start again.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::rtmp::Message;
+
+/// A video message as inspection receives it.
+#[derive(Debug, Clone)]
+pub struct TappedVideo {
+    /// Stream time in milliseconds.
+    pub timestamp: u32,
+    /// FLV / Enhanced RTMP video tag body, shared with the relay (no copy).
+    pub payload: Bytes,
+    /// When the relay read it off the broadcaster's socket.
+    pub arrived: Instant,
+}
+
+/// The stream a tap is opened for.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    /// Broadcaster's stream key.
+    pub stream_key: String,
+    /// Application the broadcaster connected to.
+    pub app: String,
+    /// Broadcaster's address.
+    pub peer: SocketAddr,
+}
+
+/// Opens taps for new streams; the inspection side implements it.
+pub trait TapProvider: Send + Sync {
+    /// A tap for this stream, or `None` to leave it uninspected.
+    fn open(&self, stream: &StreamInfo) -> Option<VideoTap>;
+}
+
+/// What a video message carries, read from its first bytes (classic FLV and Enhanced RTMP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFrameKind {
+    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart).
+    SequenceHeader,
+    /// A keyframe: decoding can start here.
+    Keyframe,
+    /// Any other coded frame.
+    Interframe,
+    /// End of sequence, metadata, command frames, empty bodies.
+    Other,
+}
+
+/// Classifies a video tag body without parsing the codec data.
+pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
+    let Some(&first) = payload.first() else {
+        return VideoFrameKind::Other;
+    };
+    let is_ex_header = first & 0x80 != 0;
+    let frame_type = if is_ex_header {
+        (first >> 4) & 0x07
+    } else {
+        first >> 4
+    };
+    if frame_type == 5 {
+        return VideoFrameKind::Other;
+    }
+    let sequence_start = if is_ex_header {
+        match first & 0x0F {
+            0 => true,
+            1 | 3 => false,
+            _ => return VideoFrameKind::Other,
+        }
+    } else {
+        let codec = first & 0x0F;
+        // AVC (7) and the legacy HEVC id (12) carry a packet type byte: 0 = sequence header,
+        // 1 = NAL units, 2 = end of sequence.
+        match (codec, payload.get(1)) {
+            (7 | 12, Some(0)) => true,
+            (7 | 12, Some(1)) => false,
+            (7 | 12, _) => return VideoFrameKind::Other,
+            _ => false,
+        }
+    };
+    match (sequence_start, frame_type) {
+        (true, _) => VideoFrameKind::SequenceHeader,
+        (false, 1 | 4) => VideoFrameKind::Keyframe,
+        (false, _) => VideoFrameKind::Interframe,
+    }
+}
+
+/// One stream's tap. See the module documentation.
+pub struct VideoTap {
+    tx: mpsc::Sender<TappedVideo>,
+    sequence_header: Option<TappedVideo>,
+    resync: bool,
+    dropped: u64,
+}
+
+impl VideoTap {
+    /// A tap and the receiver inspection reads from, holding at most `capacity` messages.
+    pub fn channel(capacity: usize) -> (VideoTap, mpsc::Receiver<TappedVideo>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            VideoTap {
+                tx,
+                sequence_header: None,
+                resync: false,
+                dropped: 0,
+            },
+            rx,
+        )
+    }
+
+    /// Offers a video message. Never waits.
+    pub fn offer(&mut self, msg: &Message, arrived: Instant) {
+        let video = TappedVideo {
+            timestamp: msg.timestamp,
+            payload: msg.payload.clone(),
+            arrived,
+        };
+        match video_frame_kind(&msg.payload) {
+            VideoFrameKind::SequenceHeader => {
+                self.sequence_header = Some(video.clone());
+                // A new configuration always restarts the decoder, so it resyncs too.
+                self.resync = !self.send(video);
+            }
+            VideoFrameKind::Keyframe if self.resync => {
+                let header_sent = match self.sequence_header.clone() {
+                    Some(header) => self.send(header),
+                    None => true,
+                };
+                self.resync = !(header_sent && self.send(video));
+            }
+            _ if self.resync => self.dropped += 1,
+            _ => self.resync = !self.send(video),
+        }
+    }
+
+    fn send(&mut self, video: TappedVideo) -> bool {
+        match self.tx.try_send(video) {
+            Ok(()) => true,
+            Err(_) => {
+                self.dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Video messages inspection did not get because it was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(ts: u32, bytes: &'static [u8]) -> Message {
+        Message {
+            csid: 6,
+            timestamp: ts,
+            type_id: 9,
+            stream_id: 1,
+            payload: Bytes::from_static(bytes),
+        }
+    }
+
+    const HEADER: &[u8] = &[0x17, 0, 0, 0, 0, 1];
+    const KEY: &[u8] = &[0x17, 1, 0, 0, 0, 9];
+    const INTER: &[u8] = &[0x27, 1, 0, 0, 0, 9];
+
+    #[test]
+    fn classifies_classic_and_enhanced_tags() {
+        assert_eq!(video_frame_kind(HEADER), VideoFrameKind::SequenceHeader);
+        assert_eq!(video_frame_kind(KEY), VideoFrameKind::Keyframe);
+        assert_eq!(video_frame_kind(INTER), VideoFrameKind::Interframe);
+        assert_eq!(video_frame_kind(&[0x17, 2]), VideoFrameKind::Other);
+        // Enhanced RTMP: IsExHeader | frame type 1 | SequenceStart, FourCC hvc1.
+        assert_eq!(
+            video_frame_kind(b"\x90hvc1"),
+            VideoFrameKind::SequenceHeader
+        );
+        assert_eq!(video_frame_kind(b"\x93av01"), VideoFrameKind::Keyframe);
+        assert_eq!(video_frame_kind(b"\xA1vp09"), VideoFrameKind::Interframe);
+        assert_eq!(video_frame_kind(b"\x94av01"), VideoFrameKind::Other);
+        assert_eq!(video_frame_kind(&[]), VideoFrameKind::Other);
+    }
+
+    #[test]
+    fn full_tap_drops_until_next_keyframe_and_replays_the_header() {
+        let (mut tap, mut rx) = VideoTap::channel(2);
+        let now = Instant::now();
+        tap.offer(&video(0, HEADER), now);
+        tap.offer(&video(0, KEY), now);
+        tap.offer(&video(40, INTER), now); // channel full: dropped, resync
+        assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(0));
+        assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(0));
+        tap.offer(&video(80, INTER), now); // room now, but mid-GOP: skipped
+        tap.offer(&video(120, KEY), now); // header replayed, then keyframe
+        tap.offer(&video(160, INTER), now); // full again
+        assert_eq!(tap.dropped(), 3);
+        assert_eq!(
+            rx.try_recv().map(|v| v.payload).ok(),
+            Some(Bytes::from_static(HEADER))
+        );
+        assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(120));
+        assert!(rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! Real peers for the integration tests: nginx-rtmp as the platform, the hashgate binary, ffmpeg
+//! and GStreamer as broadcasters. Everything listens on 127.0.0.1, on free ports, and is stopped
+//! by PID when the handle drops.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after {within:?}");
+}
+
+/// Waits until a socket listens on 127.0.0.1:`port`, without connecting to it (a one-shot
+/// server such as `ffmpeg -listen 1` would take the probe for its client).
+pub fn wait_for_listen(port: u16, within: Duration) {
+    let needle = format!(":{port:04X} ");
+    wait_until(&format!("a listener on port {port}"), within, || {
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && format!("{} ", f[1]).ends_with(&needle) && f[3] == "0A"
+            })
+    });
+}
+
+/// Polls `condition` until it holds; panics with `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {within:?} waiting for {what}");
+}
+
+/// Panics with an actionable message when a tool `make test` installs is missing.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is not installed: run the tests with `make test`, which installs it"
+    );
+}
+
+/// A child process killed (by PID) when dropped.
+pub struct Process {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> Process {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process { name, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits for the exit, killing the process after `within`.
+    pub fn wait_timeout(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A private temporary directory.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hashgate-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// nginx with the RTMP module: application `live` records everything it receives to `rec/`.
+pub struct Nginx {
+    pub port: u16,
+    pub dir: PathBuf,
+    process: Process,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path) -> Nginx {
+        require("nginx");
+        let port = free_port();
+        let dir = dir.join(format!("nginx-{port}"));
+        std::fs::create_dir_all(dir.join("rec")).expect("nginx dirs");
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "{module} missing: run `make test`, which installs libnginx-mod-rtmp"
+        );
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/error.log info;
+pid {dir}/nginx.pid;
+load_module {module};
+events {{ worker_connections 512; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    max_message 16M;
+    application live {{
+      live on;
+      meta copy;
+      record all;
+      record_path {dir}/rec;
+      record_unique off;
+    }}
+  }}
+}}
+"#,
+            dir = dir.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let process = Process::spawn(
+            "nginx",
+            Command::new("nginx")
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_for_port(port, Duration::from_secs(10));
+        Nginx { port, dir, process }
+    }
+
+    /// `rtmp://127.0.0.1:PORT/live`.
+    pub fn url(&self) -> String {
+        format!("rtmp://127.0.0.1:{}/live", self.port)
+    }
+
+    /// Recording of stream `key`.
+    pub fn recording(&self, key: &str) -> PathBuf {
+        self.dir.join("rec").join(format!("{key}.flv"))
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+    }
+}
+
+/// The hashgate binary under test, running `serve` with a generated config.
+pub struct Hashgate {
+    pub port: u16,
+    pub log: PathBuf,
+    pub process: Process,
+}
+
+impl Hashgate {
+    /// Starts hashgate with `[server] listen` on a free port plus `extra` config text.
+    pub fn start(dir: &Path, extra: &str) -> Hashgate {
+        let port = free_port();
+        let config = dir.join(format!("hashgate-{port}.toml"));
+        let log = dir.join(format!("hashgate-{port}.log"));
+        let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}");
+        std::fs::write(&config, text).expect("write config");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let process = Process::spawn(
+            "hashgate",
+            Command::new(env!("CARGO_BIN_EXE_hashgate"))
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "hashgate=debug")
+                .stdout(Stdio::null())
+                .stderr(log_file),
+        );
+        // Not a probe connection: it would show up in the log the tests read.
+        wait_for_listen(port, Duration::from_secs(10));
+        Hashgate { port, log, process }
+    }
+
+    /// Publishing URL for `key`.
+    pub fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Upstream section pointing at `url`.
+pub fn upstream(url: &str) -> String {
+    format!("[upstream]\nurl = \"{url}\"\n")
+}
+
+/// The shared test clip: 4 s of 640x360 H.264 (keyframe every 2 s, B-frames) and AAC, as FLV,
+/// generated once per test binary with the ffmpeg CLI.
+pub fn source_clip() -> &'static Path {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        require("ffmpeg");
+        let dir = std::env::temp_dir().join(format!("hashgate-clip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("clip dir");
+        let path = dir.join("source.flv");
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args([
+                "-t", "4", "-c:v", "libx264", "-preset", "veryfast", "-g", "60",
+            ])
+            .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"])
+            .args(["-metadata", "title=hashgate-test-clip", "-f", "flv"])
+            .arg(&path)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success(), "ffmpeg could not make the test clip");
+        path
+    })
+}
+
+/// One packet as `ffmpeg -f framemd5 -c copy` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub stream: u32,
+    pub dts: i64,
+    pub pts: i64,
+    pub size: u64,
+    pub md5: String,
+}
+
+/// Every packet of `file`, without decoding.
+pub fn packets(file: &Path) -> Vec<Packet> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("run ffmpeg framemd5");
+    assert!(
+        out.status.success(),
+        "framemd5 of {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            Packet {
+                stream: f[0].parse().expect("stream"),
+                dts: f[1].parse().expect("dts"),
+                pts: f[2].parse().expect("pts"),
+                size: f[4].parse().expect("size"),
+                md5: f[5].to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Format tags (onMetaData fields) of a file or URL, via ffprobe.
+pub fn format_tags(input: &str) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "15",
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "format_tags",
+            "-of",
+            "compact",
+        ])
+        .arg(input)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ffmpeg -re -i FILE -c copy -f flv URL` (a broadcaster at real-time pace).
+pub fn ffmpeg_publish(file: &Path, url: &str) -> Process {
+    require("ffmpeg");
+    Process::spawn(
+        "ffmpeg publisher",
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(file)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+}
+
+/// Runs a publisher to its end and asserts it succeeded.
+pub fn publish_ok(mut publisher: Process, within: Duration) {
+    let status = publisher
+        .wait_timeout(within)
+        .unwrap_or_else(|| panic!("{} did not finish within {within:?}", publisher.name));
+    let mut err = String::new();
+    if let Some(mut stderr) = publisher.child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    assert!(
+        status.success(),
+        "{} failed ({status}): {err}",
+        publisher.name
+    );
+}
+
+/// Asserts that `recording` holds exactly the packets of `source`: same count, same bytes, same
+/// timestamps, the first keyframe included.
+pub fn assert_same_packets(source: &Path, recording: &Path) {
+    assert!(
+        recording.exists(),
+        "no recording at {}",
+        recording.display()
+    );
+    let want = packets(source);
+    let got = packets(recording);
+    assert!(!want.is_empty());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "packet count differs (source vs recording)"
+    );
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w, g, "packet {i} differs");
+    }
+}
+
+/// Opens a raw TCP connection to hashgate.
+pub fn raw_connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to hashgate");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream
+}
+
+/// Whether the peer closed `stream` (EOF or reset) within its read timeout.
+pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Writes, ignoring errors (the peer may have closed already).
+pub fn write_quietly(stream: &mut TcpStream, bytes: &[u8]) {
+    let _ = stream.write_all(bytes);
+}
+
+/// Socket address of a port on loopback.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
