@@ -457,7 +457,12 @@ upstream_key = "b"
         let defaults = Limits::default();
         let l = &shipped.limits;
         assert_eq!(
-            (l.handshake_timeout, l.idle_timeout, l.max_message_size, l.max_chunk_streams),
+            (
+                l.handshake_timeout,
+                l.idle_timeout,
+                l.max_message_size,
+                l.max_chunk_streams
+            ),
             (
                 defaults.handshake_timeout,
                 defaults.idle_timeout,
@@ -467,7 +472,11 @@ upstream_key = "b"
         );
         assert_eq!(
             (l.max_connections, l.queue_bytes, l.drain_timeout),
-            (defaults.max_connections, defaults.queue_bytes, defaults.drain_timeout)
+            (
+                defaults.max_connections,
+                defaults.queue_bytes,
+                defaults.drain_timeout
+            )
         );
     }
 

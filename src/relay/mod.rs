@@ -2,8 +2,8 @@
 //! platform and forwards audio, video and data unchanged, in order, as shared `Bytes`.
 //!
 //! `listener` accepts and enforces connection limits; `stream` runs one broadcaster and its
-//! upstream leg; `queue` is the byte-bounded queue between them (it holds the first GOP while
-//! the upstream connects); `tap` branches video towards inspection without ever blocking.
+//! upstream leg in one task; `queue` holds the first GOP, bounded in bytes, while the upstream
+//! publish is set up; `tap` branches video towards inspection without ever blocking.
 
 mod listener;
 pub mod queue;

@@ -1,98 +1,68 @@
-//! The per-stream queue between the broadcaster's connection and the upstream's: unbounded in
-//! messages, bounded in bytes. Pushing never waits; a push past the limit fails, and the relay
-//! closes that stream instead of buffering without end.
+//! Media held for a stream while its upstream publish is being set up: bounded in bytes, so the
+//! first GOP is kept without letting a stalled upstream hold unbounded memory.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
 
 use crate::rtmp::Message;
 
-/// Bookkeeping cost of a queued message beyond its payload (header fields, channel node).
+/// Bookkeeping cost of a held message beyond its payload (header fields, deque slot).
 const PER_MESSAGE_OVERHEAD: usize = 64;
 
 fn cost(msg: &Message) -> usize {
     msg.payload.len() + PER_MESSAGE_OVERHEAD
 }
 
-/// A push would take the queue past its byte limit, or the receiver is gone.
+/// Holding one more message would pass the byte limit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PushError {
-    /// Over the byte limit.
-    #[error("{queued} bytes already queued, limit queue_bytes = {limit}")]
-    Full {
-        /// Bytes queued at the time of the push.
-        queued: usize,
-        /// Configured limit.
-        limit: usize,
-    },
-    /// The upstream side has ended.
-    #[error("upstream side has ended")]
-    Closed,
+#[error("{held} bytes already held, limit queue_bytes = {limit}")]
+pub struct QueueFull {
+    /// Bytes held at the time of the push.
+    pub held: usize,
+    /// Configured limit.
+    pub limit: usize,
 }
 
-/// Sending half, owned by the broadcaster's task.
-pub struct QueueSender {
-    tx: mpsc::UnboundedSender<Message>,
-    queued: Arc<AtomicUsize>,
+/// Messages in arrival order, at most `limit` bytes of them.
+#[derive(Debug)]
+pub struct PendingMedia {
+    messages: VecDeque<Message>,
+    held: usize,
     limit: usize,
 }
 
-/// Receiving half, owned by the upstream task.
-pub struct QueueReceiver {
-    rx: mpsc::UnboundedReceiver<Message>,
-    queued: Arc<AtomicUsize>,
-}
+impl PendingMedia {
+    /// An empty queue holding at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        PendingMedia {
+            messages: VecDeque::new(),
+            held: 0,
+            limit,
+        }
+    }
 
-/// A queue holding at most `limit_bytes` of messages.
-pub fn media_queue(limit_bytes: usize) -> (QueueSender, QueueReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    (
-        QueueSender {
-            tx,
-            queued: queued.clone(),
-            limit: limit_bytes,
-        },
-        QueueReceiver { rx, queued },
-    )
-}
-
-impl QueueSender {
-    /// Queues a message without waiting.
-    pub fn push(&self, msg: Message) -> Result<(), PushError> {
+    /// Appends a message, or refuses it when the limit would be passed.
+    pub fn push(&mut self, msg: Message) -> Result<(), QueueFull> {
         let cost = cost(&msg);
-        let before = self.queued.fetch_add(cost, Ordering::AcqRel);
-        if before + cost > self.limit {
-            self.queued.fetch_sub(cost, Ordering::AcqRel);
-            return Err(PushError::Full {
-                queued: before,
+        if self.held + cost > self.limit {
+            return Err(QueueFull {
+                held: self.held,
                 limit: self.limit,
             });
         }
-        self.tx.send(msg).map_err(|_| PushError::Closed)
+        self.held += cost;
+        self.messages.push_back(msg);
+        Ok(())
     }
 
-    /// Bytes currently queued.
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-}
-
-impl QueueReceiver {
-    /// Next message; `None` once the sender is dropped and the queue is empty.
-    pub async fn recv(&mut self) -> Option<Message> {
-        let msg = self.rx.recv().await?;
-        self.queued.fetch_sub(cost(&msg), Ordering::AcqRel);
-        Some(msg)
+    /// Takes every held message, oldest first.
+    pub fn drain(&mut self) -> impl Iterator<Item = Message> + '_ {
+        self.held = 0;
+        self.messages.drain(..)
     }
 
-    /// Next message if one is ready.
-    pub fn try_recv(&mut self) -> Option<Message> {
-        let msg = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(cost(&msg), Ordering::AcqRel);
-        Some(msg)
+    /// Bytes held now (payloads plus bookkeeping).
+    pub fn held_bytes(&self) -> usize {
+        self.held
     }
 }
 
@@ -101,35 +71,31 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn msg(len: usize) -> Message {
+    fn msg(ts: u32, len: usize) -> Message {
         Message {
             csid: 6,
-            timestamp: 0,
+            timestamp: ts,
             type_id: 9,
             stream_id: 1,
             payload: Bytes::from(vec![0u8; len]),
         }
     }
 
-    #[tokio::test]
-    async fn bounded_in_bytes_and_frees_on_receive() {
-        let (tx, mut rx) = media_queue(1000);
-        tx.push(msg(400)).expect("fits");
-        tx.push(msg(400)).expect("fits");
+    #[test]
+    fn bounded_in_bytes_and_keeps_order() {
+        let mut q = PendingMedia::new(1000);
+        q.push(msg(0, 400)).expect("fits");
+        q.push(msg(1, 400)).expect("fits");
         assert_eq!(
-            tx.push(msg(400)),
-            Err(PushError::Full {
-                queued: 928,
+            q.push(msg(2, 400)),
+            Err(QueueFull {
+                held: 928,
                 limit: 1000
             })
         );
-        assert_eq!(rx.recv().await.map(|m| m.payload.len()), Some(400));
-        tx.push(msg(400)).expect("room again");
-        assert!(rx.try_recv().is_some());
-        assert!(rx.try_recv().is_some());
-        assert!(rx.try_recv().is_none());
-        assert_eq!(tx.queued_bytes(), 0);
-        drop(tx);
-        assert!(rx.recv().await.is_none());
+        let order: Vec<u32> = q.drain().map(|m| m.timestamp).collect();
+        assert_eq!(order, vec![0, 1]);
+        assert_eq!(q.held_bytes(), 0);
+        q.push(msg(3, 400)).expect("room again after drain");
     }
 }

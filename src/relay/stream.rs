@@ -1,18 +1,19 @@
 //! One broadcaster from handshake to close, and the upstream leg of its stream.
 //!
-//! The broadcaster's task reads messages and pushes media into the stream's byte-bounded queue
-//! (and video into the tap); it never waits on the upstream. The upstream task connects and
-//! publishes (meanwhile the queue holds the first GOP), then writes whatever the queue holds in
-//! batches. When the broadcaster ends, the upstream task drains the queue and unpublishes.
+//! One task per stream owns both sockets. While the upstream publish is being set up (on its own
+//! task), media is held in a byte-bounded queue, so the first GOP is kept; once the platform
+//! accepts, the queue is flushed and every message is written upstream as soon as it is read —
+//! the same `Bytes`, one `writev`, no hand-off between tasks. The only waits on the path are the
+//! two sockets. Video is also offered to the tap, which never waits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
-use super::queue::{media_queue, PushError, QueueReceiver};
+use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
 use crate::rtmp::client::{PublishTarget, UpstreamEvent, UpstreamPublisher};
@@ -26,11 +27,39 @@ use crate::rtmp::RtmpError;
 /// How long a broadcaster that ended its stream gets to hang up before we close.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What the upstream leg did, for the unpublish log line.
-#[derive(Debug, Default)]
-struct UpstreamTotals {
-    messages: u64,
-    bytes: u64,
+/// The upstream leg: being set up, or publishing.
+enum Upstream {
+    Connecting {
+        task: JoinHandle<Result<Box<UpstreamPublisher>, RtmpError>>,
+        pending: PendingMedia,
+    },
+    Ready(Box<UpstreamPublisher>),
+    /// The setup failed; nothing is left to wait for or to close.
+    Failed,
+}
+
+/// What happened on the upstream leg.
+enum UpstreamStep {
+    Connected(Result<Result<Box<UpstreamPublisher>, RtmpError>, JoinError>),
+    Event(Result<UpstreamEvent, RtmpError>),
+}
+
+impl Upstream {
+    /// Waits for the next thing the upstream leg does. Cancel-safe.
+    async fn next_step(&mut self) -> UpstreamStep {
+        match self {
+            Upstream::Connecting { task, .. } => UpstreamStep::Connected(task.await),
+            Upstream::Ready(up) => UpstreamStep::Event(up.next_event().await),
+            Upstream::Failed => std::future::pending().await,
+        }
+    }
+}
+
+/// What the stream's task reacts to.
+enum Step {
+    Publisher(Result<Result<PublisherEvent, RtmpError>, tokio::time::error::Elapsed>),
+    Upstream(UpstreamStep),
+    Shutdown,
 }
 
 /// Runs one broadcaster connection to its end.
@@ -97,9 +126,6 @@ async fn publish(
     tracing::info!(app = %request.app, upstream = %target.url, upstream_key = %target.stream_key, "publish");
 
     let started = Instant::now();
-    let (queue, queue_rx) = media_queue(relay.config.limits.queue_bytes);
-    let mut upstream: JoinHandle<Result<UpstreamTotals, RelayError>> =
-        tokio::spawn(run_upstream(relay.clone(), target, queue_rx).in_current_span());
     let mut tap = relay.taps.as_ref().and_then(|taps| {
         taps.open(&StreamInfo {
             stream_key: request.stream_key.clone(),
@@ -107,87 +133,100 @@ async fn publish(
             peer,
         })
     });
-
+    let mut upstream = Upstream::Connecting {
+        task: tokio::spawn(connect_upstream(relay.clone(), target.clone()).in_current_span()),
+        pending: PendingMedia::new(relay.config.limits.queue_bytes),
+    };
     let idle = relay.config.limits.idle_timeout;
+    let upstream_failed = |source: RtmpError| RelayError::Upstream {
+        url: target.url.to_string(),
+        source,
+    };
+    let mut forwarded: u64 = 0;
+
     let ending: Result<(), RelayError> = loop {
-        let event = tokio::select! {
-            event = tokio::time::timeout(idle, session.next_event()) => event,
-            ended = &mut upstream => {
-                let error = match ended {
-                    Ok(Err(e)) => e,
-                    Ok(Ok(_)) => RelayError::Setup("upstream ended while publishing".into()),
-                    Err(join) => RelayError::Setup(format!("upstream task failed: {join}")),
-                };
-                let code = match &error {
-                    RelayError::Upstream { source: RtmpError::Refused { .. }, .. } => {
-                        "NetStream.Publish.Rejected"
-                    }
-                    _ => "NetStream.Failed",
-                };
-                tracing::warn!("upstream failed: {error}");
-                // The broadcaster is told why; its own connection may already be gone.
-                drop(session.fail(code, &error.to_string()).await);
-                return Err(error);
-            }
-            _ = relay.shutdown.cancelled() => break Ok(()),
+        let step = tokio::select! {
+            event = tokio::time::timeout(idle, session.next_event()) => Step::Publisher(event),
+            step = upstream.next_step() => Step::Upstream(step),
+            _ = relay.shutdown.cancelled() => Step::Shutdown,
         };
-        match event {
-            Err(_) => {
-                break Err(RelayError::Limit {
-                    limit: "idle_timeout",
-                    detail: format!("nothing from the broadcaster for {idle:?}"),
-                })
+        let outcome = match step {
+            Step::Shutdown => break Ok(()),
+            Step::Publisher(Err(_)) => Err(RelayError::Limit {
+                limit: "idle_timeout",
+                detail: format!("nothing from the broadcaster for {idle:?}"),
+            }),
+            Step::Publisher(Ok(Err(e))) => Err(e.into()),
+            Step::Publisher(Ok(Ok(PublisherEvent::Closed | PublisherEvent::Unpublished))) => {
+                break Ok(())
             }
-            Ok(Err(e)) => break Err(e.into()),
-            Ok(Ok(PublisherEvent::Closed | PublisherEvent::Unpublished)) => break Ok(()),
-            Ok(Ok(PublisherEvent::Media(msg))) => {
+            Step::Publisher(Ok(Ok(PublisherEvent::Media(msg)))) => {
                 if msg.type_id == kind::VIDEO {
                     if let Some(tap) = tap.as_mut() {
                         tap.offer(&msg, Instant::now());
                     }
                 }
-                match queue.push(msg) {
-                    Ok(()) => {}
-                    Err(e @ PushError::Full { .. }) => {
-                        break Err(RelayError::Limit {
+                match &mut upstream {
+                    Upstream::Failed => Ok(()),
+                    Upstream::Connecting { pending, .. } => {
+                        pending.push(msg).map_err(|full| RelayError::Limit {
                             limit: "queue_bytes",
-                            detail: format!("upstream is not keeping up: {e}"),
+                            detail: format!("upstream publish not ready yet: {full}"),
                         })
                     }
-                    // The upstream task ended; its result is picked up on the next turn.
-                    Err(PushError::Closed) => {}
+                    Upstream::Ready(up) => {
+                        up.queue_media(&msg);
+                        forwarded += 1;
+                        write_upstream(up, idle).await.map_err(upstream_failed)
+                    }
                 }
             }
+            Step::Upstream(UpstreamStep::Connected(joined)) => {
+                let connected = joined
+                    .map_err(|e| RtmpError::Protocol(format!("upstream task failed: {e}")))
+                    .and_then(|result| result);
+                match connected {
+                    Ok(mut up) => {
+                        if let Upstream::Connecting { pending, .. } = &mut upstream {
+                            for msg in pending.drain() {
+                                up.queue_media(&msg);
+                                forwarded += 1;
+                            }
+                        }
+                        tracing::info!(
+                            handshake = ?up.handshake,
+                            connect_ms = started.elapsed().as_millis() as u64,
+                            "upstream publishing"
+                        );
+                        let flushed = write_upstream(&mut up, idle).await;
+                        upstream = Upstream::Ready(up);
+                        flushed.map_err(upstream_failed)
+                    }
+                    Err(e) => {
+                        upstream = Upstream::Failed;
+                        Err(upstream_failed(e))
+                    }
+                }
+            }
+            Step::Upstream(UpstreamStep::Event(event)) => match (event, &mut upstream) {
+                (Ok(UpstreamEvent::Nothing), Upstream::Ready(up)) => {
+                    write_upstream(up, idle).await.map_err(upstream_failed)
+                }
+                (Ok(UpstreamEvent::Closed), _) => Err(upstream_failed(RtmpError::Closed)),
+                (Err(e), _) => Err(upstream_failed(e)),
+                (Ok(UpstreamEvent::Nothing), _) => Ok(()),
+            },
+        };
+        if let Err(e) = outcome {
+            break Err(e);
         }
         if let Err(e) = session.flush().await {
             break Err(e.into());
         }
     };
 
-    // Let the upstream send what is queued and unpublish, within the drain timeout.
-    drop(queue);
     let drain = relay.config.limits.drain_timeout;
-    let totals = match tokio::time::timeout(drain, &mut upstream).await {
-        Ok(Ok(Ok(totals))) => Some(totals),
-        Ok(Ok(Err(e))) => {
-            tracing::warn!("upstream failed while draining: {e}");
-            None
-        }
-        Ok(Err(join)) => {
-            tracing::warn!("upstream task failed: {join}");
-            None
-        }
-        Err(_) => {
-            upstream.abort();
-            tracing::warn!(
-                limit = "drain_timeout",
-                "upstream did not drain within {drain:?}"
-            );
-            None
-        }
-    };
-    let dropped = tap.as_ref().map_or(0, VideoTap::dropped);
-    let in_bytes = session.connection().bytes_read();
+    let upstream_bytes = finish_upstream(upstream, &ending, drain).await;
     match &ending {
         Ok(()) if relay.shutdown.is_cancelled() => {
             drop(
@@ -197,68 +236,99 @@ async fn publish(
             );
         }
         Ok(()) => drop(session.close(LINGER).await),
+        Err(error @ RelayError::Upstream { source, .. }) => {
+            let code = match source {
+                RtmpError::Refused { .. } => "NetStream.Publish.Rejected",
+                _ => "NetStream.Failed",
+            };
+            tracing::warn!("upstream failed: {error}");
+            // The broadcaster is told why; its own connection may already be gone.
+            drop(session.fail(code, &error.to_string()).await);
+        }
         Err(_) => {}
     }
-    let totals = totals.unwrap_or_default();
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-        in_bytes,
-        out_bytes = totals.bytes,
-        messages = totals.messages,
-        inspection_dropped = dropped,
+        messages = forwarded,
+        upstream_bytes,
+        inspection_dropped = tap.as_ref().map_or(0, VideoTap::dropped),
         "unpublish"
     );
     ending
 }
 
-/// Publishes to the platform and forwards the queue until the broadcaster's side ends.
-async fn run_upstream(
+/// Dials the platform and runs the publish sequence.
+async fn connect_upstream(
     relay: Arc<Relay>,
     target: PublishTarget,
-    mut queue: QueueReceiver,
-) -> Result<UpstreamTotals, RelayError> {
-    let upstream_error = |source| RelayError::Upstream {
-        url: target.url.to_string(),
-        source,
-    };
-    let connect_started = Instant::now();
-    let mut up = UpstreamPublisher::publish(
+) -> Result<Box<UpstreamPublisher>, RtmpError> {
+    UpstreamPublisher::publish(
         &target,
         relay.tls_client.as_ref(),
         relay.decoder_limits(),
         relay.config.upstream.connect_timeout,
     )
     .await
-    .map_err(upstream_error)?;
-    tracing::info!(
-        handshake = ?up.handshake,
-        connect_ms = connect_started.elapsed().as_millis() as u64,
-        "upstream publishing"
-    );
-    let mut totals = UpstreamTotals::default();
-    loop {
-        tokio::select! {
-            biased;
-            next = queue.recv() => {
-                let Some(msg) = next else { break };
-                up.queue_media(&msg);
-                totals.messages += 1;
-                // Whatever else is already queued goes out in the same vectored write.
-                while let Some(more) = queue.try_recv() {
-                    up.queue_media(&more);
-                    totals.messages += 1;
+    .map(Box::new)
+}
+
+/// Sends what is queued upstream; a platform that accepts nothing for `limit` fails the stream.
+async fn write_upstream(
+    up: &mut UpstreamPublisher,
+    limit: std::time::Duration,
+) -> Result<(), RtmpError> {
+    tokio::time::timeout(limit, up.flush())
+        .await
+        .map_err(|_| RtmpError::Timeout("writing to the platform (idle_timeout)"))?
+}
+
+/// Ends the upstream leg: after a clean end the held tail is sent and the platform gets
+/// FCUnpublish and deleteStream, within `drain`. Returns the bytes sent upstream.
+async fn finish_upstream(
+    upstream: Upstream,
+    ending: &Result<(), RelayError>,
+    drain: std::time::Duration,
+) -> u64 {
+    let upstream_broke = matches!(ending, Err(RelayError::Upstream { .. }));
+    let up = match upstream {
+        Upstream::Failed => return 0,
+        Upstream::Ready(up) => up,
+        Upstream::Connecting {
+            mut task,
+            mut pending,
+        } => {
+            // A stream shorter than the upstream setup still reaches the platform.
+            match tokio::time::timeout(drain, &mut task).await {
+                Ok(Ok(Ok(mut up))) if ending.is_ok() => {
+                    for msg in pending.drain() {
+                        up.queue_media(&msg);
+                    }
+                    up
                 }
-                up.flush().await.map_err(upstream_error)?;
-            }
-            event = up.next_event() => {
-                match event.map_err(upstream_error)? {
-                    UpstreamEvent::Closed => return Err(upstream_error(RtmpError::Closed)),
-                    UpstreamEvent::Nothing => up.flush().await.map_err(upstream_error)?,
+                Ok(_) => return 0,
+                Err(_) => {
+                    task.abort();
+                    return 0;
                 }
             }
         }
+    };
+    let bytes = up.bytes_written();
+    if upstream_broke {
+        return bytes;
     }
-    totals.bytes = up.bytes_written();
-    up.unpublish().await.map_err(upstream_error)?;
-    Ok(totals)
+    match tokio::time::timeout(drain, up.unpublish()).await {
+        Ok(Ok(total)) => total,
+        Ok(Err(e)) => {
+            tracing::warn!("upstream unpublish failed: {e}");
+            bytes
+        }
+        Err(_) => {
+            tracing::warn!(
+                limit = "drain_timeout",
+                "upstream unpublish took over {drain:?}"
+            );
+            bytes
+        }
+    }
 }

@@ -145,8 +145,9 @@ impl UpstreamPublisher {
         Ok(UpstreamEvent::Nothing)
     }
 
-    /// Ends the publish cleanly: FCUnpublish, deleteStream, close.
-    pub async fn unpublish(mut self) -> Result<(), RtmpError> {
+    /// Ends the publish cleanly: FCUnpublish, deleteStream, close. Returns the bytes sent to
+    /// the platform in all.
+    pub async fn unpublish(mut self) -> Result<u64, RtmpError> {
         let key = Amf0Value::string(self.stream_key.clone());
         let fc = Command::new("FCUnpublish", 6.0, Amf0Value::Null, vec![key]);
         self.conn.queue(&fc.to_message(csid::COMMAND, 0));
@@ -157,7 +158,8 @@ impl UpstreamPublisher {
             vec![Amf0Value::Number(self.stream_id as f64)],
         );
         self.conn.queue(&delete.to_message(csid::COMMAND, 0));
-        self.conn.shutdown().await
+        self.conn.shutdown().await?;
+        Ok(self.conn.bytes_written())
     }
 }
 
