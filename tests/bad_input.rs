@@ -81,6 +81,11 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "silent after the handshake",
+            reason: "limit idle_timeout",
+            run: handshaken,
+        },
+        Case {
             name: "chunk size 0",
             reason: "invalid chunk size 0",
             run: |port| {
@@ -157,7 +162,7 @@ fn bad_clients_are_refused_and_good_streams_keep_flowing() {
     let dir = temp_dir();
     let nginx = Nginx::start(dir.path());
     let config = format!(
-        "{}[limits]\nhandshake_timeout = \"1s\"\nidle_timeout = \"5s\"\n",
+        "{}[limits]\nhandshake_timeout = \"1s\"\nidle_timeout = \"2s\"\n",
         upstream(&nginx.url())
     );
     let hashgate = Hashgate::start(dir.path(), &config);
@@ -234,4 +239,39 @@ fn connection_limit_refuses_the_extra_connection_only() {
         nginx.error_log().contains("disconnect")
     });
     assert_same_packets(source_clip(), &nginx.recording("only"));
+}
+
+#[test]
+fn platform_that_never_answers_hits_the_queue_limit() {
+    let dir = temp_dir();
+    // Accepts TCP and never says a word: the upstream handshake hangs, media piles up.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let holder = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let config = format!(
+        "{}connect_timeout = \"30s\"\n[limits]\nqueue_bytes = \"64KiB\"\n",
+        upstream(&format!("rtmp://127.0.0.1:{silent_port}/live"))
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    let started = Instant::now();
+    let mut publisher = ffmpeg_publish(source_clip(), &hashgate.url("piled"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(20))
+        .expect("publisher closed by the limit");
+    assert!(!status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_until("the limit log line", Duration::from_secs(5), || {
+        hashgate.log().contains("limit queue_bytes")
+    });
+    let log = hashgate.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("limit queue_bytes"))
+        .unwrap_or_default();
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    drop(holder);
 }

@@ -293,13 +293,17 @@ async fn finish_upstream(
     let up = match upstream {
         Upstream::Failed => return 0,
         Upstream::Ready(up) => up,
+        Upstream::Connecting { task, .. } if ending.is_err() => {
+            task.abort();
+            return 0;
+        }
         Upstream::Connecting {
             mut task,
             mut pending,
         } => {
             // A stream shorter than the upstream setup still reaches the platform.
             match tokio::time::timeout(drain, &mut task).await {
-                Ok(Ok(Ok(mut up))) if ending.is_ok() => {
+                Ok(Ok(Ok(mut up))) => {
                     for msg in pending.drain() {
                         up.queue_media(&msg);
                     }

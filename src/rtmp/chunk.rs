@@ -79,6 +79,8 @@ pub struct ChunkDecoder {
     limits: DecoderLimits,
     streams: HashMap<u32, InboundStream>,
     bytes_consumed: u64,
+    /// Bytes held in messages still being reassembled, over all chunk streams.
+    reassembling: usize,
 }
 
 impl ChunkDecoder {
@@ -89,6 +91,7 @@ impl ChunkDecoder {
             limits,
             streams: HashMap::new(),
             bytes_consumed: 0,
+            reassembling: 0,
         }
     }
 
@@ -224,8 +227,10 @@ impl ChunkDecoder {
             kind::ABORT => {
                 if let Some(raw) = msg.payload.get(0..4) {
                     let csid = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-                    if let Some(stream) = self.streams.get_mut(&csid) {
-                        stream.partial = None;
+                    if let Some(dropped) =
+                        self.streams.get_mut(&csid).and_then(|s| s.partial.take())
+                    {
+                        self.reassembling -= dropped.len();
                     }
                 }
             }
@@ -256,7 +261,8 @@ impl Decoder for ChunkDecoder {
             let stream = self.streams.entry(head.csid).or_default();
             let continuing = head.fmt == 3 && stream.partial.is_some();
             if !continuing {
-                if stream.partial.take().is_some() {
+                if let Some(dropped) = stream.partial.take() {
+                    self.reassembling -= dropped.len();
                     tracing::debug!(csid = head.csid, "new message header before previous ended");
                 }
                 match head.fmt {
@@ -278,22 +284,35 @@ impl Decoder for ChunkDecoder {
                 stream.stream_id = head.stream_id;
             }
 
-            let complete = if continuing {
-                let buf = stream.partial.as_mut().expect("continuing implies partial");
-                buf.extend_from_slice(&payload);
-                if buf.len() >= stream.length as usize {
-                    stream.partial.take().map(BytesMut::freeze)
-                } else {
+            // Messages in progress on all chunk streams together stay under twice the message
+            // limit: a peer cannot open many huge messages and trickle them in.
+            let reassembly_limit = self.limits.max_message_size.saturating_mul(2);
+            let single_chunk = !continuing && payload.len() == stream.length as usize;
+            if !single_chunk && self.reassembling + payload.len() > reassembly_limit {
+                return Err(RtmpError::ReassemblyTooLarge(reassembly_limit));
+            }
+            let complete = match stream.partial.as_mut() {
+                Some(buf) if continuing => {
+                    buf.extend_from_slice(&payload);
+                    self.reassembling += payload.len();
+                    if buf.len() >= stream.length as usize {
+                        stream.partial.take().map(|done| {
+                            self.reassembling -= done.len();
+                            done.freeze()
+                        })
+                    } else {
+                        None
+                    }
+                }
+                _ if single_chunk => Some(payload.freeze()),
+                _ => {
+                    let mut buf =
+                        BytesMut::with_capacity((stream.length as usize).min(INITIAL_REASSEMBLY));
+                    buf.extend_from_slice(&payload);
+                    self.reassembling += buf.len();
+                    stream.partial = Some(buf);
                     None
                 }
-            } else if payload.len() == stream.length as usize {
-                Some(payload.freeze())
-            } else {
-                let mut buf =
-                    BytesMut::with_capacity((stream.length as usize).min(INITIAL_REASSEMBLY));
-                buf.extend_from_slice(&payload);
-                stream.partial = Some(buf);
-                None
             };
 
             if let Some(payload) = complete {
@@ -653,6 +672,24 @@ mod tests {
         }
         let err = decode_all(&mut decoder(), &bytes).expect_err("flood");
         assert!(matches!(err, RtmpError::TooManyChunkStreams(64)));
+    }
+
+    #[test]
+    fn many_large_messages_in_progress_are_refused() {
+        let limits = DecoderLimits {
+            max_message_size: 1000,
+            max_chunk_streams: 64,
+        };
+        let mut dec = ChunkDecoder::new(limits);
+        let mut bytes = Vec::new();
+        // 1000-byte messages opened on ever more chunk streams, 128 bytes of each sent: the
+        // decoder refuses once more than 2000 bytes would be held.
+        for csid in 3..30u8 {
+            bytes.extend_from_slice(&[csid, 0, 0, 0, 0, 0x03, 0xE8, 9, 1, 0, 0, 0]);
+            bytes.extend_from_slice(&[0u8; 128]);
+        }
+        let err = decode_all(&mut dec, &bytes).expect_err("held too much");
+        assert!(matches!(err, RtmpError::ReassemblyTooLarge(2000)), "{err}");
     }
 
     #[test]

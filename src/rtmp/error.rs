@@ -29,6 +29,9 @@ pub enum RtmpError {
         /// Configured limit.
         limit: usize,
     },
+    /// Messages in progress hold too many bytes together.
+    #[error("messages in progress exceed {0} bytes (limit 2 x max_message_size)")]
+    ReassemblyTooLarge(usize),
     /// More distinct chunk streams than `max_chunk_streams`.
     #[error("more than {0} chunk streams (limit max_chunk_streams)")]
     TooManyChunkStreams(usize),

@@ -93,6 +93,12 @@ fn random_packet(version: [u8; 4]) -> Vec<u8> {
     packet
 }
 
+/// Whether `answer` (S2 or C2) is signed for our digest `ours` with `full_key`.
+fn answer_is_signed(answer: &[u8], full_key: &[u8], ours: &[u8; 32]) -> bool {
+    let key = hmac_sha256(full_key, &[ours]);
+    hmac_sha256(&key, &[&answer[..PACKET - DIGEST]])[..] == answer[PACKET - DIGEST..]
+}
+
 /// Writes the digest (scheme 1) into `packet`.
 fn sign(packet: &mut [u8], key: &[u8]) -> [u8; 32] {
     let at = digest_offset(packet, 8);
@@ -210,7 +216,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut c1 = random_packet(CLIENT_VERSION);
-    sign(&mut c1, &PLAYER_KEY[..PLAYER_KEY_TEXT]);
+    let our_digest = sign(&mut c1, &PLAYER_KEY[..PLAYER_KEY_TEXT]);
     write_step(io, &[&[VERSION], &c1], step_timeout, "sending C0+C1").await?;
 
     let mut s0 = [0u8; 1];
@@ -228,7 +234,14 @@ where
         None
     };
     let (kind, c2) = match server_digest {
-        Some(digest) => (HandshakeKind::Digest, digest_answer(&PLAYER_KEY, &digest)),
+        Some(digest) => {
+            // Many servers that sign S1 still echo C1 as S2, so this is worth a note, not a
+            // refusal.
+            if !answer_is_signed(&s2, &SERVER_KEY, &our_digest) {
+                tracing::debug!("server signed S1 but not S2");
+            }
+            (HandshakeKind::Digest, digest_answer(&PLAYER_KEY, &digest))
+        }
         None => (HandshakeKind::Plain, s1),
     };
     write_step(io, &[&c2], step_timeout, "sending C2").await?;
@@ -267,6 +280,34 @@ mod tests {
         c1[1000] ^= 1;
         c1[100] ^= 1;
         assert_eq!(find_digest(&c1, &PLAYER_KEY[..PLAYER_KEY_TEXT]), None);
+    }
+
+    #[tokio::test]
+    async fn digest_server_signs_s1_and_s2_for_the_client() {
+        let (mut a, mut b) = tokio::io::duplex(8192);
+        let server = tokio::spawn(async move { accept(&mut b, STEP).await });
+        let mut c1 = random_packet(CLIENT_VERSION);
+        let digest = sign(&mut c1, &PLAYER_KEY[..PLAYER_KEY_TEXT]);
+        a.write_all(&[3]).await.expect("C0");
+        a.write_all(&c1).await.expect("C1");
+        let mut reply = vec![0u8; 1 + 2 * PACKET];
+        a.read_exact(&mut reply).await.expect("S0+S1+S2");
+        let (s1, s2) = (&reply[1..1 + PACKET], &reply[1 + PACKET..]);
+        assert!(
+            find_digest(s1, &SERVER_KEY[..SERVER_KEY_TEXT]).is_some(),
+            "S1 signed"
+        );
+        assert!(
+            answer_is_signed(s2, &SERVER_KEY, &digest),
+            "S2 signed for our digest"
+        );
+        a.write_all(&digest_answer(&PLAYER_KEY, &digest))
+            .await
+            .expect("C2");
+        assert_eq!(
+            server.await.expect("join").expect("ok"),
+            HandshakeKind::Digest
+        );
     }
 
     #[tokio::test]
