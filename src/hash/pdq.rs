@@ -1,0 +1,519 @@
+//! PDQ, Meta's 256-bit perceptual image hash, written from the published algorithm
+//! (pdqhash-2017-10-09.pdf and the facebook/ThreatExchange reference), one step per function:
+//!
+//! 1. luminance (`0.299 R + 0.587 G + 0.114 B`, or a decoded luma plane directly);
+//! 2. two passes of a Jarosz tent filter (box filters along rows then columns);
+//! 3. decimation to 64×64 at pixel centres;
+//! 4. the quality metric (quantised gradient sum of the 64×64 image);
+//! 5. the 16×16 low-frequency block of the 2-D DCT, without the DC row and column;
+//! 6. one bit per coefficient: above the median (Torben's algorithm) or not.
+//!
+//! The eight dihedral hashes (rotations and flips of the image) come from sign changes and a
+//! transpose of the DCT block, so they cost one DCT, not eight.
+//!
+//! Arithmetic is `f32` in the reference's order of operations, so hashes are bit-identical to it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// Images smaller than this in either dimension hash to zero with quality 0, as in the reference.
+pub const MIN_DIMENSION: usize = 5;
+const JAROSZ_PASSES: usize = 2;
+const BLOCK: usize = 64;
+const FREQS: usize = 16;
+
+/// A 256-bit PDQ hash. Bit `16 * i + j` is DCT coefficient (i + 1, j + 1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct PdqHash(pub [u64; 4]);
+
+impl PdqHash {
+    /// Number of differing bits.
+    pub fn distance(&self, other: &PdqHash) -> u32 {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum()
+    }
+
+    fn set_bit(&mut self, k: usize) {
+        self.0[k / 64] |= 1u64 << (k % 64);
+    }
+
+    /// The sixteen 16-bit words of the reference's `Hash256`, word `m` holding bits 16m..16m+15.
+    fn word(&self, m: usize) -> u16 {
+        (self.0[m / 4] >> ((m % 4) * 16)) as u16
+    }
+}
+
+impl fmt::Display for PdqHash {
+    /// 64 hex digits, most significant word (DCT row 16) first: the reference's format.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in (0..16).rev() {
+            write!(f, "{:04x}", self.word(m))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PdqHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PdqHash({self})")
+    }
+}
+
+/// A string that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a PDQ hash (64 hex digits): {0:?}")]
+pub struct BadPdqHex(pub String);
+
+impl FromStr for PdqHash {
+    type Err = BadPdqHex;
+
+    fn from_str(text: &str) -> Result<PdqHash, BadPdqHex> {
+        let bad = || BadPdqHex(text.chars().take(80).collect());
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let mut hash = PdqHash::default();
+        for (i, chunk) in text.as_bytes().chunks(4).enumerate() {
+            let digits = std::str::from_utf8(chunk).map_err(|_| bad())?;
+            let word = u16::from_str_radix(digits, 16).map_err(|_| bad())? as u64;
+            let m = 15 - i;
+            hash.0[m / 4] |= word << ((m % 4) * 16);
+        }
+        Ok(hash)
+    }
+}
+
+/// The eight dihedral transforms, in the reference's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dihedral {
+    /// As is.
+    Original,
+    /// Rotated 90° counter-clockwise.
+    Rotate90,
+    /// Rotated 180°.
+    Rotate180,
+    /// Rotated 270° counter-clockwise.
+    Rotate270,
+    /// Mirrored top to bottom.
+    FlipX,
+    /// Mirrored left to right.
+    FlipY,
+    /// Transposed about the main diagonal.
+    FlipPlus1,
+    /// Transposed about the anti-diagonal.
+    FlipMinus1,
+}
+
+impl Dihedral {
+    /// All eight, original first.
+    pub const ALL: [Dihedral; 8] = [
+        Dihedral::Original,
+        Dihedral::Rotate90,
+        Dihedral::Rotate180,
+        Dihedral::Rotate270,
+        Dihedral::FlipX,
+        Dihedral::FlipY,
+        Dihedral::FlipPlus1,
+        Dihedral::FlipMinus1,
+    ];
+
+    /// Short name, as the reference tools print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dihedral::Original => "orig",
+            Dihedral::Rotate90 => "rot90",
+            Dihedral::Rotate180 => "rot180",
+            Dihedral::Rotate270 => "rot270",
+            Dihedral::FlipX => "flipx",
+            Dihedral::FlipY => "flipy",
+            Dihedral::FlipPlus1 => "flipp",
+            Dihedral::FlipMinus1 => "flipm",
+        }
+    }
+
+    /// Coefficient (i, j) of the transformed image's DCT block, from the original's block `a`.
+    /// Coefficient indices start at frequency 1, so the parity that flips a sign is the
+    /// opposite of the textbook one.
+    fn coefficient(self, a: &[[f32; FREQS]; FREQS], i: usize, j: usize) -> f32 {
+        let odd = |n: usize| n & 1 == 1;
+        match self {
+            Dihedral::Original => a[i][j],
+            Dihedral::Rotate90 => sign(odd(i), a[j][i]),
+            Dihedral::Rotate180 => sign(!odd(i + j), a[i][j]),
+            Dihedral::Rotate270 => sign(odd(j), a[j][i]),
+            Dihedral::FlipX => sign(odd(i), a[i][j]),
+            Dihedral::FlipY => sign(odd(j), a[i][j]),
+            Dihedral::FlipPlus1 => a[j][i],
+            Dihedral::FlipMinus1 => sign(!odd(i + j), a[j][i]),
+        }
+    }
+}
+
+fn sign(keep: bool, value: f32) -> f32 {
+    if keep {
+        value
+    } else {
+        -value
+    }
+}
+
+/// A PDQ result: the low-frequency DCT block it was thresholded from, and the quality metric.
+#[derive(Clone)]
+pub struct PdqDct {
+    block: [[f32; FREQS]; FREQS],
+    /// Quality 0–100; below ~50 the image is too flat for its hash to mean much.
+    pub quality: u32,
+}
+
+impl PdqDct {
+    /// The hash of the image as given.
+    pub fn hash(&self) -> PdqHash {
+        self.dihedral(Dihedral::Original)
+    }
+
+    /// The hash the image would have after `transform`.
+    pub fn dihedral(&self, transform: Dihedral) -> PdqHash {
+        let mut block = [[0f32; FREQS]; FREQS];
+        for (i, row) in block.iter_mut().enumerate() {
+            for (j, value) in row.iter_mut().enumerate() {
+                *value = transform.coefficient(&self.block, i, j);
+            }
+        }
+        threshold_at_median(&block)
+    }
+
+    /// All eight dihedral hashes, in [`Dihedral::ALL`] order.
+    pub fn dihedrals(&self) -> [PdqHash; 8] {
+        Dihedral::ALL.map(|t| self.dihedral(t))
+    }
+}
+
+/// A grey image as `f32` samples, row-major.
+pub struct LumaImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` luminance values, nominally 0–255.
+    pub pixels: Vec<f32>,
+}
+
+impl LumaImage {
+    /// Luminance of packed 8-bit RGB (`width * height * 3` bytes).
+    pub fn from_rgb8(width: usize, height: usize, rgb: &[u8]) -> LumaImage {
+        const R: f32 = 0.299;
+        const G: f32 = 0.587;
+        const B: f32 = 0.114;
+        let pixels = rgb
+            .chunks_exact(3)
+            .take(width * height)
+            .map(|p| R * p[0] as f32 + G * p[1] as f32 + B * p[2] as f32)
+            .collect();
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    /// A luma plane as a decoder gives it (with row stride). Limited-range ("TV", 16–235)
+    /// video luma is stretched to 0–255 so quality figures match those of RGB frames; the
+    /// stretch itself changes no hash bit (PDQ ignores offset and scale).
+    pub fn from_luma_plane(
+        width: usize,
+        height: usize,
+        stride: usize,
+        plane: &[u8],
+        limited_range: bool,
+    ) -> LumaImage {
+        let (scale, offset) = if limited_range {
+            (255.0f32 / 219.0, -16.0f32 * 255.0 / 219.0)
+        } else {
+            (1.0, 0.0)
+        };
+        let mut pixels = Vec::with_capacity(width * height);
+        for row in plane.chunks(stride.max(1)).take(height) {
+            pixels.extend(row.iter().take(width).map(|&y| y as f32 * scale + offset));
+        }
+        pixels.resize(width * height, 0.0);
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+}
+
+/// Computes the PDQ DCT block and quality of a luminance image. Images under
+/// [`MIN_DIMENSION`] give an all-zero block and quality 0.
+pub fn pdq(image: &LumaImage) -> PdqDct {
+    if image.width < MIN_DIMENSION || image.height < MIN_DIMENSION {
+        return PdqDct {
+            block: [[0.0; FREQS]; FREQS],
+            quality: 0,
+        };
+    }
+    let small = downsample_64(image);
+    PdqDct {
+        quality: quality(&small),
+        block: dct_16(&small),
+    }
+}
+
+/// Jarosz filter and decimation to 64×64 (skipped for an image that already is 64×64).
+fn downsample_64(image: &LumaImage) -> Vec<f32> {
+    let (rows, cols) = (image.height, image.width);
+    if rows == BLOCK && cols == BLOCK {
+        return image.pixels.clone();
+    }
+    let mut a = image.pixels.clone();
+    let mut b = vec![0f32; a.len()];
+    let along_rows = jarosz_window(cols, BLOCK);
+    let along_cols = jarosz_window(rows, BLOCK);
+    for _ in 0..JAROSZ_PASSES {
+        for r in 0..rows {
+            box_1d(&a[r * cols..], &mut b[r * cols..], cols, 1, along_rows);
+        }
+        for c in 0..cols {
+            box_1d(&b[c..], &mut a[c..], rows, cols, along_cols);
+        }
+    }
+    let mut out = vec![0f32; BLOCK * BLOCK];
+    for i in 0..BLOCK {
+        let ii = (((i as f64 + 0.5) * rows as f64) / BLOCK as f64) as usize;
+        for j in 0..BLOCK {
+            let jj = (((j as f64 + 0.5) * cols as f64) / BLOCK as f64) as usize;
+            out[i * BLOCK + j] = a[ii * cols + jj];
+        }
+    }
+    out
+}
+
+/// Half of the window that takes `old` samples to `new` (two passes make the full window).
+fn jarosz_window(old: usize, new: usize) -> usize {
+    (old + 2 * new - 1) / (2 * new)
+}
+
+/// A box filter of `window` samples centred on each output, over `len` samples `stride` apart;
+/// near the ends it averages over the part of the window inside the vector.
+fn box_1d(input: &[f32], output: &mut [f32], len: usize, stride: usize, window: usize) {
+    let half = (window + 2) / 2;
+    let lead_in = half - 1;
+    let first_writes = window - half + 1;
+    let steady = len.saturating_sub(window);
+    let tail = half - 1;
+    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
+    let mut sum = 0f32;
+    let mut count = 0usize;
+    for _ in 0..lead_in {
+        sum += input[right];
+        count += 1;
+        right += stride;
+    }
+    for _ in 0..first_writes {
+        sum += input[right];
+        count += 1;
+        output[out] = sum / count as f32;
+        right += stride;
+        out += stride;
+    }
+    for _ in 0..steady {
+        sum += input[right];
+        sum -= input[left];
+        output[out] = sum / count as f32;
+        left += stride;
+        right += stride;
+        out += stride;
+    }
+    for _ in 0..tail {
+        sum -= input[left];
+        count -= 1;
+        output[out] = sum / count as f32;
+        left += stride;
+        out += stride;
+    }
+}
+
+/// Sum of quantised vertical and horizontal gradients of the 64×64 image, scaled to 0–100.
+fn quality(small: &[f32]) -> u32 {
+    let step = |u: f32, v: f32| ((((u - v) * 100.0) / 255.0) as i32).unsigned_abs();
+    let mut sum = 0u32;
+    for i in 0..BLOCK - 1 {
+        for j in 0..BLOCK {
+            sum += step(small[i * BLOCK + j], small[(i + 1) * BLOCK + j]);
+        }
+    }
+    for i in 0..BLOCK {
+        for j in 0..BLOCK - 1 {
+            sum += step(small[i * BLOCK + j], small[i * BLOCK + j + 1]);
+        }
+    }
+    (sum / 90).min(100)
+}
+
+/// Rows 1..=16 of the 64-point DCT-II matrix, scaled by sqrt(2/64).
+fn dct_matrix() -> &'static [f32] {
+    static MATRIX: OnceLock<Vec<f32>> = OnceLock::new();
+    MATRIX.get_or_init(|| {
+        let scale = (2.0f64 / BLOCK as f64).sqrt() as f32;
+        let mut m = Vec::with_capacity(FREQS * BLOCK);
+        for i in 0..FREQS {
+            for j in 0..BLOCK {
+                let angle = (std::f64::consts::PI / 2.0 / BLOCK as f64)
+                    * (i + 1) as f64
+                    * (2 * j + 1) as f64;
+                m.push((scale as f64 * angle.cos()) as f32);
+            }
+        }
+        m
+    })
+}
+
+/// B = D · A · Dᵀ for the 16 lowest non-DC frequencies.
+fn dct_16(a: &[f32]) -> [[f32; FREQS]; FREQS] {
+    let d = dct_matrix();
+    let mut t = [[0f32; BLOCK]; FREQS];
+    for (i, t_row) in t.iter_mut().enumerate() {
+        let d_row = &d[i * BLOCK..(i + 1) * BLOCK];
+        for (j, t_ij) in t_row.iter_mut().enumerate() {
+            let mut sum = 0f32;
+            for (k, d_ik) in d_row.iter().enumerate() {
+                sum += d_ik * a[k * BLOCK + j];
+            }
+            *t_ij = sum;
+        }
+    }
+    let mut b = [[0f32; FREQS]; FREQS];
+    for (i, b_row) in b.iter_mut().enumerate() {
+        for (j, b_ij) in b_row.iter_mut().enumerate() {
+            let d_row = &d[j * BLOCK..(j + 1) * BLOCK];
+            let mut sum = 0f32;
+            for (t_ik, d_jk) in t[i].iter().zip(d_row) {
+                sum += t_ik * d_jk;
+            }
+            *b_ij = sum;
+        }
+    }
+    b
+}
+
+/// One bit per coefficient: set when above the median.
+fn threshold_at_median(block: &[[f32; FREQS]; FREQS]) -> PdqHash {
+    let flat: Vec<f32> = block.iter().flatten().copied().collect();
+    let median = torben_median(&flat);
+    let mut hash = PdqHash::default();
+    for (k, value) in flat.iter().enumerate() {
+        if *value > median {
+            hash.set_bit(k);
+        }
+    }
+    hash
+}
+
+/// Torben Mogensen's median: no sorting, no allocation, exact for floats.
+fn torben_median(values: &[f32]) -> f32 {
+    let n = values.len();
+    let half = n.div_ceil(2);
+    let mut min = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let mut max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    loop {
+        let guess = (min + max) / 2.0;
+        let (mut less, mut greater, mut equal) = (0usize, 0usize, 0usize);
+        let (mut max_below, mut min_above) = (min, max);
+        for &v in values {
+            if v < guess {
+                less += 1;
+                if v > max_below {
+                    max_below = v;
+                }
+            } else if v > guess {
+                greater += 1;
+                if v < min_above {
+                    min_above = v;
+                }
+            } else {
+                equal += 1;
+            }
+        }
+        if less <= half && greater <= half {
+            return if less >= half {
+                max_below
+            } else if less + equal >= half {
+                guess
+            } else {
+                min_above
+            };
+        }
+        if less > greater {
+            max = max_below;
+        } else {
+            min = min_above;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_in_reference_order() {
+        let text = "f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22";
+        let hash: PdqHash = text.parse().expect("valid hex");
+        assert_eq!(hash.to_string(), text);
+        // The last four hex digits are word 0: DCT row 1.
+        assert_eq!(hash.word(0), 0x9b22);
+        assert_eq!(hash.distance(&hash), 0);
+        assert!("xyz".parse::<PdqHash>().is_err());
+        assert!(text[..63].parse::<PdqHash>().is_err());
+    }
+
+    #[test]
+    fn box_filter_matches_the_worked_example() {
+        // The reference's comment: window 7 over 0..15 gives these sums before dividing.
+        let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut out = vec![0f32; 16];
+        box_1d(&input, &mut out, 16, 1, 7);
+        let sums = [6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54];
+        let counts = [4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 5, 4];
+        for i in 0..16 {
+            assert!((out[i] - sums[i] as f32 / counts[i] as f32).abs() < 1e-5, "at {i}");
+        }
+    }
+
+    #[test]
+    fn torben_is_the_lower_median() {
+        let values: Vec<f32> = (0..256).map(|v| ((v * 37) % 256) as f32).collect();
+        assert_eq!(torben_median(&values), 127.0);
+        assert_eq!(torben_median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn flat_images_have_zero_quality_and_tiny_ones_zero_hash() {
+        let flat = LumaImage {
+            width: 100,
+            height: 80,
+            pixels: vec![128.0; 8000],
+        };
+        assert_eq!(pdq(&flat).quality, 0);
+        let tiny = LumaImage {
+            width: 4,
+            height: 40,
+            pixels: vec![1.0; 160],
+        };
+        let r = pdq(&tiny);
+        assert_eq!((r.hash(), r.quality), (PdqHash::default(), 0));
+    }
+
+    #[test]
+    fn luma_plane_stride_and_range() {
+        let plane = [16u8, 235, 99, 16, 235, 99];
+        let img = LumaImage::from_luma_plane(2, 2, 3, &plane, true);
+        assert_eq!(img.pixels.len(), 4);
+        assert!(img.pixels[0].abs() < 1e-3 && (img.pixels[1] - 255.0).abs() < 1e-3);
+    }
+}
