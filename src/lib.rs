@@ -13,5 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hash;
+pub mod inspect;
 pub mod relay;
 pub mod rtmp;

@@ -295,7 +295,7 @@ fn downsample_64(image: &LumaImage) -> Vec<f32> {
 
 /// Half of the window that takes `old` samples to `new` (two passes make the full window).
 fn jarosz_window(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// A box filter of `window` samples centred on each output, over `len` samples `stride` apart;
@@ -478,10 +478,15 @@ mod tests {
         let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let mut out = vec![0f32; 16];
         box_1d(&input, &mut out, 16, 1, 7);
-        let sums = [6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54];
+        let sums = [
+            6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54,
+        ];
         let counts = [4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 5, 4];
         for i in 0..16 {
-            assert!((out[i] - sums[i] as f32 / counts[i] as f32).abs() < 1e-5, "at {i}");
+            assert!(
+                (out[i] - sums[i] as f32 / counts[i] as f32).abs() < 1e-5,
+                "at {i}"
+            );
         }
     }
 

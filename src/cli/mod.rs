@@ -1,4 +1,6 @@
-//! Command-line front end: `serve` and `check-config`, logging setup, signals.
+//! Command-line front end: `serve`, `hash` and `check-config`, logging setup, signals.
+
+mod hash;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub enum Command {
         #[arg(long, short, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Hash images and videos (PDQ by default): one line per image or sampled frame.
+    Hash(hash::HashArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -59,6 +63,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", config.display());
             Ok(())
         }
+        Command::Hash(args) => match hash::run(&args)? {
+            0 => Ok(()),
+            failed => anyhow::bail!("{failed} of {} files could not be hashed", args.files.len()),
+        },
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             init_logging(cli.log_format.unwrap_or(config.log.format));

@@ -1,0 +1,160 @@
+//! `hashgate hash FILE...`: PDQ (or an image_hasher algorithm) of images and videos.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::hash::image_input::{self, load_rgb};
+use crate::hash::imghash::{self, Algorithm};
+use crate::hash::letterbox::{self, LetterboxSettings};
+use crate::hash::pdq::{self, LumaImage};
+use crate::inspect::file::{decode_file, duration_seconds};
+use crate::inspect::sampler::Sampler;
+
+/// Output format for videos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VideoFormat {
+    /// `<hash>\t<quality>\t<file>\t<seconds>`, one line per sampled frame.
+    Tsv,
+    /// ThreatExchange vPDQ: `frameNumber,quality,pdqHex,timestampSec`.
+    Vpdq,
+}
+
+/// Arguments of `hashgate hash`.
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Images (PNG, JPEG, …) and videos (anything FFmpeg reads).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format for videos.
+    #[arg(long, value_enum, default_value = "tsv")]
+    pub format: VideoFormat,
+    /// Frames per second of video time to hash; 0 hashes every frame.
+    #[arg(long, default_value_t = 1.0)]
+    pub fps: f64,
+    /// Hash algorithm: pdq, phash, dhash, mean, gradient, blockhash.
+    #[arg(long, default_value = "pdq")]
+    pub algorithm: Algorithm,
+    /// Hash the picture inside letterbox/pillarbox bars instead of the whole frame.
+    #[arg(long)]
+    pub unletterbox: bool,
+}
+
+/// Runs `hash`; returns how many files failed.
+pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
+    if args.format == VideoFormat::Vpdq && args.algorithm != Algorithm::Pdq {
+        anyhow::bail!("--format vpdq needs --algorithm pdq");
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = 0;
+    for file in &args.files {
+        let result = if is_image(file) {
+            hash_image(args, file, &mut out)
+        } else {
+            hash_video(args, file, &mut out)
+        };
+        if let Err(e) = result {
+            failed += 1;
+            out.flush().ok();
+            eprintln!("hashgate: {e:#}");
+        }
+    }
+    out.flush().context("writing output")?;
+    Ok(failed)
+}
+
+fn is_image(path: &Path) -> bool {
+    image::ImageFormat::from_path(path).is_ok_and(|f| f.can_read())
+}
+
+/// The text and quality of one frame's hash under the chosen algorithm.
+fn hash_luma(args: &HashArgs, luma: &LumaImage) -> (String, String) {
+    let content = args
+        .unletterbox
+        .then(|| letterbox::detect(luma, LetterboxSettings::default()))
+        .flatten()
+        .map(|area| letterbox::crop(luma, area));
+    let luma = content.as_ref().unwrap_or(luma);
+    match args.algorithm {
+        Algorithm::Pdq => {
+            let result = pdq::pdq(luma);
+            (result.hash().to_string(), result.quality.to_string())
+        }
+        other => {
+            let gray = image::GrayImage::from_fn(luma.width as u32, luma.height as u32, |x, y| {
+                let v = luma.pixels[y as usize * luma.width + x as usize];
+                image::Luma([v.round().clamp(0.0, 255.0) as u8])
+            });
+            let hash = imghash::hash(other, &gray)
+                .map(|h| h.to_base64())
+                .unwrap_or_default();
+            (hash, "-".to_owned())
+        }
+    }
+}
+
+fn hash_image(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let rgb = load_rgb(path)?;
+    let (hash, quality) = hash_luma(args, &image_input::luma(&rgb));
+    writeln!(out, "{hash}\t{quality}\t{}", path.display())?;
+    Ok(())
+}
+
+fn hash_video(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let duration = duration_seconds(path);
+    let progress = match duration {
+        Some(d) if d > 5.0 && std::io::stderr().is_terminal() => {
+            let bar = ProgressBar::new((d * 1000.0) as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed}<{eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(path.display().to_string());
+            Some(bar)
+        }
+        _ => None,
+    };
+    let mut sampler = Sampler::new(args.fps);
+    let mut write_error = None;
+    let errors = decode_file(path, |frame| {
+        if let Some(bar) = &progress {
+            bar.set_position((frame.seconds.max(0.0) * 1000.0) as u64);
+        }
+        if write_error.is_some() || !sampler.take((frame.seconds * 1000.0).round() as i64) {
+            return;
+        }
+        let (hash, quality) = hash_luma(args, &frame.luma);
+        let line = match args.format {
+            VideoFormat::Vpdq => {
+                format!("{},{quality},{hash},{:.3}", frame.number, frame.seconds)
+            }
+            VideoFormat::Tsv => {
+                format!(
+                    "{hash}\t{quality}\t{}\t{:.3}",
+                    path.display(),
+                    frame.seconds
+                )
+            }
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            write_error = Some(e);
+        }
+    })?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if errors > 0 {
+        eprintln!(
+            "hashgate: {}: {errors} corrupt packets skipped",
+            path.display()
+        );
+    }
+    Ok(())
+}

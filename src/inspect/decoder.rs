@@ -1,0 +1,259 @@
+//! Decoding with FFmpeg (ffmpeg-next): a decoder opened from the stream's sequence header,
+//! luma planes out. A corrupt packet is counted and skipped, and decoding resumes at the next
+//! keyframe; in keyframes mode FFmpeg is told to skip every other frame (`AVDISCARD_NONKEY`).
+
+use std::sync::Once;
+
+use ffmpeg::codec::{self, Id};
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::color;
+use ffmpeg_next as ffmpeg;
+
+use super::flv::VideoCodec;
+use crate::hash::pdq::LumaImage;
+
+/// FFmpeg's padding requirement after extradata and packet data.
+const PADDING: usize = 64;
+
+/// Why a decoder could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// FFmpeg has no decoder for the codec.
+    #[error("FFmpeg has no {0} decoder")]
+    NoDecoder(&'static str),
+    /// FFmpeg refused the configuration.
+    #[error("cannot open {codec} decoder: {source}")]
+    Open {
+        /// Codec.
+        codec: &'static str,
+        /// FFmpeg's error.
+        source: ffmpeg::Error,
+    },
+}
+
+/// Initialises FFmpeg once and keeps its own log quiet: decode errors are counted and reported
+/// by hashgate, one line per stream, not one per macroblock.
+pub fn init_ffmpeg() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+/// A decoded picture's luma, ready for hashing.
+pub struct DecodedFrame {
+    /// Presentation time in the stream's milliseconds.
+    pub pts_ms: i64,
+    /// Whether FFmpeg marked it a keyframe.
+    pub keyframe: bool,
+    /// Luma, stretched to full range.
+    pub luma: LumaImage,
+}
+
+/// One stream's decoder.
+pub struct VideoDecoder {
+    codec: VideoCodec,
+    decoder: ffmpeg::decoder::Video,
+    frame: ffmpeg::frame::Video,
+    luma: LumaExtractor,
+    awaiting_keyframe: bool,
+    /// Packets FFmpeg rejected.
+    pub errors: u64,
+}
+
+fn ffmpeg_id(codec: VideoCodec) -> Id {
+    match codec {
+        VideoCodec::H264 => Id::H264,
+        VideoCodec::Hevc => Id::HEVC,
+        VideoCodec::Av1 => Id::AV1,
+        VideoCodec::Vp9 => Id::VP9,
+    }
+}
+
+impl VideoDecoder {
+    /// Opens a decoder from the configuration record of a sequence header. `keyframes_only`
+    /// makes FFmpeg skip every frame that is not a keyframe.
+    pub fn open(
+        codec: VideoCodec,
+        config: &[u8],
+        keyframes_only: bool,
+    ) -> Result<Self, DecodeError> {
+        init_ffmpeg();
+        let found =
+            ffmpeg::decoder::find(ffmpeg_id(codec)).ok_or(DecodeError::NoDecoder(codec.name()))?;
+        let mut context = codec::Context::new_with_codec(found);
+        // SAFETY: the context was just allocated by FFmpeg and is exclusively ours; extradata is
+        // allocated with av_mallocz (FFmpeg frees it with the context) and padded as required.
+        unsafe {
+            let ptr = context.as_mut_ptr();
+            if !config.is_empty() {
+                let extradata = ffmpeg::ffi::av_mallocz(config.len() + PADDING) as *mut u8;
+                if !extradata.is_null() {
+                    std::ptr::copy_nonoverlapping(config.as_ptr(), extradata, config.len());
+                    (*ptr).extradata = extradata;
+                    (*ptr).extradata_size = config.len() as i32;
+                }
+            }
+            // Streams are decoded in parallel with one another, each on one thread.
+            (*ptr).thread_count = 1;
+            (*ptr).pkt_timebase = ffmpeg::ffi::AVRational { num: 1, den: 1000 };
+        }
+        let mut decoder = context.decoder();
+        if keyframes_only {
+            decoder.skip_frame(ffmpeg::Discard::NonKey);
+        }
+        let decoder = decoder.video().map_err(|source| DecodeError::Open {
+            codec: codec.name(),
+            source,
+        })?;
+        Ok(VideoDecoder {
+            codec,
+            decoder,
+            frame: ffmpeg::frame::Video::empty(),
+            luma: LumaExtractor::default(),
+            awaiting_keyframe: true,
+            errors: 0,
+        })
+    }
+
+    /// The codec this decoder was opened for.
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    /// Decodes one coded frame; calls `out` for each picture that comes out. Until the first
+    /// keyframe, and after an error until the next one, frames are dropped unseen.
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        dts_ms: i64,
+        pts_ms: i64,
+        keyframe: bool,
+        mut out: impl FnMut(DecodedFrame),
+    ) {
+        if self.awaiting_keyframe && !keyframe {
+            return;
+        }
+        self.awaiting_keyframe = false;
+        let mut packet = ffmpeg::Packet::copy(data);
+        packet.set_dts(Some(dts_ms));
+        packet.set_pts(Some(pts_ms));
+        if keyframe {
+            packet.set_flags(ffmpeg::packet::Flags::KEY);
+        }
+        if self.decoder.send_packet(&packet).is_err() {
+            self.fail();
+            return;
+        }
+        self.drain(&mut out);
+    }
+
+    /// Flushes the frames FFmpeg still holds (B-frame reordering) at the end of a sequence.
+    pub fn finish(&mut self, mut out: impl FnMut(DecodedFrame)) {
+        if self.decoder.send_eof().is_ok() {
+            self.drain(&mut out);
+        }
+        self.decoder.flush();
+        self.awaiting_keyframe = true;
+    }
+
+    fn fail(&mut self) {
+        self.errors += 1;
+        self.awaiting_keyframe = true;
+        self.decoder.flush();
+    }
+
+    fn drain(&mut self, out: &mut impl FnMut(DecodedFrame)) {
+        loop {
+            match self.decoder.receive_frame(&mut self.frame) {
+                Ok(()) => {
+                    // SAFETY: reading plain fields of the frame FFmpeg just filled.
+                    let corrupt = unsafe {
+                        (*self.frame.as_ptr()).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT != 0
+                            || (*self.frame.as_ptr()).decode_error_flags != 0
+                    };
+                    if corrupt {
+                        self.errors += 1;
+                        continue;
+                    }
+                    if let Some(luma) = self.luma.extract(&self.frame) {
+                        let pts_ms = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
+                        out(DecodedFrame {
+                            pts_ms,
+                            keyframe: self.frame.is_key(),
+                            luma,
+                        });
+                    }
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return
+                }
+                Err(ffmpeg::Error::Eof) => return,
+                Err(_) => {
+                    self.fail();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Luma out of decoded frames: read in place for 8-bit YUV and grey formats, converted with
+/// swscale for anything else (10-bit, RGB, palettes). Limited-range luma is stretched to full.
+#[derive(Default)]
+pub(crate) struct LumaExtractor {
+    to_gray: Option<(Pixel, u32, u32, scaling::Context)>,
+}
+
+impl LumaExtractor {
+    pub(crate) fn extract(&mut self, frame: &ffmpeg::frame::Video) -> Option<LumaImage> {
+        let (w, h, format) = (frame.width(), frame.height(), frame.format());
+        if w == 0 || h == 0 {
+            return None;
+        }
+        let full_range = frame.color_range() == color::Range::JPEG
+            || matches!(format, Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P);
+        let eight_bit_luma = matches!(
+            format,
+            Pixel::YUV420P
+                | Pixel::YUVJ420P
+                | Pixel::YUV422P
+                | Pixel::YUVJ422P
+                | Pixel::YUV444P
+                | Pixel::YUVJ444P
+                | Pixel::YUV440P
+                | Pixel::NV12
+                | Pixel::NV21
+                | Pixel::GRAY8
+        );
+        if eight_bit_luma {
+            return Some(LumaImage::from_luma_plane(
+                w as usize,
+                h as usize,
+                frame.stride(0),
+                frame.data(0),
+                !full_range,
+            ));
+        }
+        let stale =
+            !matches!(&self.to_gray, Some((f, sw, sh, _)) if *f == format && *sw == w && *sh == h);
+        if stale {
+            let ctx =
+                scaling::Context::get(format, w, h, Pixel::GRAY8, w, h, scaling::Flags::POINT)
+                    .ok()?;
+            self.to_gray = Some((format, w, h, ctx));
+        }
+        let (_, _, _, ctx) = self.to_gray.as_mut()?;
+        let mut gray = ffmpeg::frame::Video::empty();
+        ctx.run(frame, &mut gray).ok()?;
+        Some(LumaImage::from_luma_plane(
+            w as usize,
+            h as usize,
+            gray.stride(0),
+            gray.data(0),
+            false,
+        ))
+    }
+}

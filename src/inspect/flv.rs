@@ -1,0 +1,294 @@
+//! Video tag bodies as RTMP carries them: classic FLV (AVC, codec id 7; and the legacy HEVC id
+//! 12) and Enhanced RTMP's ExVideoTagHeader (FourCC `avc1`, `hvc1`, `av01`, `vp09`).
+
+use bytes::Bytes;
+
+/// A video codec inspection may decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// H.264 / AVC.
+    H264,
+    /// H.265 / HEVC.
+    Hevc,
+    /// AV1.
+    Av1,
+    /// VP9.
+    Vp9,
+}
+
+impl VideoCodec {
+    fn from_fourcc(fourcc: [u8; 4]) -> Option<VideoCodec> {
+        match &fourcc {
+            b"avc1" => Some(VideoCodec::H264),
+            b"hvc1" => Some(VideoCodec::Hevc),
+            b"av01" => Some(VideoCodec::Av1),
+            b"vp09" => Some(VideoCodec::Vp9),
+            _ => None,
+        }
+    }
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Hevc => "hevc",
+            VideoCodec::Av1 => "av1",
+            VideoCodec::Vp9 => "vp9",
+        }
+    }
+}
+
+/// What one video message carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoTag {
+    /// Decoder configuration (AVCDecoderConfigurationRecord, hvcC, av1C, vpcC).
+    SequenceStart {
+        /// Codec.
+        codec: VideoCodec,
+        /// The configuration record, as the decoder's extradata.
+        config: Bytes,
+    },
+    /// One coded frame.
+    Frame {
+        /// Codec.
+        codec: VideoCodec,
+        /// Whether decoding can start here.
+        keyframe: bool,
+        /// Presentation minus decode time, in milliseconds.
+        composition_time: i32,
+        /// The coded data (length-prefixed NAL units, OBUs or a VP9 frame).
+        data: Bytes,
+    },
+    /// End of sequence.
+    SequenceEnd,
+    /// Something to forward but not to decode: metadata, command frames, multitrack, a codec
+    /// inspection does not handle (named in `what`).
+    Skip {
+        /// What it was, for the one warning per stream.
+        what: String,
+        /// True when it is video in a codec inspection cannot decode.
+        unsupported_codec: bool,
+    },
+}
+
+/// A video tag body too short for its own header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("video tag of {0} bytes is truncated")]
+pub struct TruncatedTag(pub usize);
+
+fn si24(b: &[u8]) -> i32 {
+    let raw = (b[0] as i32) << 16 | (b[1] as i32) << 8 | b[2] as i32;
+    (raw << 8) >> 8
+}
+
+/// Parses a video message body. Never copies the coded data.
+pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, TruncatedTag> {
+    let truncated = || TruncatedTag(payload.len());
+    let first = *payload.first().ok_or_else(truncated)?;
+    if first & 0x80 != 0 {
+        return parse_enhanced(payload, first);
+    }
+    let frame_type = first >> 4;
+    let codec_id = first & 0x0F;
+    let codec = match codec_id {
+        7 => VideoCodec::H264,
+        12 => VideoCodec::Hevc,
+        other => {
+            return Ok(VideoTag::Skip {
+                what: format!("FLV video codec id {other}"),
+                unsupported_codec: true,
+            })
+        }
+    };
+    if frame_type == 5 {
+        return Ok(skip("video info/command frame"));
+    }
+    let header = payload.get(..5).ok_or_else(truncated)?;
+    let composition_time = si24(&header[2..5]);
+    Ok(match header[1] {
+        0 => VideoTag::SequenceStart {
+            codec,
+            config: payload.slice(5..),
+        },
+        1 => VideoTag::Frame {
+            codec,
+            keyframe: frame_type == 1 || frame_type == 4,
+            composition_time,
+            data: payload.slice(5..),
+        },
+        2 => VideoTag::SequenceEnd,
+        other => skip(&format!("AVC packet type {other}")),
+    })
+}
+
+fn skip(what: &str) -> VideoTag {
+    VideoTag::Skip {
+        what: what.to_owned(),
+        unsupported_codec: false,
+    }
+}
+
+fn parse_enhanced(payload: &Bytes, first: u8) -> Result<VideoTag, TruncatedTag> {
+    let truncated = || TruncatedTag(payload.len());
+    let frame_type = (first >> 4) & 0x07;
+    let packet_type = first & 0x0F;
+    match packet_type {
+        6 => return Ok(skip("Enhanced RTMP multitrack video")),
+        7 => return Ok(skip("Enhanced RTMP ModEx video")),
+        _ => {}
+    }
+    let fourcc: [u8; 4] = payload
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(truncated)?;
+    let Some(codec) = VideoCodec::from_fourcc(fourcc) else {
+        return Ok(VideoTag::Skip {
+            what: format!(
+                "Enhanced RTMP video FourCC {:?}",
+                String::from_utf8_lossy(&fourcc)
+            ),
+            unsupported_codec: true,
+        });
+    };
+    if frame_type == 5 {
+        return Ok(skip("video info/command frame"));
+    }
+    let keyframe = frame_type == 1 || frame_type == 4;
+    Ok(match packet_type {
+        0 => VideoTag::SequenceStart {
+            codec,
+            config: payload.slice(5..),
+        },
+        // CodedFrames carries a composition time for the codecs that have B-frames.
+        1 if matches!(codec, VideoCodec::H264 | VideoCodec::Hevc) => {
+            let cts = payload.get(5..8).ok_or_else(truncated)?;
+            VideoTag::Frame {
+                codec,
+                keyframe,
+                composition_time: si24(cts),
+                data: payload.slice(8..),
+            }
+        }
+        1 | 3 => VideoTag::Frame {
+            codec,
+            keyframe,
+            composition_time: 0,
+            data: payload.slice(5..),
+        },
+        2 => VideoTag::SequenceEnd,
+        4 => skip("Enhanced RTMP video metadata"),
+        other => skip(&format!("Enhanced RTMP video packet type {other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_avc() {
+        let header = Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1F]);
+        assert_eq!(
+            parse_video_tag(&header),
+            Ok(VideoTag::SequenceStart {
+                codec: VideoCodec::H264,
+                config: Bytes::from_static(&[1, 0x64, 0, 0x1F]),
+            })
+        );
+        // Inter frame with composition time -33 (0xFFFFDF).
+        let frame = Bytes::from_static(&[0x27, 1, 0xFF, 0xFF, 0xDF, 0, 0, 0, 2, 9, 9]);
+        assert_eq!(
+            parse_video_tag(&frame),
+            Ok(VideoTag::Frame {
+                codec: VideoCodec::H264,
+                keyframe: false,
+                composition_time: -33,
+                data: Bytes::from_static(&[0, 0, 0, 2, 9, 9]),
+            })
+        );
+        assert_eq!(
+            parse_video_tag(&Bytes::from_static(&[0x17, 2, 0, 0, 0])),
+            Ok(VideoTag::SequenceEnd)
+        );
+        assert_eq!(
+            parse_video_tag(&Bytes::from_static(&[0x17, 1])),
+            Err(TruncatedTag(2))
+        );
+        assert_eq!(parse_video_tag(&Bytes::new()), Err(TruncatedTag(0)));
+    }
+
+    #[test]
+    fn other_flv_codecs_are_skipped_as_unsupported() {
+        let vp6 = Bytes::from_static(&[0x14, 0, 0]);
+        assert!(matches!(
+            parse_video_tag(&vp6),
+            Ok(VideoTag::Skip {
+                unsupported_codec: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn enhanced_rtmp() {
+        let start = Bytes::from_static(b"\x90hvc1\x01\x02");
+        assert_eq!(
+            parse_video_tag(&start),
+            Ok(VideoTag::SequenceStart {
+                codec: VideoCodec::Hevc,
+                config: Bytes::from_static(&[1, 2]),
+            })
+        );
+        let coded = Bytes::from_static(b"\x91hvc1\x00\x00\x21\xAA");
+        assert_eq!(
+            parse_video_tag(&coded),
+            Ok(VideoTag::Frame {
+                codec: VideoCodec::Hevc,
+                keyframe: true,
+                composition_time: 33,
+                data: Bytes::from_static(&[0xAA]),
+            })
+        );
+        let av1 = Bytes::from_static(b"\xA1av01\x12\x00");
+        assert_eq!(
+            parse_video_tag(&av1),
+            Ok(VideoTag::Frame {
+                codec: VideoCodec::Av1,
+                keyframe: false,
+                composition_time: 0,
+                data: Bytes::from_static(&[0x12, 0]),
+            })
+        );
+        let vp9x = Bytes::from_static(b"\x93vp09\x82");
+        assert!(matches!(
+            parse_video_tag(&vp9x),
+            Ok(VideoTag::Frame {
+                codec: VideoCodec::Vp9,
+                keyframe: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_video_tag(&Bytes::from_static(b"\x92av01")),
+            Ok(VideoTag::SequenceEnd)
+        );
+        assert!(matches!(
+            parse_video_tag(&Bytes::from_static(b"\x91vvc1\x00")),
+            Ok(VideoTag::Skip {
+                unsupported_codec: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_video_tag(&Bytes::from_static(b"\x94av01\x02")),
+            Ok(VideoTag::Skip {
+                unsupported_codec: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_video_tag(&Bytes::from_static(b"\x91hv")),
+            Err(TruncatedTag(3))
+        );
+    }
+}
