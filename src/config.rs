@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::hash::letterbox::LetterboxSettings;
+use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::rtmp::url::RtmpUrl;
 
 /// Why a configuration cannot be used.
@@ -58,6 +60,12 @@ pub struct Config {
     /// Stream key rewrites and per-key upstreams.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Which frames are hashed.
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    /// The inspection worker pool.
+    #[serde(default)]
+    pub inspect: InspectConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -155,6 +163,68 @@ pub struct Route {
     pub upstream_key: Option<String>,
     /// Upstream URL for this key; `[upstream] url` when absent.
     pub url: Option<String>,
+    /// Sampling rate for this key; `[sampling] fps` when absent.
+    pub fps: Option<f64>,
+    /// Sampling mode for this key; `[sampling] mode` when absent.
+    pub mode: Option<SamplingMode>,
+}
+
+/// `[sampling]`: which frames of each stream are decoded and hashed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// Frames per second of stream time to hash; 0 hashes every decoded frame.
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// `"all"` decodes every frame (exact sampling), `"keyframes"` only keyframes (cheap).
+    #[serde(default)]
+    pub mode: SamplingMode,
+    /// Also hash the picture inside letterbox/pillarbox bars when a frame has them.
+    #[serde(default = "yes")]
+    pub letterbox: bool,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig {
+            fps: default_fps(),
+            mode: SamplingMode::All,
+            letterbox: true,
+        }
+    }
+}
+
+/// `[inspect]`: the worker pool that decodes and hashes, off the relay's path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectConfig {
+    /// Worker threads; 0 = one per core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Video messages buffered per stream before inspection drops (whole GOPs) to catch up.
+    #[serde(default = "default_tap_capacity")]
+    pub queue: usize,
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig {
+            threads: 0,
+            queue: default_tap_capacity(),
+        }
+    }
+}
+
+fn default_fps() -> f64 {
+    2.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_tap_capacity() -> usize {
+    256
 }
 
 /// `[log]`.
@@ -323,6 +393,18 @@ impl Config {
                 ));
             }
         }
+        let fps_ok = |fps: f64| fps.is_finite() && (0.0..=240.0).contains(&fps);
+        if !fps_ok(self.sampling.fps) {
+            return Err(invalid("sampling.fps", "must be between 0 (every frame) and 240".into()));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.fps.is_some_and(|f| !fps_ok(f)) {
+                return Err(invalid(&format!("routes[{i}].fps"), "must be between 0 and 240".into()));
+            }
+        }
+        if self.inspect.queue == 0 {
+            return Err(invalid("inspect.queue", "must be greater than 0".into()));
+        }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(invalid(
                 "server.tls_cert",
@@ -356,6 +438,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Sampling settings for a broadcaster's stream key (route overrides applied).
+    pub fn inspect_settings(&self, stream_key: &str) -> InspectSettings {
+        let route = self.routes.iter().find(|r| r.key == stream_key);
+        InspectSettings {
+            fps: route.and_then(|r| r.fps).unwrap_or(self.sampling.fps),
+            mode: route.and_then(|r| r.mode).unwrap_or(self.sampling.mode),
+            letterbox: self.sampling.letterbox.then(LetterboxSettings::default),
+        }
     }
 
     /// Upstream URL and key for a broadcaster's stream key.

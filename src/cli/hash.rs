@@ -58,13 +58,23 @@ pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
             hash_video(args, file, &mut out)
         };
         if let Err(e) = result {
+            // A closed pipe (`| head`) means the reader has what it wanted.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return Ok(failed);
+            }
             failed += 1;
             out.flush().ok();
             eprintln!("hashgate: {e:#}");
         }
     }
-    out.flush().context("writing output")?;
-    Ok(failed)
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(failed),
+        other => other.context("writing output").map(|_| failed),
+    }
 }
 
 fn is_image(path: &Path) -> bool {

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::relay::{self, Relay};
+use crate::inspect::pool::{Inspector, LogSink};
+use crate::relay::{self, Relay, StreamInfo};
 
 /// hashgate: relays RTMP ingest to the platform and cuts streams that match known content.
 #[derive(Debug, Parser)]
@@ -90,7 +91,17 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let relay = Arc::new(Relay::new(config)?);
+    let inspector = {
+        let settings_config = config.clone();
+        Inspector::start(
+            config.inspect.threads,
+            config.inspect.queue,
+            Box::new(move |stream: &StreamInfo| settings_config.inspect_settings(&stream.stream_key)),
+            Arc::new(LogSink),
+        )
+        .context("starting the inspection workers")?
+    };
+    let relay = Arc::new(Relay::new(config)?.with_taps(Arc::new(inspector)));
     let listener = relay::bind(listen).await?;
     let running = tokio::spawn(relay.clone().run(listener));
     wait_for_shutdown_signal().await?;

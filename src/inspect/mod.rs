@@ -8,3 +8,5 @@ pub mod decoder;
 pub mod file;
 pub mod flv;
 pub mod sampler;
+pub mod pool;
+pub mod stream;

@@ -1,0 +1,124 @@
+//! Live inspection through the relay: ffmpeg publishes, the relay taps the video, the pool
+//! decodes and hashes at the configured rate, and the hashes equal those of the same frames
+//! hashed from the file.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use hashgate::config::Config;
+use hashgate::hash::pdq::PdqHash;
+use hashgate::inspect::pool::{FrameSink, Inspector};
+use hashgate::inspect::stream::{InspectStats, SampledFrame};
+use hashgate::relay::{self, Relay, StreamInfo};
+
+#[derive(Default)]
+struct Collect {
+    frames: Mutex<HashMap<String, Vec<(i64, PdqHash)>>>,
+    ended: Mutex<Vec<String>>,
+}
+
+impl FrameSink for Collect {
+    fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
+        if let Ok(mut f) = self.frames.lock() {
+            f.entry(stream.stream_key.clone())
+                .or_default()
+                .push((frame.stream_time_ms, frame.hashes.full.hash()));
+        }
+    }
+    fn stream_ended(&self, stream: &StreamInfo, _stats: &InspectStats) {
+        if let Ok(mut e) = self.ended.lock() {
+            e.push(stream.stream_key.clone());
+        }
+    }
+}
+
+/// `hashgate hash --fps 2` of the clip: (milliseconds, hash).
+fn file_hashes(clip: &Path) -> Vec<(i64, PdqHash)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(clip)
+        .output()
+        .expect("hashgate hash");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let seconds: f64 = f[3].parse().expect("seconds");
+            ((seconds * 1000.0).round() as i64, f[0].parse().expect("hex"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_are_hashed_at_the_configured_rate() {
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}[sampling]\nfps = 2.0\n[[routes]]\nkey = \"keys\"\nmode = \"keyframes\"\n",
+        upstream(&nginx.url())
+    );
+    let config = Config::parse(&text, Path::new("test.toml")).expect("config");
+    let sink = Arc::new(Collect::default());
+    let settings = config.clone();
+    let inspector = Inspector::start(
+        2,
+        256,
+        Box::new(move |s: &StreamInfo| settings.inspect_settings(&s.stream_key)),
+        sink.clone(),
+    )
+    .expect("pool");
+    let relay = Arc::new(Relay::new(config).expect("relay").with_taps(Arc::new(inspector)));
+    let listener = relay::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let running = tokio::spawn(relay.clone().run(listener));
+
+    let clip = source_clip();
+    let (all, keys) = (
+        format!("rtmp://127.0.0.1:{port}/live/all"),
+        format!("rtmp://127.0.0.1:{port}/live/keys"),
+    );
+    tokio::task::spawn_blocking(move || {
+        let a = ffmpeg_publish(clip, &all);
+        let b = ffmpeg_publish(clip, &keys);
+        publish_ok(a, Duration::from_secs(60));
+        publish_ok(b, Duration::from_secs(60));
+    })
+    .await
+    .expect("publishers");
+    for _ in 0..100 {
+        if sink.ended.lock().map(|e| e.len() >= 2).unwrap_or(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.shutdown();
+    running.await.expect("join").expect("relay");
+
+    let frames = sink.frames.lock().expect("lock").clone();
+    // 4 s at 2 fps: frames at 0, 500, ..., 3500 ms (to within one 33 ms frame).
+    let all = frames.get("all").cloned().unwrap_or_default();
+    let times: Vec<i64> = all.iter().map(|(t, _)| *t).collect();
+    assert!((7..=9).contains(&all.len()), "sampled {times:?}");
+    for pair in times.windows(2) {
+        assert!((pair[1] - pair[0] - 500).abs() <= 34, "spacing {times:?}");
+    }
+    // The same frames hashed from the file give the same hashes. (RTMP time starts where the
+    // FLV muxer put the first timestamp, the file's at its start time: compare from the first.)
+    let reference = file_hashes(clip);
+    assert_eq!(reference.len(), all.len(), "file {reference:?} vs live {times:?}");
+    for (i, ((t, hash), (rt, want))) in all.iter().zip(&reference).enumerate() {
+        assert!(((t - times[0]) - (rt - reference[0].0)).abs() <= 1, "frame {i}: {t} vs {rt}");
+        assert_eq!(hash.distance(want), 0, "frame {i} at {t} ms");
+    }
+    // Keyframes mode decodes one frame per 2 s GOP.
+    let keys = frames.get("keys").cloned().unwrap_or_default();
+    let key_times: Vec<i64> = keys.iter().map(|(t, _)| *t).collect();
+    assert_eq!(key_times.len(), 2, "keyframes sampled at {key_times:?}");
+    assert!((key_times[1] - key_times[0] - 2000).abs() <= 34);
+}
