@@ -395,11 +395,17 @@ impl Config {
         }
         let fps_ok = |fps: f64| fps.is_finite() && (0.0..=240.0).contains(&fps);
         if !fps_ok(self.sampling.fps) {
-            return Err(invalid("sampling.fps", "must be between 0 (every frame) and 240".into()));
+            return Err(invalid(
+                "sampling.fps",
+                "must be between 0 (every frame) and 240".into(),
+            ));
         }
         for (i, route) in self.routes.iter().enumerate() {
             if route.fps.is_some_and(|f| !fps_ok(f)) {
-                return Err(invalid(&format!("routes[{i}].fps"), "must be between 0 and 240".into()));
+                return Err(invalid(
+                    &format!("routes[{i}].fps"),
+                    "must be between 0 and 240".into(),
+                ));
             }
         }
         if self.inspect.queue == 0 {

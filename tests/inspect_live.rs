@@ -50,7 +50,10 @@ fn file_hashes(clip: &Path) -> Vec<(i64, PdqHash)> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             let seconds: f64 = f[3].parse().expect("seconds");
-            ((seconds * 1000.0).round() as i64, f[0].parse().expect("hex"))
+            (
+                (seconds * 1000.0).round() as i64,
+                f[0].parse().expect("hex"),
+            )
         })
         .collect()
 }
@@ -73,8 +76,14 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
         sink.clone(),
     )
     .expect("pool");
-    let relay = Arc::new(Relay::new(config).expect("relay").with_taps(Arc::new(inspector)));
-    let listener = relay::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let relay = Arc::new(
+        Relay::new(config)
+            .expect("relay")
+            .with_taps(Arc::new(inspector)),
+    );
+    let listener = relay::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let running = tokio::spawn(relay.clone().run(listener));
 
@@ -111,9 +120,16 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     // The same frames hashed from the file give the same hashes. (RTMP time starts where the
     // FLV muxer put the first timestamp, the file's at its start time: compare from the first.)
     let reference = file_hashes(clip);
-    assert_eq!(reference.len(), all.len(), "file {reference:?} vs live {times:?}");
+    assert_eq!(
+        reference.len(),
+        all.len(),
+        "file {reference:?} vs live {times:?}"
+    );
     for (i, ((t, hash), (rt, want))) in all.iter().zip(&reference).enumerate() {
-        assert!(((t - times[0]) - (rt - reference[0].0)).abs() <= 1, "frame {i}: {t} vs {rt}");
+        assert!(
+            ((t - times[0]) - (rt - reference[0].0)).abs() <= 1,
+            "frame {i}: {t} vs {rt}"
+        );
         assert_eq!(hash.distance(want), 0, "frame {i} at {t} ms");
     }
     // Keyframes mode decodes one frame per 2 s GOP.

@@ -74,7 +74,11 @@ fn pixel_transform(rgb: &RgbImage, name: &str) -> RgbImage {
 /// (bits allowed, quality must match) for a row's source.
 fn bound(row: &Row) -> (u32, bool) {
     let s = &row.source;
-    let exact = ["pytx(", "pytx CLI --photo-preprocess=rotations", "java (ImageIO"];
+    let exact = [
+        "pytx(",
+        "pytx CLI --photo-preprocess=rotations",
+        "java (ImageIO",
+    ];
     if exact.iter().any(|prefix| s.starts_with(prefix)) {
         (0, true)
     } else if s.starts_with("cpp+java") || s.starts_with("java expected out.bak --pdqdih") {

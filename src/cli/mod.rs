@@ -96,7 +96,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Inspector::start(
             config.inspect.threads,
             config.inspect.queue,
-            Box::new(move |stream: &StreamInfo| settings_config.inspect_settings(&stream.stream_key)),
+            Box::new(move |stream: &StreamInfo| {
+                settings_config.inspect_settings(&stream.stream_key)
+            }),
             Arc::new(LogSink),
         )
         .context("starting the inspection workers")?

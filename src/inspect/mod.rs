@@ -7,6 +7,6 @@
 pub mod decoder;
 pub mod file;
 pub mod flv;
-pub mod sampler;
 pub mod pool;
+pub mod sampler;
 pub mod stream;

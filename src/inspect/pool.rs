@@ -95,8 +95,15 @@ impl TapProvider for Inspector {
 
 /// A worker: a single-threaded runtime whose tasks are streams; decoding and hashing run
 /// inline, so one worker uses at most one core.
-fn run_worker(mut jobs: mpsc::UnboundedReceiver<Job>, sink: Arc<dyn FrameSink>, active: Arc<AtomicUsize>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+fn run_worker(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    sink: Arc<dyn FrameSink>,
+    active: Arc<AtomicUsize>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("inspection worker could not start: {e}");
@@ -126,11 +133,15 @@ async fn inspect(mut job: Job, sink: &dyn FrameSink) {
         last_arrival = video.arrived;
         let lag = video.arrived.elapsed().as_millis() as u64;
         job.stats.lag_ms.store(lag, Ordering::Relaxed);
-        inspector.handle(&video, &job.stats, &mut |frame| sink.frame(&job.stream, frame));
+        inspector.handle(&video, &job.stats, &mut |frame| {
+            sink.frame(&job.stream, frame)
+        });
         // Let the other streams of this worker have their turn between messages.
         tokio::task::yield_now().await;
     }
-    inspector.flush(&job.stats, last_arrival, &mut |frame| sink.frame(&job.stream, frame));
+    inspector.flush(&job.stats, last_arrival, &mut |frame| {
+        sink.frame(&job.stream, frame)
+    });
     sink.stream_ended(&job.stream, &job.stats);
 }
 

@@ -86,7 +86,12 @@ impl StreamInspector {
     }
 
     /// Handles one video message; calls `out` for each sampled frame.
-    pub fn handle(&mut self, video: &TappedVideo, stats: &InspectStats, out: &mut dyn FnMut(SampledFrame)) {
+    pub fn handle(
+        &mut self,
+        video: &TappedVideo,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(SampledFrame),
+    ) {
         let tag = match parse_video_tag(&video.payload) {
             Ok(tag) => tag,
             Err(e) => {
@@ -115,7 +120,9 @@ impl StreamInspector {
                 });
                 let errors = decoder.errors;
                 if errors > self.reported_errors {
-                    stats.decode_errors.fetch_add(errors - self.reported_errors, Ordering::Relaxed);
+                    stats
+                        .decode_errors
+                        .fetch_add(errors - self.reported_errors, Ordering::Relaxed);
                     self.reported_errors = errors;
                 }
             }
@@ -155,7 +162,12 @@ impl StreamInspector {
     }
 
     /// Emits the frames the decoder still holds (end of sequence or of stream).
-    pub fn flush(&mut self, stats: &InspectStats, arrived: Instant, out: &mut dyn FnMut(SampledFrame)) {
+    pub fn flush(
+        &mut self,
+        stats: &InspectStats,
+        arrived: Instant,
+        out: &mut dyn FnMut(SampledFrame),
+    ) {
         let Some((_, _, decoder)) = self.decoder.as_mut() else {
             return;
         };
