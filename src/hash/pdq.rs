@@ -265,28 +265,92 @@ pub fn pdq(image: &LumaImage) -> PdqDct {
 }
 
 /// Jarosz filter and decimation to 64×64 (skipped for an image that already is 64×64).
+///
+/// Only the 64×64 decimated samples are kept, so the second pass computes only what reaches
+/// them: its row filter divides at the 64 sampled columns only, its column filter runs on those
+/// 64 columns only. Every running sum still adds and subtracts in the reference's order, so the
+/// result is bit-identical to filtering the whole image twice.
 fn downsample_64(image: &LumaImage) -> Vec<f32> {
     let (rows, cols) = (image.height, image.width);
     if rows == BLOCK && cols == BLOCK {
         return image.pixels.clone();
     }
-    let mut a = image.pixels.clone();
-    let mut b = vec![0f32; a.len()];
     let along_rows = jarosz_window(cols, BLOCK);
     let along_cols = jarosz_window(rows, BLOCK);
+    let sample_at = |n: usize| -> Vec<usize> {
+        (0..BLOCK)
+            .map(|i| (((i as f64 + 0.5) * n as f64) / BLOCK as f64) as usize)
+            .collect()
+    };
+    let (row_samples, col_samples) = (sample_at(rows), sample_at(cols));
+    // Below 64 pixels a sample position repeats; such images are tiny, filter them whole.
+    if rows < BLOCK || cols < BLOCK {
+        return downsample_64_whole(image, along_rows, along_cols, &row_samples, &col_samples);
+    }
+    const NONE: usize = usize::MAX;
+    let slots = |n: usize, samples: &[usize]| {
+        let mut slot = vec![NONE; n];
+        for (k, &at) in samples.iter().enumerate() {
+            slot[at] = k;
+        }
+        slot
+    };
+    let (row_slot, col_slot) = (slots(rows, &row_samples), slots(cols, &col_samples));
+
+    // Pass 1, whole image: rows into `b`, then all columns at once into `a`.
+    let mut a = vec![0f32; rows * cols];
+    let mut b = vec![0f32; rows * cols];
+    box_rows(&image.pixels, rows, cols, along_rows, |r, p, sum, n| {
+        b[r * cols + p] = sum / n as f32
+    });
+    box_columns(&b, rows, cols, along_cols, |p, sums, n| {
+        for (o, s) in a[p * cols..(p + 1) * cols].iter_mut().zip(sums) {
+            *o = s / n as f32;
+        }
+    });
+    // Pass 2: rows, kept at the 64 sampled columns; then those columns, kept at sampled rows.
+    let mut picked = vec![0f32; rows * BLOCK];
+    box_rows(&a, rows, cols, along_rows, |r, p, sum, n| {
+        if col_slot[p] != NONE {
+            picked[r * BLOCK + col_slot[p]] = sum / n as f32;
+        }
+    });
+    let mut out = vec![0f32; BLOCK * BLOCK];
+    box_columns(&picked, rows, BLOCK, along_cols, |p, sums, n| {
+        if row_slot[p] != NONE {
+            let i = row_slot[p];
+            for (o, s) in out[i * BLOCK..(i + 1) * BLOCK].iter_mut().zip(sums) {
+                *o = s / n as f32;
+            }
+        }
+    });
+    out
+}
+
+/// The plain two-pass filter over the whole image, then decimation.
+fn downsample_64_whole(
+    image: &LumaImage,
+    along_rows: usize,
+    along_cols: usize,
+    row_samples: &[usize],
+    col_samples: &[usize],
+) -> Vec<f32> {
+    let (rows, cols) = (image.height, image.width);
+    let mut a = image.pixels.clone();
+    let mut b = vec![0f32; a.len()];
     for _ in 0..JAROSZ_PASSES {
-        for r in 0..rows {
-            box_1d(&a[r * cols..], &mut b[r * cols..], cols, 1, along_rows);
-        }
-        for c in 0..cols {
-            box_1d(&b[c..], &mut a[c..], rows, cols, along_cols);
-        }
+        box_rows(&a, rows, cols, along_rows, |r, p, sum, n| {
+            b[r * cols + p] = sum / n as f32
+        });
+        box_columns(&b, rows, cols, along_cols, |p, sums, n| {
+            for (o, s) in a[p * cols..(p + 1) * cols].iter_mut().zip(sums) {
+                *o = s / n as f32;
+            }
+        });
     }
     let mut out = vec![0f32; BLOCK * BLOCK];
-    for i in 0..BLOCK {
-        let ii = (((i as f64 + 0.5) * rows as f64) / BLOCK as f64) as usize;
-        for j in 0..BLOCK {
-            let jj = (((j as f64 + 0.5) * cols as f64) / BLOCK as f64) as usize;
+    for (i, &ii) in row_samples.iter().enumerate() {
+        for (j, &jj) in col_samples.iter().enumerate() {
             out[i * BLOCK + j] = a[ii * cols + jj];
         }
     }
@@ -298,43 +362,166 @@ fn jarosz_window(old: usize, new: usize) -> usize {
     old.div_ceil(2 * new)
 }
 
-/// A box filter of `window` samples centred on each output, over `len` samples `stride` apart;
-/// near the ends it averages over the part of the window inside the vector.
-fn box_1d(input: &[f32], output: &mut [f32], len: usize, stride: usize, window: usize) {
+/// The four phases of the reference's box filter over `len` positions: accumulate, write while
+/// the window grows, write with a full window, write while it shrinks. Near the ends the
+/// average is over the part of the window inside the data.
+fn box_phases(len: usize, window: usize) -> [usize; 4] {
     let half = (window + 2) / 2;
-    let lead_in = half - 1;
-    let first_writes = window - half + 1;
-    let steady = len.saturating_sub(window);
-    let tail = half - 1;
+    [
+        half - 1,
+        window - half + 1,
+        len.saturating_sub(window),
+        half - 1,
+    ]
+}
+
+/// A box filter along one row; `emit(position, sum, count)` for every output position.
+fn box_row(input: &[f32], window: usize, mut emit: impl FnMut(usize, f32, usize)) {
+    let [lead_in, first_writes, steady, tail] = box_phases(input.len(), window);
     let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
     let mut sum = 0f32;
     let mut count = 0usize;
     for _ in 0..lead_in {
         sum += input[right];
         count += 1;
-        right += stride;
+        right += 1;
     }
     for _ in 0..first_writes {
         sum += input[right];
         count += 1;
-        output[out] = sum / count as f32;
-        right += stride;
-        out += stride;
+        emit(out, sum, count);
+        right += 1;
+        out += 1;
     }
     for _ in 0..steady {
         sum += input[right];
         sum -= input[left];
-        output[out] = sum / count as f32;
-        left += stride;
-        right += stride;
-        out += stride;
+        emit(out, sum, count);
+        left += 1;
+        right += 1;
+        out += 1;
     }
     for _ in 0..tail {
         sum -= input[left];
         count -= 1;
-        output[out] = sum / count as f32;
-        left += stride;
-        out += stride;
+        emit(out, sum, count);
+        left += 1;
+        out += 1;
+    }
+}
+
+/// [`box_row`] over every row of a `rows × cols` matrix, eight rows at a time: eight running
+/// sums advance together, so the additions of different rows overlap in the pipeline instead of
+/// each waiting for the previous one. Each row's own additions keep their order.
+/// `emit(row, position, sum, count)`.
+fn box_rows(
+    input: &[f32],
+    rows: usize,
+    cols: usize,
+    window: usize,
+    mut emit: impl FnMut(usize, usize, f32, usize),
+) {
+    const GROUP: usize = 8;
+    let full_groups = rows / GROUP;
+    for g in 0..full_groups {
+        let base = g * GROUP * cols;
+        let at = |k: usize, p: usize| input[base + k * cols + p];
+        let [lead_in, first_writes, steady, tail] = box_phases(cols, window);
+        let mut sums = [0f32; GROUP];
+        let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
+        let mut count = 0usize;
+        for _ in 0..lead_in {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s += at(k, right);
+            }
+            count += 1;
+            right += 1;
+        }
+        for _ in 0..first_writes {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s += at(k, right);
+            }
+            count += 1;
+            for (k, s) in sums.iter().enumerate() {
+                emit(g * GROUP + k, out, *s, count);
+            }
+            right += 1;
+            out += 1;
+        }
+        for _ in 0..steady {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s += at(k, right);
+                *s -= at(k, left);
+            }
+            for (k, s) in sums.iter().enumerate() {
+                emit(g * GROUP + k, out, *s, count);
+            }
+            left += 1;
+            right += 1;
+            out += 1;
+        }
+        for _ in 0..tail {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s -= at(k, left);
+            }
+            count -= 1;
+            for (k, s) in sums.iter().enumerate() {
+                emit(g * GROUP + k, out, *s, count);
+            }
+            left += 1;
+            out += 1;
+        }
+    }
+    for r in full_groups * GROUP..rows {
+        box_row(&input[r * cols..(r + 1) * cols], window, |p, sum, n| {
+            emit(r, p, sum, n)
+        });
+    }
+}
+
+/// The same filter down every column of a `rows × lanes` matrix at once: one running sum per
+/// column, rows read in order (cache-friendly, vectorisable), each column's additions in the
+/// same order as a column-by-column filter. `emit(row, sums, count)` per output row.
+fn box_columns(
+    input: &[f32],
+    rows: usize,
+    lanes: usize,
+    window: usize,
+    mut emit: impl FnMut(usize, &[f32], usize),
+) {
+    let [lead_in, first_writes, steady, tail] = box_phases(rows, window);
+    let row = |r: usize| &input[r * lanes..(r + 1) * lanes];
+    let add = |sums: &mut [f32], r: usize| sums.iter_mut().zip(row(r)).for_each(|(s, x)| *s += x);
+    let sub = |sums: &mut [f32], r: usize| sums.iter_mut().zip(row(r)).for_each(|(s, x)| *s -= x);
+    let mut sums = vec![0f32; lanes];
+    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
+    let mut count = 0usize;
+    for _ in 0..lead_in {
+        add(&mut sums, right);
+        count += 1;
+        right += 1;
+    }
+    for _ in 0..first_writes {
+        add(&mut sums, right);
+        count += 1;
+        emit(out, &sums, count);
+        right += 1;
+        out += 1;
+    }
+    for _ in 0..steady {
+        add(&mut sums, right);
+        sub(&mut sums, left);
+        emit(out, &sums, count);
+        left += 1;
+        right += 1;
+        out += 1;
+    }
+    for _ in 0..tail {
+        sub(&mut sums, left);
+        count -= 1;
+        emit(out, &sums, count);
+        left += 1;
+        out += 1;
     }
 }
 
@@ -477,7 +664,12 @@ mod tests {
         // The reference's comment: window 7 over 0..15 gives these sums before dividing.
         let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let mut out = vec![0f32; 16];
-        box_1d(&input, &mut out, 16, 1, 7);
+        box_row(&input, 7, |p, sum, n| out[p] = sum / n as f32);
+        let mut columns = vec![0f32; 16];
+        box_columns(&input, 16, 1, 7, |p, sums, n| {
+            columns[p] = sums[0] / n as f32
+        });
+        assert_eq!(out, columns);
         let sums = [
             6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54,
         ];

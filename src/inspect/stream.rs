@@ -112,6 +112,11 @@ impl StreamInspector {
                     stats.frames_without_config.fetch_add(1, Ordering::Relaxed);
                     return;
                 };
+                // The tag says which frames are keyframes: in keyframes mode the others never
+                // reach FFmpeg (not even its parser).
+                if !keyframe && self.settings.mode == SamplingMode::Keyframes {
+                    return;
+                }
                 let dts = video.timestamp as i64;
                 let pts = dts + composition_time as i64;
                 let (settings, sampler) = (&self.settings, &mut self.sampler);

@@ -1,0 +1,194 @@
+//! Inspection benchmark, in one run: PDQ per frame (luma path) next to the `pdqhash` Python
+//! package on RGB; decode throughput in `all` and `keyframes` modes next to
+//! `ffmpeg -threads 1 -f null`; and what that makes in live 720p30 streams per core.
+//!
+//! Run with `bench/inspect.sh` (or `cargo bench --bench inspect`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hashgate::hash::pdq::{pdq, LumaImage};
+use hashgate::inspect::stream::{InspectSettings, InspectStats, SamplingMode, StreamInspector};
+use hashgate::relay::TappedVideo;
+
+const SECONDS: u32 = 20;
+
+/// A 30 fps H.264 FLV clip with film-like noise (so it costs what camera video costs to decode),
+/// a keyframe every 2 s, as streaming encoders are set.
+fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
+    let path = dir.join(format!("clip-{size}.flv"));
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size={size}:rate=30"))
+        .args(["-vf", "noise=alls=12:allf=t", "-t", &SECONDS.to_string()])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-g", "60",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-an", "-f", "flv"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the clip");
+    path
+}
+
+fn video_tags(path: &Path) -> Vec<(u32, Bytes)> {
+    let data = std::fs::read(path).expect("read flv");
+    let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
+    let mut tags = Vec::new();
+    while pos + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        if data[pos] == 9 && pos + 11 + size <= data.len() {
+            tags.push((ts, Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size])));
+        }
+        pos += 11 + size + 4;
+    }
+    tags
+}
+
+/// Runs the clip through a stream inspector; returns (seconds of CPU, frames decoded, hashed).
+fn inspect(tags: &[(u32, Bytes)], mode: SamplingMode, fps: f64) -> (f64, u64, u64) {
+    let stats = InspectStats::default();
+    let mut inspector = StreamInspector::new(InspectSettings {
+        fps,
+        mode,
+        letterbox: None,
+    });
+    let arrived = Instant::now();
+    let started = Instant::now();
+    let mut sink = |_frame| {};
+    for (ts, payload) in tags {
+        let video = TappedVideo {
+            timestamp: *ts,
+            payload: payload.clone(),
+            arrived,
+        };
+        inspector.handle(&video, &stats, &mut sink);
+    }
+    inspector.flush(&stats, arrived, &mut sink);
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    (
+        started.elapsed().as_secs_f64(),
+        load(&stats.frames_decoded),
+        load(&stats.frames_hashed),
+    )
+}
+
+fn ffmpeg_null(path: &Path, keyframes: bool) -> f64 {
+    let started = Instant::now();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-threads", "1"]);
+    if keyframes {
+        cmd.args(["-skip_frame", "nokey"]);
+    }
+    let status = cmd
+        .arg("-i")
+        .arg(path)
+        .args(["-an", "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    started.elapsed().as_secs_f64()
+}
+
+fn pdq_ms(width: usize, height: usize) -> f64 {
+    let pixels: Vec<f32> = (0..width * height)
+        .map(|i| ((i * 7 + i / width * 13) % 251) as f32)
+        .collect();
+    let image = LumaImage {
+        width,
+        height,
+        pixels,
+    };
+    let runs = 40;
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(pdq(std::hint::black_box(&image)));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2].as_secs_f64() * 1000.0
+}
+
+fn pdqhash_ms(width: usize, height: usize) -> Option<f64> {
+    let script = format!(
+        "import time, numpy as np, pdqhash\n\
+         a = (np.arange({width}*{height}*3) % 251).astype(np.uint8).reshape({height},{width},3)\n\
+         pdqhash.compute(a)\n\
+         ts = []\n\
+         for _ in range(20):\n    t = time.perf_counter(); pdqhash.compute(a); ts.append(time.perf_counter() - t)\n\
+         ts.sort(); print(ts[len(ts)//2] * 1000)\n"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!("inspection benchmark ({SECONDS} s clips, 30 fps, keyframe every 2 s, one thread)\n");
+
+    println!("| PDQ per frame | hashgate (luma) ms | pdqhash (PyPI, RGB) ms | ratio |");
+    println!("|---|---|---|---|");
+    for (name, w, h) in [("1080p", 1920, 1080), ("720p", 1280, 720)] {
+        let ours = pdq_ms(w, h);
+        match pdqhash_ms(w, h) {
+            Some(theirs) => println!(
+                "| {name} | {ours:.2} | {theirs:.2} | {:.1}x faster |",
+                theirs / ours
+            ),
+            None => println!("| {name} | {ours:.2} | - (pip install pdqhash numpy) | - |"),
+        }
+    }
+
+    let clip = make_clip(dir.path(), "1280x720", "3M");
+    let tags = video_tags(&clip);
+    let frames = SECONDS as f64 * 30.0;
+    println!("\n| 720p30 decode | hashgate fps | ffmpeg -threads 1 -f null fps | hashgate / ffmpeg time |");
+    println!("|---|---|---|---|");
+    for (mode, keyframes) in [(SamplingMode::All, false), (SamplingMode::Keyframes, true)] {
+        // fps 0.001: decode as the mode says, hash almost nothing, so this is decoding alone.
+        let (ours, decoded, _) = inspect(&tags, mode, 0.001);
+        let theirs = ffmpeg_null(&clip, keyframes);
+        println!(
+            "| {mode:?} | {:.0} ({decoded} frames) | {:.0} | {:.2} |",
+            decoded as f64 / ours,
+            if keyframes {
+                decoded as f64 / theirs
+            } else {
+                frames / theirs
+            },
+            ours / theirs
+        );
+    }
+
+    println!("\n| live 720p30 streams per core | sampling fps | CPU s per stream-s | streams per core | frames hashed |");
+    println!("|---|---|---|---|---|");
+    for mode in [SamplingMode::All, SamplingMode::Keyframes] {
+        for fps in [1.0, 2.0] {
+            let (cpu, _, hashed) = inspect(&tags, mode, fps);
+            let per_stream_second = cpu / SECONDS as f64;
+            println!(
+                "| {mode:?} | {fps} | {per_stream_second:.4} | {:.0} | {hashed} |",
+                1.0 / per_stream_second
+            );
+        }
+    }
+}
