@@ -6,7 +6,12 @@
 pub struct Sampler {
     interval_ms: Option<f64>,
     next_due_ms: Option<f64>,
+    last_seen_ms: Option<f64>,
 }
+
+/// A timestamp this far behind the last one is a discontinuity (a new sequence, a wrapped
+/// clock), not B-frame reordering.
+const JUMP_BACK_MS: f64 = 1000.0;
 
 impl Sampler {
     /// A sampler at `fps` frames per second of stream time.
@@ -14,6 +19,7 @@ impl Sampler {
         Sampler {
             interval_ms: (fps > 0.0 && fps.is_finite()).then(|| 1000.0 / fps),
             next_due_ms: None,
+            last_seen_ms: None,
         }
     }
 
@@ -23,16 +29,14 @@ impl Sampler {
             return true;
         };
         let t = pts_ms as f64;
+        let jumped_back = self.last_seen_ms.is_some_and(|last| t < last - JUMP_BACK_MS);
+        self.last_seen_ms = Some(t);
+        if jumped_back {
+            // Restart the schedule instead of starving it until the old time comes back.
+            self.next_due_ms = None;
+        }
         match self.next_due_ms {
-            Some(due) if t + 0.5 < due => {
-                // A timestamp jump backwards (a new sequence, a wrapped clock) restarts the
-                // schedule instead of starving it.
-                if due - t > 10.0 * interval {
-                    self.next_due_ms = Some(t + interval);
-                    return true;
-                }
-                false
-            }
+            Some(due) if t + 0.5 < due => false,
             Some(due) => {
                 // Skip whole intervals after a gap so one late frame does not cause a burst.
                 let behind = ((t - due) / interval).floor().max(0.0);
