@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::hash::letterbox::LetterboxSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
+use crate::matcher::list::ListSettings;
 use crate::rtmp::url::RtmpUrl;
 
 /// Why a configuration cannot be used.
@@ -66,6 +67,9 @@ pub struct Config {
     /// The inspection worker pool.
     #[serde(default)]
     pub inspect: InspectConfig,
+    /// Hash lists frames are matched against.
+    #[serde(default)]
+    pub lists: Vec<ListSettings>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -372,6 +376,11 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        for list in &mut self.lists {
+            if list.path.is_relative() {
+                list.path = base.join(&list.path);
+            }
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -405,6 +414,31 @@ impl Config {
                 return Err(invalid(
                     &format!("routes[{i}].fps"),
                     "must be between 0 and 240".into(),
+                ));
+            }
+        }
+        for (i, list) in self.lists.iter().enumerate() {
+            let bits = if list.algorithm == crate::hash::imghash::Algorithm::Pdq {
+                256
+            } else {
+                64
+            };
+            if list.threshold.is_some_and(|t| t > bits) {
+                return Err(invalid(
+                    &format!("lists[{i}].threshold"),
+                    format!("must be at most {bits} (the hash has {bits} bits)"),
+                ));
+            }
+            if list.min_quality > 100 {
+                return Err(invalid(
+                    &format!("lists[{i}].min_quality"),
+                    "must be 0-100".into(),
+                ));
+            }
+            if list.enabled && !list.path.is_file() {
+                return Err(invalid(
+                    &format!("lists[{i}].path"),
+                    format!("{} is not a readable file", list.path.display()),
                 ));
             }
         }

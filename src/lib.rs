@@ -15,5 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod hash;
 pub mod inspect;
+pub mod matcher;
 pub mod relay;
 pub mod rtmp;

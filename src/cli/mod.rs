@@ -1,6 +1,7 @@
 //! Command-line front end: `serve`, `hash` and `check-config`, logging setup, signals.
 
 mod hash;
+mod lookup;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::inspect::pool::{Inspector, LogSink};
+use crate::inspect::pool::Inspector;
+use crate::matcher::{log_reload, MatchLogger, Matcher};
 use crate::relay::{self, Relay, StreamInfo};
 
 /// hashgate: relays RTMP ingest to the platform and cuts streams that match known content.
@@ -38,6 +40,8 @@ pub enum Command {
     },
     /// Hash images and videos (PDQ by default): one line per image or sampled frame.
     Hash(hash::HashArgs),
+    /// Look up query hashes (one per line on stdin) in a list: one JSON line per query.
+    Lookup(lookup::LookupArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -68,6 +72,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             0 => Ok(()),
             failed => anyhow::bail!("{failed} of {} files could not be hashed", args.files.len()),
         },
+        Command::Lookup(args) => match lookup::run(&args)? {
+            0 => Ok(()),
+            invalid => anyhow::bail!("{invalid} queries were not valid hashes"),
+        },
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             init_logging(cli.log_format.unwrap_or(config.log.format));
@@ -91,6 +99,14 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
+    let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
+    for list in matcher.lists().iter() {
+        tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
+    }
+    matcher
+        .watch(LIST_POLL)
+        .context("starting the list watcher")?;
+    tokio::spawn(reload_on_sighup(matcher.clone()));
     let inspector = {
         let settings_config = config.clone();
         Inspector::start(
@@ -99,7 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Box::new(move |stream: &StreamInfo| {
                 settings_config.inspect_settings(&stream.stream_key)
             }),
-            Arc::new(LogSink),
+            Arc::new(MatchLogger { matcher }),
         )
         .context("starting the inspection workers")?
     };
@@ -111,6 +127,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     relay.shutdown();
     running.await.context("relay task")??;
     Ok(())
+}
+
+/// How often list files are checked for changes (a hash appended is live within this).
+const LIST_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn reload_on_sighup(matcher: Arc<Matcher>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; lists still reload when their files change");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading every list");
+        let matcher = matcher.clone();
+        if let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(true)).await {
+            outcomes.iter().for_each(log_reload);
+        }
+    }
 }
 
 async fn wait_for_shutdown_signal() -> anyhow::Result<()> {

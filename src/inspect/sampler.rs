@@ -29,7 +29,9 @@ impl Sampler {
             return true;
         };
         let t = pts_ms as f64;
-        let jumped_back = self.last_seen_ms.is_some_and(|last| t < last - JUMP_BACK_MS);
+        let jumped_back = self
+            .last_seen_ms
+            .is_some_and(|last| t < last - JUMP_BACK_MS);
         self.last_seen_ms = Some(t);
         if jumped_back {
             // Restart the schedule instead of starving it until the old time comes back.

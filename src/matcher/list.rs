@@ -1,0 +1,272 @@
+//! One loaded hash list: its settings, its entries' provenance, and its index.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::formats::{parse_list, HashValue, ListError, ListFormat};
+use super::index::HammingIndex;
+use crate::hash::imghash::Algorithm;
+use crate::hash::pdq::PdqHash;
+
+/// What a match on a list does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Counts towards cutting the stream.
+    #[default]
+    Cut,
+    /// Only raises an event.
+    Alert,
+}
+
+/// Whether a list names content to stop or content to let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    /// Known violent content.
+    #[default]
+    Block,
+    /// Known benign content (a logo, a test card): a frame matching it is never counted.
+    Allow,
+}
+
+/// One `[[lists]]` entry of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSettings {
+    /// The list file.
+    pub path: PathBuf,
+    /// Name in reports; the file name when absent.
+    pub label: Option<String>,
+    /// Hash algorithm of the list.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// File format; detected from the content by default.
+    #[serde(default)]
+    pub format: ListFormat,
+    /// Largest Hamming distance that counts as a match (PDQ default 31; 64-bit hashes 8).
+    pub threshold: Option<u32>,
+    /// Entries and frames below this quality are not matched (flat and black frames would match
+    /// everything).
+    #[serde(default = "default_min_quality")]
+    pub min_quality: u32,
+    /// What a match does.
+    #[serde(default)]
+    pub action: Action,
+    /// Block list or allow list.
+    #[serde(default)]
+    pub kind: ListKind,
+    /// Also look up the query's rotations and mirror images (PDQ only; on by default).
+    pub mirror: Option<bool>,
+    /// Off lists are not loaded.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+fn default_min_quality() -> u32 {
+    50
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+impl ListSettings {
+    /// Settings for a list file with every default.
+    pub fn for_path(path: impl Into<PathBuf>) -> ListSettings {
+        ListSettings {
+            path: path.into(),
+            label: None,
+            algorithm: Algorithm::Pdq,
+            format: ListFormat::Auto,
+            threshold: None,
+            min_quality: default_min_quality(),
+            action: Action::Cut,
+            kind: ListKind::Block,
+            mirror: None,
+            enabled: true,
+        }
+    }
+
+    /// The effective match threshold.
+    pub fn threshold(&self) -> u32 {
+        self.threshold.unwrap_or(match self.algorithm {
+            Algorithm::Pdq => 31,
+            _ => 8,
+        })
+    }
+
+    /// Whether dihedral variants of the query are looked up.
+    pub fn mirror(&self) -> bool {
+        self.algorithm == Algorithm::Pdq && self.mirror.unwrap_or(true)
+    }
+
+    /// The list's name in reports.
+    pub fn name(&self) -> String {
+        self.label.clone().unwrap_or_else(|| {
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.path.display().to_string())
+        })
+    }
+}
+
+/// A match of a query against a list entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// List name.
+    pub list: Arc<str>,
+    /// The entry's label, or the list name when the entry has none.
+    pub label: String,
+    /// `file:line` of the entry.
+    pub source: String,
+    /// Hamming distance.
+    pub distance: u32,
+    /// What the list says to do.
+    pub action: Action,
+    /// Block or allow list.
+    pub kind: ListKind,
+}
+
+enum Store {
+    Pdq(HammingIndex<4>),
+    Short(HammingIndex<1>),
+}
+
+/// A loaded list.
+pub struct HashList {
+    /// Its settings.
+    pub settings: ListSettings,
+    name: Arc<str>,
+    file: String,
+    lines: Vec<u32>,
+    labels: Vec<Option<Box<str>>>,
+    store: Store,
+    /// Entries skipped for quality below `min_quality`.
+    pub skipped_low_quality: usize,
+}
+
+impl HashList {
+    /// Reads and indexes the list file.
+    pub fn load(settings: ListSettings) -> Result<HashList, ListError> {
+        let text = std::fs::read_to_string(&settings.path).map_err(|e| ListError {
+            file: settings.path.display().to_string(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        HashList::from_text(settings.clone(), &settings.path, &text)
+    }
+
+    /// Builds a list from file text (`path` names it in errors and reports).
+    pub fn from_text(
+        settings: ListSettings,
+        path: &Path,
+        text: &str,
+    ) -> Result<HashList, ListError> {
+        let entries = parse_list(path, text, settings.format, settings.algorithm)?;
+        let mut lines = Vec::with_capacity(entries.len());
+        let mut labels = Vec::with_capacity(entries.len());
+        let mut pdq = Vec::new();
+        let mut short = Vec::new();
+        let mut skipped_low_quality = 0;
+        for entry in entries {
+            if entry.quality.is_some_and(|q| q < settings.min_quality) {
+                skipped_low_quality += 1;
+                continue;
+            }
+            lines.push(entry.line);
+            labels.push(entry.label.map(String::into_boxed_str));
+            match entry.hash {
+                HashValue::Pdq(h) => pdq.push(h.0),
+                HashValue::Short(h) => short.push([h]),
+            }
+        }
+        let store = match settings.algorithm {
+            Algorithm::Pdq => Store::Pdq(HammingIndex::build(pdq)),
+            _ => Store::Short(HammingIndex::build(short)),
+        };
+        Ok(HashList {
+            name: settings.name().into(),
+            file: path.display().to_string(),
+            settings,
+            lines,
+            labels,
+            store,
+            skipped_low_quality,
+        })
+    }
+
+    /// Number of entries indexed.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether the list indexes no entry.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The list's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn matched(&self, id: u32, distance: u32) -> Match {
+        let i = id as usize;
+        Match {
+            list: self.name.clone(),
+            label: self.labels[i].as_deref().unwrap_or(&self.name).to_owned(),
+            source: format!("{}:{}", self.file, self.lines[i]),
+            distance,
+            action: self.settings.action,
+            kind: self.settings.kind,
+        }
+    }
+
+    /// Matches of PDQ query hashes (the frame's hash and, with `mirror`, its dihedral variants)
+    /// at the list's threshold, best first, one per entry.
+    pub fn lookup_pdq(&self, queries: &[PdqHash], threshold: Option<u32>) -> Vec<Match> {
+        let Store::Pdq(index) = &self.store else {
+            return Vec::new();
+        };
+        let radius = threshold.unwrap_or_else(|| self.settings.threshold());
+        let mut best: Vec<(u32, u32)> = Vec::new();
+        for q in queries {
+            index.search(&q.0, radius, |id, d| best.push((id, d)));
+        }
+        self.collect(best)
+    }
+
+    /// Matches of a 64-bit image_hasher query.
+    pub fn lookup_short(&self, query: u64, threshold: Option<u32>) -> Vec<Match> {
+        let Store::Short(index) = &self.store else {
+            return Vec::new();
+        };
+        let radius = threshold.unwrap_or_else(|| self.settings.threshold());
+        let mut best = Vec::new();
+        index.search(&[query], radius, |id, d| best.push((id, d)));
+        self.collect(best)
+    }
+
+    fn collect(&self, mut found: Vec<(u32, u32)>) -> Vec<Match> {
+        found.sort_unstable_by_key(|&(id, d)| (id, d));
+        found.dedup_by_key(|(id, _)| *id);
+        found.sort_by_key(|&(id, d)| (d, id));
+        found
+            .into_iter()
+            .map(|(id, d)| self.matched(id, d))
+            .collect()
+    }
+
+    /// Approximate memory held by the index.
+    pub fn memory_bytes(&self) -> usize {
+        let index = match &self.store {
+            Store::Pdq(i) => i.memory_bytes(),
+            Store::Short(i) => i.memory_bytes(),
+        };
+        index + self.lines.capacity() * 4 + self.labels.capacity() * 16
+    }
+}

@@ -1,0 +1,237 @@
+//! Hash lists and matching: list files in every format platforms receive (`formats`), an exact
+//! Hamming index (`index`), loaded lists with their settings (`list`), and the live set of lists
+//! that reloads files as they change, swapping in a new index atomically and keeping the old one
+//! when a file is broken.
+
+pub mod formats;
+pub mod index;
+pub mod list;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::hash::imghash::{self, Algorithm};
+use crate::hash::pdq::LumaImage;
+use crate::hash::FrameHashes;
+use formats::ListError;
+use list::{HashList, ListKind, ListSettings, Match};
+
+/// What the lists say about one frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameMatches {
+    /// The allow-list entry the frame matched, if any: then nothing else counts.
+    pub allowed: Option<Match>,
+    /// Block-list matches, best first.
+    pub matches: Vec<Match>,
+}
+
+/// The outcome of reloading one list.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// List name.
+    pub list: String,
+    /// Entries now in force, or why the old list stays in force.
+    pub result: Result<usize, ListError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    })
+}
+
+/// The lists in force. Lookups read a snapshot (one atomic load); reloads build new lists beside
+/// it and swap them in whole.
+pub struct Matcher {
+    settings: Vec<ListSettings>,
+    lists: ArcSwap<Vec<Arc<HashList>>>,
+    stamps: Mutex<Vec<Option<FileStamp>>>,
+}
+
+impl Matcher {
+    /// Loads every enabled list. At startup a broken list is an error: running without a list
+    /// the operator configured would be failing open.
+    pub fn load(settings: Vec<ListSettings>) -> Result<Matcher, ListError> {
+        let settings: Vec<ListSettings> = settings.into_iter().filter(|s| s.enabled).collect();
+        let mut lists = Vec::with_capacity(settings.len());
+        let mut stamps = Vec::with_capacity(settings.len());
+        for s in &settings {
+            stamps.push(stamp(&s.path));
+            lists.push(Arc::new(HashList::load(s.clone())?));
+        }
+        Ok(Matcher {
+            settings,
+            lists: ArcSwap::from_pointee(lists),
+            stamps: Mutex::new(stamps),
+        })
+    }
+
+    /// The lists in force now.
+    pub fn lists(&self) -> Arc<Vec<Arc<HashList>>> {
+        self.lists.load_full()
+    }
+
+    /// Reloads the lists whose files changed (all of them with `force`). A list that fails to
+    /// load keeps its previous version in force.
+    pub fn reload(&self, force: bool) -> Vec<Reloaded> {
+        let Ok(mut stamps) = self.stamps.lock() else {
+            return Vec::new();
+        };
+        let mut next: Vec<Arc<HashList>> = self.lists.load_full().as_ref().clone();
+        let mut report = Vec::new();
+        for (i, settings) in self.settings.iter().enumerate() {
+            let now = stamp(&settings.path);
+            if !force && now == stamps[i] {
+                continue;
+            }
+            stamps[i] = now;
+            let result = HashList::load(settings.clone()).map(|list| {
+                let n = list.len();
+                next[i] = Arc::new(list);
+                n
+            });
+            report.push(Reloaded {
+                list: settings.name(),
+                result,
+            });
+        }
+        if report.iter().any(|r| r.result.is_ok()) {
+            self.lists.store(Arc::new(next));
+        }
+        report
+    }
+
+    /// Polls the list files every `every` and reloads what changed, logging each outcome. Runs
+    /// until the matcher is dropped.
+    pub fn watch(
+        self: &Arc<Self>,
+        every: Duration,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("list-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(matcher) = weak.upgrade() else {
+                    return;
+                };
+                for outcome in matcher.reload(false) {
+                    log_reload(&outcome);
+                }
+            })
+    }
+
+    /// Matches a hashed frame against every list. `luma` is the frame, for lists of the
+    /// image_hasher algorithms.
+    pub fn match_frame(&self, hashes: &FrameHashes, luma: &LumaImage) -> FrameMatches {
+        let lists = self.lists.load();
+        let mut out = FrameMatches::default();
+        let mut short_hashes: Vec<(Algorithm, Option<u64>)> = Vec::new();
+        for list in lists.iter() {
+            let s = &list.settings;
+            let found = if s.algorithm == Algorithm::Pdq {
+                let mut found = Vec::new();
+                for dct in hashes.all().filter(|d| d.quality >= s.min_quality) {
+                    let queries = if s.mirror() {
+                        dct.dihedrals().to_vec()
+                    } else {
+                        vec![dct.hash()]
+                    };
+                    found.extend(list.lookup_pdq(&queries, None));
+                }
+                found
+            } else {
+                let cached = short_hashes
+                    .iter()
+                    .find(|(a, _)| *a == s.algorithm)
+                    .map(|(_, h)| *h);
+                let hash = cached.unwrap_or_else(|| {
+                    let h = short_hash(s.algorithm, luma);
+                    short_hashes.push((s.algorithm, h));
+                    h
+                });
+                hash.map_or_else(Vec::new, |h| list.lookup_short(h, None))
+            };
+            match s.kind {
+                ListKind::Allow => {
+                    if out.allowed.is_none() {
+                        out.allowed = found.into_iter().next();
+                    }
+                }
+                ListKind::Block => out.matches.extend(found),
+            }
+        }
+        out.matches.sort_by_key(|m| m.distance);
+        out
+    }
+}
+
+fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
+    let gray = image::GrayImage::from_fn(luma.width as u32, luma.height as u32, |x, y| {
+        let v = luma.pixels[y as usize * luma.width + x as usize];
+        image::Luma([v.round().clamp(0.0, 255.0) as u8])
+    });
+    let hash = imghash::hash(algorithm, &gray)?;
+    let bytes: [u8; 8] = hash.as_bytes().try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Logs one reload outcome: info when the new list is in force, a warning when the old one stays.
+pub fn log_reload(outcome: &Reloaded) {
+    match &outcome.result {
+        Ok(entries) => tracing::info!(list = %outcome.list, entries, "list reloaded"),
+        Err(e) => {
+            tracing::warn!(list = %outcome.list, "list reload failed, previous list stays in force: {e}")
+        }
+    }
+}
+
+/// Matches every hashed frame and logs what matched (until the verdict acts on matches).
+pub struct MatchLogger {
+    /// The lists.
+    pub matcher: Arc<Matcher>,
+}
+
+impl crate::inspect::pool::FrameSink for MatchLogger {
+    fn frame(
+        &self,
+        stream: &crate::relay::StreamInfo,
+        frame: crate::inspect::stream::SampledFrame,
+    ) {
+        let result = self.matcher.match_frame(&frame.hashes, &frame.luma);
+        if let Some(allowed) = &result.allowed {
+            tracing::debug!(key = %stream.stream_key, entry = %allowed.label, "frame on allow list");
+            return;
+        }
+        for m in &result.matches {
+            tracing::warn!(
+                key = %stream.stream_key,
+                stream_ms = frame.stream_time_ms,
+                list = %m.list,
+                entry = %m.label,
+                source = %m.source,
+                distance = m.distance,
+                "match"
+            );
+        }
+    }
+
+    fn stream_ended(
+        &self,
+        stream: &crate::relay::StreamInfo,
+        stats: &crate::inspect::stream::InspectStats,
+    ) {
+        crate::inspect::pool::LogSink.stream_ended(stream, stats);
+    }
+}
