@@ -10,13 +10,21 @@ fn read(path: &str) -> Vec<[u64; 4]> {
     let bytes = std::fs::read(path).expect("read hashes");
     bytes
         .chunks_exact(32)
-        .map(|c| std::array::from_fn(|w| u64::from_le_bytes(c[w * 8..w * 8 + 8].try_into().expect("8 bytes"))))
+        .map(|c| {
+            std::array::from_fn(|w| {
+                u64::from_le_bytes(c[w * 8..w * 8 + 8].try_into().expect("8 bytes"))
+            })
+        })
         .collect()
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
-    let (hashes, queries, radius) = (read(&args[1]), read(&args[2]), args[3].parse::<u32>().expect("radius"));
+    let (hashes, queries, radius) = (
+        read(&args[1]),
+        read(&args[2]),
+        args[3].parse::<u32>().expect("radius"),
+    );
     let n = hashes.len();
     let t = Instant::now();
     let index = HammingIndex::build(hashes);

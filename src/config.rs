@@ -14,6 +14,7 @@ use crate::hash::letterbox::LetterboxSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::matcher::list::ListSettings;
 use crate::rtmp::url::RtmpUrl;
+use crate::verdict::policy::PolicySettings;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,9 @@ pub struct Config {
     /// Hash lists frames are matched against.
     #[serde(default)]
     pub lists: Vec<ListSettings>,
+    /// When matches add up to a cut.
+    #[serde(default)]
+    pub verdict: PolicySettings,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -111,7 +115,7 @@ pub struct UpstreamConfig {
     /// PEM CA bundle trusted for rtmps instead of the system roots.
     pub ca_file: Option<PathBuf>,
     /// Deadline for each step of the upstream connect/publish sequence.
-    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
     pub connect_timeout: Duration,
 }
 
@@ -120,10 +124,10 @@ pub struct UpstreamConfig {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Deadline for each handshake step (and the TLS handshake on the listener).
-    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
     pub handshake_timeout: Duration,
     /// A broadcaster silent this long is disconnected.
-    #[serde(default = "secs::<30>", deserialize_with = "duration")]
+    #[serde(default = "secs::<30>", deserialize_with = "duration_value")]
     pub idle_timeout: Duration,
     /// Largest RTMP message accepted from a broadcaster or the platform.
     #[serde(default = "mib::<8>", deserialize_with = "size")]
@@ -139,7 +143,7 @@ pub struct Limits {
     #[serde(default = "mib::<32>", deserialize_with = "size")]
     pub queue_bytes: usize,
     /// How long the tail of a stream may take to reach the platform after the broadcaster ends.
-    #[serde(default = "secs::<5>", deserialize_with = "duration")]
+    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
     pub drain_timeout: Duration,
 }
 
@@ -327,7 +331,8 @@ enum NumberOrText {
     Text(String),
 }
 
-fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+/// Deserializes a duration given as `"5s"`-style text or a number of seconds.
+pub(crate) fn duration_value<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     match NumberOrText::deserialize(de)? {
         NumberOrText::Number(n) => Ok(Duration::from_secs(n)),
         NumberOrText::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),

@@ -18,3 +18,4 @@ pub mod inspect;
 pub mod matcher;
 pub mod relay;
 pub mod rtmp;
+pub mod verdict;

@@ -2,6 +2,7 @@
 
 mod hash;
 mod lookup;
+mod scan;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// Look up query hashes (one per line on stdin) in a list: one JSON line per query.
     Lookup(lookup::LookupArgs),
+    /// Run a video file through sampling, hashing, matching and the cut policy.
+    Scan(scan::ScanArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             0 => Ok(()),
             invalid => anyhow::bail!("{invalid} queries were not valid hashes"),
         },
+        Command::Scan(args) => scan::run(&args),
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             init_logging(cli.log_format.unwrap_or(config.log.format));
@@ -107,6 +111,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .watch(LIST_POLL)
         .context("starting the list watcher")?;
     tokio::spawn(reload_on_sighup(matcher.clone()));
+    let policy = config.verdict.clone();
     let inspector = {
         let settings_config = config.clone();
         Inspector::start(
@@ -115,7 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Box::new(move |stream: &StreamInfo| {
                 settings_config.inspect_settings(&stream.stream_key)
             }),
-            Arc::new(MatchLogger { matcher }),
+            Arc::new(MatchLogger::new(matcher, policy)),
         )
         .context("starting the inspection workers")?
     };

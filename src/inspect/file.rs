@@ -24,6 +24,8 @@ pub struct FileFrame {
     pub number: u64,
     /// Presentation time in seconds from the start of the stream.
     pub seconds: f64,
+    /// Whether the decoder marked it a keyframe.
+    pub keyframe: bool,
     /// The picture's luma.
     pub luma: LumaImage,
 }
@@ -73,6 +75,7 @@ pub fn decode_file(path: &Path, mut each: impl FnMut(FileFrame)) -> Result<u64, 
                 each(FileFrame {
                     number,
                     seconds: (pts - start) as f64 * time_base,
+                    keyframe: frame.is_key(),
                     luma,
                 });
             }

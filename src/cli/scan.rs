@@ -1,0 +1,158 @@
+//! `hashgate scan --config config.toml VIDEO`: a file through the live pipeline (sampling,
+//! hashing, matching, policy) with a timeline of matches and the verdict the live policy would
+//! give; with several `--fps` rates, when the first match and the cut would come at each, and
+//! what each rate cost in CPU — the table for tuning `[sampling] fps`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::hash::hash_frame;
+use crate::inspect::file::decode_file;
+use crate::inspect::sampler::Sampler;
+use crate::inspect::stream::SamplingMode;
+use crate::matcher::Matcher;
+use crate::verdict::policy::{counts_for_cut, MatchWindow};
+
+/// Arguments of `hashgate scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Configuration (its lists, sampling and verdict settings are used).
+    #[arg(long, short, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Sampling rates to compare, e.g. `0.5,1,2,4`; `[sampling] fps` when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub fps: Vec<f64>,
+    /// The video file.
+    pub video: PathBuf,
+}
+
+struct RateResult {
+    fps: f64,
+    hashed: u64,
+    first_match: Option<f64>,
+    cut_at: Option<f64>,
+    alerts: u64,
+    cpu_seconds: f64,
+    timeline: Vec<String>,
+}
+
+/// Runs `scan`.
+pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    if config.lists.is_empty() {
+        anyhow::bail!("{}: no [[lists]] to match against", args.config.display());
+    }
+    let matcher = Matcher::load(config.lists.clone()).context("loading hash lists")?;
+    let rates = if args.fps.is_empty() {
+        vec![config.sampling.fps]
+    } else {
+        args.fps.clone()
+    };
+    let mut results = Vec::new();
+    for fps in rates {
+        results.push(scan_at(&config, &matcher, args, fps)?);
+    }
+    if let [only] = results.as_slice() {
+        for line in &only.timeline {
+            println!("{line}");
+        }
+        println!("{}", verdict_line(only));
+    } else {
+        println!("| fps | frames hashed | first match s | cut at s | CPU s |");
+        println!("|---|---|---|---|---|");
+        let show = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{t:.3}"));
+        for r in &results {
+            println!(
+                "| {} | {} | {} | {} | {:.2} |",
+                r.fps,
+                r.hashed,
+                show(r.first_match),
+                show(r.cut_at),
+                r.cpu_seconds
+            );
+        }
+    }
+    Ok(())
+}
+
+fn scan_at(
+    config: &Config,
+    matcher: &Matcher,
+    args: &ScanArgs,
+    fps: f64,
+) -> anyhow::Result<RateResult> {
+    let settings = config.inspect_settings("");
+    let mut sampler = Sampler::new(fps);
+    let mut window = MatchWindow::new(config.verdict.clone());
+    let started = Instant::now();
+    let mut result = RateResult {
+        fps,
+        hashed: 0,
+        first_match: None,
+        cut_at: None,
+        alerts: 0,
+        cpu_seconds: 0.0,
+        timeline: Vec::new(),
+    };
+    decode_file(&args.video, |frame| {
+        if settings.mode == SamplingMode::Keyframes && !frame.keyframe {
+            return;
+        }
+        let ms = (frame.seconds * 1000.0).round() as i64;
+        if !sampler.take(ms) {
+            return;
+        }
+        result.hashed += 1;
+        let hashes = hash_frame(&frame.luma, settings.letterbox);
+        let found = matcher.match_frame(&hashes, &frame.luma);
+        if let Some(allowed) = &found.allowed {
+            result.timeline.push(format!(
+                "{:>9.3}s  allowed by {} ({})",
+                frame.seconds, allowed.label, allowed.source
+            ));
+            return;
+        }
+        for m in &found.matches {
+            result.timeline.push(format!(
+                "{:>9.3}s  distance {:>3}  {:?}  {} / {}  ({})",
+                frame.seconds, m.distance, m.action, m.list, m.label, m.source
+            ));
+        }
+        if found.matches.is_empty() {
+            return;
+        }
+        result.first_match.get_or_insert(frame.seconds);
+        if counts_for_cut(&found) {
+            if window.record(ms) && result.cut_at.is_none() {
+                result.cut_at = Some(frame.seconds);
+            }
+        } else {
+            result.alerts += 1;
+        }
+    })?;
+    result.cpu_seconds = started.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+fn verdict_line(r: &RateResult) -> String {
+    match (r.cut_at, r.first_match) {
+        (Some(t), _) => format!(
+            "verdict: CUT at {t:.3}s ({} frames hashed at {} fps)",
+            r.hashed, r.fps
+        ),
+        (None, Some(t)) if r.alerts > 0 => {
+            format!("verdict: alert only (first match at {t:.3}s, no cut list matched enough)")
+        }
+        (None, Some(t)) => {
+            format!("verdict: pass (matches from {t:.3}s but fewer than the policy needs)")
+        }
+        (None, None) => format!(
+            "verdict: pass (no match in {} frames hashed at {} fps)",
+            r.hashed, r.fps
+        ),
+    }
+}

@@ -1,0 +1,101 @@
+//! The cut policy: a stream is cut when `min_matches` sampled frames match entries of `cut`
+//! lists within `window` of stream time. One matching frame can be a fluke (a hash collision, a
+//! similar scene); several within seconds are the known clip playing.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::matcher::list::Action;
+use crate::matcher::FrameMatches;
+
+/// `[verdict]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Matching frames needed within the window.
+    #[serde(default = "default_min_matches")]
+    pub min_matches: usize,
+    /// The window, in stream time.
+    #[serde(
+        default = "default_window",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub window: Duration,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            min_matches: default_min_matches(),
+            window: default_window(),
+        }
+    }
+}
+
+fn default_min_matches() -> usize {
+    2
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Whether a frame's matches count towards a cut: a block-list match with action `cut`, and
+/// no allow-list match.
+pub fn counts_for_cut(matches: &FrameMatches) -> bool {
+    matches.allowed.is_none() && matches.matches.iter().any(|m| m.action == Action::Cut)
+}
+
+/// The sliding window of one stream's counted frames.
+#[derive(Debug, Clone)]
+pub struct MatchWindow {
+    settings: PolicySettings,
+    recent: VecDeque<i64>,
+}
+
+impl MatchWindow {
+    /// An empty window.
+    pub fn new(settings: PolicySettings) -> MatchWindow {
+        MatchWindow {
+            settings,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Records a counted frame at `stream_ms`; true when the policy now says cut.
+    pub fn record(&mut self, stream_ms: i64) -> bool {
+        let window_ms = self.settings.window.as_millis() as i64;
+        self.recent.push_back(stream_ms);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| stream_ms - t > window_ms)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.len() >= self.settings.min_matches.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_enough_matches_within_the_window() {
+        let mut w = MatchWindow::new(PolicySettings::default());
+        assert!(!w.record(0));
+        assert!(
+            !w.record(6000),
+            "the first match fell out of the 5 s window"
+        );
+        assert!(w.record(10_500));
+        let mut one = MatchWindow::new(PolicySettings {
+            min_matches: 1,
+            window: Duration::from_secs(1),
+        });
+        assert!(one.record(42));
+    }
+}
