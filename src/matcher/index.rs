@@ -24,6 +24,23 @@ fn distance<const W: usize>(a: &Bits<W>, b: &Bits<W>) -> u32 {
     d
 }
 
+/// How many candidates ahead hash loads are requested.
+const PREFETCH_AHEAD: usize = 24;
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch<T>(item: &T) {
+    // SAFETY: a prefetch is a hint that never faults; the pointer comes from a live reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(
+            item as *const T as *const i8,
+            std::arch::x86_64::_MM_HINT_T0,
+        )
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch<T>(_item: &T) {}
+
 fn slot<const W: usize>(hash: &Bits<W>, s: usize) -> u16 {
     (hash[s / 4] >> ((s % 4) * 16)) as u16
 }
@@ -70,7 +87,10 @@ impl<const W: usize> HammingIndex<W> {
         match &self.slots {
             // Probing more than 2 bits per slot visits more buckets than a scan would pay off.
             Some(slots) if probe <= 2 => {
-                let mut seen = Vec::new();
+                // Candidates are checked as their buckets are read: sorting thousands of ids to
+                // drop duplicates costs more than the rare duplicate check (only true neighbours
+                // tend to share several slots), so duplicates are removed among the hits.
+                let mut candidates = Vec::with_capacity(4096);
                 for s in 0..slot_count {
                     let key = slot(query, s);
                     for_each_within(key, probe, |bucket| {
@@ -78,16 +98,25 @@ impl<const W: usize> HammingIndex<W> {
                             slots.starts[s][bucket as usize] as usize,
                             slots.starts[s][bucket as usize + 1] as usize,
                         );
-                        seen.extend_from_slice(&slots.ids[s][from..to]);
+                        candidates.extend_from_slice(&slots.ids[s][from..to]);
                     });
                 }
-                seen.sort_unstable();
-                seen.dedup();
-                for id in seen {
+                // One tight loop over independent loads, with the loads a few candidates ahead
+                // requested early, so the cache misses overlap instead of queueing.
+                let mut hits = Vec::new();
+                for (i, &id) in candidates.iter().enumerate() {
+                    if let Some(&ahead) = candidates.get(i + PREFETCH_AHEAD) {
+                        prefetch(&self.hashes[ahead as usize]);
+                    }
                     let d = distance(query, &self.hashes[id as usize]);
                     if d <= radius {
-                        found(id, d);
+                        hits.push((id, d));
                     }
+                }
+                hits.sort_unstable();
+                hits.dedup();
+                for (id, d) in hits {
+                    found(id, d);
                 }
             }
             _ => self.scan(query, radius, found),
