@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use bytes::Bytes;
 use hashgate::hash::pdq::{pdq, LumaImage};
 use hashgate::inspect::stream::{InspectSettings, InspectStats, SamplingMode, StreamInspector};
@@ -19,42 +22,19 @@ const SECONDS: u32 = 20;
 /// a keyframe every 2 s, as streaming encoders are set.
 fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
     let path = dir.join(format!("clip-{size}.flv"));
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size={size}:rate=30"))
-        .args(["-vf", "noise=alls=12:allf=t", "-t", &SECONDS.to_string()])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-g", "60",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-an", "-f", "flv"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg could not make the clip");
+    let source = format!("testsrc2=size={size}:rate=30");
+    let extra = [
+        "-vf",
+        "noise=alls=12:allf=t",
+        "-b:v",
+        bitrate,
+        "-g",
+        "60",
+        "-f",
+        "flv",
+    ];
+    common::lavfi_clip(&path, &source, SECONDS, &extra);
     path
-}
-
-fn video_tags(path: &Path) -> Vec<(u32, Bytes)> {
-    let data = std::fs::read(path).expect("read flv");
-    let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
-        if data[pos] == 9 && pos + 11 + size <= data.len() {
-            tags.push((ts, Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size])));
-        }
-        pos += 11 + size + 4;
-    }
-    tags
 }
 
 /// Runs the clip through a stream inspector; returns (seconds of CPU, frames decoded, hashed).
@@ -159,7 +139,7 @@ fn main() {
     }
 
     let clip = make_clip(dir.path(), "1280x720", "3M");
-    let tags = video_tags(&clip);
+    let tags = common::flv_video_tags(&clip);
     let frames = SECONDS as f64 * 30.0;
     println!("\n| 720p30 decode | hashgate fps | ffmpeg -threads 1 -f null fps | hashgate / ffmpeg time |");
     println!("|---|---|---|---|");

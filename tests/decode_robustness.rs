@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -17,52 +16,14 @@ use hashgate::relay::TappedVideo;
 
 /// A video-only H.264 FLV clip of `seconds` at `size`, keyframe every second (30 frames).
 fn clip(dir: &Path, name: &str, size: &str, seconds: u32) -> PathBuf {
-    require("ffmpeg");
     let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size={size}:rate=30"))
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-        ])
-        .args(["-g", "30", "-pix_fmt", "yuv420p", "-f", "flv"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success());
+    lavfi_clip(
+        &path,
+        &format!("testsrc2=size={size}:rate=30"),
+        seconds,
+        &["-g", "30", "-f", "flv"],
+    );
     path
-}
-
-/// The video tags of an FLV file: (timestamp ms, body).
-fn video_tags(path: &Path) -> Vec<(u32, Bytes)> {
-    let data = std::fs::read(path).expect("read flv");
-    let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let kind = data[pos];
-        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
-        let body = &data[pos + 11..pos + 11 + size];
-        if kind == 9 {
-            tags.push((ts, Bytes::copy_from_slice(body)));
-        }
-        pos += 11 + size + 4;
-    }
-    tags
 }
 
 fn settings(fps: f64) -> InspectSettings {
@@ -98,7 +59,7 @@ fn run(tags: &[(u32, Bytes)], fps: f64) -> (Vec<(i64, usize, usize)>, InspectSta
 #[test]
 fn corrupt_and_truncated_frames_are_counted_and_decoding_resumes() {
     let dir = temp_dir();
-    let tags = video_tags(&clip(dir.path(), "a.flv", "640x360", 3));
+    let tags = flv_video_tags(&clip(dir.path(), "a.flv", "640x360", 3));
     let (clean, clean_stats) = run(&tags, 0.0);
     assert_eq!(clean_stats.decode_errors.load(Ordering::Relaxed), 0);
     assert_eq!(clean.len(), 90);
@@ -139,8 +100,8 @@ fn corrupt_and_truncated_frames_are_counted_and_decoding_resumes() {
 #[test]
 fn resolution_change_reopens_the_decoder() {
     let dir = temp_dir();
-    let first = video_tags(&clip(dir.path(), "big.flv", "640x360", 2));
-    let second = video_tags(&clip(dir.path(), "small.flv", "320x240", 2));
+    let first = flv_video_tags(&clip(dir.path(), "big.flv", "640x360", 2));
+    let second = flv_video_tags(&clip(dir.path(), "small.flv", "320x240", 2));
     let mut tags = first.clone();
     tags.extend(second.iter().map(|(ts, body)| (ts + 2000, body.clone())));
     let (frames, stats) = run(&tags, 2.0);
@@ -161,7 +122,7 @@ fn resolution_change_reopens_the_decoder() {
 #[test]
 fn frames_without_a_sequence_header_are_counted_not_decoded() {
     let dir = temp_dir();
-    let tags: Vec<_> = video_tags(&clip(dir.path(), "a.flv", "320x240", 1))
+    let tags: Vec<_> = flv_video_tags(&clip(dir.path(), "a.flv", "320x240", 1))
         .into_iter()
         .filter(|(_, body)| video_frame_kind(body) != VideoFrameKind::SequenceHeader)
         .collect();

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use ffmpeg_next as ffmpeg;
@@ -93,24 +92,7 @@ const MEAN_BOUND: f64 = 4.0;
 fn luma_and_rgb_paths_agree_within_a_few_bits() {
     let dir = temp_dir();
     let clip = dir.path().join("clip.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-        ])
-        .args([
-            "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success());
+    lavfi_clip(&clip, "testsrc2=size=1280x720:rate=30", 2, &[]);
     let mut files = vec![clip];
     let samples =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/vpdq/sample-videos");

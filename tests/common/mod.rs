@@ -425,3 +425,54 @@ pub fn write_quietly(stream: &mut TcpStream, bytes: &[u8]) {
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// Encodes `seconds` of a lavfi `source` (e.g. `testsrc2=size=640x360:rate=30`) with x264 into
+/// `path` (container from the extension), with `extra` ffmpeg arguments before the output.
+pub fn lavfi_clip(path: &Path, source: &str, seconds: u32, extra: &[&str]) {
+    require("ffmpeg");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+        ])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .args(extra)
+        .arg(path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+}
+
+/// The video tags of an FLV file, as (timestamp ms, tag body): what RTMP carries for each.
+pub fn flv_video_tags(path: &Path) -> Vec<(u32, bytes::Bytes)> {
+    let data = std::fs::read(path).expect("read flv");
+    let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
+    let mut tags = Vec::new();
+    while pos + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        if data[pos] == 9 && pos + 11 + size <= data.len() {
+            tags.push((
+                ts,
+                bytes::Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size]),
+            ));
+        }
+        pos += 11 + size + 4;
+    }
+    tags
+}
