@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::events::EventsConfig;
 use crate::hash::letterbox::LetterboxSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::matcher::list::ListSettings;
@@ -74,6 +75,9 @@ pub struct Config {
     /// When matches add up to a cut.
     #[serde(default)]
     pub verdict: PolicySettings,
+    /// The event log.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -380,6 +384,9 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if self.events.log.is_relative() {
+            self.events.log = base.join(&self.events.log);
         }
         for list in &mut self.lists {
             if list.path.is_relative() {

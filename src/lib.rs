@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod hash;
 pub mod inspect;
 pub mod matcher;

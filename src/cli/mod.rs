@@ -14,9 +14,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+use crate::events::Events;
 use crate::inspect::pool::Inspector;
-use crate::matcher::{log_reload, MatchLogger, Matcher};
+use crate::matcher::{log_reload, Matcher};
 use crate::relay::{self, Relay, StreamInfo};
+use crate::verdict::Verdict;
 
 /// hashgate: relays RTMP ingest to the platform and cuts streams that match known content.
 #[derive(Debug, Parser)]
@@ -111,7 +113,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .watch(LIST_POLL)
         .context("starting the list watcher")?;
     tokio::spawn(reload_on_sighup(matcher.clone()));
-    let policy = config.verdict.clone();
+    let events = Arc::new(
+        Events::open(&config.events)
+            .with_context(|| format!("opening event log {}", config.events.log.display()))?,
+    );
+    let verdict = Arc::new(Verdict::new(
+        matcher,
+        config.verdict.clone(),
+        events.clone(),
+    ));
     let inspector = {
         let settings_config = config.clone();
         Inspector::start(
@@ -120,11 +130,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Box::new(move |stream: &StreamInfo| {
                 settings_config.inspect_settings(&stream.stream_key)
             }),
-            Arc::new(MatchLogger::new(matcher, policy)),
+            verdict.clone(),
         )
         .context("starting the inspection workers")?
     };
-    let relay = Arc::new(Relay::new(config)?.with_taps(Arc::new(inspector)));
+    let relay = Arc::new(
+        Relay::new(config)?
+            .with_taps(Arc::new(inspector))
+            .with_events(events),
+    );
+    verdict.attach(&relay);
     let listener = relay::bind(listen).await?;
     let running = tokio::spawn(relay.clone().run(listener));
     wait_for_shutdown_signal().await?;

@@ -11,17 +11,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use std::collections::HashMap;
-
 use arc_swap::ArcSwap;
 
 use crate::hash::imghash::{self, Algorithm};
 use crate::hash::pdq::LumaImage;
 use crate::hash::FrameHashes;
-use crate::inspect::pool::{FrameSink, LogSink};
-use crate::inspect::stream::{InspectStats, SampledFrame};
-use crate::relay::StreamInfo;
-use crate::verdict::policy::{counts_for_cut, MatchWindow, PolicySettings};
 use formats::ListError;
 use list::{HashList, ListKind, ListSettings, Match};
 
@@ -206,70 +200,5 @@ pub fn log_reload(outcome: &Reloaded) {
         Err(e) => {
             tracing::warn!(list = %outcome.list, "list reload failed, previous list stays in force: {e}")
         }
-    }
-}
-
-/// Matches every hashed frame, logs what matched, and logs when a stream reaches the cut
-/// policy (enforcing it — the cut itself — is the verdict's next step).
-pub struct MatchLogger {
-    matcher: Arc<Matcher>,
-    policy: PolicySettings,
-    windows: Mutex<HashMap<String, MatchWindow>>,
-}
-
-impl MatchLogger {
-    /// A logger over `matcher` with the cut `policy`.
-    pub fn new(matcher: Arc<Matcher>, policy: PolicySettings) -> Self {
-        MatchLogger {
-            matcher,
-            policy,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl FrameSink for MatchLogger {
-    fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
-        let result = self.matcher.match_frame(&frame.hashes, &frame.luma);
-        if let Some(allowed) = &result.allowed {
-            tracing::debug!(key = %stream.stream_key, entry = %allowed.label, "frame on allow list");
-            return;
-        }
-        for m in &result.matches {
-            tracing::warn!(
-                key = %stream.stream_key,
-                stream_ms = frame.stream_time_ms,
-                list = %m.list,
-                entry = %m.label,
-                source = %m.source,
-                distance = m.distance,
-                "match"
-            );
-        }
-        if !counts_for_cut(&result) {
-            return;
-        }
-        let Ok(mut windows) = self.windows.lock() else {
-            return;
-        };
-        let window = windows
-            .entry(stream.stream_key.clone())
-            .or_insert_with(|| MatchWindow::new(self.policy.clone()));
-        if window.record(frame.stream_time_ms) {
-            tracing::warn!(
-                key = %stream.stream_key,
-                stream_ms = frame.stream_time_ms,
-                "cut policy reached ({} matching frames within {:?})",
-                self.policy.min_matches,
-                self.policy.window
-            );
-        }
-    }
-
-    fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
-        if let Ok(mut windows) = self.windows.lock() {
-            windows.remove(&stream.stream_key);
-        }
-        LogSink.stream_ended(stream, stats);
     }
 }

@@ -14,11 +14,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::tls::{self, TlsClient};
 use crate::rtmp::RtmpError;
@@ -51,6 +53,18 @@ pub enum RelayError {
     /// Setup failed (TLS files, bind).
     #[error("{0}")]
     Setup(String),
+    /// The verdict cut the stream.
+    #[error("cut: {0}")]
+    Cut(String),
+    /// The stream key is blocked after a cut.
+    #[error("publish refused: stream key blocked for {0} more seconds")]
+    Blocked(u64),
+}
+
+/// A stream being published: who publishes it and how to cut it.
+struct LiveStream {
+    peer: SocketAddr,
+    cut: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// Shared state of a running relay.
@@ -58,9 +72,11 @@ pub struct Relay {
     config: Arc<Config>,
     tls_client: Option<TlsClient>,
     acceptor: Option<TlsAcceptor>,
-    live: Mutex<HashMap<String, SocketAddr>>,
+    live: Mutex<HashMap<String, LiveStream>>,
+    blocks: Mutex<HashMap<String, Instant>>,
     connections: AtomicUsize,
     taps: Option<Arc<dyn TapProvider>>,
+    events: Arc<Events>,
     shutdown: CancellationToken,
 }
 
@@ -89,8 +105,10 @@ impl Relay {
             tls_client,
             acceptor,
             live: Mutex::new(HashMap::new()),
+            blocks: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             taps: None,
+            events: Arc::new(Events::disabled()),
             shutdown: CancellationToken::new(),
         })
     }
@@ -99,6 +117,47 @@ impl Relay {
     pub fn with_taps(mut self, provider: Arc<dyn TapProvider>) -> Relay {
         self.taps = Some(provider);
         self
+    }
+
+    /// Records publish, unpublish and blocked events in `events`.
+    pub fn with_events(mut self, events: Arc<Events>) -> Relay {
+        self.events = events;
+        self
+    }
+
+    /// Cuts the stream published under `key`: the broadcaster gets `NetStream.Publish.Rejected`
+    /// with `reason` and is closed, the platform gets FCUnpublish and deleteStream, nothing more
+    /// is forwarded. With a non-zero `block_for`, the key is refused at publish time until then.
+    /// Returns whether such a stream was live.
+    pub fn cut(&self, key: &str, reason: &str, block_for: Duration) -> bool {
+        if !block_for.is_zero() {
+            if let Ok(mut blocks) = self.blocks.lock() {
+                blocks.insert(key.to_owned(), Instant::now() + block_for);
+            }
+        }
+        let live = self.live.lock().ok();
+        live.and_then(|l| l.get(key).map(|s| s.cut.send(reason.to_owned()).is_ok()))
+            .unwrap_or(false)
+    }
+
+    /// How long `key` stays blocked, if it is.
+    pub fn blocked_for(&self, key: &str) -> Option<Duration> {
+        let mut blocks = self.blocks.lock().ok()?;
+        let until = *blocks.get(key)?;
+        let now = Instant::now();
+        if until <= now {
+            blocks.remove(key);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    /// Lifts the block on `key`; returns whether there was one.
+    pub fn unblock(&self, key: &str) -> bool {
+        self.blocks
+            .lock()
+            .map(|mut b| b.remove(key).is_some())
+            .unwrap_or(false)
     }
 
     /// The configuration in force.
@@ -123,17 +182,29 @@ impl Relay {
         }
     }
 
-    /// Claims a stream key for `peer`; `None` when it is already being published.
-    fn claim(self: &Arc<Self>, key: &str, peer: SocketAddr) -> Option<LiveGuard> {
+    /// Claims a stream key for `peer`; `None` when it is already being published. The receiver
+    /// gets the reason when the stream is cut.
+    fn claim(
+        self: &Arc<Self>,
+        key: &str,
+        peer: SocketAddr,
+    ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
         let mut live = self.live.lock().ok()?;
         if live.contains_key(key) {
             return None;
         }
-        live.insert(key.to_owned(), peer);
-        Some(LiveGuard {
+        let (cut, cut_rx) = tokio::sync::mpsc::unbounded_channel();
+        live.insert(key.to_owned(), LiveStream { peer, cut });
+        let guard = LiveGuard {
             relay: self.clone(),
             key: key.to_owned(),
-        })
+        };
+        Some((guard, cut_rx))
+    }
+
+    /// The broadcaster's address of the stream live under `key`.
+    pub fn peer_of(&self, key: &str) -> Option<SocketAddr> {
+        self.live.lock().ok()?.get(key).map(|s| s.peer)
     }
 
     /// Counts a connection; `None` when `max_connections` are open.

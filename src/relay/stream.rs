@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
+use crate::events::EventKind;
 use crate::rtmp::client::{PublishTarget, UpstreamEvent, UpstreamPublisher};
 use crate::rtmp::connection::{BoxTransport, Connection};
 use crate::rtmp::handshake;
@@ -59,6 +60,7 @@ impl Upstream {
 enum Step {
     Publisher(Result<Result<PublisherEvent, RtmpError>, tokio::time::error::Elapsed>),
     Upstream(UpstreamStep),
+    Cut(String),
     Shutdown,
 }
 
@@ -103,7 +105,23 @@ async fn publish(
             .await?;
         return Err(RtmpError::Protocol("publish with an empty stream key".into()).into());
     }
-    let Some(_live) = relay.claim(&request.stream_key, peer) else {
+    if let Some(remaining) = relay.blocked_for(&request.stream_key) {
+        let secs = remaining.as_secs().max(1);
+        relay.events.emit(
+            &request.stream_key,
+            peer,
+            EventKind::Blocked { remaining_s: secs },
+        );
+        session
+            .reject_publish(
+                &request,
+                "NetStream.Publish.Rejected",
+                &format!("stream key blocked for {secs} more seconds"),
+            )
+            .await?;
+        return Err(RelayError::Blocked(secs));
+    }
+    let Some((_live, mut cut_rx)) = relay.claim(&request.stream_key, peer) else {
         session
             .reject_publish(
                 &request,
@@ -124,6 +142,13 @@ async fn publish(
     };
     session.accept_publish(&request).await?;
     tracing::info!(app = %request.app, upstream = %target.url, upstream_key = %target.stream_key, "publish");
+    relay.events.emit(
+        &request.stream_key,
+        peer,
+        EventKind::Publish {
+            app: request.app.clone(),
+        },
+    );
 
     let started = Instant::now();
     let mut tap = relay.taps.as_ref().and_then(|taps| {
@@ -148,10 +173,12 @@ async fn publish(
         let step = tokio::select! {
             event = tokio::time::timeout(idle, session.next_event()) => Step::Publisher(event),
             step = upstream.next_step() => Step::Upstream(step),
+            Some(reason) = cut_rx.recv() => Step::Cut(reason),
             _ = relay.shutdown.cancelled() => Step::Shutdown,
         };
         let outcome = match step {
             Step::Shutdown => break Ok(()),
+            Step::Cut(reason) => break Err(RelayError::Cut(reason)),
             Step::Publisher(Err(_)) => Err(RelayError::Limit {
                 limit: "idle_timeout",
                 detail: format!("nothing from the broadcaster for {idle:?}"),
@@ -245,8 +272,26 @@ async fn publish(
             // The broadcaster is told why; its own connection may already be gone.
             drop(session.fail(code, &error.to_string()).await);
         }
+        Err(RelayError::Cut(reason)) => {
+            // Whatever is still queued is dropped; the broadcaster is told why.
+            drop(session.fail("NetStream.Publish.Rejected", reason).await);
+        }
         Err(_) => {}
     }
+    let reason = match &ending {
+        Ok(()) if relay.shutdown.is_cancelled() => "shutdown",
+        Ok(()) => "broadcaster",
+        Err(RelayError::Cut(_)) => "cut",
+        Err(RelayError::Upstream { .. }) => "upstream",
+        Err(_) => "error",
+    };
+    relay.events.emit(
+        &request.stream_key,
+        peer,
+        EventKind::Unpublish {
+            reason: reason.to_owned(),
+        },
+    );
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         messages = forwarded,

@@ -115,7 +115,11 @@ impl ServerSession {
                     .and_then(Amf0Value::as_str)
                     .unwrap_or("");
                 self.app = Some(app.trim_matches('/').to_owned());
-                let client = cmd.object.get("flashVer").and_then(Amf0Value::as_str).unwrap_or("");
+                let client = cmd
+                    .object
+                    .get("flashVer")
+                    .and_then(Amf0Value::as_str)
+                    .unwrap_or("");
                 tracing::info!(app, client, "connect");
                 self.tc_url = cmd
                     .object

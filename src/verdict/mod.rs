@@ -1,4 +1,129 @@
-//! The verdict: when matches add up to cutting a stream. For now the policy window (used by
-//! `hashgate scan` and logged by `serve`); cutting, blocking and the delay buffer build on it.
+//! The verdict: matches in, cuts out. Every hashed frame is matched against the lists; each
+//! match is an event; when a stream's counted matches reach the policy, the stream is cut and
+//! its key blocked (or, in shadow mode, only the event is raised).
 
 pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
+
+use crate::events::{EventKind, Events};
+use crate::inspect::pool::{FrameSink, LogSink};
+use crate::inspect::stream::{InspectStats, SampledFrame};
+use crate::matcher::list::Action;
+use crate::matcher::Matcher;
+use crate::relay::{Relay, StreamInfo};
+use policy::{counts_for_cut, MatchWindow, PolicySettings, VerdictMode};
+
+struct StreamState {
+    window: MatchWindow,
+    /// Arrival of the first counted frame of the current window, for the cut latency.
+    first_counted: Option<Instant>,
+    cut: bool,
+}
+
+/// The frame sink that decides. Attach the relay with [`Verdict::attach`] once it exists.
+pub struct Verdict {
+    matcher: Arc<Matcher>,
+    policy: PolicySettings,
+    events: Arc<Events>,
+    relay: OnceLock<Weak<Relay>>,
+    streams: Mutex<HashMap<String, StreamState>>,
+}
+
+impl Verdict {
+    /// A verdict over `matcher` with `policy`, recording to `events`.
+    pub fn new(matcher: Arc<Matcher>, policy: PolicySettings, events: Arc<Events>) -> Verdict {
+        Verdict {
+            matcher,
+            policy,
+            events,
+            relay: OnceLock::new(),
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Gives the verdict the relay whose streams it cuts.
+    pub fn attach(&self, relay: &Arc<Relay>) {
+        let _ = self.relay.set(Arc::downgrade(relay));
+    }
+}
+
+impl FrameSink for Verdict {
+    fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
+        let result = self.matcher.match_frame(&frame.hashes, &frame.luma);
+        if result.allowed.is_some() || result.matches.is_empty() {
+            return;
+        }
+        for m in &result.matches {
+            self.events.emit(
+                &stream.stream_key,
+                stream.peer,
+                EventKind::Match {
+                    list: m.list.to_string(),
+                    entry: m.label.clone(),
+                    source: m.source.clone(),
+                    distance: m.distance,
+                    stream_ms: frame.stream_time_ms,
+                    action: match m.action {
+                        Action::Cut => "cut".into(),
+                        Action::Alert => "alert".into(),
+                    },
+                },
+            );
+        }
+        if !counts_for_cut(&result) {
+            return;
+        }
+        let Ok(mut streams) = self.streams.lock() else {
+            return;
+        };
+        let state = streams
+            .entry(stream.stream_key.clone())
+            .or_insert_with(|| StreamState {
+                window: MatchWindow::new(self.policy.clone()),
+                first_counted: None,
+                cut: false,
+            });
+        let first = *state.first_counted.get_or_insert(frame.arrived);
+        if state.cut || !state.window.record(frame.stream_time_ms) {
+            return;
+        }
+        let Some(best) = result.matches.iter().find(|m| m.action == Action::Cut) else {
+            return;
+        };
+        let latency_ms = first.elapsed().as_millis() as u64;
+        if self.policy.mode == VerdictMode::Shadow {
+            tracing::warn!(key = %stream.stream_key, entry = %best.label, "shadow mode: would cut");
+            state.first_counted = None;
+            return;
+        }
+        state.cut = true;
+        drop(streams);
+        let reason = format!("matched known content ({} / {})", best.list, best.label);
+        let relay = self.relay.get().and_then(Weak::upgrade);
+        let was_live =
+            relay.is_some_and(|r| r.cut(&stream.stream_key, &reason, self.policy.cooldown));
+        tracing::warn!(key = %stream.stream_key, entry = %best.label, latency_ms, was_live, "cut");
+        self.events.emit(
+            &stream.stream_key,
+            stream.peer,
+            EventKind::Cut {
+                list: best.list.to_string(),
+                entry: best.label.clone(),
+                source: best.source.clone(),
+                distance: best.distance,
+                stream_ms: frame.stream_time_ms,
+                latency_ms,
+            },
+        );
+    }
+
+    fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.remove(&stream.stream_key);
+        }
+        LogSink.stream_ended(stream, stats);
+    }
+}

@@ -23,6 +23,30 @@ pub struct PolicySettings {
         deserialize_with = "crate::config::duration_value"
     )]
     pub window: Duration,
+    /// `enforce` cuts; `shadow` only raises events (for trying lists and thresholds live).
+    #[serde(default)]
+    pub mode: VerdictMode,
+    /// How long a cut stream's key is refused at publish time (0 = not at all).
+    #[serde(
+        default = "default_cooldown",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub cooldown: Duration,
+}
+
+/// Whether the verdict acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictMode {
+    /// Cut streams that reach the policy.
+    #[default]
+    Enforce,
+    /// Raise events only.
+    Shadow,
+}
+
+fn default_cooldown() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl Default for PolicySettings {
@@ -30,6 +54,8 @@ impl Default for PolicySettings {
         PolicySettings {
             min_matches: default_min_matches(),
             window: default_window(),
+            mode: VerdictMode::Enforce,
+            cooldown: default_cooldown(),
         }
     }
 }
@@ -95,6 +121,7 @@ mod tests {
         let mut one = MatchWindow::new(PolicySettings {
             min_matches: 1,
             window: Duration::from_secs(1),
+            ..PolicySettings::default()
         });
         assert!(one.record(42));
     }

@@ -476,3 +476,58 @@ pub fn flv_video_tags(path: &Path) -> Vec<(u32, bytes::Bytes)> {
     }
     tags
 }
+
+/// A synthetic re-stream: `restream.mp4` is benign video (0-2 s), then a distinctive clip that
+/// stands in for known content (2-5 s), then benign video again (5-7 s); `benign.mp4` has no
+/// clip; `known.tsv` is the clip's hash list, made with `hashgate hash --fps 2`.
+pub struct KnownClip {
+    pub restream: PathBuf,
+    pub benign: PathBuf,
+    pub list: PathBuf,
+}
+
+/// Second at which the known clip starts in `restream.mp4`.
+pub const CLIP_START_S: f64 = 2.0;
+
+pub fn known_clip_fixture(dir: &Path) -> KnownClip {
+    require("ffmpeg");
+    let known = dir.join("known.mp4");
+    lavfi_clip(&known, "mandelbrot=size=640x360:rate=30", 3, &["-r", "30"]);
+    let benign = dir.join("benign.mp4");
+    lavfi_clip(&benign, "testsrc2=size=640x360:rate=30", 6, &["-r", "30"]);
+    let restream = dir.join("restream.mp4");
+    let filter = "[0:v]trim=0:2,setpts=PTS-STARTPTS[a];[1:v]setpts=PTS-STARTPTS[b];[0:v]trim=2:4,setpts=PTS-STARTPTS[c];[a][b][c]concat=n=3:v=1[v]";
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&benign)
+        .arg("-i")
+        .arg(&known)
+        .args([
+            "-filter_complex",
+            filter,
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-r", "30", "-g", "30"])
+        .arg(&restream)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the re-stream");
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&known)
+        .output()
+        .expect("hashgate hash");
+    assert!(out.status.success());
+    let list = dir.join("known.tsv");
+    std::fs::write(&list, &out.stdout).expect("list");
+    KnownClip {
+        restream,
+        benign,
+        list,
+    }
+}

@@ -1,0 +1,227 @@
+//! Events: one JSON line per event in `[events] log`, and the same through `tracing`. Writing
+//! happens on its own thread, so a slow disk never delays a stream or a cut.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// `[events]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// JSON-lines event log (appended to).
+    #[serde(default = "default_log")]
+    pub log: PathBuf,
+    /// Write the SHA-256 of stream keys instead of the keys (they are credentials).
+    #[serde(default)]
+    pub redact_keys: bool,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            log: default_log(),
+            redact_keys: false,
+        }
+    }
+}
+
+fn default_log() -> PathBuf {
+    PathBuf::from("events.jsonl")
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A broadcaster started publishing.
+    Publish {
+        /// Application.
+        app: String,
+    },
+    /// A stream ended.
+    Unpublish {
+        /// Why: `"broadcaster"`, `"cut"`, `"upstream"`, `"error"`, `"shutdown"`.
+        reason: String,
+    },
+    /// A sampled frame matched a list entry.
+    Match {
+        /// List name.
+        list: String,
+        /// Entry label.
+        entry: String,
+        /// `file:line` of the entry.
+        source: String,
+        /// Hamming distance.
+        distance: u32,
+        /// Stream time of the frame, in milliseconds.
+        stream_ms: i64,
+        /// `"cut"` or `"alert"`.
+        action: String,
+    },
+    /// A stream was cut.
+    Cut {
+        /// List name of the deciding match.
+        list: String,
+        /// Entry label.
+        entry: String,
+        /// `file:line` of the entry.
+        source: String,
+        /// Hamming distance.
+        distance: u32,
+        /// Stream time of the deciding frame, in milliseconds.
+        stream_ms: i64,
+        /// From the first matching frame's arrival at the relay to the cut.
+        latency_ms: u64,
+    },
+    /// A publish was refused because the key is blocked.
+    Blocked {
+        /// Seconds until the block lifts.
+        remaining_s: u64,
+    },
+}
+
+/// One event as written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// RFC 3339 time.
+    pub at: String,
+    /// Stream key, or its SHA-256 when keys are redacted.
+    pub stream: String,
+    /// Broadcaster's address.
+    pub peer: String,
+    /// The event and its fields.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The event log. Cheap to call from any thread.
+pub struct Events {
+    tx: Option<mpsc::SyncSender<String>>,
+    redact: bool,
+    dropped: AtomicU64,
+}
+
+/// Events queued for the writer before new ones are dropped (and counted).
+const QUEUE: usize = 10_000;
+
+impl Events {
+    /// Opens (appends to) the log file and starts its writer thread.
+    pub fn open(config: &EventsConfig) -> std::io::Result<Events> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.log)?;
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let path = config.log.display().to_string();
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || {
+                for line in rx {
+                    if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+                        tracing::error!("cannot write event log {path}: {e}");
+                    }
+                }
+            })?;
+        Ok(Events {
+            tx: Some(tx),
+            redact: config.redact_keys,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Events that go to the tracing log only (tests, `scan`).
+    pub fn disabled() -> Events {
+        Events {
+            tx: None,
+            redact: false,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Records an event about `stream` from `peer`.
+    pub fn emit(&self, stream: &str, peer: SocketAddr, kind: EventKind) {
+        let event = Event {
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            stream: if self.redact {
+                hex_sha256(stream)
+            } else {
+                stream.to_owned()
+            },
+            peer: peer.to_string(),
+            kind,
+        };
+        let Ok(line) = serde_json::to_string(&event) else {
+            return;
+        };
+        tracing::info!(target: "hashgate::events", "{line}");
+        if let Some(tx) = &self.tx {
+            if tx.try_send(line).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Events lost because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_json_lines_with_redaction() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("events.jsonl");
+        let events = Events::open(&EventsConfig {
+            log: log.clone(),
+            redact_keys: true,
+        })
+        .expect("open");
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        events.emit(
+            "secret-key",
+            peer,
+            EventKind::Publish { app: "live".into() },
+        );
+        events.emit("secret-key", peer, EventKind::Blocked { remaining_s: 60 });
+        drop(events);
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().count() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(lines[0]["event"], "publish");
+        assert_eq!(lines[0]["app"], "live");
+        assert_eq!(lines[1]["event"], "blocked");
+        assert_eq!(lines[0]["stream"], hex_sha256("secret-key"));
+        assert!(!text.contains("secret-key"));
+        assert!(lines[0]["at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+        assert_eq!(lines[0]["peer"], "127.0.0.1:5000");
+    }
+}

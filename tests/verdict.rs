@@ -1,0 +1,164 @@
+//! The verdict against real peers: ffmpeg publishes a re-stream with a known clip in the middle
+//! (a synthetic stand-in, hashed into a list by the test) through hashgate to nginx-rtmp.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+fn config(nginx: &Nginx, clip: &KnownClip, log: &Path, verdict: &str) -> String {
+    format!(
+        "{}[[lists]]\npath = \"{}\"\nlabel = \"known-clips\"\n[events]\nlog = \"{}\"\n[verdict]\n{verdict}",
+        upstream(&nginx.url()),
+        clip.list.display(),
+        log.display()
+    )
+}
+
+/// Seconds of the last video packet in a recording.
+fn recorded_until(recording: &Path) -> f64 {
+    packets(recording)
+        .iter()
+        .filter(|p| p.stream == 0)
+        .map(|p| p.pts)
+        .max()
+        .unwrap_or(0) as f64
+        / 1000.0
+}
+
+#[test]
+fn known_clip_is_cut_recorded_and_its_key_blocked() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &config(&nginx, &clip, &log, "cooldown = \"10m\"\n"),
+    );
+
+    let started = Instant::now();
+    let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("attacker"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("publisher closed");
+    assert!(
+        !status.success(),
+        "the broadcaster must see the stream refused"
+    );
+    // The clip starts 2 s in; the cut must come well before the 7 s file ends.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "cut only after {:?}",
+        started.elapsed()
+    );
+
+    wait_until(
+        "the cut and unpublish events",
+        Duration::from_secs(10),
+        || {
+            let e = events(&log);
+            !of_kind(&e, "cut").is_empty() && !of_kind(&e, "unpublish").is_empty()
+        },
+    );
+    let all = events(&log);
+    let cut = of_kind(&all, "cut")[0];
+    assert_eq!(cut["stream"], "attacker");
+    assert_eq!(cut["list"], "known-clips");
+    assert!(
+        cut["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("known.tsv:")),
+        "{cut}"
+    );
+    assert!(cut["latency_ms"].as_u64().is_some(), "{cut}");
+    assert!(cut["at"].as_str().is_some() && cut["peer"].as_str().is_some());
+    assert!(of_kind(&all, "match").len() >= 2);
+    assert_eq!(of_kind(&all, "unpublish")[0]["reason"], "cut");
+
+    // The platform's recording stops within 2 s of the clip's start (stated bound; the policy
+    // needs two matching frames 0.5 s apart at 2 fps, plus decoding and the relay's pacing).
+    wait_until(
+        "nginx to close the recording",
+        Duration::from_secs(10),
+        || nginx.error_log().contains("disconnect"),
+    );
+    let until = recorded_until(&nginx.recording("attacker"));
+    println!(
+        "cut latency {} ms; platform recorded until {until:.3} s (clip from {CLIP_START_S} s)",
+        cut["latency_ms"]
+    );
+    assert!(
+        until < CLIP_START_S + 2.0,
+        "platform recorded until {until} s"
+    );
+    assert!(
+        until > CLIP_START_S - 0.5,
+        "recording too short to be this stream: {until} s"
+    );
+
+    // The key is blocked: a reconnect is refused at publish time.
+    let mut again = ffmpeg_publish(&clip.benign, &hashgate.url("attacker"));
+    let status = again
+        .wait_timeout(Duration::from_secs(20))
+        .expect("refused");
+    assert!(!status.success());
+    wait_until("the blocked event", Duration::from_secs(5), || {
+        !of_kind(&events(&log), "blocked").is_empty()
+    });
+    assert!(hashgate.log().contains("blocked"));
+}
+
+#[test]
+fn benign_streams_pass_and_shadow_mode_only_raises_events() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &config(&nginx, &clip, &log, "mode = \"shadow\"\n"),
+    );
+
+    let benign = ffmpeg_publish(&clip.benign, &hashgate.url("benign"));
+    let shadowed = ffmpeg_publish(&clip.restream, &hashgate.url("shadowed"));
+    publish_ok(benign, Duration::from_secs(60));
+    publish_ok(shadowed, Duration::from_secs(60));
+    wait_until("both unpublish events", Duration::from_secs(10), || {
+        of_kind(&events(&log), "unpublish").len() >= 2
+    });
+    let all = events(&log);
+    assert!(of_kind(&all, "cut").is_empty(), "shadow mode must not cut");
+    let matches = of_kind(&all, "match");
+    assert!(matches.len() >= 2);
+    assert!(
+        matches.iter().all(|m| m["stream"] == "shadowed"),
+        "benign stream matched: {matches:?}"
+    );
+    assert!(hashgate.log().contains("shadow mode: would cut"));
+    wait_until("both recordings closed", Duration::from_secs(10), || {
+        nginx.error_log().matches("disconnect").count() >= 2
+    });
+    // Shadow mode forwarded every frame of the stream.
+    let sent: Vec<String> = packets(&clip.restream).into_iter().map(|p| p.md5).collect();
+    let recorded: Vec<String> = packets(&nginx.recording("shadowed"))
+        .into_iter()
+        .filter(|p| p.stream == 0)
+        .map(|p| p.md5)
+        .collect();
+    assert_eq!(recorded, sent);
+}
