@@ -25,6 +25,7 @@ fn ffmpeg_through_hashgate_to_nginx_is_byte_identical_with_metadata() {
     });
     let tags = format_tags(&format!("{}/clip", nginx.url()));
     publish_ok(publisher, PUBLISH_WITHIN);
+    nginx.wait_closed("clip", Duration::from_secs(20));
 
     assert!(
         tags.contains("title=hashgate-test-clip"),
@@ -91,11 +92,7 @@ fn gstreamer_rtmp2sink_publisher_arrives_complete() {
             .stderr(Stdio::piped()),
     );
     publish_ok(publisher, PUBLISH_WITHIN);
-    wait_until(
-        "nginx to close the recording",
-        Duration::from_secs(10),
-        || nginx.error_log().matches("disconnect").count() >= 1,
-    );
+    nginx.wait_closed("gst", Duration::from_secs(20));
 
     // flvmux re-times and re-interleaves, so compare each stream's packet bytes in order.
     let by_stream = |packets: Vec<Packet>, stream: u32| -> Vec<(u64, String)> {
@@ -180,11 +177,9 @@ fn ten_concurrent_publishers_all_arrive_complete() {
     for publisher in publishers {
         publish_ok(publisher, PUBLISH_WITHIN);
     }
-    wait_until(
-        "all ten upstream legs to close",
-        Duration::from_secs(10),
-        || nginx.error_log().matches("disconnect").count() >= 10,
-    );
+    for i in 0..10 {
+        nginx.wait_closed(&format!("multi-{i}"), Duration::from_secs(20));
+    }
     for i in 0..10 {
         assert_same_packets(source, &nginx.recording(&format!("multi-{i}")));
     }
@@ -253,6 +248,7 @@ fn duplicate_stream_key_is_refused_while_live() {
         .expect("second refused");
     assert!(!status.success());
     publish_ok(first, PUBLISH_WITHIN);
+    nginx.wait_closed("dup", Duration::from_secs(20));
     assert!(hashgate.log().contains("already publishing"));
     assert_same_packets(source_clip(), &nginx.recording("dup"));
 }

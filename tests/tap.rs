@@ -83,12 +83,12 @@ async fn tap_sees_every_video_message_and_a_stuck_tap_costs_nothing() {
         publish_ok(b, Duration::from_secs(60));
     });
     publish.await.expect("publishers");
-    let nginx_log_closed = || nginx.error_log().matches("disconnect").count() >= 2;
-    for _ in 0..200 {
-        if nginx_log_closed() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    {
+        let nginx = &nginx;
+        tokio::task::block_in_place(|| {
+            nginx.wait_closed("watched", Duration::from_secs(20));
+            nginx.wait_closed("stuck", Duration::from_secs(20));
+        });
     }
     relay.shutdown();
     running.await.expect("join").expect("relay ran");

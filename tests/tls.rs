@@ -82,9 +82,7 @@ fn rtmps_upstream_with_private_ca() {
         ffmpeg_publish(source_clip(), &hashgate.url("secure")),
         Duration::from_secs(60),
     );
-    wait_until("the upstream leg to close", Duration::from_secs(10), || {
-        nginx.error_log().contains("disconnect")
-    });
+    nginx.wait_closed("secure", Duration::from_secs(20));
     assert_same_packets(source_clip(), &nginx.recording("secure"));
 }
 
@@ -135,8 +133,6 @@ fn rtmps_listener_accepts_tls_broadcasters() {
     let hashgate = Hashgate::start(dir.path(), &config);
     let url = format!("rtmps://127.0.0.1:{}/live/tls-in", hashgate.port);
     publish_ok(ffmpeg_publish(source_clip(), &url), Duration::from_secs(60));
-    wait_until("the upstream leg to close", Duration::from_secs(10), || {
-        nginx.error_log().contains("disconnect")
-    });
+    nginx.wait_closed("tls-in", Duration::from_secs(20));
     assert_same_packets(source_clip(), &nginx.recording("tls-in"));
 }

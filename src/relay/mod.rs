@@ -5,6 +5,7 @@
 //! upstream leg in one task; `queue` holds the first GOP, bounded in bytes, while the upstream
 //! publish is set up; `tap` branches video towards inspection without ever blocking.
 
+pub mod delay;
 mod listener;
 pub mod queue;
 mod stream;

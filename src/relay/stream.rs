@@ -13,6 +13,7 @@ use std::time::Instant;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
+use super::delay::DelayLine;
 use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
@@ -60,8 +61,17 @@ impl Upstream {
 enum Step {
     Publisher(Result<Result<PublisherEvent, RtmpError>, tokio::time::error::Elapsed>),
     Upstream(UpstreamStep),
+    Release,
     Cut(String),
     Shutdown,
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs one broadcaster connection to its end.
@@ -168,24 +178,56 @@ async fn publish(
         source,
     };
     let mut forwarded: u64 = 0;
+    let delay = relay.config.verdict.delay;
+    let mut delay_line =
+        (!delay.is_zero()).then(|| DelayLine::new(delay, relay.config.limits.queue_bytes));
+    let mut publisher_done = false;
 
     let ending: Result<(), RelayError> = loop {
+        // With a delay buffer, the stream ends when the broadcaster has and the line is empty.
+        if publisher_done && delay_line.as_ref().is_none_or(DelayLine::is_empty) {
+            break Ok(());
+        }
+        let release_at = match (&delay_line, &upstream) {
+            (Some(line), Upstream::Ready(_)) => line.next_release(),
+            _ => None,
+        };
         let step = tokio::select! {
-            event = tokio::time::timeout(idle, session.next_event()) => Step::Publisher(event),
+            event = tokio::time::timeout(idle, session.next_event()), if !publisher_done => {
+                Step::Publisher(event)
+            }
             step = upstream.next_step() => Step::Upstream(step),
+            _ = sleep_until_some(release_at) => Step::Release,
             Some(reason) = cut_rx.recv() => Step::Cut(reason),
             _ = relay.shutdown.cancelled() => Step::Shutdown,
         };
         let outcome = match step {
             Step::Shutdown => break Ok(()),
-            Step::Cut(reason) => break Err(RelayError::Cut(reason)),
+            Step::Cut(reason) => {
+                if let Some(line) = delay_line.as_mut() {
+                    let held = line.discard();
+                    tracing::info!(held, "cut: held media discarded, never forwarded");
+                }
+                break Err(RelayError::Cut(reason));
+            }
+            Step::Release => match (&mut delay_line, &mut upstream) {
+                (Some(line), Upstream::Ready(up)) => {
+                    for msg in line.take_due(Instant::now()) {
+                        up.queue_media(&msg);
+                        forwarded += 1;
+                    }
+                    write_upstream(up, idle).await.map_err(upstream_failed)
+                }
+                _ => Ok(()),
+            },
             Step::Publisher(Err(_)) => Err(RelayError::Limit {
                 limit: "idle_timeout",
                 detail: format!("nothing from the broadcaster for {idle:?}"),
             }),
             Step::Publisher(Ok(Err(e))) => Err(e.into()),
             Step::Publisher(Ok(Ok(PublisherEvent::Closed | PublisherEvent::Unpublished))) => {
-                break Ok(())
+                publisher_done = true;
+                Ok(())
             }
             Step::Publisher(Ok(Ok(PublisherEvent::Media(msg)))) => {
                 if msg.type_id == kind::VIDEO {
@@ -193,18 +235,26 @@ async fn publish(
                         tap.offer(&msg, Instant::now());
                     }
                 }
-                match &mut upstream {
-                    Upstream::Failed => Ok(()),
-                    Upstream::Connecting { pending, .. } => {
-                        pending.push(msg).map_err(|full| RelayError::Limit {
+                if let Some(line) = delay_line.as_mut() {
+                    line.push(msg, Instant::now())
+                        .map_err(|full| RelayError::Limit {
                             limit: "queue_bytes",
-                            detail: format!("upstream publish not ready yet: {full}"),
+                            detail: format!("delay buffer over its cap: {full}"),
                         })
-                    }
-                    Upstream::Ready(up) => {
-                        up.queue_media(&msg);
-                        forwarded += 1;
-                        write_upstream(up, idle).await.map_err(upstream_failed)
+                } else {
+                    match &mut upstream {
+                        Upstream::Failed => Ok(()),
+                        Upstream::Connecting { pending, .. } => {
+                            pending.push(msg).map_err(|full| RelayError::Limit {
+                                limit: "queue_bytes",
+                                detail: format!("upstream publish not ready yet: {full}"),
+                            })
+                        }
+                        Upstream::Ready(up) => {
+                            up.queue_media(&msg);
+                            forwarded += 1;
+                            write_upstream(up, idle).await.map_err(upstream_failed)
+                        }
                     }
                 }
             }

@@ -32,6 +32,16 @@ pub struct PolicySettings {
         deserialize_with = "crate::config::duration_value"
     )]
     pub cooldown: Duration,
+    /// Media is held this long before it goes to the platform, so a cut discards it unseen.
+    #[serde(
+        default = "default_delay",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub delay: Duration,
+}
+
+fn default_delay() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// Whether the verdict acts.
@@ -56,6 +66,7 @@ impl Default for PolicySettings {
             window: default_window(),
             mode: VerdictMode::Enforce,
             cooldown: default_cooldown(),
+            delay: default_delay(),
         }
     }
 }

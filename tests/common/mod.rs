@@ -201,6 +201,24 @@ rtmp {{
         self.dir.join("rec").join(format!("{key}.flv"))
     }
 
+    /// Waits until the connection that published `key` has disconnected from nginx, so its
+    /// recording is complete (with hashgate's delay buffer that is after the broadcaster ends).
+    pub fn wait_closed(&self, key: &str, within: Duration) {
+        let published = format!("publish: name='{key}'");
+        wait_until(&format!("nginx to close the stream {key}"), within, || {
+            let log = self.error_log();
+            let Some(conn) = log
+                .lines()
+                .find(|l| l.contains(&published))
+                .and_then(|l| l.split_whitespace().find(|w| w.starts_with('*')))
+            else {
+                return false;
+            };
+            let closed = format!("{conn} disconnect");
+            log.lines().any(|l| l.contains(&closed))
+        });
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
