@@ -235,3 +235,28 @@ fn with_the_delay_buffer_a_benign_stream_arrives_whole() {
         "the held tail must be released, not dropped"
     );
 }
+
+#[test]
+fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture_with(dir.path(), "hflip");
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip, &log, "delay = \"0s\"\n"));
+    let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("mirror"));
+    let status = publisher.wait_timeout(Duration::from_secs(30)).expect("publisher closed");
+    assert!(!status.success(), "the mirrored clip must be cut");
+    wait_until("the cut event", Duration::from_secs(10), || !of_kind(&events(&log), "cut").is_empty());
+
+    // Without mirror lookups the same stream passes: the flip is what the lookup undid.
+    let log2 = dir.path().join("events-nomirror.jsonl");
+    let config = format!(
+        "{}[[lists]]\npath = \"{}\"\nmirror = false\n[events]\nlog = \"{}\"\n[verdict]\ndelay = \"0s\"\n",
+        upstream(&nginx.url()),
+        clip.list.display(),
+        log2.display()
+    );
+    let plain = Hashgate::start(dir.path(), &config);
+    publish_ok(ffmpeg_publish(&clip.restream, &plain.url("mirror2")), Duration::from_secs(60));
+    assert!(of_kind(&events(&log2), "cut").is_empty(), "cut without mirror lookups");
+}
