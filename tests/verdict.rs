@@ -244,9 +244,13 @@ fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
     let log = dir.path().join("events.jsonl");
     let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip, &log, "delay = \"0s\"\n"));
     let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("mirror"));
-    let status = publisher.wait_timeout(Duration::from_secs(30)).expect("publisher closed");
+    let status = publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("publisher closed");
     assert!(!status.success(), "the mirrored clip must be cut");
-    wait_until("the cut event", Duration::from_secs(10), || !of_kind(&events(&log), "cut").is_empty());
+    wait_until("the cut event", Duration::from_secs(10), || {
+        !of_kind(&events(&log), "cut").is_empty()
+    });
 
     // Without mirror lookups the same stream passes: the flip is what the lookup undid.
     let log2 = dir.path().join("events-nomirror.jsonl");
@@ -257,6 +261,52 @@ fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
         log2.display()
     );
     let plain = Hashgate::start(dir.path(), &config);
-    publish_ok(ffmpeg_publish(&clip.restream, &plain.url("mirror2")), Duration::from_secs(60));
-    assert!(of_kind(&events(&log2), "cut").is_empty(), "cut without mirror lookups");
+    publish_ok(
+        ffmpeg_publish(&clip.restream, &plain.url("mirror2")),
+        Duration::from_secs(60),
+    );
+    assert!(
+        of_kind(&events(&log2), "cut").is_empty(),
+        "cut without mirror lookups"
+    );
+}
+
+#[test]
+fn flood_guard_stops_an_entry_that_matches_many_streams() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    // A list with one entry standing in for a bad hash (think: a logo every stream shows).
+    let text = std::fs::read_to_string(&clip.list).expect("list");
+    let one = KnownClip {
+        list: dir.path().join("one-entry.tsv"),
+        ..clip
+    };
+    std::fs::write(&one.list, text.lines().next().expect("an entry")).expect("write");
+    // One stream is plausible; a second within the window means the entry is suspect.
+    let settings = "delay = \"0s\"\nmin_matches = 1\nflood_streams = 1\nflood_window = \"10m\"\n";
+    let clip = one;
+    let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip, &log, settings));
+    let mut first = ffmpeg_publish(&clip.restream, &hashgate.url("first"));
+    let status = first.wait_timeout(Duration::from_secs(30)).expect("closed");
+    assert!(!status.success(), "the first stream is cut");
+    publish_ok(
+        ffmpeg_publish(&clip.restream, &hashgate.url("second")),
+        Duration::from_secs(60),
+    );
+    wait_until("the flood event", Duration::from_secs(10), || {
+        !of_kind(&events(&log), "flood").is_empty()
+    });
+    let all = events(&log);
+    let cuts = of_kind(&all, "cut");
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    assert_eq!(cuts[0]["stream"], "first");
+    let flood = of_kind(&all, "flood")[0];
+    assert_eq!(flood["stream"], "second");
+    assert_eq!(flood["streams"], 2);
+    assert!(of_kind(&all, "match")
+        .iter()
+        .filter(|m| m["stream"] == "second")
+        .all(|m| m["action"] == "alert"));
 }

@@ -80,6 +80,17 @@ pub enum EventKind {
         /// From the first matching frame's arrival at the relay to the cut.
         latency_ms: u64,
     },
+    /// A list entry matched too many streams: it no longer cuts (alert only).
+    Flood {
+        /// List name.
+        list: String,
+        /// Entry label.
+        entry: String,
+        /// `file:line` of the entry.
+        source: String,
+        /// Distinct streams it matched within the flood window.
+        streams: usize,
+    },
     /// A publish was refused because the key is blocked.
     Blocked {
         /// Seconds until the block lifts.

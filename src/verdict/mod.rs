@@ -30,6 +30,48 @@ pub struct Verdict {
     events: Arc<Events>,
     relay: OnceLock<Weak<Relay>>,
     streams: Mutex<HashMap<String, StreamState>>,
+    flood: Mutex<FloodGuard>,
+}
+
+/// Which streams each cutting entry matched lately, and the entries that tripped the guard.
+#[derive(Default)]
+struct FloodGuard {
+    seen: HashMap<String, Vec<(Instant, String)>>,
+    flooded: HashMap<String, Instant>,
+}
+
+impl FloodGuard {
+    /// Records that `source` matched `stream`; the stream count when this tips it over `limit`.
+    fn record(
+        &mut self,
+        source: &str,
+        stream: &str,
+        limit: usize,
+        window: std::time::Duration,
+    ) -> Option<usize> {
+        let now = Instant::now();
+        self.flooded
+            .retain(|_, since| now.duration_since(*since) < window);
+        if self.flooded.contains_key(source) {
+            return None;
+        }
+        let seen = self.seen.entry(source.to_owned()).or_default();
+        seen.retain(|(at, _)| now.duration_since(*at) < window);
+        if !seen.iter().any(|(_, s)| s == stream) {
+            seen.push((now, stream.to_owned()));
+        }
+        if seen.len() > limit {
+            let streams = seen.len();
+            self.seen.remove(source);
+            self.flooded.insert(source.to_owned(), now);
+            return Some(streams);
+        }
+        None
+    }
+
+    fn is_flooded(&self, source: &str) -> bool {
+        self.flooded.contains_key(source)
+    }
 }
 
 impl Verdict {
@@ -41,6 +83,7 @@ impl Verdict {
             events,
             relay: OnceLock::new(),
             streams: Mutex::new(HashMap::new()),
+            flood: Mutex::new(FloodGuard::default()),
         }
     }
 
@@ -50,12 +93,51 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// Counts the streams each cutting entry matches; an entry over the limit is demoted to
+    /// alert for the flood window, with a `flood` event.
+    fn guard_against_floods(&self, stream: &StreamInfo, result: &mut crate::matcher::FrameMatches) {
+        let Ok(mut flood) = self.flood.lock() else {
+            return;
+        };
+        for m in result
+            .matches
+            .iter_mut()
+            .filter(|m| m.action == Action::Cut)
+        {
+            let tipped = flood.record(
+                &m.source,
+                &stream.stream_key,
+                self.policy.flood_streams,
+                self.policy.flood_window,
+            );
+            if let Some(streams) = tipped {
+                tracing::warn!(entry = %m.label, source = %m.source, streams, "flood guard: entry matches too many streams, now alert only");
+                self.events.emit(
+                    &stream.stream_key,
+                    stream.peer,
+                    EventKind::Flood {
+                        list: m.list.to_string(),
+                        entry: m.label.clone(),
+                        source: m.source.clone(),
+                        streams,
+                    },
+                );
+            }
+            if flood.is_flooded(&m.source) {
+                m.action = Action::Alert;
+            }
+        }
+    }
+}
+
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
-        let result = self.matcher.match_frame(&frame.hashes, &frame.luma);
+        let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
         if result.allowed.is_some() || result.matches.is_empty() {
             return;
         }
+        self.guard_against_floods(stream, &mut result);
         for m in &result.matches {
             self.events.emit(
                 &stream.stream_key,

@@ -38,6 +38,25 @@ pub struct PolicySettings {
         deserialize_with = "crate::config::duration_value"
     )]
     pub delay: Duration,
+    /// Flood guard: an entry that matches more than this many distinct streams within
+    /// `flood_window` stops cutting (it becomes alert-only and a `flood` event is raised): a bad
+    /// hash (a logo, a black frame) must not take down every stream on the platform.
+    #[serde(default = "default_flood_streams")]
+    pub flood_streams: usize,
+    /// The flood guard's window, in wall time.
+    #[serde(
+        default = "default_flood_window",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub flood_window: Duration,
+}
+
+fn default_flood_streams() -> usize {
+    5
+}
+
+fn default_flood_window() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_delay() -> Duration {
@@ -67,6 +86,8 @@ impl Default for PolicySettings {
             mode: VerdictMode::Enforce,
             cooldown: default_cooldown(),
             delay: default_delay(),
+            flood_streams: default_flood_streams(),
+            flood_window: default_flood_window(),
         }
     }
 }

@@ -519,8 +519,16 @@ pub fn known_clip_fixture_with(dir: &Path, transform: &str) -> KnownClip {
     lavfi_clip(&known, "mandelbrot=size=640x360:rate=30", 3, &["-r", "30"]);
     let benign = dir.join("benign.mp4");
     lavfi_clip(&benign, "testsrc2=size=640x360:rate=30", 6, &["-r", "30"]);
-    let restream = dir.join(if transform.is_empty() { "restream.mp4".to_owned() } else { format!("restream-{transform}.mp4") });
-    let known_filter = if transform.is_empty() { String::new() } else { format!(",{transform}") };
+    let restream = dir.join(if transform.is_empty() {
+        "restream.mp4".to_owned()
+    } else {
+        format!("restream-{transform}.mp4")
+    });
+    let known_filter = if transform.is_empty() {
+        String::new()
+    } else {
+        format!(",{transform}")
+    };
     let filter = format!("[0:v]trim=0:2,setpts=PTS-STARTPTS[a];[1:v]setpts=PTS-STARTPTS{known_filter}[b];[0:v]trim=2:4,setpts=PTS-STARTPTS[c];[a][b][c]concat=n=3:v=1[v]");
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
