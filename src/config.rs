@@ -454,6 +454,10 @@ impl Config {
                 ));
             }
         }
+        if let Some(url) = &self.events.webhook {
+            crate::events::webhook::Endpoint::parse(url)
+                .map_err(|e| invalid("events.webhook", e))?;
+        }
         if self.inspect.queue == 0 {
             return Err(invalid("inspect.queue", "must be greater than 0".into()));
         }

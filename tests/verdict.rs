@@ -310,3 +310,108 @@ fn flood_guard_stops_an_entry_that_matches_many_streams() {
         .filter(|m| m["stream"] == "second")
         .all(|m| m["action"] == "alert"));
 }
+
+/// A webhook receiver: records (signature header, body) of each POST and answers 200.
+fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let (mut length, mut signature) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-hashgate-signature:") {
+                    signature = line["x-hashgate-signature:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(mut g) = store.lock() {
+                    g.push((signature, String::from_utf8_lossy(&body).into_owned()));
+                }
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn webhook_gets_signed_events_and_a_silent_webhook_delays_no_cut() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let nginx = Nginx::start(dir.path());
+
+    let (port, received) = webhook_receiver();
+    let log = dir.path().join("events.jsonl");
+    let settings = format!(
+        "delay = \"0s\"\n[events]\nlog = \"{}\"\nwebhook = \"http://127.0.0.1:{port}/hook\"\nwebhook_secret = \"s3cret\"\n",
+        log.display()
+    );
+    let text = config(&nginx, &clip, &log, "")
+        .replace(&format!("[events]\nlog = \"{}\"\n", log.display()), "");
+    let hashgate = Hashgate::start(dir.path(), &format!("{text}{settings}"));
+    let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("hooked"));
+    assert!(!publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("closed")
+        .success());
+    wait_until(
+        "the cut to reach the webhook",
+        Duration::from_secs(10),
+        || {
+            received
+                .lock()
+                .map(|g| g.iter().any(|(_, b)| b.contains("\"event\":\"cut\"")))
+                .unwrap_or(false)
+        },
+    );
+    let got = received.lock().expect("lock").clone();
+    assert!(got.iter().any(|(_, b)| b.contains("\"event\":\"match\"")));
+    for (signature, body) in &got {
+        assert_eq!(
+            signature,
+            &hashgate::events::webhook::signature("s3cret", body)
+        );
+    }
+
+    // An endpoint that accepts and never answers: the cut is as quick as ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let _hold = std::thread::spawn(move || silent.incoming().flatten().collect::<Vec<_>>());
+    let log2 = dir.path().join("events2.jsonl");
+    let settings = format!(
+        "delay = \"0s\"\n[events]\nlog = \"{}\"\nwebhook = \"http://127.0.0.1:{silent_port}/\"\nwebhook_timeout = \"10s\"\n",
+        log2.display()
+    );
+    let text = config(&nginx, &clip, &log2, "")
+        .replace(&format!("[events]\nlog = \"{}\"\n", log2.display()), "");
+    let slow = Hashgate::start(dir.path(), &format!("{text}{settings}"));
+    let started = Instant::now();
+    let mut publisher = ffmpeg_publish(&clip.restream, &slow.url("unhooked"));
+    assert!(!publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("closed")
+        .success());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "cut delayed to {:?}",
+        started.elapsed()
+    );
+    wait_until("the cut event", Duration::from_secs(10), || {
+        !of_kind(&events(&log2), "cut").is_empty()
+    });
+}

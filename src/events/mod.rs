@@ -1,5 +1,8 @@
-//! Events: one JSON line per event in `[events] log`, and the same through `tracing`. Writing
-//! happens on its own thread, so a slow disk never delays a stream or a cut.
+//! Events: one JSON line per event in `[events] log`, and the same through `tracing`; `match`
+//! and `cut` also go to the webhook when one is set. Writing and delivery happen on their own
+//! threads, so a slow disk or endpoint never delays a stream or a cut.
+
+pub mod webhook;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,6 +24,27 @@ pub struct EventsConfig {
     /// Write the SHA-256 of stream keys instead of the keys (they are credentials).
     #[serde(default)]
     pub redact_keys: bool,
+    /// `http://` endpoint that gets each `match` and `cut` event as a JSON POST.
+    pub webhook: Option<String>,
+    /// HMAC-SHA256 key for the `X-Hashgate-Signature` header (or env HASHGATE_WEBHOOK_SECRET).
+    pub webhook_secret: Option<String>,
+    /// Deadline of one webhook attempt.
+    #[serde(
+        default = "default_webhook_timeout",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub webhook_timeout: std::time::Duration,
+    /// Attempts after the first, with exponential backoff from 0.5 s.
+    #[serde(default = "default_webhook_retries")]
+    pub webhook_retries: u32,
+}
+
+fn default_webhook_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(2)
+}
+
+fn default_webhook_retries() -> u32 {
+    3
 }
 
 impl Default for EventsConfig {
@@ -28,6 +52,10 @@ impl Default for EventsConfig {
         EventsConfig {
             log: default_log(),
             redact_keys: false,
+            webhook: None,
+            webhook_secret: None,
+            webhook_timeout: default_webhook_timeout(),
+            webhook_retries: default_webhook_retries(),
         }
     }
 }
@@ -91,6 +119,13 @@ pub enum EventKind {
         /// Distinct streams it matched within the flood window.
         streams: usize,
     },
+    /// Inspection fell behind the live edge by more than `max_lag`.
+    Overload {
+        /// How far behind, in milliseconds.
+        lag_ms: u64,
+        /// `"alert"` or `"cut"`.
+        action: String,
+    },
     /// A publish was refused because the key is blocked.
     Blocked {
         /// Seconds until the block lifts.
@@ -115,6 +150,7 @@ pub struct Event {
 /// The event log. Cheap to call from any thread.
 pub struct Events {
     tx: Option<mpsc::SyncSender<String>>,
+    webhook: Option<webhook::Webhook>,
     redact: bool,
     dropped: AtomicU64,
 }
@@ -140,8 +176,26 @@ impl Events {
                     }
                 }
             })?;
+        let webhook = match &config.webhook {
+            Some(url) => {
+                let endpoint = webhook::Endpoint::parse(url)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let secret = config
+                    .webhook_secret
+                    .clone()
+                    .or_else(|| std::env::var("HASHGATE_WEBHOOK_SECRET").ok());
+                Some(webhook::Webhook::start(webhook::WebhookSettings {
+                    endpoint,
+                    secret,
+                    timeout: config.webhook_timeout,
+                    retries: config.webhook_retries,
+                })?)
+            }
+            None => None,
+        };
         Ok(Events {
             tx: Some(tx),
+            webhook,
             redact: config.redact_keys,
             dropped: AtomicU64::new(0),
         })
@@ -151,6 +205,7 @@ impl Events {
     pub fn disabled() -> Events {
         Events {
             tx: None,
+            webhook: None,
             redact: false,
             dropped: AtomicU64::new(0),
         }
@@ -172,6 +227,11 @@ impl Events {
             return;
         };
         tracing::info!(target: "hashgate::events", "{line}");
+        if let (Some(hook), EventKind::Match { .. } | EventKind::Cut { .. }) =
+            (&self.webhook, &event.kind)
+        {
+            hook.post(line.clone());
+        }
         if let Some(tx) = &self.tx {
             if tx.try_send(line).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -203,6 +263,7 @@ mod tests {
         let events = Events::open(&EventsConfig {
             log: log.clone(),
             redact_keys: true,
+            ..EventsConfig::default()
         })
         .expect("open");
         let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");

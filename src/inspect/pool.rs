@@ -18,6 +18,8 @@ pub trait FrameSink: Send + Sync {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame);
     /// `stream` ended; `stats` are its final counters.
     fn stream_ended(&self, _stream: &StreamInfo, _stats: &InspectStats) {}
+    /// How far behind the live edge inspection of `stream` is, after each video message.
+    fn lag(&self, _stream: &StreamInfo, _lag: std::time::Duration) {}
 }
 
 /// Picks the sampling settings of a stream (per-route overrides).
@@ -131,8 +133,11 @@ async fn inspect(mut job: Job, sink: &dyn FrameSink) {
     let mut last_arrival = Instant::now();
     while let Some(video) = job.rx.recv().await {
         last_arrival = video.arrived;
-        let lag = video.arrived.elapsed().as_millis() as u64;
-        job.stats.lag_ms.store(lag, Ordering::Relaxed);
+        let lag = video.arrived.elapsed();
+        job.stats
+            .lag_ms
+            .store(lag.as_millis() as u64, Ordering::Relaxed);
+        sink.lag(&job.stream, lag);
         inspector.handle(&video, &job.stats, &mut |frame| {
             sink.frame(&job.stream, frame)
         });

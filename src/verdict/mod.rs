@@ -14,13 +14,26 @@ use crate::inspect::stream::{InspectStats, SampledFrame};
 use crate::matcher::list::Action;
 use crate::matcher::Matcher;
 use crate::relay::{Relay, StreamInfo};
-use policy::{counts_for_cut, MatchWindow, PolicySettings, VerdictMode};
+use policy::{counts_for_cut, MatchWindow, OverloadAction, PolicySettings, VerdictMode};
 
 struct StreamState {
+    /// Whether the stream is in overload (an event was raised; re-armed below half the limit).
+    overloaded: bool,
     window: MatchWindow,
     /// Arrival of the first counted frame of the current window, for the cut latency.
     first_counted: Option<Instant>,
     cut: bool,
+}
+
+impl StreamState {
+    fn new(policy: &PolicySettings) -> StreamState {
+        StreamState {
+            overloaded: false,
+            window: MatchWindow::new(policy.clone()),
+            first_counted: None,
+            cut: false,
+        }
+    }
 }
 
 /// The frame sink that decides. Attach the relay with [`Verdict::attach`] once it exists.
@@ -163,11 +176,7 @@ impl FrameSink for Verdict {
         };
         let state = streams
             .entry(stream.stream_key.clone())
-            .or_insert_with(|| StreamState {
-                window: MatchWindow::new(self.policy.clone()),
-                first_counted: None,
-                cut: false,
-            });
+            .or_insert_with(|| StreamState::new(&self.policy));
         let first = *state.first_counted.get_or_insert(frame.arrived);
         if state.cut || !state.window.record(frame.stream_time_ms) {
             return;
@@ -202,10 +211,118 @@ impl FrameSink for Verdict {
         );
     }
 
+    fn lag(&self, stream: &StreamInfo, lag: std::time::Duration) {
+        let Ok(mut streams) = self.streams.lock() else {
+            return;
+        };
+        let state = streams
+            .entry(stream.stream_key.clone())
+            .or_insert_with(|| StreamState::new(&self.policy));
+        if state.overloaded {
+            state.overloaded = lag > self.policy.max_lag / 2;
+            return;
+        }
+        if lag <= self.policy.max_lag {
+            return;
+        }
+        state.overloaded = true;
+        let cut = self.policy.on_overload == OverloadAction::Cut
+            && self.policy.mode == VerdictMode::Enforce;
+        if cut {
+            state.cut = true;
+        }
+        drop(streams);
+        let lag_ms = lag.as_millis() as u64;
+        tracing::warn!(key = %stream.stream_key, lag_ms, cut, "inspection overloaded");
+        let action = if cut { "cut" } else { "alert" };
+        self.events.emit(
+            &stream.stream_key,
+            stream.peer,
+            EventKind::Overload {
+                lag_ms,
+                action: action.into(),
+            },
+        );
+        if cut {
+            if let Some(relay) = self.relay.get().and_then(Weak::upgrade) {
+                relay.cut(
+                    &stream.stream_key,
+                    "inspection overloaded",
+                    std::time::Duration::ZERO,
+                );
+            }
+        }
+    }
+
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
         if let Ok(mut streams) = self.streams.lock() {
             streams.remove(&stream.stream_key);
         }
         LogSink.stream_ended(stream, stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::list::ListSettings;
+    use std::time::Duration;
+
+    fn verdict(on_overload: OverloadAction, log: &std::path::Path) -> Verdict {
+        let list = log.with_file_name("empty.txt");
+        std::fs::write(&list, "").expect("list");
+        let matcher = Arc::new(Matcher::load(vec![ListSettings::for_path(&list)]).expect("lists"));
+        let events = Arc::new(
+            Events::open(&crate::events::EventsConfig {
+                log: log.to_owned(),
+                ..crate::events::EventsConfig::default()
+            })
+            .expect("events"),
+        );
+        let policy = PolicySettings {
+            max_lag: Duration::from_secs(5),
+            on_overload,
+            ..PolicySettings::default()
+        };
+        Verdict::new(matcher, policy, events)
+    }
+
+    fn lines(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("json"))
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("fewer than {n} events in {}", log.display());
+    }
+
+    #[test]
+    fn overload_raises_one_event_per_episode() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("events.jsonl");
+        let v = verdict(OverloadAction::Alert, &log);
+        let stream = StreamInfo {
+            stream_key: "busy".into(),
+            app: "live".into(),
+            peer: "127.0.0.1:1".parse().expect("addr"),
+        };
+        for lag in [1, 6, 7, 8, 2, 6] {
+            v.lag(&stream, Duration::from_secs(lag));
+        }
+        let events = lines(&log, 2);
+        assert_eq!(
+            events.len(),
+            2,
+            "one event per episode, re-armed below half the limit"
+        );
+        assert!(events
+            .iter()
+            .all(|e| e["event"] == "overload" && e["action"] == "alert"));
+        assert_eq!(events[0]["lag_ms"], 6000);
     }
 }

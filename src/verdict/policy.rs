@@ -49,6 +49,30 @@ pub struct PolicySettings {
         deserialize_with = "crate::config::duration_value"
     )]
     pub flood_window: Duration,
+    /// Inspection more than this far behind the live edge is an overload.
+    #[serde(
+        default = "default_max_lag",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub max_lag: Duration,
+    /// On overload: `alert` keeps forwarding and raises an event; `cut` fails closed.
+    #[serde(default)]
+    pub on_overload: OverloadAction,
+}
+
+/// What an inspection overload does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverloadAction {
+    /// Keep forwarding, raise an `overload` event.
+    #[default]
+    Alert,
+    /// Cut the stream (no key block: the broadcaster did nothing wrong).
+    Cut,
+}
+
+fn default_max_lag() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_flood_streams() -> usize {
@@ -88,6 +112,8 @@ impl Default for PolicySettings {
             delay: default_delay(),
             flood_streams: default_flood_streams(),
             flood_window: default_flood_window(),
+            max_lag: default_max_lag(),
+            on_overload: OverloadAction::Alert,
         }
     }
 }
