@@ -311,8 +311,11 @@ fn flood_guard_stops_an_entry_that_matches_many_streams() {
         .all(|m| m["action"] == "alert"));
 }
 
+/// (signature header, body) of each POST a receiver got.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A webhook receiver: records (signature header, body) of each POST and answers 200.
-fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+fn webhook_receiver() -> (u16, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
