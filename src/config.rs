@@ -388,6 +388,14 @@ impl Config {
         if self.events.log.is_relative() {
             self.events.log = base.join(&self.events.log);
         }
+        if let Some(dir) = self
+            .events
+            .evidence_dir
+            .as_mut()
+            .filter(|d| d.is_relative())
+        {
+            *dir = base.join(&*dir);
+        }
         for list in &mut self.lists {
             if list.path.is_relative() {
                 list.path = base.join(&list.path);

@@ -48,7 +48,13 @@ fn known_clip_is_cut_recorded_and_its_key_blocked() {
     let log = dir.path().join("events.jsonl");
     let hashgate = Hashgate::start(
         dir.path(),
-        &config(&nginx, &clip, &log, "cooldown = \"10m\"\ndelay = \"0s\"\n"),
+        &config(&nginx, &clip, &log, "cooldown = \"10m\"\ndelay = \"0s\"\n").replace(
+            "[events]\n",
+            &format!(
+                "[events]\nevidence_dir = \"{}\"\n",
+                dir.path().join("evidence").display()
+            ),
+        ),
     );
 
     let started = Instant::now();
@@ -106,6 +112,38 @@ fn known_clip_is_cut_recorded_and_its_key_blocked() {
         until > CLIP_START_S - 0.5,
         "recording too short to be this stream: {until} s"
     );
+
+    // Evidence: the deciding frames as JPEG and the cut event beside them.
+    let evidence = dir.path().join("evidence");
+    wait_until("the evidence folder", Duration::from_secs(10), || {
+        std::fs::read_dir(&evidence)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    });
+    let folder = std::fs::read_dir(&evidence)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .next()
+        .expect("a cut")
+        .path();
+    wait_until("the sidecar", Duration::from_secs(10), || {
+        folder.join("cut.json").exists()
+    });
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("cut.json")).expect("read"))
+            .expect("json");
+    assert_eq!(sidecar["event"], "cut");
+    assert_eq!(sidecar["stream"], "attacker");
+    let jpegs: Vec<_> = std::fs::read_dir(&folder)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    assert_eq!(jpegs.len(), 2, "the two matching frames the policy counted");
+    for jpeg in jpegs {
+        let image = image::open(jpeg.path()).expect("decodable JPEG");
+        assert_eq!((image.width(), image.height()), (640, 360));
+    }
 
     // The key is blocked: a reconnect is refused at publish time.
     let mut again = ffmpeg_publish(&clip.benign, &hashgate.url("attacker"));

@@ -2,6 +2,7 @@
 //! and `cut` also go to the webhook when one is set. Writing and delivery happen on their own
 //! threads, so a slow disk or endpoint never delays a stream or a cut.
 
+pub mod evidence;
 pub mod webhook;
 
 use std::io::Write;
@@ -37,6 +38,25 @@ pub struct EventsConfig {
     /// Attempts after the first, with exponential backoff from 0.5 s.
     #[serde(default = "default_webhook_retries")]
     pub webhook_retries: u32,
+    /// Folder for each cut's deciding frames (JPEG) and event (JSON); unset = no evidence.
+    pub evidence_dir: Option<PathBuf>,
+    /// Most cut folders kept.
+    #[serde(default = "default_evidence_keep")]
+    pub evidence_keep: usize,
+    /// Cut folders older than this are removed.
+    #[serde(
+        default = "default_evidence_max_age",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub evidence_max_age: std::time::Duration,
+}
+
+fn default_evidence_keep() -> usize {
+    1000
+}
+
+fn default_evidence_max_age() -> std::time::Duration {
+    std::time::Duration::from_secs(30 * 24 * 3600)
 }
 
 fn default_webhook_timeout() -> std::time::Duration {
@@ -56,6 +76,9 @@ impl Default for EventsConfig {
             webhook_secret: None,
             webhook_timeout: default_webhook_timeout(),
             webhook_retries: default_webhook_retries(),
+            evidence_dir: None,
+            evidence_keep: default_evidence_keep(),
+            evidence_max_age: default_evidence_max_age(),
         }
     }
 }
@@ -150,6 +173,7 @@ pub struct Event {
 /// The event log. Cheap to call from any thread.
 pub struct Events {
     tx: Option<mpsc::SyncSender<String>>,
+    evidence: Option<evidence::EvidenceSettings>,
     webhook: Option<webhook::Webhook>,
     redact: bool,
     dropped: AtomicU64,
@@ -193,8 +217,17 @@ impl Events {
             }
             None => None,
         };
+        let evidence = config
+            .evidence_dir
+            .clone()
+            .map(|dir| evidence::EvidenceSettings {
+                dir,
+                keep: config.evidence_keep.max(1),
+                max_age: config.evidence_max_age,
+            });
         Ok(Events {
             tx: Some(tx),
+            evidence,
             webhook,
             redact: config.redact_keys,
             dropped: AtomicU64::new(0),
@@ -205,14 +238,15 @@ impl Events {
     pub fn disabled() -> Events {
         Events {
             tx: None,
+            evidence: None,
             webhook: None,
             redact: false,
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Records an event about `stream` from `peer`.
-    pub fn emit(&self, stream: &str, peer: SocketAddr, kind: EventKind) {
+    /// Records an event about `stream` from `peer`; returns its JSON line.
+    pub fn emit(&self, stream: &str, peer: SocketAddr, kind: EventKind) -> Option<String> {
         let event = Event {
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             stream: if self.redact {
@@ -224,7 +258,7 @@ impl Events {
             kind,
         };
         let Ok(line) = serde_json::to_string(&event) else {
-            return;
+            return None;
         };
         tracing::info!(target: "hashgate::events", "{line}");
         if let (Some(hook), EventKind::Match { .. } | EventKind::Cut { .. }) =
@@ -233,9 +267,27 @@ impl Events {
             hook.post(line.clone());
         }
         if let Some(tx) = &self.tx {
-            if tx.try_send(line).is_err() {
+            if tx.try_send(line.clone()).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        Some(line)
+    }
+
+    /// Saves a cut's deciding frames and event under the evidence folder, when one is set.
+    pub fn save_evidence(
+        &self,
+        stream: &str,
+        event_json: String,
+        frames: Vec<(i64, crate::hash::pdq::LumaImage)>,
+    ) {
+        if let Some(settings) = &self.evidence {
+            let name = evidence::folder_name(&if self.redact {
+                hex_sha256(stream)
+            } else {
+                stream.to_owned()
+            });
+            evidence::save(settings.clone(), name, event_json, frames);
         }
     }
 

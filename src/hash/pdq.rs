@@ -193,6 +193,7 @@ impl PdqDct {
 }
 
 /// A grey image as `f32` samples, row-major.
+#[derive(Debug, Clone)]
 pub struct LumaImage {
     /// Width in pixels.
     pub width: usize,

@@ -22,6 +22,8 @@ struct StreamState {
     window: MatchWindow,
     /// Arrival of the first counted frame of the current window, for the cut latency.
     first_counted: Option<Instant>,
+    /// The counted frames of the current window, for evidence.
+    frames: Vec<(i64, crate::hash::pdq::LumaImage)>,
     cut: bool,
 }
 
@@ -31,6 +33,7 @@ impl StreamState {
             overloaded: false,
             window: MatchWindow::new(policy.clone()),
             first_counted: None,
+            frames: Vec::new(),
             cut: false,
         }
     }
@@ -178,7 +181,19 @@ impl FrameSink for Verdict {
             .entry(stream.stream_key.clone())
             .or_insert_with(|| StreamState::new(&self.policy));
         let first = *state.first_counted.get_or_insert(frame.arrived);
-        if state.cut || !state.window.record(frame.stream_time_ms) {
+        if state.cut {
+            return;
+        }
+        // Keep the counted frames of the window (bounded) for evidence.
+        let window_ms = self.policy.window.as_millis() as i64;
+        state
+            .frames
+            .retain(|(t, _)| frame.stream_time_ms - t <= window_ms);
+        if state.frames.len() >= self.policy.min_matches.max(1) + 2 {
+            state.frames.remove(0);
+        }
+        state.frames.push((frame.stream_time_ms, frame.luma));
+        if !state.window.record(frame.stream_time_ms) {
             return;
         }
         let Some(best) = result.matches.iter().find(|m| m.action == Action::Cut) else {
@@ -191,13 +206,14 @@ impl FrameSink for Verdict {
             return;
         }
         state.cut = true;
+        let evidence = std::mem::take(&mut state.frames);
         drop(streams);
         let reason = format!("matched known content ({} / {})", best.list, best.label);
         let relay = self.relay.get().and_then(Weak::upgrade);
         let was_live =
             relay.is_some_and(|r| r.cut(&stream.stream_key, &reason, self.policy.cooldown));
         tracing::warn!(key = %stream.stream_key, entry = %best.label, latency_ms, was_live, "cut");
-        self.events.emit(
+        let line = self.events.emit(
             &stream.stream_key,
             stream.peer,
             EventKind::Cut {
@@ -209,6 +225,10 @@ impl FrameSink for Verdict {
                 latency_ms,
             },
         );
+        if let Some(line) = line {
+            self.events
+                .save_evidence(&stream.stream_key, line, evidence);
+        }
     }
 
     fn lag(&self, stream: &StreamInfo, lag: std::time::Duration) {
