@@ -59,6 +59,7 @@ pub struct VideoDecoder {
     frame: ffmpeg::frame::Video,
     luma: LumaExtractor,
     awaiting_keyframe: bool,
+    keyframes_only: bool,
     /// Packets FFmpeg rejected.
     pub errors: u64,
 }
@@ -114,6 +115,7 @@ impl VideoDecoder {
             frame: ffmpeg::frame::Video::empty(),
             luma: LumaExtractor::default(),
             awaiting_keyframe: true,
+            keyframes_only,
             errors: 0,
         })
     }
@@ -148,6 +150,12 @@ impl VideoDecoder {
             return;
         }
         self.drain(&mut out);
+        // Fed keyframes only, the decoder would hold each picture back until the next keyframe
+        // (reordering delay): a second of latency. Each keyframe decodes on its own, so drain it
+        // out now.
+        if self.keyframes_only {
+            self.finish(&mut out);
+        }
     }
 
     /// Flushes the frames FFmpeg still holds (B-frame reordering) at the end of a sequence.

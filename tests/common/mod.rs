@@ -313,19 +313,22 @@ pub struct Packet {
 
 /// Every packet of `file`, without decoding.
 pub fn packets(file: &Path) -> Vec<Packet> {
+    try_packets(file).unwrap_or_else(|e| panic!("framemd5 of {} failed: {e}", file.display()))
+}
+
+/// Every packet of `file`, or why ffmpeg could not read it (e.g. a recording that never got
+/// a frame).
+pub fn try_packets(file: &Path) -> Result<Vec<Packet>, String> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(file)
         .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
         .output()
-        .expect("run ffmpeg framemd5");
-    assert!(
-        out.status.success(),
-        "framemd5 of {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|line| {
@@ -338,7 +341,7 @@ pub fn packets(file: &Path) -> Vec<Packet> {
                 md5: f[5].to_owned(),
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Format tags (onMetaData fields) of a file or URL, via ffprobe.
