@@ -16,11 +16,7 @@ use std::time::Duration;
 use common::*;
 
 fn events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    read_events(path)
 }
 
 fn at(event: &serde_json::Value) -> Option<std::time::SystemTime> {

@@ -567,3 +567,12 @@ pub fn known_clip_fixture_with(dir: &Path, transform: &str) -> KnownClip {
         list,
     }
 }
+
+/// The JSON lines of an event log written so far.
+pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
