@@ -91,3 +91,30 @@ fn scan_finds_the_clip_and_passes_benign_video() {
         "{text}"
     );
 }
+
+#[test]
+fn bundled_samples_scan_as_documented() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let config = samples.join("demo.toml").display().to_string();
+    let out = hashgate(&[
+        "scan",
+        "--config",
+        &config,
+        &samples.join("flagged.flv").display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("verdict: CUT at 2.")),
+        "{text}"
+    );
+    let out = hashgate(&[
+        "scan",
+        "--config",
+        &config,
+        &samples.join("benign.flv").display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("verdict: pass (no match"), "{text}");
+}
