@@ -34,26 +34,11 @@ fn ffmpeg_through_hashgate_to_nginx_is_byte_identical_with_metadata() {
     assert_same_packets(source, &nginx.recording("clip"));
 
     // The publisher's disconnect reached nginx as an explicit deleteStream before the TCP close.
-    let log = nginx.error_log();
-    let ours = log
-        .lines()
-        .find(|l| l.contains("flashver='FMLE/3.0 (compatible; hashgate)'"))
-        .and_then(|l| l.split_whitespace().find(|w| w.starts_with('*')))
-        .expect("hashgate's connection in the nginx log")
-        .to_owned();
-    let events: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(&format!("{ours} ")))
-        .filter_map(|l| {
-            ["publish:", "deleteStream", "disconnect"]
-                .into_iter()
-                .find(|e| l.contains(e))
-        })
-        .collect();
     assert_eq!(
-        &events[..3],
-        &["publish:", "deleteStream", "disconnect"],
-        "{log}"
+        nginx.session_events("clip"),
+        ["publish:", "deleteStream", "disconnect"],
+        "{}",
+        nginx.error_log()
     );
 
     let hg = hashgate.log();
@@ -251,4 +236,38 @@ fn duplicate_stream_key_is_refused_while_live() {
     nginx.wait_closed("dup", Duration::from_secs(20));
     assert!(hashgate.log().contains("already publishing"));
     assert_same_packets(source_clip(), &nginx.recording("dup"));
+}
+
+#[test]
+fn sigterm_ends_streams_cleanly_and_exits() {
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    let mut hashgate = Hashgate::start(dir.path(), &upstream(&nginx.url()));
+    let mut publisher = ffmpeg_publish(source_clip(), &hashgate.url("draining"));
+    wait_until(
+        "the stream to reach the platform",
+        Duration::from_secs(15),
+        || nginx.recording("draining").exists(),
+    );
+    let status = hashgate
+        .process
+        .terminate(Duration::from_secs(20))
+        .expect("hashgate exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    // The broadcaster was told and closed; the platform leg was unpublished, not dropped.
+    let broadcaster = publisher
+        .wait_timeout(Duration::from_secs(10))
+        .expect("publisher closed");
+    assert!(
+        !broadcaster.success(),
+        "the broadcaster sees the stream end early"
+    );
+    nginx.wait_closed("draining", Duration::from_secs(10));
+    assert_eq!(
+        nginx.session_events("draining"),
+        ["publish:", "deleteStream", "disconnect"],
+        "{}",
+        nginx.error_log()
+    );
+    assert!(hashgate.log().contains("shutting down"));
 }

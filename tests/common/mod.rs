@@ -219,6 +219,31 @@ rtmp {{
         });
     }
 
+    /// The first three of `publish:`, `deleteStream`, `disconnect` that nginx logged for the
+    /// connection that published `key`, in order: an explicit unpublish logs deleteStream
+    /// before the disconnect (nginx logs one after it too when the peer just hangs up).
+    pub fn session_events(&self, key: &str) -> Vec<&'static str> {
+        let log = self.error_log();
+        let published = format!("publish: name='{key}'");
+        let Some(conn) = log
+            .lines()
+            .find(|l| l.contains(&published))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with('*')))
+        else {
+            return Vec::new();
+        };
+        let conn = format!("{conn} ");
+        log.lines()
+            .filter(|l| l.contains(&conn))
+            .filter_map(|l| {
+                ["publish:", "deleteStream", "disconnect"]
+                    .into_iter()
+                    .find(|e| l.contains(e))
+            })
+            .take(3)
+            .collect()
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
