@@ -37,11 +37,13 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that parses but cannot work.
-    #[error("{path}: {key}: {message}")]
+    #[error("{path}{}: {key}: {message}", line.map(|n| format!(":{n}")).unwrap_or_default())]
     Invalid {
         /// File path.
         path: PathBuf,
-        /// Dotted key, e.g. `upstream.url`.
+        /// Line of the key in the file, when it is written there (not a default).
+        line: Option<usize>,
+        /// Dotted key, e.g. `upstream.url` or `lists[0].path`.
         key: String,
         /// What is wrong and what is allowed.
         message: String,
@@ -275,6 +277,38 @@ const fn default_connections() -> usize {
     1000
 }
 
+/// The 1-based line where `key` (`table.field` or `array[i].field`) is set in `text`.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let (table, field) = key.rsplit_once('.')?;
+    let (name, index) = match table.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()?),
+        None => (table, 0),
+    };
+    let mut current = String::new();
+    let mut occurrence = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix("[[").and_then(|l| l.split(']').next()) {
+            current = header.trim().to_owned();
+            if current == name {
+                occurrence += 1;
+            }
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = header.trim().to_owned();
+            occurrence = usize::from(current == name);
+            continue;
+        }
+        let in_place = current == name && occurrence == index + 1;
+        let sets_field = line.split_once('=').is_some_and(|(k, _)| k.trim() == field);
+        if in_place && sets_field {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
 /// Parses `"250ms"`, `"5s"`, `"10m"`, `"1h"` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -368,7 +402,17 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
-        config.validate(path)?;
+        config.validate(path).map_err(|e| match e {
+            ConfigError::Invalid {
+                path, key, message, ..
+            } => ConfigError::Invalid {
+                line: line_of(text, &key),
+                path,
+                key,
+                message,
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -406,6 +450,7 @@ impl Config {
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_owned(),
+            line: None,
             key: key.to_owned(),
             message,
         };
