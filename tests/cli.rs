@@ -53,3 +53,41 @@ fn check_config_accepts_the_shipped_file_and_names_key_and_line_otherwise() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     }
 }
+
+#[test]
+fn serve_logs_json_lines_on_request() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[events]\nlog = \"e.jsonl\"\n"),
+    )
+    .expect("write");
+    let log = dir.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline && !text.contains("listening") {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = text.lines().next().expect("a log line");
+    let value: serde_json::Value = serde_json::from_str(first).expect("JSON log line");
+    assert!(
+        value["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("listening")),
+        "{first}"
+    );
+    assert_eq!(value["level"], "INFO");
+}
