@@ -239,22 +239,52 @@ fn duplicate_stream_key_is_refused_while_live() {
 }
 
 #[test]
-fn sigterm_ends_streams_cleanly_and_exits() {
+fn sigterm_lets_streams_drain_then_ends_them_cleanly() {
     let dir = temp_dir();
     let nginx = Nginx::start(dir.path());
-    let mut hashgate = Hashgate::start(dir.path(), &upstream(&nginx.url()));
-    let mut publisher = ffmpeg_publish(source_clip(), &hashgate.url("draining"));
+
+    // A drain timeout longer than the stream: it finishes whole, then the process exits.
+    let config = format!(
+        "{}[limits]\ndrain_timeout = \"20s\"\n",
+        upstream(&nginx.url())
+    );
+    let mut patient = Hashgate::start(dir.path(), &config);
+    let publisher = ffmpeg_publish(source_clip(), &patient.url("finishes"));
+    wait_until(
+        "the stream to reach the platform",
+        Duration::from_secs(15),
+        || nginx.recording("finishes").exists(),
+    );
+    let _ = Command::new("kill")
+        .arg(patient.process.pid().to_string())
+        .status();
+    publish_ok(publisher, Duration::from_secs(30));
+    let status = patient
+        .process
+        .wait_timeout(Duration::from_secs(30))
+        .expect("exits after draining");
+    assert!(status.success(), "exit status {status}");
+    nginx.wait_closed("finishes", Duration::from_secs(10));
+    assert_same_packets(source_clip(), &nginx.recording("finishes"));
+
+    // A drain timeout shorter than the stream: ended at the deadline, with an explicit unpublish
+    // upstream, and the broadcaster told.
+    let config = format!(
+        "{}[limits]\ndrain_timeout = \"1s\"\n",
+        upstream(&nginx.url())
+    );
+    let mut hurried = Hashgate::start(dir.path(), &config);
+    let mut publisher = ffmpeg_publish(source_clip(), &hurried.url("draining"));
     wait_until(
         "the stream to reach the platform",
         Duration::from_secs(15),
         || nginx.recording("draining").exists(),
     );
-    let status = hashgate
+    let status = hurried
         .process
         .terminate(Duration::from_secs(20))
         .expect("hashgate exits after SIGTERM");
     assert!(status.success(), "exit status {status}");
-    // The broadcaster was told and closed; the platform leg was unpublished, not dropped.
     let broadcaster = publisher
         .wait_timeout(Duration::from_secs(10))
         .expect("publisher closed");
@@ -269,5 +299,5 @@ fn sigterm_ends_streams_cleanly_and_exits() {
         "{}",
         nginx.error_log()
     );
-    assert!(hashgate.log().contains("shutting down"));
+    assert!(hurried.log().contains("shutting down"));
 }

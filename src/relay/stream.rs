@@ -64,6 +64,7 @@ enum Step {
     Release,
     Cut(String),
     Shutdown,
+    DrainExpired,
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.
@@ -182,6 +183,7 @@ async fn publish(
     let mut delay_line =
         (!delay.is_zero()).then(|| DelayLine::new(delay, relay.config.limits.queue_bytes));
     let mut publisher_done = false;
+    let mut drain_deadline: Option<Instant> = None;
 
     let ending: Result<(), RelayError> = loop {
         // With a delay buffer, the stream ends when the broadcaster has and the line is empty.
@@ -199,10 +201,17 @@ async fn publish(
             step = upstream.next_step() => Step::Upstream(step),
             _ = sleep_until_some(release_at) => Step::Release,
             Some(reason) = cut_rx.recv() => Step::Cut(reason),
-            _ = relay.shutdown.cancelled() => Step::Shutdown,
+            _ = relay.shutdown.cancelled(), if drain_deadline.is_none() => Step::Shutdown,
+            _ = sleep_until_some(drain_deadline) => Step::DrainExpired,
         };
         let outcome = match step {
-            Step::Shutdown => break Ok(()),
+            // Shutting down: the stream may end by itself within the drain timeout (its held
+            // media then goes out as usual); past it, it is ended.
+            Step::Shutdown => {
+                drain_deadline = Some(Instant::now() + relay.config.limits.drain_timeout);
+                Ok(())
+            }
+            Step::DrainExpired => break Ok(()),
             Step::Cut(reason) => {
                 if let Some(line) = delay_line.as_mut() {
                     let held = line.discard();
@@ -304,8 +313,9 @@ async fn publish(
 
     let drain = relay.config.limits.drain_timeout;
     let upstream_bytes = finish_upstream(upstream, &ending, drain).await;
+    let ended_by_shutdown = drain_deadline.is_some() && !publisher_done;
     match &ending {
-        Ok(()) if relay.shutdown.is_cancelled() => {
+        Ok(()) if ended_by_shutdown => {
             drop(
                 session
                     .fail("NetStream.Failed", "hashgate is shutting down")
@@ -329,7 +339,7 @@ async fn publish(
         Err(_) => {}
     }
     let reason = match &ending {
-        Ok(()) if relay.shutdown.is_cancelled() => "shutdown",
+        Ok(()) if ended_by_shutdown => "shutdown",
         Ok(()) => "broadcaster",
         Err(RelayError::Cut(_)) => "cut",
         Err(RelayError::Upstream { .. }) => "upstream",
