@@ -2,7 +2,7 @@
 //! folder per cut under `[events] evidence_dir`, pruned by count and age. Written on a thread of
 //! its own after the cut, never before it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use image::GrayImage;
@@ -102,12 +102,6 @@ pub fn folder_name(stream: &str) -> String {
         .collect();
     format!("{}-{safe}", time.replace(':', ""))
 }
-
-/// Whether `dir` looks like a cut folder (for tests and tools).
-pub fn is_cut_folder(dir: &Path) -> bool {
-    dir.join("cut.json").is_file()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +140,7 @@ mod tests {
         let jpeg = dir.path().join("cut-2/frame-0000001500ms.jpg");
         let decoded = image::open(&jpeg).expect("a JPEG");
         assert_eq!((decoded.width(), decoded.height()), (32, 16));
-        assert!(is_cut_folder(&dir.path().join("cut-2")));
+        assert!(dir.path().join("cut-2/cut.json").is_file());
         assert!(folder_name("a/b:c").ends_with("-a_b_c"));
     }
 }

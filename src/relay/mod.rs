@@ -12,7 +12,6 @@ mod stream;
 pub mod tap;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,18 +61,13 @@ pub enum RelayError {
     Blocked(u64),
 }
 
-/// A stream being published: who publishes it and how to cut it.
-struct LiveStream {
-    peer: SocketAddr,
-    cut: tokio::sync::mpsc::UnboundedSender<String>,
-}
-
 /// Shared state of a running relay.
 pub struct Relay {
     config: Arc<Config>,
     tls_client: Option<TlsClient>,
     acceptor: Option<TlsAcceptor>,
-    live: Mutex<HashMap<String, LiveStream>>,
+    /// Streams being published, by key: the sender that cuts each.
+    live: Mutex<HashMap<String, tokio::sync::mpsc::UnboundedSender<String>>>,
     blocks: Mutex<HashMap<String, Instant>>,
     connections: AtomicUsize,
     taps: Option<Arc<dyn TapProvider>>,
@@ -137,7 +131,7 @@ impl Relay {
             }
         }
         let live = self.live.lock().ok();
-        live.and_then(|l| l.get(key).map(|s| s.cut.send(reason.to_owned()).is_ok()))
+        live.and_then(|l| l.get(key).map(|cut| cut.send(reason.to_owned()).is_ok()))
             .unwrap_or(false)
     }
 
@@ -170,12 +164,6 @@ impl Relay {
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
-
-    /// Number of streams being published now.
-    pub fn live_streams(&self) -> usize {
-        self.live.lock().map(|l| l.len()).unwrap_or(0)
-    }
-
     fn decoder_limits(&self) -> DecoderLimits {
         DecoderLimits {
             max_message_size: self.config.limits.max_message_size,
@@ -183,31 +171,24 @@ impl Relay {
         }
     }
 
-    /// Claims a stream key for `peer`; `None` when it is already being published. The receiver
+    /// Claims a stream key; `None` when it is already being published. The receiver
     /// gets the reason when the stream is cut.
     fn claim(
         self: &Arc<Self>,
         key: &str,
-        peer: SocketAddr,
     ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
         let mut live = self.live.lock().ok()?;
         if live.contains_key(key) {
             return None;
         }
         let (cut, cut_rx) = tokio::sync::mpsc::unbounded_channel();
-        live.insert(key.to_owned(), LiveStream { peer, cut });
+        live.insert(key.to_owned(), cut);
         let guard = LiveGuard {
             relay: self.clone(),
             key: key.to_owned(),
         };
         Some((guard, cut_rx))
     }
-
-    /// The broadcaster's address of the stream live under `key`.
-    pub fn peer_of(&self, key: &str) -> Option<SocketAddr> {
-        self.live.lock().ok()?.get(key).map(|s| s.peer)
-    }
-
     /// Counts a connection; `None` when `max_connections` are open.
     fn admit(self: &Arc<Self>) -> Option<ConnectionGuard> {
         let limit = self.config.limits.max_connections;
@@ -244,5 +225,27 @@ struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.relay.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_blocks_the_key_until_the_cooldown_or_an_unblock() {
+        let config = Config::parse(
+            "[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        let relay = Relay::new(config).expect("relay");
+        assert!(!relay.cut("k", "test", Duration::from_secs(60)), "nothing live under k");
+        let left = relay.blocked_for("k").expect("blocked");
+        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
+        assert!(relay.unblock("k"));
+        assert!(relay.blocked_for("k").is_none());
+        relay.cut("j", "test", Duration::ZERO);
+        assert!(relay.blocked_for("j").is_none(), "a zero cooldown blocks nothing");
     }
 }

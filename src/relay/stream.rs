@@ -132,7 +132,7 @@ async fn publish(
             .await?;
         return Err(RelayError::Blocked(secs));
     }
-    let Some((_live, mut cut_rx)) = relay.claim(&request.stream_key, peer) else {
+    let Some((_live, mut cut_rx)) = relay.claim(&request.stream_key) else {
         session
             .reject_publish(
                 &request,

@@ -114,12 +114,6 @@ impl Connection {
     pub fn queue(&mut self, msg: &Message) {
         self.encoder.encode(msg, &mut self.pending);
     }
-
-    /// Whether queued bytes are waiting for a flush.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// Sends everything queued, with as few system calls as the socket allows.
     pub async fn flush(&mut self) -> Result<(), RtmpError> {
         if self.pending.is_empty() {
@@ -161,12 +155,6 @@ impl Connection {
         self.queue(msg);
         self.flush().await
     }
-
-    /// Bytes read from the peer since the handshake.
-    pub fn bytes_read(&self) -> u64 {
-        self.reader.decoder().bytes_consumed()
-    }
-
     /// Bytes written to the peer since the handshake.
     pub fn bytes_written(&self) -> u64 {
         self.bytes_written
