@@ -15,10 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn events(path: &Path) -> Vec<serde_json::Value> {
-    read_events(path)
-}
-
 fn at(event: &serde_json::Value) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339(event["at"].as_str()?).ok()
 }
@@ -45,12 +41,12 @@ fn run(
     let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url(key));
     publisher.wait_timeout(Duration::from_secs(30));
     for _ in 0..100 {
-        if events(&log).iter().any(|e| e["event"] == "unpublish") {
+        if read_events(&log).iter().any(|e| e["event"] == "unpublish") {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let all = events(&log);
+    let all = read_events(&log);
     let cut = all.iter().find(|e| e["event"] == "cut")?.clone();
     let publish = all.iter().find(|e| e["event"] == "publish")?;
     let since_publish = at(&cut)?.duration_since(at(publish)?).ok()?.as_millis() as u64;

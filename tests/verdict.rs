@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn events(path: &Path) -> Vec<serde_json::Value> {
-    read_events(path)
+/// The md5 of every video packet of `file`, in order.
+fn video_md5s(file: &Path) -> Vec<String> {
+    packets(file)
+        .into_iter()
+        .filter(|p| p.stream == 0)
+        .map(|p| p.md5)
+        .collect()
 }
 
 fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -73,11 +78,11 @@ fn known_clip_is_cut_recorded_and_its_key_blocked() {
         "the cut and unpublish events",
         Duration::from_secs(10),
         || {
-            let e = events(&log);
+            let e = read_events(&log);
             !of_kind(&e, "cut").is_empty() && !of_kind(&e, "unpublish").is_empty()
         },
     );
-    let all = events(&log);
+    let all = read_events(&log);
     let cut = of_kind(&all, "cut")[0];
     assert_eq!(cut["stream"], "attacker");
     assert_eq!(cut["list"], "known-clips");
@@ -148,7 +153,7 @@ fn known_clip_is_cut_recorded_and_its_key_blocked() {
         .expect("refused");
     assert!(!status.success());
     wait_until("the blocked event", Duration::from_secs(5), || {
-        !of_kind(&events(&log), "blocked").is_empty()
+        !of_kind(&read_events(&log), "blocked").is_empty()
     });
     assert!(hashgate.log().contains("blocked"));
 }
@@ -169,9 +174,9 @@ fn benign_streams_pass_and_shadow_mode_only_raises_events() {
     publish_ok(benign, Duration::from_secs(60));
     publish_ok(shadowed, Duration::from_secs(60));
     wait_until("both unpublish events", Duration::from_secs(10), || {
-        of_kind(&events(&log), "unpublish").len() >= 2
+        of_kind(&read_events(&log), "unpublish").len() >= 2
     });
-    let all = events(&log);
+    let all = read_events(&log);
     assert!(of_kind(&all, "cut").is_empty(), "shadow mode must not cut");
     let matches = of_kind(&all, "match");
     assert!(matches.len() >= 2);
@@ -183,13 +188,10 @@ fn benign_streams_pass_and_shadow_mode_only_raises_events() {
     nginx.wait_closed("benign", Duration::from_secs(20));
     nginx.wait_closed("shadowed", Duration::from_secs(20));
     // Shadow mode forwarded every frame of the stream.
-    let sent: Vec<String> = packets(&clip.restream).into_iter().map(|p| p.md5).collect();
-    let recorded: Vec<String> = packets(&nginx.recording("shadowed"))
-        .into_iter()
-        .filter(|p| p.stream == 0)
-        .map(|p| p.md5)
-        .collect();
-    assert_eq!(recorded, sent);
+    assert_eq!(
+        video_md5s(&nginx.recording("shadowed")),
+        video_md5s(&clip.restream)
+    );
 }
 
 #[test]
@@ -207,7 +209,7 @@ fn with_the_delay_buffer_no_flagged_frame_reaches_the_platform() {
         .expect("publisher closed");
     assert!(!status.success(), "cut");
     wait_until("the cut event", Duration::from_secs(10), || {
-        !of_kind(&events(&log), "cut").is_empty()
+        !of_kind(&read_events(&log), "cut").is_empty()
     });
     nginx.wait_closed("delayed", Duration::from_secs(20));
     let recording = nginx.recording("delayed");
@@ -258,14 +260,9 @@ fn with_the_delay_buffer_a_benign_stream_arrives_whole() {
         Duration::from_secs(60),
     );
     nginx.wait_closed("calm", Duration::from_secs(20));
-    let sent: Vec<String> = packets(&clip.benign).into_iter().map(|p| p.md5).collect();
-    let recorded: Vec<String> = packets(&nginx.recording("calm"))
-        .into_iter()
-        .filter(|p| p.stream == 0)
-        .map(|p| p.md5)
-        .collect();
     assert_eq!(
-        recorded, sent,
+        video_md5s(&nginx.recording("calm")),
+        video_md5s(&clip.benign),
         "the held tail must be released, not dropped"
     );
 }
@@ -283,7 +280,7 @@ fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
         .expect("publisher closed");
     assert!(!status.success(), "the mirrored clip must be cut");
     wait_until("the cut event", Duration::from_secs(10), || {
-        !of_kind(&events(&log), "cut").is_empty()
+        !of_kind(&read_events(&log), "cut").is_empty()
     });
 
     // Without mirror lookups the same stream passes: the flip is what the lookup undid.
@@ -300,7 +297,7 @@ fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
         Duration::from_secs(60),
     );
     assert!(
-        of_kind(&events(&log2), "cut").is_empty(),
+        of_kind(&read_events(&log2), "cut").is_empty(),
         "cut without mirror lookups"
     );
 }
@@ -330,9 +327,9 @@ fn flood_guard_stops_an_entry_that_matches_many_streams() {
         Duration::from_secs(60),
     );
     wait_until("the flood event", Duration::from_secs(10), || {
-        !of_kind(&events(&log), "flood").is_empty()
+        !of_kind(&read_events(&log), "flood").is_empty()
     });
-    let all = events(&log);
+    let all = read_events(&log);
     let cuts = of_kind(&all, "cut");
     assert_eq!(cuts.len(), 1, "{cuts:?}");
     assert_eq!(cuts[0]["stream"], "first");
@@ -449,6 +446,6 @@ fn webhook_gets_signed_events_and_a_silent_webhook_delays_no_cut() {
         started.elapsed()
     );
     wait_until("the cut event", Duration::from_secs(10), || {
-        !of_kind(&events(&log2), "cut").is_empty()
+        !of_kind(&read_events(&log2), "cut").is_empty()
     });
 }

@@ -240,12 +240,18 @@ mod tests {
         )
         .expect("config");
         let relay = Relay::new(config).expect("relay");
-        assert!(!relay.cut("k", "test", Duration::from_secs(60)), "nothing live under k");
+        assert!(
+            !relay.cut("k", "test", Duration::from_secs(60)),
+            "nothing live under k"
+        );
         let left = relay.blocked_for("k").expect("blocked");
         assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
         assert!(relay.unblock("k"));
         assert!(relay.blocked_for("k").is_none());
         relay.cut("j", "test", Duration::ZERO);
-        assert!(relay.blocked_for("j").is_none(), "a zero cooldown blocks nothing");
+        assert!(
+            relay.blocked_for("j").is_none(),
+            "a zero cooldown blocks nothing"
+        );
     }
 }
