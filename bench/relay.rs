@@ -280,7 +280,7 @@ fn start_hashgate(dir: &Path, platform: u16) -> (Killed, u16) {
     let config = dir.join("hashgate.toml");
     std::fs::write(
         &config,
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:{platform}/live\"\n[verdict]\ndelay = \"0s\"\n"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:{platform}/live\"\n[verdict]\ndelay = \"0s\"\n[admin]\nenabled = false\n"),
     )
     .expect("config");
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hashgate");

@@ -83,6 +83,51 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The admin HTTP API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Whether the admin API runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Listening address, `"127.0.0.1:8935"` by default.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token; the environment variable `HASHGATE_ADMIN_TOKEN` overrides it.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            enabled: true,
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Environment variable that overrides `admin.token`.
+    pub const TOKEN_ENV: &'static str = "HASHGATE_ADMIN_TOKEN";
+
+    /// The token in force: the environment's, else the config's; empty means none.
+    pub fn token(&self) -> Option<String> {
+        std::env::var(Self::TOKEN_ENV)
+            .ok()
+            .or_else(|| self.token.clone())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8935))
 }
 
 /// `[server]`.
@@ -511,6 +556,17 @@ impl Config {
             crate::events::webhook::Endpoint::parse(url)
                 .map_err(|e| invalid("events.webhook", e))?;
         }
+        if self.admin.enabled && !self.admin.listen.ip().is_loopback() && self.admin.token().is_none()
+        {
+            return Err(invalid(
+                "admin.listen",
+                format!(
+                    "{} is beyond loopback: set admin.token or {} (or listen on 127.0.0.1)",
+                    self.admin.listen,
+                    AdminConfig::TOKEN_ENV
+                ),
+            ));
+        }
         if self.inspect.queue == 0 {
             return Err(invalid("inspect.queue", "must be greater than 0".into()));
         }
@@ -670,6 +726,11 @@ upstream_key = "b"
                 defaults.max_message_size,
                 defaults.max_chunk_streams
             )
+        );
+        let admin = AdminConfig::default();
+        assert_eq!(
+            (shipped.admin.enabled, shipped.admin.listen, &shipped.admin.token),
+            (admin.enabled, admin.listen, &admin.token)
         );
         assert_eq!(
             (l.max_connections, l.queue_bytes, l.drain_timeout),

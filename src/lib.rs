@@ -11,12 +11,14 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod events;
 pub mod hash;
 pub mod inspect;
 pub mod matcher;
+pub mod metrics;
 pub mod relay;
 pub mod rtmp;
 pub mod verdict;

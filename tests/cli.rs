@@ -6,6 +6,7 @@ fn check(path: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
         .arg("check-config")
         .arg(path)
+        .env_remove("HASHGATE_ADMIN_TOKEN")
         .output()
         .expect("hashgate");
     (
@@ -43,6 +44,11 @@ fn check_config_accepts_the_shipped_file_and_names_key_and_line_otherwise() {
             "events.webhook",
             ":4:",
         ),
+        (
+            "[upstream]\nurl = \"rtmp://h/a\"\n[admin]\nlisten = \"0.0.0.0:8935\"\n",
+            "admin.listen",
+            ":4:",
+        ),
     ];
     for (i, (text, key, line)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad-{i}.toml"));
@@ -63,7 +69,7 @@ fn serve_logs_json_lines_on_request() {
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[events]\nlog = \"e.jsonl\"\n"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[events]\nlog = \"e.jsonl\"\n[admin]\nenabled = false\n"),
     )
     .expect("write");
     let log = dir.path().join("log");

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use crate::admin;
 use crate::config::{Config, LogFormat};
 use crate::events::Events;
 use crate::inspect::pool::Inspector;
@@ -105,6 +107,7 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
+    let admin_config = config.admin.enabled.then(|| config.admin.clone());
     let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
     for list in matcher.lists().iter() {
         tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
@@ -118,7 +121,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening event log {}", config.events.log.display()))?,
     );
     let verdict = Arc::new(Verdict::new(
-        matcher,
+        matcher.clone(),
         config.verdict.clone(),
         events.clone(),
     ));
@@ -137,15 +140,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let relay = Arc::new(
         Relay::new(config)?
             .with_taps(Arc::new(inspector))
-            .with_events(events),
+            .with_events(events.clone()),
     );
     verdict.attach(&relay);
     let listener = relay::bind(listen).await?;
+    let admin_stop = CancellationToken::new();
+    let admin = match &admin_config {
+        Some(config) => {
+            let admin_listener = admin::bind(config.listen).await?;
+            let state = Arc::new(admin::AdminState::new(
+                config,
+                relay.clone(),
+                matcher,
+                events,
+            ));
+            Some(tokio::spawn(admin::serve(
+                admin_listener,
+                state,
+                admin_stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let running = tokio::spawn(relay.clone().run(listener));
     wait_for_shutdown_signal().await?;
     tracing::info!("shutting down: ending streams");
     relay.shutdown();
     running.await.context("relay task")??;
+    admin_stop.cancel();
+    if let Some(admin) = admin {
+        admin.await.context("admin task")?.context("admin API")?;
+    }
     Ok(())
 }
 

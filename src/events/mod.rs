@@ -149,6 +149,13 @@ pub enum EventKind {
         /// `"alert"` or `"cut"`.
         action: String,
     },
+    /// An operator acted through the admin API.
+    Operator {
+        /// `"cut"` or `"unblock"`.
+        action: String,
+        /// The reason given (for a cut).
+        reason: String,
+    },
     /// A publish was refused because the key is blocked.
     Blocked {
         /// Seconds until the block lifts.

@@ -137,6 +137,10 @@ async fn inspect(mut job: Job, sink: &dyn FrameSink) {
         job.stats
             .lag_ms
             .store(lag.as_millis() as u64, Ordering::Relaxed);
+        job.stream
+            .stats
+            .inspection_lag_ms
+            .store(lag.as_millis() as u64, Ordering::Relaxed);
         sink.lag(&job.stream, lag);
         inspector.handle(&video, &job.stats, &mut |frame| {
             sink.frame(&job.stream, frame)

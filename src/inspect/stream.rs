@@ -11,6 +11,7 @@ use super::sampler::Sampler;
 use crate::hash::letterbox::LetterboxSettings;
 use crate::hash::pdq::LumaImage;
 use crate::hash::{hash_frame, FrameHashes};
+use crate::metrics::metrics;
 use crate::relay::TappedVideo;
 
 /// Which frames are decoded.
@@ -96,6 +97,7 @@ impl StreamInspector {
             Ok(tag) => tag,
             Err(e) => {
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                metrics().decode_errors.inc();
                 tracing::debug!("skipping video message: {e}");
                 return;
             }
@@ -128,6 +130,7 @@ impl StreamInspector {
                     stats
                         .decode_errors
                         .fetch_add(errors - self.reported_errors, Ordering::Relaxed);
+                    metrics().decode_errors.add(errors - self.reported_errors);
                     self.reported_errors = errors;
                 }
             }
@@ -160,6 +163,7 @@ impl StreamInspector {
             }
             Err(e) => {
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                metrics().decode_errors.inc();
                 tracing::warn!("cannot inspect this stream: {e}");
                 self.decoder = None;
             }
@@ -191,12 +195,18 @@ fn sample(
     out: &mut dyn FnMut(SampledFrame),
 ) {
     stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
+    metrics().frames_decoded.inc();
     if sampler.take(frame.pts_ms) {
+        metrics().frames_sampled.inc();
+        let started = Instant::now();
+        let hashes = hash_frame(&frame.luma, settings.letterbox);
+        metrics().hash_duration.observe(started.elapsed());
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
+        metrics().frames_hashed.inc();
         out(SampledFrame {
             stream_time_ms: frame.pts_ms,
             arrived,
-            hashes: hash_frame(&frame.luma, settings.letterbox),
+            hashes,
             luma: frame.luma,
         });
     }

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use crate::hash::imghash::{self, Algorithm};
 use crate::hash::pdq::LumaImage;
 use crate::hash::FrameHashes;
+use crate::metrics::metrics;
 use formats::ListError;
 use list::{HashList, ListKind, ListSettings, Match};
 
@@ -101,6 +102,10 @@ impl Matcher {
                 next[i] = Arc::new(list);
                 n
             });
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics()
+                .list_reloads
+                .inc(&[settings.name().as_str(), outcome]);
             report.push(Reloaded {
                 list: settings.name(),
                 result,
@@ -163,6 +168,11 @@ impl Matcher {
                 });
                 hash.map_or_else(Vec::new, |h| list.lookup_short(h, None))
             };
+            let counters = metrics();
+            counters.lookups.inc(&[list.name()]);
+            if !found.is_empty() {
+                counters.matches.inc(&[list.name()]);
+            }
             match s.kind {
                 ListKind::Allow => {
                     if out.allowed.is_none() {

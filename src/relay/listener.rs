@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use super::{stream, Relay, RelayError};
+use crate::metrics::metrics;
 use crate::rtmp::connection::BoxTransport;
 
 /// Binds the listening socket (separate from [`Relay::run`] so callers can learn the port).
@@ -43,6 +44,7 @@ impl Relay {
                 _ = self.shutdown.cancelled() => break,
             };
             let Some(guard) = self.admit() else {
+                metrics().connections.inc(&["refused"]);
                 tracing::warn!(
                     %peer,
                     limit = "max_connections",
@@ -56,7 +58,10 @@ impl Relay {
             tokio::spawn(
                 async move {
                     let _guard = guard;
-                    if let Err(e) = relay.serve_connection(tcp, peer).await {
+                    let result = relay.serve_connection(tcp, peer).await;
+                    let label = result.as_ref().map_or_else(RelayError::result_label, |()| "ok");
+                    metrics().connections.inc(&[label]);
+                    if let Err(e) = result {
                         match &e {
                             RelayError::Limit { limit, .. } => {
                                 tracing::warn!(limit, "closed: {e}")

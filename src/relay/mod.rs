@@ -8,6 +8,7 @@
 pub mod delay;
 mod listener;
 pub mod queue;
+pub mod stats;
 mod stream;
 pub mod tap;
 
@@ -26,6 +27,7 @@ use crate::rtmp::tls::{self, TlsClient};
 use crate::rtmp::RtmpError;
 
 pub use listener::bind;
+pub use stats::StreamStats;
 pub use tap::{StreamInfo, TapProvider, TappedVideo, VideoTap};
 
 /// Why a connection or the relay stopped.
@@ -61,13 +63,34 @@ pub enum RelayError {
     Blocked(u64),
 }
 
+impl RelayError {
+    /// The `result` label of `hashgate_connections_total` for a connection that ended so.
+    pub fn result_label(&self) -> &'static str {
+        match self {
+            RelayError::Rtmp(e) if e.is_disconnect() => "disconnected",
+            RelayError::Rtmp(_) => "protocol_error",
+            RelayError::Limit { .. } => "limit",
+            RelayError::Upstream { .. } => "upstream_error",
+            RelayError::Setup(_) => "error",
+            RelayError::Cut(_) => "cut",
+            RelayError::Blocked(_) => "blocked",
+        }
+    }
+}
+
+/// A stream being published: how to cut it, and what it is.
+struct LiveStream {
+    cut: tokio::sync::mpsc::UnboundedSender<String>,
+    info: StreamInfo,
+}
+
 /// Shared state of a running relay.
 pub struct Relay {
     config: Arc<Config>,
     tls_client: Option<TlsClient>,
     acceptor: Option<TlsAcceptor>,
     /// Streams being published, by key: the sender that cuts each.
-    live: Mutex<HashMap<String, tokio::sync::mpsc::UnboundedSender<String>>>,
+    live: Mutex<HashMap<String, LiveStream>>,
     blocks: Mutex<HashMap<String, Instant>>,
     connections: AtomicUsize,
     taps: Option<Arc<dyn TapProvider>>,
@@ -131,8 +154,11 @@ impl Relay {
             }
         }
         let live = self.live.lock().ok();
-        live.and_then(|l| l.get(key).map(|cut| cut.send(reason.to_owned()).is_ok()))
-            .unwrap_or(false)
+        live.and_then(|l| {
+            l.get(key)
+                .map(|stream| stream.cut.send(reason.to_owned()).is_ok())
+        })
+        .unwrap_or(false)
     }
 
     /// How long `key` stays blocked, if it is.
@@ -145,6 +171,32 @@ impl Relay {
             return None;
         }
         Some(until - now)
+    }
+
+    /// Every blocked key with the time its block has left, soonest to lift first.
+    pub fn blocks(&self) -> Vec<(String, Duration)> {
+        let Ok(mut blocks) = self.blocks.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        blocks.retain(|_, until| *until > now);
+        let mut out: Vec<(String, Duration)> = blocks
+            .iter()
+            .map(|(key, until)| (key.clone(), *until - now))
+            .collect();
+        out.sort_by_key(|(_, left)| *left);
+        out
+    }
+
+    /// The streams being published now, by key.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut out: Vec<StreamInfo> = self
+            .live
+            .lock()
+            .map(|live| live.values().map(|s| s.info.clone()).collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.stream_key.cmp(&b.stream_key));
+        out
     }
 
     /// Lifts the block on `key`; returns whether there was one.
@@ -175,17 +227,21 @@ impl Relay {
     /// gets the reason when the stream is cut.
     fn claim(
         self: &Arc<Self>,
-        key: &str,
+        info: &StreamInfo,
     ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
         let mut live = self.live.lock().ok()?;
-        if live.contains_key(key) {
+        if live.contains_key(&info.stream_key) {
             return None;
         }
         let (cut, cut_rx) = tokio::sync::mpsc::unbounded_channel();
-        live.insert(key.to_owned(), cut);
+        let stream = LiveStream {
+            cut,
+            info: info.clone(),
+        };
+        live.insert(info.stream_key.clone(), stream);
         let guard = LiveGuard {
             relay: self.clone(),
-            key: key.to_owned(),
+            key: info.stream_key.clone(),
         };
         Some((guard, cut_rx))
     }

@@ -7,6 +7,7 @@
 //! two sockets. Video is also offered to the tap, which never waits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
 use crate::events::EventKind;
+use crate::metrics::metrics;
 use crate::rtmp::client::{PublishTarget, UpstreamEvent, UpstreamPublisher};
 use crate::rtmp::connection::{BoxTransport, Connection};
 use crate::rtmp::handshake;
@@ -132,7 +134,8 @@ async fn publish(
             .await?;
         return Err(RelayError::Blocked(secs));
     }
-    let Some((_live, mut cut_rx)) = relay.claim(&request.stream_key) else {
+    let info = StreamInfo::new(&request.stream_key, &request.app, peer);
+    let Some((_live, mut cut_rx)) = relay.claim(&info) else {
         session
             .reject_publish(
                 &request,
@@ -162,13 +165,7 @@ async fn publish(
     );
 
     let started = Instant::now();
-    let mut tap = relay.taps.as_ref().and_then(|taps| {
-        taps.open(&StreamInfo {
-            stream_key: request.stream_key.clone(),
-            app: request.app.clone(),
-            peer,
-        })
-    });
+    let mut tap = relay.taps.as_ref().and_then(|taps| taps.open(&info));
     let mut upstream = Upstream::Connecting {
         task: tokio::spawn(connect_upstream(relay.clone(), target.clone()).in_current_span()),
         pending: PendingMedia::new(relay.config.limits.queue_bytes),
@@ -222,8 +219,7 @@ async fn publish(
             Step::Release => match (&mut delay_line, &mut upstream) {
                 (Some(line), Upstream::Ready(up)) => {
                     for msg in line.take_due(Instant::now()) {
-                        up.queue_media(&msg);
-                        forwarded += 1;
+                        forward(up, &msg, &mut forwarded);
                     }
                     write_upstream(up, idle).await.map_err(upstream_failed)
                 }
@@ -239,7 +235,11 @@ async fn publish(
                 Ok(())
             }
             Step::Publisher(Ok(Ok(PublisherEvent::Media(msg)))) => {
+                let size = msg.payload.len() as u64;
+                info.stats.bytes_in.fetch_add(size, Ordering::Relaxed);
+                metrics().bytes_received.add(size);
                 if msg.type_id == kind::VIDEO {
+                    info.stats.video_messages.fetch_add(1, Ordering::Relaxed);
                     if let Some(tap) = tap.as_mut() {
                         tap.offer(&msg, Instant::now());
                     }
@@ -260,8 +260,7 @@ async fn publish(
                             })
                         }
                         Upstream::Ready(up) => {
-                            up.queue_media(&msg);
-                            forwarded += 1;
+                            forward(up, &msg, &mut forwarded);
                             write_upstream(up, idle).await.map_err(upstream_failed)
                         }
                     }
@@ -275,8 +274,7 @@ async fn publish(
                     Ok(mut up) => {
                         if let Upstream::Connecting { pending, .. } = &mut upstream {
                             for msg in pending.drain() {
-                                up.queue_media(&msg);
-                                forwarded += 1;
+                                forward(&mut up, &msg, &mut forwarded);
                             }
                         }
                         tracing::info!(
@@ -362,6 +360,13 @@ async fn publish(
     ending
 }
 
+/// Queues one message for the platform and counts it.
+fn forward(up: &mut UpstreamPublisher, msg: &crate::rtmp::Message, forwarded: &mut u64) {
+    up.queue_media(msg);
+    *forwarded += 1;
+    metrics().bytes_forwarded.add(msg.payload.len() as u64);
+}
+
 /// Dials the platform and runs the publish sequence.
 async fn connect_upstream(
     relay: Arc<Relay>,
@@ -410,7 +415,7 @@ async fn finish_upstream(
             match tokio::time::timeout(drain, &mut task).await {
                 Ok(Ok(Ok(mut up))) => {
                     for msg in pending.drain() {
-                        up.queue_media(&msg);
+                        forward(&mut up, &msg, &mut 0);
                     }
                     up
                 }

@@ -7,6 +7,7 @@
 //! first so the decoder can start again.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +35,20 @@ pub struct StreamInfo {
     pub app: String,
     /// Broadcaster's address.
     pub peer: SocketAddr,
+    /// Its live counters.
+    pub stats: Arc<super::stats::StreamStats>,
+}
+
+impl StreamInfo {
+    /// A stream just published, with fresh counters.
+    pub fn new(stream_key: &str, app: &str, peer: SocketAddr) -> StreamInfo {
+        StreamInfo {
+            stream_key: stream_key.to_owned(),
+            app: app.to_owned(),
+            peer,
+            stats: Arc::default(),
+        }
+    }
 }
 
 /// Opens taps for new streams; the inspection side implements it.

@@ -13,6 +13,7 @@ use crate::inspect::pool::{FrameSink, LogSink};
 use crate::inspect::stream::{InspectStats, SampledFrame};
 use crate::matcher::list::Action;
 use crate::matcher::Matcher;
+use crate::metrics::metrics;
 use crate::relay::{Relay, StreamInfo};
 use policy::{counts_for_cut, MatchWindow, OverloadAction, PolicySettings, VerdictMode};
 
@@ -149,10 +150,15 @@ impl Verdict {
 
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
+        stream.stats.hashed_now();
         let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
         if result.allowed.is_some() || result.matches.is_empty() {
             return;
         }
+        stream
+            .stats
+            .matches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.guard_against_floods(stream, &mut result);
         for m in &result.matches {
             self.events.emit(
@@ -199,7 +205,8 @@ impl FrameSink for Verdict {
         let Some(best) = result.matches.iter().find(|m| m.action == Action::Cut) else {
             return;
         };
-        let latency_ms = first.elapsed().as_millis() as u64;
+        let latency = first.elapsed();
+        let latency_ms = latency.as_millis() as u64;
         if self.policy.mode == VerdictMode::Shadow {
             tracing::warn!(key = %stream.stream_key, entry = %best.label, "shadow mode: would cut");
             state.first_counted = None;
@@ -208,6 +215,8 @@ impl FrameSink for Verdict {
         state.cut = true;
         let evidence = std::mem::take(&mut state.frames);
         drop(streams);
+        metrics().cuts.inc(&["match"]);
+        metrics().cut_latency.observe(latency);
         let reason = format!("matched known content ({} / {})", best.list, best.label);
         let relay = self.relay.get().and_then(Weak::upgrade);
         let was_live =
@@ -264,6 +273,7 @@ impl FrameSink for Verdict {
             },
         );
         if cut {
+            metrics().cuts.inc(&["overload"]);
             if let Some(relay) = self.relay.get().and_then(Weak::upgrade) {
                 relay.cut(
                     &stream.stream_key,
@@ -326,11 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let log = dir.path().join("events.jsonl");
         let v = verdict(OverloadAction::Alert, &log);
-        let stream = StreamInfo {
-            stream_key: "busy".into(),
-            app: "live".into(),
-            peer: "127.0.0.1:1".parse().expect("addr"),
-        };
+        let stream = StreamInfo::new("busy", "live", "127.0.0.1:1".parse().expect("addr"));
         for lag in [1, 6, 7, 8, 2, 6] {
             v.lag(&stream, Duration::from_secs(lag));
         }

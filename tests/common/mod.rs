@@ -257,6 +257,7 @@ rtmp {{
 /// The hashgate binary under test, running `serve` with a generated config.
 pub struct Hashgate {
     pub port: u16,
+    pub admin_port: u16,
     pub log: PathBuf,
     pub process: Process,
 }
@@ -264,10 +265,24 @@ pub struct Hashgate {
 impl Hashgate {
     /// Starts hashgate with `[server] listen` on a free port plus `extra` config text.
     pub fn start(dir: &Path, extra: &str) -> Hashgate {
+        Hashgate::start_with_admin(dir, extra, "127.0.0.1", "")
+    }
+
+    /// Like [`Hashgate::start`], with the admin API on a free port of `admin_host` plus
+    /// `admin_extra` (more `[admin]` keys). Tests only ever connect to it through loopback.
+    pub fn start_with_admin(
+        dir: &Path,
+        extra: &str,
+        admin_host: &str,
+        admin_extra: &str,
+    ) -> Hashgate {
         let port = free_port();
+        let admin_port = free_port();
         let config = dir.join(format!("hashgate-{port}.toml"));
         let log = dir.join(format!("hashgate-{port}.log"));
-        let text = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n[admin]\nlisten = \"{admin_host}:{admin_port}\"\n{admin_extra}"
+        );
         std::fs::write(&config, text).expect("write config");
         let log_file = std::fs::File::create(&log).expect("log file");
         let process = Process::spawn(
@@ -282,7 +297,13 @@ impl Hashgate {
         );
         // Not a probe connection: it would show up in the log the tests read.
         wait_for_listen(port, Duration::from_secs(10));
-        Hashgate { port, log, process }
+        wait_for_listen(admin_port, Duration::from_secs(10));
+        Hashgate {
+            port,
+            admin_port,
+            log,
+            process,
+        }
     }
 
     /// Publishing URL for `key`.
@@ -293,6 +314,32 @@ impl Hashgate {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// An HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
+pub fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(loopback(port)).expect("connect to the admin API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "chunked bodies are not decoded here: {head}"
+    );
+    (status, body.to_owned())
 }
 
 /// Upstream section pointing at `url`.

@@ -1,0 +1,191 @@
+//! One function per admin endpoint.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::AdminState;
+use crate::events::EventKind;
+use crate::metrics::{metrics as process_metrics, Exposition};
+
+type Shared = State<Arc<AdminState>>;
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): Shared) -> Response {
+    let mut out = Exposition::default();
+    process_metrics().render(&mut out);
+    let streams = state.relay.streams();
+    out.gauge(
+        "hashgate_streams_active",
+        "Streams being published through the relay.",
+        streams.len() as f64,
+    );
+    out.gauge(
+        "hashgate_blocks_active",
+        "Stream keys refused at publish after a cut.",
+        state.relay.blocks().len() as f64,
+    );
+    let lag_ms = streams
+        .iter()
+        .map(|s| s.stats.inspection_lag_ms.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    out.gauge(
+        "hashgate_inspection_lag_seconds",
+        "How far the most lagging stream's inspection is behind the live edge.",
+        lag_ms as f64 / 1000.0,
+    );
+    out.family(
+        "hashgate_list_entries",
+        "Entries of each list in force.",
+        "gauge",
+    );
+    for list in state.matcher.lists().iter() {
+        out.sample(
+            "hashgate_list_entries",
+            &[("list", list.name())],
+            list.len() as f64,
+        );
+    }
+    ([(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)], out.finish()).into_response()
+}
+
+/// `GET /streams`: every live stream with its counters.
+pub async fn streams(State(state): Shared) -> Json<Value> {
+    let rows: Vec<Value> = state
+        .relay
+        .streams()
+        .iter()
+        .map(|s| {
+            let stats = &s.stats;
+            let last_hash = stats.last_hash_unix_ms.load(Ordering::Relaxed);
+            json!({
+                "key": s.stream_key,
+                "app": s.app,
+                "peer": s.peer.to_string(),
+                "since": rfc3339(stats.since),
+                "seconds": (stats.age() * 10.0).round() / 10.0,
+                "bitrate_bps": stats.bitrate().round() as u64,
+                "fps": (stats.fps() * 100.0).round() / 100.0,
+                "last_hash_at": (last_hash > 0)
+                    .then(|| rfc3339(UNIX_EPOCH + Duration::from_millis(last_hash))),
+                "inspection_lag_ms": stats.inspection_lag_ms.load(Ordering::Relaxed),
+                "matches": stats.matches.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    Json(Value::Array(rows))
+}
+
+/// Options of `POST /streams/{key}/cut`.
+#[derive(Debug, Deserialize)]
+pub struct CutOptions {
+    /// Told to the broadcaster and recorded; "cut by operator" by default.
+    reason: Option<String>,
+    /// How long the key stays blocked (`"10m"`, `"0s"` for no block); the verdict's cooldown
+    /// by default.
+    block: Option<String>,
+}
+
+/// `POST /streams/{key}/cut?reason=..&block=..`: ends a live stream now and blocks its key.
+pub async fn cut(
+    State(state): Shared,
+    Path(key): Path<String>,
+    Query(options): Query<CutOptions>,
+) -> Response {
+    let block = match options.block.as_deref().map(crate::config::parse_duration) {
+        None => state.relay.config().verdict.cooldown,
+        Some(Ok(block)) => block,
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
+    };
+    let Some(stream) = state.relay.streams().into_iter().find(|s| s.stream_key == key) else {
+        return error(StatusCode::NOT_FOUND, format!("no live stream under {key:?}"));
+    };
+    let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
+    let was_live = state.relay.cut(&key, &reason, block);
+    process_metrics().cuts.inc(&["operator"]);
+    tracing::warn!(%key, %reason, block_s = block.as_secs(), was_live, "cut by operator");
+    state.events.emit(
+        &key,
+        stream.peer,
+        EventKind::Operator {
+            action: "cut".into(),
+            reason: reason.clone(),
+        },
+    );
+    Json(json!({ "key": key, "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
+        .into_response()
+}
+
+/// `GET /blocks`: blocked keys and the seconds each block has left.
+pub async fn blocks(State(state): Shared) -> Json<Value> {
+    let rows: Vec<Value> = state
+        .relay
+        .blocks()
+        .into_iter()
+        .map(|(key, left)| json!({ "key": key, "remaining_s": left.as_secs_f64().ceil() as u64 }))
+        .collect();
+    Json(Value::Array(rows))
+}
+
+/// `DELETE /blocks/{key}`: lets the key publish again.
+pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
+    if !state.relay.unblock(&key) {
+        return error(StatusCode::NOT_FOUND, format!("{key:?} is not blocked"));
+    }
+    tracing::info!(%key, "block lifted by operator");
+    let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    state.events.emit(
+        &key,
+        nobody,
+        EventKind::Operator {
+            action: "unblock".into(),
+            reason: String::new(),
+        },
+    );
+    Json(json!({ "key": key, "unblocked": true })).into_response()
+}
+
+/// `POST /lists/reload`: reloads every list now. 200 when all loaded; 422 when one failed (its
+/// previous version stays in force), with the reason per list.
+pub async fn reload_lists(State(state): Shared) -> Response {
+    let matcher = state.matcher.clone();
+    let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(true)).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed".into());
+    };
+    outcomes.iter().for_each(crate::matcher::log_reload);
+    let failed = outcomes.iter().any(|o| o.result.is_err());
+    let rows: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(entries) => json!({ "list": o.list, "result": "ok", "entries": entries }),
+            Err(e) => json!({ "list": o.list, "result": "error", "error": e.to_string() }),
+        })
+        .collect();
+    let status = if failed {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(Value::Array(rows))).into_response()
+}
