@@ -556,7 +556,9 @@ impl Config {
             crate::events::webhook::Endpoint::parse(url)
                 .map_err(|e| invalid("events.webhook", e))?;
         }
-        if self.admin.enabled && !self.admin.listen.ip().is_loopback() && self.admin.token().is_none()
+        if self.admin.enabled
+            && !self.admin.listen.ip().is_loopback()
+            && self.admin.token().is_none()
         {
             return Err(invalid(
                 "admin.listen",
@@ -729,7 +731,11 @@ upstream_key = "b"
         );
         let admin = AdminConfig::default();
         assert_eq!(
-            (shipped.admin.enabled, shipped.admin.listen, &shipped.admin.token),
+            (
+                shipped.admin.enabled,
+                shipped.admin.listen,
+                &shipped.admin.token
+            ),
             (admin.enabled, admin.listen, &admin.token)
         );
         assert_eq!(

@@ -20,5 +20,6 @@ pub mod inspect;
 pub mod matcher;
 pub mod metrics;
 pub mod relay;
+pub mod replay;
 pub mod rtmp;
 pub mod verdict;

@@ -159,9 +159,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     cuts: LabeledCounter::new(&["reason"]),
     list_reloads: LabeledCounter::new(&["list", "result"]),
     cut_latency: Histogram::new(&[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
-    hash_duration: Histogram::new(&[
-        0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
-    ]),
+    hash_duration: Histogram::new(&[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]),
 });
 
 /// The process's metrics.

@@ -29,9 +29,7 @@ fn scrape(port: u16) -> HashMap<String, f64> {
             | prometheus_parse::Value::Gauge(v)
             | prometheus_parse::Value::Untyped(v) => v,
             // Histograms come back whole; their count is what the tests read.
-            prometheus_parse::Value::Histogram(buckets) => {
-                buckets.last().map_or(0.0, |b| b.count)
-            }
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
             prometheus_parse::Value::Summary(_) => continue,
         };
         let name = if labels.is_empty() {
@@ -83,17 +81,23 @@ fn operator_lists_cuts_and_unblocks_a_live_stream() {
     let publisher = ffmpeg_publish(&clip, &hashgate.url("cam1"));
     // The stream shows up with a bitrate and, once inspection has hashed a frame, a hash time.
     let mut row = serde_json::Value::Null;
-    wait_until("cam1 in /streams with a hashed frame", Duration::from_secs(20), || {
-        let (status, body) = http(admin, "GET", "/streams", None);
-        assert_eq!(status, 200, "{body}");
-        row = json(&body)
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["key"] == "cam1").cloned())
-            .unwrap_or_default();
-        row["last_hash_at"].is_string() && row["seconds"].as_f64().unwrap_or(0.0) >= 2.0
-    });
+    wait_until(
+        "cam1 in /streams with a hashed frame",
+        Duration::from_secs(20),
+        || {
+            let (status, body) = http(admin, "GET", "/streams", None);
+            assert_eq!(status, 200, "{body}");
+            row = json(&body)
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| r["key"] == "cam1").cloned())
+                .unwrap_or_default();
+            row["last_hash_at"].is_string() && row["seconds"].as_f64().unwrap_or(0.0) >= 2.0
+        },
+    );
     assert_eq!(row["app"], "live");
-    assert!(row["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")));
+    assert!(row["peer"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("127.0.0.1:")));
     assert!(row["since"].as_str().is_some_and(|s| s.ends_with('Z')));
     assert!(row["bitrate_bps"].as_u64().unwrap_or(0) > 10_000, "{row}");
     let fps = row["fps"].as_f64().unwrap_or(0.0);
@@ -109,18 +113,32 @@ fn operator_lists_cuts_and_unblocks_a_live_stream() {
     assert!(flowing["hashgate_hash_duration_seconds"] > 0.0);
 
     // Cut through the API: the broadcaster is refused, the platform's leg ends, the key blocks.
-    let (status, body) = http(admin, "POST", "/streams/cam1/cut?reason=test%20cut&block=10m", None);
+    let (status, body) = http(
+        admin,
+        "POST",
+        "/streams/cam1/cut?reason=test%20cut&block=10m",
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     let cut = json(&body);
-    assert_eq!((cut["cut"].clone(), cut["blocked_s"].clone()), (true.into(), 600.into()));
+    assert_eq!(
+        (cut["cut"].clone(), cut["blocked_s"].clone()),
+        (true.into(), 600.into())
+    );
     nginx.wait_closed("cam1", Duration::from_secs(10));
     let mut publisher = publisher;
     let status = publisher
         .wait_timeout(Duration::from_secs(10))
         .expect("ffmpeg ends once cut");
-    assert!(!status.success(), "the broadcaster sees the cut as an error");
+    assert!(
+        !status.success(),
+        "the broadcaster sees the cut as an error"
+    );
     let recorded = packets(&nginx.recording("cam1")).len();
-    assert!(recorded > 0, "the stream reached the platform before the cut");
+    assert!(
+        recorded > 0,
+        "the stream reached the platform before the cut"
+    );
     let (status, _) = http(admin, "POST", "/streams/cam1/cut", None);
     assert_eq!(status, 404, "nothing live under cam1 any more");
 
@@ -178,7 +196,11 @@ fn token_guards_mutations_on_loopback_and_everything_off_it() {
 
     let local = Hashgate::start_with_admin(dir.path(), &extra, "127.0.0.1", "token = \"s3cret\"\n");
     let port = local.admin_port;
-    assert_eq!(http(port, "GET", "/streams", None).0, 200, "loopback reads are open");
+    assert_eq!(
+        http(port, "GET", "/streams", None).0,
+        200,
+        "loopback reads are open"
+    );
     assert_eq!(http(port, "GET", "/metrics", None).0, 200);
     assert_eq!(http(port, "POST", "/lists/reload", None).0, 401);
     assert_eq!(http(port, "POST", "/lists/reload", Some("guess")).0, 401);
@@ -219,16 +241,27 @@ fn lists_reload_through_the_api_and_a_broken_list_keeps_the_old_one() {
     assert_eq!(status, 200, "{body}");
     let rows = json(&body);
     assert_eq!(rows[0]["list"], "known");
-    assert_eq!((rows[0]["result"].clone(), rows[0]["entries"].clone()), ("ok".into(), 2.into()));
+    assert_eq!(
+        (rows[0]["result"].clone(), rows[0]["entries"].clone()),
+        ("ok".into(), 2.into())
+    );
 
     std::fs::write(&list, "not a hash\n").expect("list");
     let (status, body) = http(admin, "POST", "/lists/reload", None);
     assert_eq!(status, 422, "{body}");
     let rows = json(&body);
     assert_eq!(rows[0]["result"], "error");
-    assert!(rows[0]["error"].as_str().is_some_and(|e| e.contains("list.txt:1")), "{body}");
+    assert!(
+        rows[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("list.txt:1")),
+        "{body}"
+    );
     let metrics = scrape(admin);
-    assert_eq!(metrics["hashgate_list_entries{list=known}"], 2.0, "the old list stays in force");
+    assert_eq!(
+        metrics["hashgate_list_entries{list=known}"], 2.0,
+        "the old list stays in force"
+    );
     assert!(metrics["hashgate_list_reloads_total{list=known,result=error}"] >= 1.0);
     assert!(metrics["hashgate_list_reloads_total{list=known,result=ok}"] >= 1.0);
 }

@@ -67,7 +67,11 @@ pub async fn metrics(State(state): Shared) -> Response {
             list.len() as f64,
         );
     }
-    ([(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)], out.finish()).into_response()
+    (
+        [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
+        out.finish(),
+    )
+        .into_response()
 }
 
 /// `GET /streams`: every live stream with its counters.
@@ -118,8 +122,16 @@ pub async fn cut(
         Some(Ok(block)) => block,
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
     };
-    let Some(stream) = state.relay.streams().into_iter().find(|s| s.stream_key == key) else {
-        return error(StatusCode::NOT_FOUND, format!("no live stream under {key:?}"));
+    let Some(stream) = state
+        .relay
+        .streams()
+        .into_iter()
+        .find(|s| s.stream_key == key)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no live stream under {key:?}"),
+        );
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
     let was_live = state.relay.cut(&key, &reason, block);
@@ -171,7 +183,10 @@ pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response 
 pub async fn reload_lists(State(state): Shared) -> Response {
     let matcher = state.matcher.clone();
     let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(true)).await else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed".into());
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload task failed".into(),
+        );
     };
     outcomes.iter().for_each(crate::matcher::log_reload);
     let failed = outcomes.iter().any(|o| o.result.is_err());

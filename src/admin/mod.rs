@@ -15,8 +15,8 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::Router;
 use axum::serve::ListenerExt;
+use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminConfig;
@@ -64,7 +64,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/blocks", get(handlers::blocks))
         .route("/blocks/{key}", delete(handlers::unblock))
         .route("/lists/reload", post(handlers::reload_lists))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
 }
 

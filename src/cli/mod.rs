@@ -2,6 +2,7 @@
 
 mod hash;
 mod lookup;
+mod replay;
 mod scan;
 
 use std::io::IsTerminal;
@@ -49,6 +50,8 @@ pub enum Command {
     Lookup(lookup::LookupArgs),
     /// Run a video file through sampling, hashing, matching and the cut policy.
     Scan(scan::ScanArgs),
+    /// Publish a media file like a broadcaster; exit 2 when the server cuts or refuses it.
+    Replay(replay::ReplayArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -60,7 +63,7 @@ pub enum Command {
 /// Runs the command; errors are printed as one line and give exit code 1.
 pub fn main(cli: Cli) -> ExitCode {
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("hashgate: {e:#}");
             ExitCode::FAILURE
@@ -68,8 +71,12 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let done = match cli.command {
+        Command::Replay(args) => {
+            init_logging(cli.log_format.unwrap_or_default());
+            return replay::run(&args);
+        }
         Command::CheckConfig { config } => {
             Config::load(&config)?;
             println!("{}: ok", config.display());
@@ -90,7 +97,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {

@@ -59,7 +59,9 @@ impl Relay {
                 async move {
                     let _guard = guard;
                     let result = relay.serve_connection(tcp, peer).await;
-                    let label = result.as_ref().map_or_else(RelayError::result_label, |()| "ok");
+                    let label = result
+                        .as_ref()
+                        .map_or_else(RelayError::result_label, |()| "ok");
                     metrics().connections.inc(&[label]);
                     if let Err(e) = result {
                         match &e {

@@ -336,7 +336,9 @@ pub fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, S
         .and_then(|s| s.parse().ok())
         .expect("status code");
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "chunked bodies are not decoded here: {head}"
     );
     (status, body.to_owned())
