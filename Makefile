@@ -29,15 +29,14 @@ build: deps
 test: deps
 	cargo test --release
 
-# The samples through the same sampling, hashing, matching and cut policy as a live stream.
-# (The live demo, relaying them through hashgate to a local platform, comes with `hashgate demo`.)
+# The live demo: hashgate and a local platform on loopback; the samples replayed through them
+# like broadcasts; a report of what was cut, when, and what reached the platform. Then the
+# offline scan's table of when each sampling rate would cut, for tuning `[sampling] fps`.
 demo: build
 	@test -f samples/flagged.pdq || samples/make-samples.sh target/release/hashgate
-	@echo "== samples/benign.flv"
-	@target/release/hashgate scan --config samples/demo.toml samples/benign.flv
-	@echo "== samples/flagged.flv (a stand-in for known content plays from 2 s to 5 s)"
-	@target/release/hashgate scan --config samples/demo.toml samples/flagged.flv
-	@echo "== samples/flagged.flv: when each sampling rate would cut, and its CPU"
+	target/release/hashgate demo --samples samples
+	@echo
+	@echo "== tuning: when each sampling rate would cut samples/flagged.flv, and its CPU"
 	@target/release/hashgate scan --config samples/demo.toml --fps 0.5,1,2,4 samples/flagged.flv
 
 bench: build

@@ -14,7 +14,9 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod events;
+pub mod gate;
 pub mod hash;
 pub mod inspect;
 pub mod matcher;

@@ -1,5 +1,6 @@
 //! Command-line front end: `serve`, `hash` and `check-config`, logging setup, signals.
 
+mod demo;
 mod hash;
 mod lookup;
 mod replay;
@@ -17,11 +18,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::admin;
 use crate::config::{Config, LogFormat};
-use crate::events::Events;
-use crate::inspect::pool::Inspector;
+use crate::gate::Gate;
 use crate::matcher::{log_reload, Matcher};
-use crate::relay::{self, Relay, StreamInfo};
-use crate::verdict::Verdict;
+use crate::relay;
 
 /// hashgate: relays RTMP ingest to the platform and cuts streams that match known content.
 #[derive(Debug, Parser)]
@@ -52,6 +51,9 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Publish a media file like a broadcaster; exit 2 when the server cuts or refuses it.
     Replay(replay::ReplayArgs),
+    /// Show a cut end to end on loopback: the samples replayed through hashgate to a local
+    /// platform, with a report.
+    Demo(demo::DemoArgs),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -74,8 +76,12 @@ pub fn main(cli: Cli) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let done = match cli.command {
         Command::Replay(args) => {
-            init_logging(cli.log_format.unwrap_or_default());
+            init_logging(cli.log_format.unwrap_or_default(), "info");
             return replay::run(&args);
+        }
+        Command::Demo(args) => {
+            init_logging(cli.log_format.unwrap_or_default(), "error");
+            return demo::run(&args);
         }
         Command::CheckConfig { config } => {
             Config::load(&config)?;
@@ -93,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(&args),
         Command::Serve { config } => {
             let config = Config::load(&config)?;
-            init_logging(cli.log_format.unwrap_or(config.log.format));
+            init_logging(cli.log_format.unwrap_or(config.log.format), "info");
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
@@ -101,8 +107,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr; `RUST_LOG` filters, `default_filter` otherwise.
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -116,41 +124,15 @@ fn init_logging(format: LogFormat) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_config = config.admin.enabled.then(|| config.admin.clone());
-    let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
-    for list in matcher.lists().iter() {
-        tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
-    }
+    let Gate {
+        relay,
+        matcher,
+        events,
+    } = Gate::build(config)?;
     matcher
         .watch(LIST_POLL)
         .context("starting the list watcher")?;
     tokio::spawn(reload_on_sighup(matcher.clone()));
-    let events = Arc::new(
-        Events::open(&config.events)
-            .with_context(|| format!("opening event log {}", config.events.log.display()))?,
-    );
-    let verdict = Arc::new(Verdict::new(
-        matcher.clone(),
-        config.verdict.clone(),
-        events.clone(),
-    ));
-    let inspector = {
-        let settings_config = config.clone();
-        Inspector::start(
-            config.inspect.threads,
-            config.inspect.queue,
-            Box::new(move |stream: &StreamInfo| {
-                settings_config.inspect_settings(&stream.stream_key)
-            }),
-            verdict.clone(),
-        )
-        .context("starting the inspection workers")?
-    };
-    let relay = Arc::new(
-        Relay::new(config)?
-            .with_taps(Arc::new(inspector))
-            .with_events(events.clone()),
-    );
-    verdict.attach(&relay);
     let listener = relay::bind(listen).await?;
     let admin_stop = CancellationToken::new();
     let admin = match &admin_config {

@@ -1,0 +1,65 @@
+//! The whole data path assembled from a config: lists, the event log, the verdict, the
+//! inspection pool and the relay, wired together. `hashgate serve` runs one; `hashgate demo`
+//! runs two side by side.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::inspect::pool::Inspector;
+use crate::matcher::Matcher;
+use crate::relay::{Relay, StreamInfo};
+use crate::verdict::Verdict;
+
+/// A relay with inspection and verdict attached.
+pub struct Gate {
+    /// Accepts broadcasters and forwards their streams; the verdict cuts through it.
+    pub relay: Arc<Relay>,
+    /// The lists in force.
+    pub matcher: Arc<Matcher>,
+    /// The event log.
+    pub events: Arc<Events>,
+}
+
+impl Gate {
+    /// Loads the lists (a broken list is an error: running without it would fail open), opens
+    /// the event log and starts the inspection workers.
+    pub fn build(config: Config) -> anyhow::Result<Gate> {
+        let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
+        for list in matcher.lists().iter() {
+            tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
+        }
+        let events = Arc::new(
+            Events::open(&config.events)
+                .with_context(|| format!("opening event log {}", config.events.log.display()))?,
+        );
+        let verdict = Arc::new(Verdict::new(
+            matcher.clone(),
+            config.verdict.clone(),
+            events.clone(),
+        ));
+        let settings_config = config.clone();
+        let inspector = Inspector::start(
+            config.inspect.threads,
+            config.inspect.queue,
+            Box::new(move |stream: &StreamInfo| {
+                settings_config.inspect_settings(&stream.stream_key)
+            }),
+            verdict.clone(),
+        )
+        .context("starting the inspection workers")?;
+        let relay = Arc::new(
+            Relay::new(config)?
+                .with_taps(Arc::new(inspector))
+                .with_events(events.clone()),
+        );
+        verdict.attach(&relay);
+        Ok(Gate {
+            relay,
+            matcher,
+            events,
+        })
+    }
+}
