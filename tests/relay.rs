@@ -269,9 +269,11 @@ fn sigterm_lets_streams_drain_then_ends_them_cleanly() {
 
     // A drain timeout shorter than the stream: ended at the deadline, with an explicit unpublish
     // upstream, and the broadcaster told.
+    let events = dir.path().join("drain-events.jsonl");
     let config = format!(
-        "{}[limits]\ndrain_timeout = \"1s\"\n",
-        upstream(&nginx.url())
+        "{}[limits]\ndrain_timeout = \"1s\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        events.display()
     );
     let mut hurried = Hashgate::start(dir.path(), &config);
     let mut publisher = ffmpeg_publish(source_clip(), &hurried.url("draining"));
@@ -300,4 +302,11 @@ fn sigterm_lets_streams_drain_then_ends_them_cleanly() {
         nginx.error_log()
     );
     assert!(hurried.log().contains("shutting down"));
+    // The event log was flushed before the exit: the stream's end is in it.
+    let ended: Vec<_> = read_events(&events)
+        .into_iter()
+        .filter(|e| e["event"] == "unpublish" && e["stream"] == "draining")
+        .collect();
+    assert_eq!(ended.len(), 1, "unpublish event written before exit");
+    assert_eq!(ended[0]["reason"], "shutdown");
 }

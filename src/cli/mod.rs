@@ -142,7 +142,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 config,
                 relay.clone(),
                 matcher,
-                events,
+                events.clone(),
             ));
             Some(tokio::spawn(admin::serve(
                 admin_listener,
@@ -157,12 +157,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending streams");
     relay.shutdown();
     running.await.context("relay task")??;
+    if !events.flush(EVENTS_FLUSH) {
+        tracing::warn!("event log: some events may not have been written before exit");
+    }
     admin_stop.cancel();
     if let Some(admin) = admin {
         admin.await.context("admin task")?.context("admin API")?;
     }
     Ok(())
 }
+
+/// How long shutdown waits for the event log to be written.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often list files are checked for changes (a hash appended is live within this).
 const LIST_POLL: std::time::Duration = std::time::Duration::from_millis(250);

@@ -256,6 +256,9 @@ async fn run_in(samples: &Path, dir: &Path) -> anyhow::Result<DemoReport> {
             tracing::warn!(key, "the platform did not see the stream end");
         }
     }
+    for (gate, ..) in &gates {
+        gate.events.flush(Duration::from_secs(5));
+    }
     let mut streams = Vec::new();
     for ((key, _, gate), outcome) in plan.into_iter().zip(outcomes) {
         let events = &gates[gate].3;

@@ -177,9 +177,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What the writer thread is asked to do.
+enum Writer {
+    Line(String),
+    /// Answer once every line before this one is written.
+    Flush(mpsc::Sender<()>),
+}
+
 /// The event log. Cheap to call from any thread.
 pub struct Events {
-    tx: Option<mpsc::SyncSender<String>>,
+    tx: Option<mpsc::SyncSender<Writer>>,
     evidence: Option<evidence::EvidenceSettings>,
     webhook: Option<webhook::Webhook>,
     redact: bool,
@@ -196,14 +203,21 @@ impl Events {
             .create(true)
             .append(true)
             .open(&config.log)?;
-        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Writer>(QUEUE);
         let path = config.log.display().to_string();
         std::thread::Builder::new()
             .name("events".into())
             .spawn(move || {
-                for line in rx {
-                    if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
-                        tracing::error!("cannot write event log {path}: {e}");
+                for write in rx {
+                    match write {
+                        Writer::Line(line) => {
+                            if let Err(e) = writeln!(file, "{line}").and_then(|_| file.flush()) {
+                                tracing::error!("cannot write event log {path}: {e}");
+                            }
+                        }
+                        Writer::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             })?;
@@ -274,7 +288,7 @@ impl Events {
             hook.post(line.clone());
         }
         if let Some(tx) = &self.tx {
-            if tx.try_send(line.clone()).is_err() {
+            if tx.try_send(Writer::Line(line.clone())).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -296,6 +310,16 @@ impl Events {
             });
             evidence::save(settings.clone(), name, event_json, frames);
         }
+    }
+
+    /// Waits, up to `within`, until every event emitted so far is in the log file. Returns
+    /// whether it got there (always true without a log file).
+    pub fn flush(&self, within: std::time::Duration) -> bool {
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        let (done, written) = mpsc::channel();
+        tx.send(Writer::Flush(done)).is_ok() && written.recv_timeout(within).is_ok()
     }
 
     /// Events lost because the writer could not keep up.
