@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # System packages the build and the tests need: FFmpeg libraries and CLI, clang for bindgen,
 # nginx with the RTMP module (the platform in tests), stunnel (TLS terminator), GStreamer
 # (a second broadcaster), openssl.
-APT_PACKAGES := pkg-config clang libclang-dev \
+APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
 	libavfilter-dev libavdevice-dev ffmpeg \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
