@@ -4,6 +4,7 @@
 //! `hashgate demo` and the tests.
 
 pub mod source;
+mod timestamps;
 
 use std::time::{Duration, Instant};
 

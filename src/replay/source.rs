@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
+use super::timestamps::DtsFiller;
 use crate::inspect::decoder::init_ffmpeg;
 use crate::rtmp::amf0::{self, Amf0Value};
 use crate::rtmp::message::kind;
@@ -36,8 +37,8 @@ pub struct MediaSource {
     audio: Option<(usize, AudioCodec)>,
     /// Stream time of the file's first packet, in milliseconds.
     origin_ms: i64,
-    /// One frame's duration, to space loops.
-    frame_ms: u32,
+    /// One frame's duration in milliseconds: spaces loops, fills missing decoding times.
+    frame_ms: f64,
     /// Duration in milliseconds when the container knows it.
     pub duration_ms: Option<u64>,
     /// onMetaData and the sequence headers, sent before any frame.
@@ -82,20 +83,24 @@ fn start_ms(stream: &ffmpeg::format::stream::Stream) -> i64 {
     (start as f64 * f64::from(stream.time_base()) * 1000.0).round() as i64
 }
 
-/// The lowest decoding time among the first packets of the `chosen` streams: the zero of the
-/// replayed timeline, so that no timestamp is negative (B-frames start below zero in MP4 and
-/// FLV files) and every interval between frames is kept.
-fn earliest_dts_ms(path: &Path, chosen: &[Option<usize>]) -> Option<i64> {
-    let mut input = ffmpeg::format::input(path).ok()?;
-    input
-        .packets()
-        .filter(|(stream, _)| chosen.contains(&Some(stream.index())))
-        .take(64)
-        .filter_map(|(stream, packet)| {
-            let ts = packet.dts().or(packet.pts())?;
-            Some((ts as f64 * f64::from(stream.time_base()) * 1000.0).round() as i64)
-        })
-        .min()
+/// The lowest decoding time among the first packets: the zero of the replayed timeline, so
+/// that no timestamp is negative (B-frames start below zero in MP4 and FLV files) and every
+/// interval between frames is kept.
+fn earliest_dts_ms(
+    path: &Path,
+    video: usize,
+    audio: Option<(usize, AudioCodec)>,
+    frame_ms: f64,
+) -> Option<i64> {
+    let mut earliest: Option<i64> = None;
+    let mut seen = 0;
+    read_timed(path, video, audio, frame_ms, |packet| {
+        earliest = Some(earliest.map_or(packet.dts, |e: i64| e.min(packet.dts)));
+        seen += 1;
+        seen < 64
+    })
+    .ok()?;
+    earliest
 }
 
 impl MediaSource {
@@ -148,13 +153,15 @@ impl MediaSource {
                     None
                 }
             });
-        let chosen = [Some(video.index()), audio.as_ref().map(|(a, _)| a.index())];
-        let origin_ms = earliest_dts_ms(path, &chosen).unwrap_or_else(|| {
-            std::iter::once(start_ms(&video))
-                .chain(audio.as_ref().map(|(a, _)| start_ms(a)))
-                .min()
-                .unwrap_or(0)
-        });
+        let frame_ms = 1000.0 / fps;
+        let picked = audio.as_ref().map(|(a, codec)| (a.index(), *codec));
+        let origin_ms =
+            earliest_dts_ms(path, video.index(), picked, frame_ms).unwrap_or_else(|| {
+                std::iter::once(start_ms(&video))
+                    .chain(audio.as_ref().map(|(a, _)| start_ms(a)))
+                    .min()
+                    .unwrap_or(0)
+            });
         let duration = input.duration();
         let duration_ms =
             (duration > 0).then(|| duration as u64 * 1000 / ffmpeg::ffi::AV_TIME_BASE as u64);
@@ -190,7 +197,7 @@ impl MediaSource {
             video: video.index(),
             audio: audio.map(|(a, codec)| (a.index(), codec)),
             origin_ms,
-            frame_ms: (1000.0 / fps).round().max(1.0) as u32,
+            frame_ms,
             duration_ms,
             header,
         })
@@ -213,59 +220,116 @@ impl MediaSource {
     fn demux(&self, looped: bool, tx: &mpsc::Sender<Result<Message, String>>) {
         let mut offset: u32 = 0;
         loop {
-            let mut input = match ffmpeg::format::input(&self.path) {
-                Ok(input) => input,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(format!("{}: {e}", self.path.display())));
-                    return;
-                }
-            };
             let mut last: u32 = offset;
-            for (stream, packet) in input.packets() {
-                let Some(message) = self.message(&stream, &packet, offset) else {
-                    continue;
-                };
-                last = last.max(message.timestamp);
-                if tx.blocking_send(Ok(message)).is_err() {
+            let read = read_timed(
+                &self.path,
+                self.video,
+                self.audio,
+                self.frame_ms,
+                |packet| {
+                    let message = self.message(packet, offset);
+                    last = last.max(message.timestamp);
+                    tx.blocking_send(Ok(message)).is_ok()
+                },
+            );
+            match read {
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
                     return;
                 }
+                Ok(false) => return,
+                Ok(true) => {}
             }
             if !looped {
                 return;
             }
-            offset = last.saturating_add(self.frame_ms);
+            offset = last.saturating_add(self.frame_ms.round().max(1.0) as u32);
         }
     }
 
-    fn message(
-        &self,
-        stream: &ffmpeg::format::stream::Stream,
-        packet: &ffmpeg::Packet,
-        offset: u32,
-    ) -> Option<Message> {
-        let data = packet.data()?;
-        let to_ms = |ts: i64| (ts as f64 * f64::from(stream.time_base()) * 1000.0).round() as i64;
-        let dts = packet.dts().or(packet.pts()).map_or(0, to_ms);
-        let timestamp = offset.saturating_add((dts - self.origin_ms).max(0) as u32);
-        if stream.index() == self.video {
-            let cts = packet.pts().map_or(0, |pts| to_ms(pts) - dts);
-            let tag = avc_tag(false, packet.is_key(), cts as i32, data);
-            return Some(media(kind::VIDEO, timestamp, tag));
+    fn message(&self, packet: Timed, offset: u32) -> Message {
+        let timestamp = offset.saturating_add((packet.dts - self.origin_ms).max(0) as u32);
+        if packet.stream == self.video {
+            let cts = (packet.pts - packet.dts) as i32;
+            return media(
+                kind::VIDEO,
+                timestamp,
+                avc_tag(false, packet.key, cts, &packet.data),
+            );
         }
-        match self.audio {
-            Some((index, AudioCodec::Aac)) if index == stream.index() => {
-                Some(media(kind::AUDIO, timestamp, aac_tag(1, data)))
-            }
-            Some((index, AudioCodec::Mp3)) if index == stream.index() => {
-                let mut tag = BytesMut::with_capacity(1 + data.len());
+        let tag = match self.audio {
+            Some((_, AudioCodec::Mp3)) => {
+                let mut tag = BytesMut::with_capacity(1 + packet.data.len());
                 // MP3, 44 kHz, 16-bit, stereo: FLV's flags; decoders read the frame headers.
                 tag.put_u8(0x2F);
-                tag.put_slice(data);
-                Some(media(kind::AUDIO, timestamp, tag.freeze()))
+                tag.put_slice(&packet.data);
+                tag.freeze()
             }
-            _ => None,
+            _ => aac_tag(1, &packet.data),
+        };
+        media(kind::AUDIO, timestamp, tag)
+    }
+}
+
+/// A demuxed packet of the video or the audio stream, times in milliseconds.
+struct Timed {
+    stream: usize,
+    dts: i64,
+    pts: i64,
+    key: bool,
+    data: Bytes,
+}
+
+/// Reads the video and audio packets of `path` in order, with a decoding time for every video
+/// frame, until `each` returns false (then `Ok(false)`) or the file ends (`Ok(true)`).
+fn read_timed(
+    path: &Path,
+    video: usize,
+    audio: Option<(usize, AudioCodec)>,
+    frame_ms: f64,
+    mut each: impl FnMut(Timed) -> bool,
+) -> Result<bool, String> {
+    let mut input = ffmpeg::format::input(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut filler = DtsFiller::new(frame_ms);
+    let audio_index = audio.map(|(index, _)| index);
+    for (stream, packet) in input.packets() {
+        let index = stream.index();
+        if index != video && Some(index) != audio_index {
+            continue;
+        }
+        let Some(data) = packet.data() else {
+            continue;
+        };
+        let tb = f64::from(stream.time_base()) * 1000.0;
+        let to_ms = |ts: i64| (ts as f64 * tb).round() as i64;
+        let dts = packet.dts().map(to_ms);
+        let Some(pts) = packet.pts().map(to_ms).or(dts) else {
+            continue;
+        };
+        let timed = Timed {
+            stream: index,
+            dts: dts.unwrap_or(pts),
+            pts,
+            key: packet.is_key(),
+            data: Bytes::copy_from_slice(data),
+        };
+        let ready = if index == video {
+            filler.push(dts, pts, timed)
+        } else {
+            vec![(timed.dts, pts, timed)]
+        };
+        for (dts, pts, timed) in ready {
+            if !each(Timed { dts, pts, ..timed }) {
+                return Ok(false);
+            }
         }
     }
+    for (dts, pts, timed) in filler.finish() {
+        if !each(Timed { dts, pts, ..timed }) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// An FLV AVC video tag body: sequence header (`config`) or a coded frame.
