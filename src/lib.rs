@@ -5,7 +5,20 @@
 //! bottom:
 //!
 //! - [`rtmp`]: the protocol (handshake, chunk codec, AMF0, publisher and upstream sessions);
-//! - [`relay`]: per-stream forwarding, the queue that keeps the first GOP, the video tap;
+//! - [`relay`]: per-stream forwarding, the queue that keeps the first GOP, the delay buffer, the
+//!   video tap;
+//! - [`inspect`]: video tags to decoded, sampled frames on worker threads;
+//! - [`hash`]: PDQ (and its dihedrals, letterbox crop) and the image_hasher algorithms;
+//! - [`matcher`]: hash lists, their formats, the exact index, live reload;
+//! - [`verdict`]: the policy that turns matches into cuts and key blocks;
+//! - [`events`]: the JSON-lines event log, webhook and evidence.
+//!
+//! Around it:
+//!
+//! - [`gate`]: the data path assembled from a config;
+//! - [`admin`]: the HTTP API; [`metrics`]: the Prometheus counters every stage bumps (a module of
+//!   its own rather than under `admin`, since the data path writes it and `admin` only reads);
+//! - [`replay`]: media files published like a broadcaster; [`demo`]: the end-to-end demo;
 //! - [`config`]: `config.toml`, its defaults and its validation;
 //! - [`cli`]: the command-line front end `main.rs` calls.
 
