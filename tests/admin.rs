@@ -112,6 +112,23 @@ fn operator_lists_cuts_and_unblocks_a_live_stream() {
     assert!(flowing["hashgate_frames_hashed_total"] > 0.0);
     assert!(flowing["hashgate_hash_duration_seconds"] > 0.0);
 
+    let (status, body) = http(admin, "POST", "/streams/cam1/cut?block=soon", None);
+    assert_eq!(status, 400, "a bad duration is refused: {body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("block")),
+        "{body}"
+    );
+    assert_eq!(
+        http(admin, "GET", "/streams", None)
+            .1
+            .matches("cam1")
+            .count(),
+        1,
+        "still live"
+    );
+
     // Cut through the API: the broadcaster is refused, the platform's leg ends, the key blocks.
     let (status, body) = http(
         admin,
