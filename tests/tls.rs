@@ -135,4 +135,35 @@ fn rtmps_listener_accepts_tls_broadcasters() {
     publish_ok(ffmpeg_publish(source_clip(), &url), Duration::from_secs(60));
     nginx.wait_closed("tls-in", Duration::from_secs(20));
     assert_same_packets(source_clip(), &nginx.recording("tls-in"));
+
+    // `hashgate replay` over rtmps, trusting the test's CA: every frame arrives.
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .arg("replay")
+        .arg(source_clip())
+        .arg(format!(
+            "rtmps://localhost:{}/live/tls-replay",
+            hashgate.port
+        ))
+        .args(["--as-fast-as-possible", "--linger", "0s", "--ca-file"])
+        .arg(&pki.ca)
+        .output()
+        .expect("hashgate replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nginx.wait_closed("tls-replay", Duration::from_secs(20));
+    let video_md5s = |file: &Path| -> Vec<String> {
+        packets(file)
+            .into_iter()
+            .filter(|p| p.stream == 0)
+            .map(|p| p.md5)
+            .collect()
+    };
+    assert_eq!(
+        video_md5s(&nginx.recording("tls-replay")),
+        video_md5s(source_clip())
+    );
 }
