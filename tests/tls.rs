@@ -155,13 +155,6 @@ fn rtmps_listener_accepts_tls_broadcasters() {
         String::from_utf8_lossy(&out.stderr)
     );
     nginx.wait_closed("tls-replay", Duration::from_secs(20));
-    let video_md5s = |file: &Path| -> Vec<String> {
-        packets(file)
-            .into_iter()
-            .filter(|p| p.stream == 0)
-            .map(|p| p.md5)
-            .collect()
-    };
     assert_eq!(
         video_md5s(&nginx.recording("tls-replay")),
         video_md5s(source_clip())

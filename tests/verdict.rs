@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The md5 of every video packet of `file`, in order.
-fn video_md5s(file: &Path) -> Vec<String> {
-    packets(file)
-        .into_iter()
-        .filter(|p| p.stream == 0)
-        .map(|p| p.md5)
-        .collect()
-}
-
 fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
 }

@@ -53,10 +53,6 @@ fn split_key(url: &str) -> anyhow::Result<(RtmpUrl, String)> {
 /// Runs `replay`.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let (url, key) = split_key(&args.url)?;
-    // Opened once up front so a bad file fails before anything connects.
-    let probe = MediaSource::open(&args.file)?;
-    let duration_ms = probe.duration_ms;
-    drop(probe);
     let tls = match url.scheme {
         Scheme::Rtmps => Some(TlsClient::new(args.ca_file.as_deref())?),
         Scheme::Rtmp => None,
@@ -65,8 +61,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         1 => vec![key],
         n => (0..n).map(|i| format!("{key}-{i}")).collect(),
     };
+    // Opened up front, one per publisher, so a bad file fails before anything connects.
+    let sources = keys
+        .iter()
+        .map(|_| MediaSource::open(&args.file))
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let outcomes = runtime.block_on(publish_all(args, &url, &keys, tls, duration_ms))?;
+    let outcomes = runtime.block_on(publish_all(args, &url, &keys, sources, tls));
     let summary = summarize(&keys, &outcomes);
     println!("{}", summary.line);
     Ok(summary.code)
@@ -76,9 +77,9 @@ async fn publish_all(
     args: &ReplayArgs,
     url: &RtmpUrl,
     keys: &[String],
+    sources: Vec<MediaSource>,
     tls: Option<TlsClient>,
-    duration_ms: Option<u64>,
-) -> anyhow::Result<Vec<Outcome>> {
+) -> Vec<Outcome> {
     let stop = CancellationToken::new();
     let on_ctrl_c = stop.clone();
     tokio::spawn(async move {
@@ -91,8 +92,7 @@ async fn publish_all(
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     let tls = tls.map(Arc::new);
     let mut tasks = Vec::with_capacity(keys.len());
-    for key in keys {
-        let source = MediaSource::open(&args.file)?;
+    for (key, source) in keys.iter().zip(sources) {
         let options = ReplayOptions {
             url: url.clone(),
             key: key.clone(),
@@ -101,7 +101,11 @@ async fn publish_all(
             linger: args.linger,
             timeout: Duration::from_secs(10),
         };
-        let length = if args.looped { None } else { duration_ms };
+        let length = if args.looped {
+            None
+        } else {
+            source.duration_ms
+        };
         let bar = bars.add(match length {
             Some(ms) => ProgressBar::new(ms).with_style(style.clone()),
             None => ProgressBar::new_spinner(),
@@ -124,7 +128,7 @@ async fn publish_all(
                 .unwrap_or_else(|e| Outcome::Failed(format!("publisher task: {e}"))),
         );
     }
-    Ok(outcomes)
+    outcomes
 }
 
 struct Summary {

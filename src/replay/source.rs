@@ -75,14 +75,6 @@ fn dimensions(stream: &ffmpeg::format::stream::Stream) -> (i32, i32) {
     unsafe { ((*params.as_ptr()).width, (*params.as_ptr()).height) }
 }
 
-fn start_ms(stream: &ffmpeg::format::stream::Stream) -> i64 {
-    let start = stream.start_time();
-    if start == ffmpeg::ffi::AV_NOPTS_VALUE {
-        return 0;
-    }
-    (start as f64 * f64::from(stream.time_base()) * 1000.0).round() as i64
-}
-
 /// The lowest decoding time among the first packets: the zero of the replayed timeline, so
 /// that no timestamp is negative (B-frames start below zero in MP4 and FLV files) and every
 /// interval between frames is kept.
@@ -155,13 +147,8 @@ impl MediaSource {
             });
         let frame_ms = 1000.0 / fps;
         let picked = audio.as_ref().map(|(a, codec)| (a.index(), *codec));
-        let origin_ms =
-            earliest_dts_ms(path, video.index(), picked, frame_ms).unwrap_or_else(|| {
-                std::iter::once(start_ms(&video))
-                    .chain(audio.as_ref().map(|(a, _)| start_ms(a)))
-                    .min()
-                    .unwrap_or(0)
-            });
+        // No packet at all: there is nothing to send, and any zero will do.
+        let origin_ms = earliest_dts_ms(path, video.index(), picked, frame_ms).unwrap_or(0);
         let duration = input.duration();
         let duration_ms =
             (duration > 0).then(|| duration as u64 * 1000 / ffmpeg::ffi::AV_TIME_BASE as u64);

@@ -468,6 +468,15 @@ pub fn publish_ok(mut publisher: Process, within: Duration) {
     );
 }
 
+/// The md5 of every video packet of `file`, in order.
+pub fn video_md5s(file: &Path) -> Vec<String> {
+    packets(file)
+        .into_iter()
+        .filter(|p| p.stream == 0)
+        .map(|p| p.md5)
+        .collect()
+}
+
 /// Asserts that `recording` holds exactly the packets of `source`: same count, same bytes, same
 /// timestamps, the first keyframe included.
 pub fn assert_same_packets(source: &Path, recording: &Path) {
