@@ -44,7 +44,10 @@ fn inspect(tags: &[(u32, Bytes)], mode: SamplingMode, fps: f64) -> (f64, u64, u6
         fps,
         mode,
         letterbox: None,
+        ..InspectSettings::default()
     });
+    // Messages "arrive" at their stream time, as from a live encoder, so that keyframes mode
+    // decodes long GOPs the way it does live (the default coverage bound).
     let arrived = Instant::now();
     let started = Instant::now();
     let mut sink = |_frame| {};
@@ -52,7 +55,8 @@ fn inspect(tags: &[(u32, Bytes)], mode: SamplingMode, fps: f64) -> (f64, u64, u6
         let video = TappedVideo {
             timestamp: *ts,
             payload: payload.clone(),
-            arrived,
+            arrived: arrived + std::time::Duration::from_millis(u64::from(*ts)),
+            clock: Default::default(),
         };
         inspector.handle(&video, &stats, &mut sink);
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::events::EventsConfig;
 use crate::hash::letterbox::LetterboxSettings;
+use crate::inspect::pool::PoolSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::matcher::list::ListSettings;
 use crate::rtmp::url::RtmpUrl;
@@ -263,6 +264,15 @@ pub struct InspectConfig {
     /// Video messages buffered per stream before inspection drops (whole GOPs) to catch up.
     #[serde(default = "default_tap_capacity")]
     pub queue: usize,
+    /// Largest picture decoded, in pixels; a stream declaring a larger one is uninspectable.
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// Video that waited longer than this for inspection is skipped for the newest keyframe.
+    #[serde(default = "secs::<1>", deserialize_with = "duration_value")]
+    pub max_lag: Duration,
+    /// A stream using more than this share of a core is sampled at keyframes only.
+    #[serde(default = "default_max_stream_cost")]
+    pub max_stream_cost: f64,
 }
 
 impl Default for InspectConfig {
@@ -270,8 +280,31 @@ impl Default for InspectConfig {
         InspectConfig {
             threads: 0,
             queue: default_tap_capacity(),
+            max_pixels: default_max_pixels(),
+            max_lag: secs::<1>(),
+            max_stream_cost: default_max_stream_cost(),
         }
     }
+}
+
+impl InspectConfig {
+    /// The pool's settings.
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            threads: self.threads,
+            queue: self.queue,
+            max_lag: self.max_lag,
+            max_stream_cost: self.max_stream_cost,
+        }
+    }
+}
+
+fn default_max_pixels() -> u64 {
+    crate::inspect::stream::DEFAULT_MAX_PIXELS
+}
+
+fn default_max_stream_cost() -> f64 {
+    1.0
 }
 
 fn default_fps() -> f64 {
@@ -572,6 +605,35 @@ impl Config {
         if self.inspect.queue == 0 {
             return Err(invalid("inspect.queue", "must be greater than 0".into()));
         }
+        if self.inspect.max_pixels < 64 * 64 {
+            return Err(invalid(
+                "inspect.max_pixels",
+                "must be at least 4096 (64x64, the picture PDQ hashes)".into(),
+            ));
+        }
+        let cost = self.inspect.max_stream_cost;
+        if !(cost.is_finite() && cost > 0.0) {
+            return Err(invalid(
+                "inspect.max_stream_cost",
+                "must be a share of a core greater than 0 (1.0 = a whole core)".into(),
+            ));
+        }
+        let v = &self.verdict;
+        for (key, value) in [
+            ("verdict.max_blind", v.max_blind),
+            ("verdict.max_blind_degraded", v.max_blind_degraded),
+            ("inspect.max_lag", self.inspect.max_lag),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0s".into()));
+            }
+        }
+        if v.max_blind_degraded < v.max_blind {
+            return Err(invalid(
+                "verdict.max_blind_degraded",
+                "must be at least verdict.max_blind".into(),
+            ));
+        }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(invalid(
                 "server.tls_cert",
@@ -614,6 +676,9 @@ impl Config {
             fps: route.and_then(|r| r.fps).unwrap_or(self.sampling.fps),
             mode: route.and_then(|r| r.mode).unwrap_or(self.sampling.mode),
             letterbox: self.sampling.letterbox.then(LetterboxSettings::default),
+            max_pixels: self.inspect.max_pixels,
+            max_blind: self.verdict.max_blind,
+            max_blind_degraded: self.verdict.max_blind_degraded,
         }
     }
 

@@ -42,8 +42,7 @@ impl Gate {
         ));
         let settings_config = config.clone();
         let inspector = Inspector::start(
-            config.inspect.threads,
-            config.inspect.queue,
+            config.inspect.pool(),
             Box::new(move |stream: &StreamInfo| {
                 settings_config.inspect_settings(&stream.stream_key)
             }),

@@ -10,12 +10,14 @@
 //! - [`inspect`]: video tags to decoded, sampled frames on worker threads;
 //! - [`hash`]: PDQ (and its dihedrals, letterbox crop) and the image_hasher algorithms;
 //! - [`matcher`]: hash lists, their formats, the exact index, live reload;
-//! - [`verdict`]: the policy that turns matches into cuts and key blocks;
+//! - [`verdict`]: the policy that turns matches into cuts, key blocks and probation; coverage
+//!   (a stream inspection cannot see is not let through silently);
 //! - [`events`]: the JSON-lines event log, webhook and evidence.
 //!
 //! Around it:
 //!
 //! - [`gate`]: the data path assembled from a config;
+//! - [`registry`]: live streams, blocked keys and probation, by stream key in its normal form;
 //! - [`admin`]: the HTTP API; [`metrics`]: the Prometheus counters every stage bumps (a module of
 //!   its own rather than under `admin`, since the data path writes it and `admin` only reads);
 //! - [`replay`]: media files published like a broadcaster; [`demo`]: the end-to-end demo;
@@ -34,6 +36,7 @@ pub mod hash;
 pub mod inspect;
 pub mod matcher;
 pub mod metrics;
+pub mod registry;
 pub mod relay;
 pub mod replay;
 pub mod rtmp;

@@ -140,6 +140,8 @@ pub struct Metrics {
     pub cuts: LabeledCounter,
     /// List reloads by list and result.
     pub list_reloads: LabeledCounter,
+    /// Streams found uninspectable, by kind of cause.
+    pub uninspectable: LabeledCounter,
     /// From the first counted match to the cut.
     pub cut_latency: Histogram,
     /// Hashing one sampled frame (PDQ and its dihedrals, letterbox detection).
@@ -158,6 +160,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     matches: LabeledCounter::new(&["list"]),
     cuts: LabeledCounter::new(&["reason"]),
     list_reloads: LabeledCounter::new(&["list", "result"]),
+    uninspectable: LabeledCounter::new(&["cause"]),
     cut_latency: Histogram::new(&[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
     hash_duration: Histogram::new(&[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]),
 });
@@ -223,8 +226,13 @@ impl Metrics {
         );
         out.labeled(
             "hashgate_cuts_total",
-            "Streams cut, by reason (match, overload, operator).",
+            "Streams cut, by reason (match, uninspectable, operator).",
             &self.cuts,
+        );
+        out.labeled(
+            "hashgate_uninspectable_total",
+            "Streams inspection could not cover, by cause (codec, picture_size, blind, overload).",
+            &self.uninspectable,
         );
         out.labeled(
             "hashgate_list_reloads_total",

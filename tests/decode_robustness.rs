@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use common::*;
-use hashgate::inspect::stream::{InspectSettings, InspectStats, SamplingMode, StreamInspector};
+use hashgate::inspect::stream::{
+    Finding, InspectSettings, InspectStats, SamplingMode, StreamInspector,
+};
 use hashgate::relay::tap::{video_frame_kind, VideoFrameKind};
 use hashgate::relay::TappedVideo;
 
@@ -31,6 +33,7 @@ fn settings(fps: f64) -> InspectSettings {
         fps,
         mode: SamplingMode::All,
         letterbox: None,
+        ..InspectSettings::default()
     }
 }
 
@@ -45,13 +48,18 @@ fn run(tags: &[(u32, Bytes)], fps: f64) -> (Vec<(i64, usize, usize)>, InspectSta
             timestamp: *ts,
             payload: body.clone(),
             arrived: now,
+            clock: Default::default(),
         };
         inspector.handle(&video, &stats, &mut |f| {
-            out.push((f.stream_time_ms, f.luma.width, f.luma.height))
+            if let Finding::Frame(f) = f {
+                out.push((f.stream_time_ms, f.luma.width, f.luma.height))
+            }
         });
     }
     inspector.flush(&stats, now, &mut |f| {
-        out.push((f.stream_time_ms, f.luma.width, f.luma.height))
+        if let Finding::Frame(f) = f {
+            out.push((f.stream_time_ms, f.luma.width, f.luma.height))
+        }
     });
     (out, stats)
 }

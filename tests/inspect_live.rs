@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use hashgate::config::Config;
 use hashgate::hash::pdq::PdqHash;
-use hashgate::inspect::pool::{FrameSink, Inspector};
+use hashgate::inspect::pool::{FrameSink, Inspector, PoolSettings};
 use hashgate::inspect::stream::{InspectStats, SampledFrame};
 use hashgate::relay::{self, Relay, StreamInfo};
 
@@ -63,15 +63,17 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     let dir = temp_dir();
     let nginx = Nginx::start(dir.path());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n{}[sampling]\nfps = 2.0\n[[routes]]\nkey = \"keys\"\nmode = \"keyframes\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}[sampling]\nfps = 2.0\n[verdict]\nmax_blind = \"4s\"\n[[routes]]\nkey = \"keys\"\nmode = \"keyframes\"\n",
         upstream(&nginx.url())
     );
     let config = Config::parse(&text, Path::new("test.toml")).expect("config");
     let sink = Arc::new(Collect::default());
     let settings = config.clone();
     let inspector = Inspector::start(
-        2,
-        256,
+        PoolSettings {
+            threads: 2,
+            ..PoolSettings::default()
+        },
         Box::new(move |s: &StreamInfo| settings.inspect_settings(&s.stream_key)),
         sink.clone(),
     )

@@ -122,6 +122,7 @@ pub async fn cut(
         Some(Ok(block)) => block,
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
     };
+    let key = crate::registry::key::normal_name(&key);
     let Some(stream) = state
         .relay
         .streams()
@@ -134,9 +135,10 @@ pub async fn cut(
         );
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
-    let was_live = state.relay.cut(&key, &reason, block);
+    let probation = state.relay.config().verdict.probation;
+    let was_live = state.relay.cut(&key, &reason, block, probation);
     process_metrics().cuts.inc(&["operator"]);
-    tracing::warn!(%key, %reason, block_s = block.as_secs(), was_live, "cut by operator");
+    tracing::warn!(key = %key.escape_debug(), reason = %reason.escape_debug(), block_s = block.as_secs(), was_live, "cut by operator");
     state.events.emit(
         &key,
         stream.peer,
@@ -162,10 +164,11 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
 
 /// `DELETE /blocks/{key}`: lets the key publish again.
 pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
+    let key = crate::registry::key::normal_name(&key);
     if !state.relay.unblock(&key) {
         return error(StatusCode::NOT_FOUND, format!("{key:?} is not blocked"));
     }
-    tracing::info!(%key, "block lifted by operator");
+    tracing::info!(key = %key.escape_debug(), "block lifted by operator");
     let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     state.events.emit(
         &key,

@@ -134,7 +134,9 @@ fn hash_video(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Res
         if let Some(bar) = &progress {
             bar.set_position((frame.seconds.max(0.0) * 1000.0) as u64);
         }
-        if write_error.is_some() || !sampler.take((frame.seconds * 1000.0).round() as i64) {
+        if write_error.is_some()
+            || !sampler.take_in_stream_time((frame.seconds * 1000.0).round() as i64)
+        {
             return;
         }
         let (hash, quality) = hash_luma(args, &frame.luma);

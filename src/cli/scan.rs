@@ -87,7 +87,9 @@ fn scan_at(
 ) -> anyhow::Result<RateResult> {
     let settings = config.inspect_settings("");
     let mut sampler = Sampler::new(fps);
-    let mut window = MatchWindow::new(config.verdict.clone());
+    let mut window = MatchWindow::new(config.verdict.window);
+    // A file has no wall clock: frames "arrive" at their stream time.
+    let clock = Instant::now();
     let started = Instant::now();
     let mut result = RateResult {
         fps,
@@ -103,7 +105,7 @@ fn scan_at(
             return;
         }
         let ms = (frame.seconds * 1000.0).round() as i64;
-        if !sampler.take(ms) {
+        if !sampler.take_in_stream_time(ms) {
             return;
         }
         result.hashed += 1;
@@ -127,7 +129,11 @@ fn scan_at(
         }
         result.first_match.get_or_insert(frame.seconds);
         if counts_for_cut(&found) {
-            if window.record(ms) && result.cut_at.is_none() {
+            let arrived = clock + std::time::Duration::from_millis(ms.max(0) as u64);
+            let cuts = window
+                .record(ms, arrived, config.verdict.min_matches)
+                .is_some();
+            if cuts && result.cut_at.is_none() {
                 result.cut_at = Some(frame.seconds);
             }
         } else {

@@ -1,5 +1,5 @@
-//! Events: one JSON line per event in `[events] log`, and the same through `tracing`; `match`
-//! and `cut` also go to the webhook when one is set. Writing and delivery happen on their own
+//! Events: one JSON line per event in `[events] log`, and the same through `tracing`; `match`,
+//! `cut` and `uninspectable` also go to the webhook when one is set. Writing and delivery happen on their own
 //! threads, so a slow disk or endpoint never delays a stream or a cut.
 
 pub mod evidence;
@@ -25,7 +25,7 @@ pub struct EventsConfig {
     /// Write the SHA-256 of stream keys instead of the keys (they are credentials).
     #[serde(default)]
     pub redact_keys: bool,
-    /// `http://` endpoint that gets each `match` and `cut` event as a JSON POST.
+    /// `http://` endpoint that gets each `match`, `cut` and `uninspectable` event as a JSON POST.
     pub webhook: Option<String>,
     /// HMAC-SHA256 key for the `X-Hashgate-Signature` header (or env HASHGATE_WEBHOOK_SECRET).
     pub webhook_secret: Option<String>,
@@ -116,7 +116,7 @@ pub enum EventKind {
         /// `"cut"` or `"alert"`.
         action: String,
     },
-    /// A stream was cut.
+    /// A stream was cut for matching known content.
     Cut {
         /// List name of the deciding match.
         list: String,
@@ -128,8 +128,10 @@ pub enum EventKind {
         distance: u32,
         /// Stream time of the deciding frame, in milliseconds.
         stream_ms: i64,
-        /// From the first matching frame's arrival at the relay to the cut.
+        /// From the arrival at the relay of the oldest match the cut counted to the cut.
         latency_ms: u64,
+        /// Whether the key was on probation (cut lately), so one match sufficed.
+        probation: bool,
     },
     /// A list entry matched too many streams: it no longer cuts (alert only).
     Flood {
@@ -142,12 +144,26 @@ pub enum EventKind {
         /// Distinct streams it matched within the flood window.
         streams: usize,
     },
-    /// Inspection fell behind the live edge by more than `max_lag`.
+    /// The inspection pool changed its sampling level to keep up (0 = as configured, 1 =
+    /// keyframes only, 2 = fewer keyframes). Not about one stream: `stream` is `"-"`.
     Overload {
-        /// How far behind, in milliseconds.
-        lag_ms: u64,
-        /// `"alert"` or `"cut"`.
+        /// The new level.
+        level: u8,
+        /// Streams live at the time.
+        streams: usize,
+    },
+    /// Inspection cannot cover the stream: it never passes silently.
+    Uninspectable {
+        /// What stops inspection (an unsupported codec, a picture over `max_pixels`, video
+        /// with no hashed frame for longer than the coverage bound, and why).
+        cause: String,
+        /// `"cut"` or `"alert"`.
         action: String,
+    },
+    /// The stream is inspectable but behaves the way evasion does (sequence header churn).
+    Anomaly {
+        /// What was seen.
+        cause: String,
     },
     /// An operator acted through the admin API.
     Operator {
@@ -282,9 +298,11 @@ impl Events {
             return None;
         };
         tracing::info!(target: "hashgate::events", "{line}");
-        if let (Some(hook), EventKind::Match { .. } | EventKind::Cut { .. }) =
-            (&self.webhook, &event.kind)
-        {
+        let for_webhook = matches!(
+            &event.kind,
+            EventKind::Match { .. } | EventKind::Cut { .. } | EventKind::Uninspectable { .. }
+        );
+        if let (Some(hook), true) = (&self.webhook, for_webhook) {
             hook.post(line.clone());
         }
         if let Some(tx) = &self.tx {

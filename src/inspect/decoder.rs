@@ -1,6 +1,11 @@
 //! Decoding with FFmpeg (ffmpeg-next): a decoder opened from the stream's sequence header,
-//! luma planes out. A corrupt packet is counted and skipped, and decoding resumes at the next
-//! keyframe; in keyframes mode FFmpeg is told to skip every other frame (`AVDISCARD_NONKEY`).
+//! luma planes out. Damage is handled the way players handle it: a packet FFmpeg rejects is
+//! counted and decoding goes on with the next one, and pictures FFmpeg reconstructed with
+//! concealment are hashed like any other (what a viewer sees is what counts). A new sequence
+//! header of the same codec reaches FFmpeg as new extradata with the next packet, as FFmpeg's
+//! own FLV demuxer passes it, so the decoder is never reopened for it. Pictures over
+//! `max_pixels` are refused by FFmpeg before a frame is allocated. In keyframes mode FFmpeg is
+//! told to skip every other frame (`AVDISCARD_NONKEY`).
 
 use std::sync::Once;
 
@@ -58,10 +63,14 @@ pub struct VideoDecoder {
     decoder: ffmpeg::decoder::Video,
     frame: ffmpeg::frame::Video,
     luma: LumaExtractor,
-    awaiting_keyframe: bool,
     keyframes_only: bool,
+    new_extradata: Option<bytes::Bytes>,
     /// Packets FFmpeg rejected.
     pub errors: u64,
+    /// Pictures FFmpeg flagged as reconstructed with concealment (hashed all the same).
+    pub concealed: u64,
+    /// Size of the last picture decoded.
+    pub last_size: Option<(u32, u32)>,
 }
 
 fn ffmpeg_id(codec: VideoCodec) -> Id {
@@ -75,11 +84,13 @@ fn ffmpeg_id(codec: VideoCodec) -> Id {
 
 impl VideoDecoder {
     /// Opens a decoder from the configuration record of a sequence header. `keyframes_only`
-    /// makes FFmpeg skip every frame that is not a keyframe.
+    /// makes FFmpeg skip every frame that is not a keyframe; pictures of more than `max_pixels`
+    /// are refused.
     pub fn open(
         codec: VideoCodec,
         config: &[u8],
         keyframes_only: bool,
+        max_pixels: u64,
     ) -> Result<Self, DecodeError> {
         init_ffmpeg();
         let found =
@@ -100,6 +111,7 @@ impl VideoDecoder {
             // Streams are decoded in parallel with one another, each on one thread.
             (*ptr).thread_count = 1;
             (*ptr).pkt_timebase = ffmpeg::ffi::AVRational { num: 1, den: 1000 };
+            (*ptr).max_pixels = max_pixels.min(i64::MAX as u64) as i64;
         }
         let mut decoder = context.decoder();
         if keyframes_only {
@@ -114,10 +126,31 @@ impl VideoDecoder {
             decoder,
             frame: ffmpeg::frame::Video::empty(),
             luma: LumaExtractor::default(),
-            awaiting_keyframe: true,
             keyframes_only,
+            new_extradata: None,
             errors: 0,
+            concealed: 0,
+            last_size: None,
         })
+    }
+
+    /// A new configuration record of the same codec: FFmpeg gets it as new extradata with the
+    /// next packet (it re-reads the parameter sets then, as it does for a player).
+    pub fn reconfigure(&mut self, config: bytes::Bytes) {
+        self.new_extradata = Some(config);
+    }
+
+    /// Switches between decoding every frame and keyframes only. Back to every frame, FFmpeg
+    /// resumes at the next keyframe on its own.
+    pub fn set_keyframes_only(&mut self, keyframes_only: bool) {
+        if keyframes_only != self.keyframes_only {
+            self.keyframes_only = keyframes_only;
+            self.decoder.skip_frame(if keyframes_only {
+                ffmpeg::Discard::NonKey
+            } else {
+                ffmpeg::Discard::Default
+            });
+        }
     }
 
     /// The codec this decoder was opened for.
@@ -125,8 +158,9 @@ impl VideoDecoder {
         self.codec
     }
 
-    /// Decodes one coded frame; calls `out` for each picture that comes out. Until the first
-    /// keyframe, and after an error until the next one, frames are dropped unseen.
+    /// Decodes one coded frame; calls `out` for each picture that comes out. Every frame goes to
+    /// FFmpeg, keyframe or not: it knows better than the FLV tag's flag where decoding can
+    /// start (a publisher could flag no frame at all as a keyframe).
     pub fn decode(
         &mut self,
         data: &[u8],
@@ -135,19 +169,17 @@ impl VideoDecoder {
         keyframe: bool,
         mut out: impl FnMut(DecodedFrame),
     ) {
-        if self.awaiting_keyframe && !keyframe {
-            return;
-        }
-        self.awaiting_keyframe = false;
         let mut packet = ffmpeg::Packet::copy(data);
         packet.set_dts(Some(dts_ms));
         packet.set_pts(Some(pts_ms));
         if keyframe {
             packet.set_flags(ffmpeg::packet::Flags::KEY);
         }
+        if let Some(config) = self.new_extradata.take() {
+            attach_new_extradata(&mut packet, &config);
+        }
         if self.decoder.send_packet(&packet).is_err() {
-            self.fail();
-            return;
+            self.errors += 1;
         }
         self.drain(&mut out);
         // Fed keyframes only, the decoder would hold each picture back until the next keyframe
@@ -164,13 +196,6 @@ impl VideoDecoder {
             self.drain(&mut out);
         }
         self.decoder.flush();
-        self.awaiting_keyframe = true;
-    }
-
-    fn fail(&mut self) {
-        self.errors += 1;
-        self.awaiting_keyframe = true;
-        self.decoder.flush();
     }
 
     fn drain(&mut self, out: &mut impl FnMut(DecodedFrame)) {
@@ -178,14 +203,14 @@ impl VideoDecoder {
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => {
                     // SAFETY: reading plain fields of the frame FFmpeg just filled.
-                    let corrupt = unsafe {
+                    let concealed = unsafe {
                         (*self.frame.as_ptr()).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT != 0
                             || (*self.frame.as_ptr()).decode_error_flags != 0
                     };
-                    if corrupt {
-                        self.errors += 1;
-                        continue;
+                    if concealed {
+                        self.concealed += 1;
                     }
+                    self.last_size = Some((self.frame.width(), self.frame.height()));
                     if let Some(luma) = self.luma.extract(&self.frame) {
                         let pts_ms = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
                         out(DecodedFrame {
@@ -200,10 +225,28 @@ impl VideoDecoder {
                 }
                 Err(ffmpeg::Error::Eof) => return,
                 Err(_) => {
-                    self.fail();
+                    self.errors += 1;
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Attaches `config` to `packet` as `AV_PKT_DATA_NEW_EXTRADATA`, the way FFmpeg's FLV demuxer
+/// hands a mid-stream sequence header to the decoder.
+fn attach_new_extradata(packet: &mut ffmpeg::Packet, config: &[u8]) {
+    use ffmpeg::packet::Mut;
+    // SAFETY: the packet is ours; av_packet_new_side_data returns a buffer of exactly the
+    // requested size owned by the packet (or null, then nothing is attached).
+    unsafe {
+        let data = ffmpeg::ffi::av_packet_new_side_data(
+            packet.as_mut_ptr(),
+            ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_NEW_EXTRADATA,
+            config.len(),
+        );
+        if !data.is_null() {
+            std::ptr::copy_nonoverlapping(config.as_ptr(), data, config.len());
         }
     }
 }
@@ -214,6 +257,11 @@ impl VideoDecoder {
 pub(crate) struct LumaExtractor {
     to_gray: Option<(Pixel, u32, u32, scaling::Context)>,
 }
+
+// SAFETY: an SwsContext has no thread affinity; it is owned by one stream's extractor and used
+// by whichever inspection worker runs that stream, never by two threads at once (the pool hands
+// a stream to one worker at a time, behind a mutex).
+unsafe impl Send for LumaExtractor {}
 
 impl LumaExtractor {
     pub(crate) fn extract(&mut self, frame: &ffmpeg::frame::Video) -> Option<LumaImage> {

@@ -61,12 +61,12 @@ pub enum VideoTag {
     },
     /// End of sequence.
     SequenceEnd,
-    /// Something to forward but not to decode: metadata, command frames, multitrack, a codec
-    /// inspection does not handle (named in `what`).
+    /// Something to forward but not to decode: metadata, command frames, or video inspection
+    /// cannot decode (a codec it does not handle, multitrack, ModEx; named in `what`).
     Skip {
         /// What it was, for the one warning per stream.
         what: String,
-        /// True when it is video in a codec inspection cannot decode.
+        /// True when it is video inspection cannot decode (the stream is then uninspectable).
         unsupported_codec: bool,
     },
 }
@@ -132,9 +132,14 @@ fn parse_enhanced(payload: &Bytes, first: u8) -> Result<VideoTag, TruncatedTag> 
     let truncated = || TruncatedTag(payload.len());
     let frame_type = (first >> 4) & 0x07;
     let packet_type = first & 0x0F;
+    // Multitrack and ModEx wrap coded frames that players may show: never a silent skip.
+    let unsupported = |what: &str| VideoTag::Skip {
+        what: what.to_owned(),
+        unsupported_codec: true,
+    };
     match packet_type {
-        6 => return Ok(skip("Enhanced RTMP multitrack video")),
-        7 => return Ok(skip("Enhanced RTMP ModEx video")),
+        6 => return Ok(unsupported("Enhanced RTMP multitrack video")),
+        7 => return Ok(unsupported("Enhanced RTMP ModEx video")),
         _ => {}
     }
     let fourcc: [u8; 4] = payload

@@ -1,157 +1,522 @@
-//! The inspection pool: worker threads, each running many streams' inspectors, fed by the
-//! relay's bounded video taps. A worker that falls behind only makes its taps fill up; the relay
-//! then drops video for inspection (whole GOPs, see `relay::tap`) and never waits.
+//! The inspection pool: worker threads shared by every stream, fed by the relay's taps.
+//!
+//! Fair: a stream is not pinned to a worker. Streams with video waiting are in one ready queue
+//! ordered by the CPU time inspection has spent on them (start-time fair queueing), and an idle
+//! worker takes the one that has had least, for a slice of a few milliseconds. A stream that is
+//! costly to decode therefore slows itself, never another stream's verdict.
+//!
+//! Fresh: inspecting video seconds old is useless, so a stream's oldest waiting message older
+//! than `max_lag` makes inspection skip ahead to the newest keyframe waiting (the skipped
+//! stretch shows as blind on the coverage clocks). When the pool as a whole cannot keep up it
+//! degrades every stream's sampling — level 1 decodes keyframes only, level 2 fewer of them —
+//! and recovers when load falls. A stream costing more than `max_stream_cost` of a core is put
+//! on keyframes only by itself.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tracing::Instrument;
-
-use super::stream::{InspectSettings, InspectStats, SampledFrame, StreamInspector};
+use super::stream::{Finding, InspectSettings, InspectStats, SampledFrame, StreamInspector};
+use crate::relay::tap::{video_frame_kind, TapSink, VideoFrameKind};
 use crate::relay::{StreamInfo, TapProvider, TappedVideo, VideoTap};
 
-/// Where hashed frames go: the matcher, or a test.
+/// Where inspection results go: the verdict, or a test.
 pub trait FrameSink: Send + Sync {
     /// A sampled frame of `stream` was hashed.
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame);
+    /// Inspection found `stream` cannot be inspected, for `cause`.
+    fn uninspectable(&self, _stream: &StreamInfo, _cause: &str) {}
+    /// `stream` is inspectable but behaves the way evasion does.
+    fn anomaly(&self, _stream: &StreamInfo, _cause: &str) {}
+    /// The pool changed its sampling level (0 = as configured) with `streams` live.
+    fn overload(&self, _level: u8, _streams: usize) {}
     /// `stream` ended; `stats` are its final counters.
     fn stream_ended(&self, _stream: &StreamInfo, _stats: &InspectStats) {}
-    /// How far behind the live edge inspection of `stream` is, after each video message.
-    fn lag(&self, _stream: &StreamInfo, _lag: std::time::Duration) {}
 }
 
 /// Picks the sampling settings of a stream (per-route overrides).
 pub type SettingsFor = dyn Fn(&StreamInfo) -> InspectSettings + Send + Sync;
 
-struct Job {
-    stream: StreamInfo,
-    settings: InspectSettings,
-    rx: mpsc::Receiver<TappedVideo>,
-    stats: Arc<InspectStats>,
+/// How the pool runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+    /// Video messages waiting per stream before the tap drops (whole GOPs).
+    pub queue: usize,
+    /// Video waiting longer than this is skipped for the newest keyframe.
+    pub max_lag: Duration,
+    /// A stream using more than this share of a core is sampled at keyframes only.
+    pub max_stream_cost: f64,
 }
 
-struct Worker {
-    jobs: mpsc::UnboundedSender<Job>,
-    active: Arc<AtomicUsize>,
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            threads: 0,
+            queue: 256,
+            max_lag: Duration::from_secs(1),
+            max_stream_cost: 1.0,
+        }
+    }
+}
+
+/// The most time a worker spends on one stream before it looks at the others again.
+const SLICE: Duration = Duration::from_millis(4);
+/// How often the pool measures its load.
+const TICK: Duration = Duration::from_millis(250);
+/// Time constant of a stream's cost average.
+const COST_TAU_S: f64 = 2.0;
+
+struct Inbox {
+    queue: VecDeque<TappedVideo>,
+    capacity: usize,
+    closed: bool,
+}
+
+struct Work {
+    inspector: StreamInspector,
+    stats: Arc<InspectStats>,
+    last_arrival: Instant,
+    /// Share of a core spent on this stream lately.
+    cost: f64,
+    cost_at: Instant,
+}
+
+/// One stream in the pool.
+struct Slot {
+    stream: StreamInfo,
+    inbox: Mutex<Inbox>,
+    scheduled: AtomicBool,
+    work: Mutex<Option<Work>>,
+    /// Nanoseconds of inspection this stream has had (its place in the fair queue).
+    vtime: AtomicU64,
+}
+
+struct Ready {
+    vtime: u64,
+    seq: u64,
+    slot: Arc<Slot>,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        (self.vtime, self.seq) == (other.vtime, other.seq)
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.vtime, self.seq).cmp(&(other.vtime, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Ready>>,
+    seq: u64,
+    stopped: bool,
+}
+
+struct Shared {
+    settings: PoolSettings,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Virtual time of the last stream served: a stream waking up starts no earlier.
+    vclock: AtomicU64,
+    level: AtomicU8,
+    busy_ns: AtomicU64,
+    slots: Mutex<Vec<Weak<Slot>>>,
+    sink: Arc<dyn FrameSink>,
+}
+
+impl Shared {
+    fn schedule(&self, slot: &Arc<Slot>) {
+        if slot.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let vtime = slot
+            .vtime
+            .load(Ordering::Relaxed)
+            .max(self.vclock.load(Ordering::Relaxed));
+        slot.vtime.store(vtime, Ordering::Relaxed);
+        if let Ok(mut q) = self.queue.lock() {
+            q.seq += 1;
+            let seq = q.seq;
+            q.heap.push(Reverse(Ready {
+                vtime,
+                seq,
+                slot: slot.clone(),
+            }));
+        }
+        self.wake.notify_one();
+    }
+
+    fn next(&self) -> Option<Arc<Slot>> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            if q.stopped {
+                return None;
+            }
+            if let Some(Reverse(ready)) = q.heap.pop() {
+                self.vclock.fetch_max(ready.vtime, Ordering::Relaxed);
+                return Some(ready.slot);
+            }
+            q = self.wake.wait(q).ok()?;
+        }
+    }
+}
+
+/// The relay's end of a stream's inbox.
+struct SlotTap {
+    slot: Arc<Slot>,
+    shared: Arc<Shared>,
+}
+
+impl TapSink for SlotTap {
+    fn push(&mut self, video: TappedVideo) -> bool {
+        {
+            let Ok(mut inbox) = self.slot.inbox.lock() else {
+                return false;
+            };
+            if inbox.closed || inbox.queue.len() >= inbox.capacity {
+                return false;
+            }
+            inbox.queue.push_back(video);
+        }
+        self.shared.schedule(&self.slot);
+        true
+    }
+
+    fn close(&mut self) {
+        if let Ok(mut inbox) = self.slot.inbox.lock() {
+            inbox.closed = true;
+        }
+        self.shared.schedule(&self.slot);
+    }
 }
 
 /// The pool. Implements [`TapProvider`], so the relay opens one tap per stream through it.
 pub struct Inspector {
-    workers: Vec<Worker>,
-    tap_capacity: usize,
+    shared: Arc<Shared>,
     settings_for: Box<SettingsFor>,
 }
 
 impl Inspector {
-    /// Starts `threads` workers (0 = one per core). Each stream's tap holds `tap_capacity`
-    /// video messages.
+    /// Starts the workers and the load controller.
     pub fn start(
-        threads: usize,
-        tap_capacity: usize,
+        settings: PoolSettings,
         settings_for: Box<SettingsFor>,
         sink: Arc<dyn FrameSink>,
     ) -> std::io::Result<Inspector> {
-        let threads = match threads {
+        let threads = match settings.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let mut workers = Vec::with_capacity(threads);
+        let shared = Arc::new(Shared {
+            settings,
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            vclock: AtomicU64::new(0),
+            level: AtomicU8::new(0),
+            busy_ns: AtomicU64::new(0),
+            slots: Mutex::default(),
+            sink,
+        });
         for index in 0..threads {
-            let (jobs, job_rx) = mpsc::unbounded_channel();
-            let active = Arc::new(AtomicUsize::new(0));
-            let (sink, worker_active) = (sink.clone(), active.clone());
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("inspect-{index}"))
-                .spawn(move || run_worker(job_rx, sink, worker_active))?;
-            workers.push(Worker { jobs, active });
+                .spawn(move || {
+                    while let Some(slot) = shared.next() {
+                        run_slot(&shared, &slot);
+                    }
+                })?;
         }
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("inspect-load".into())
+            .spawn(move || control_load(weak, threads))?;
         Ok(Inspector {
-            workers,
-            tap_capacity,
+            shared,
             settings_for,
         })
+    }
+
+    /// The sampling level the pool is at (0 = as configured).
+    pub fn level(&self) -> u8 {
+        self.shared.level.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.stopped = true;
+        }
+        self.shared.wake.notify_all();
     }
 }
 
 impl TapProvider for Inspector {
     fn open(&self, stream: &StreamInfo) -> Option<VideoTap> {
-        // The least busy worker takes the stream.
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.active.load(Ordering::Acquire))?;
-        let (tap, rx) = VideoTap::channel(self.tap_capacity);
-        let job = Job {
+        let settings = (self.settings_for)(stream);
+        stream.stats.set_target_fps(settings.fps);
+        let slot = Arc::new(Slot {
             stream: stream.clone(),
-            settings: (self.settings_for)(stream),
-            rx,
-            stats: Arc::new(InspectStats::default()),
-        };
-        worker.active.fetch_add(1, Ordering::AcqRel);
-        worker.jobs.send(job).ok()?;
-        Some(tap)
+            inbox: Mutex::new(Inbox {
+                queue: VecDeque::new(),
+                capacity: self.shared.settings.queue.max(1),
+                closed: false,
+            }),
+            scheduled: AtomicBool::new(false),
+            work: Mutex::new(Some(Work {
+                inspector: StreamInspector::new(settings),
+                stats: Arc::default(),
+                last_arrival: Instant::now(),
+                cost: 0.0,
+                cost_at: Instant::now(),
+            })),
+            vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
+        });
+        if let Ok(mut slots) = self.shared.slots.lock() {
+            slots.retain(|s| s.strong_count() > 0);
+            slots.push(Arc::downgrade(&slot));
+        }
+        Some(VideoTap::new(Box::new(SlotTap {
+            slot,
+            shared: self.shared.clone(),
+        })))
     }
 }
 
-/// A worker: a single-threaded runtime whose tasks are streams; decoding and hashing run
-/// inline, so one worker uses at most one core.
-fn run_worker(
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-    sink: Arc<dyn FrameSink>,
-    active: Arc<AtomicUsize>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// What a worker takes from a stream's inbox.
+enum Next {
+    Message(TappedVideo),
+    /// Video waited too long: `dropped` messages were skipped to stay at the live edge.
+    Skipped {
+        dropped: u64,
+    },
+    Empty {
+        closed: bool,
+    },
+}
+
+/// Takes the next message, skipping ahead when the oldest waiting one is stale: to the newest
+/// keyframe waiting (its sequence header first), or past everything when none is there yet.
+fn take_next(inbox: &mut Inbox, max_lag: Duration, now: Instant) -> Next {
+    let Some(front) = inbox.queue.front() else {
+        return Next::Empty {
+            closed: inbox.closed,
+        };
+    };
+    if now.saturating_duration_since(front.arrived) <= max_lag {
+        return inbox.queue.pop_front().map_or(
+            Next::Empty {
+                closed: inbox.closed,
+            },
+            Next::Message,
+        );
+    }
+    let kinds: Vec<VideoFrameKind> = inbox
+        .queue
+        .iter()
+        .map(|v| video_frame_kind(&v.payload))
+        .collect();
+    let keep_from = kinds
+        .iter()
+        .rposition(|k| *k == VideoFrameKind::Keyframe)
+        .unwrap_or(inbox.queue.len());
+    let header = kinds[..keep_from]
+        .iter()
+        .rposition(|k| *k == VideoFrameKind::SequenceHeader)
+        .and_then(|i| inbox.queue.get(i).cloned());
+    let dropped: Vec<TappedVideo> = inbox.queue.drain(..keep_from).collect();
+    if let Some(header) = header {
+        let (arrived, clock) = inbox
+            .queue
+            .front()
+            .map_or((now, header.clock), |k| (k.arrived, k.clock));
+        inbox.queue.push_front(TappedVideo {
+            arrived,
+            clock,
+            ..header
+        });
+    }
+    Next::Skipped {
+        dropped: dropped.len() as u64,
+    }
+}
+
+/// Runs one stream for a slice, then puts it back in the queue if it has more to do.
+fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
+    let started = Instant::now();
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("inspection worker could not start: {e}");
+        let Ok(mut guard) = slot.work.lock() else {
+            return;
+        };
+        let Some(work) = guard.as_mut() else {
+            slot.scheduled.store(false, Ordering::Release);
+            return;
+        };
+        let level = shared
+            .level
+            .load(Ordering::Relaxed)
+            .max(u8::from(work.cost > shared.settings.max_stream_cost));
+        if level != work.inspector.level() {
+            work.inspector.set_level(level);
+            slot.stream
+                .stats
+                .degraded
+                .store(u64::from(level), Ordering::Relaxed);
+        }
+        let mut finished = false;
+        loop {
+            let next = match slot.inbox.lock() {
+                Ok(mut inbox) => take_next(&mut inbox, shared.settings.max_lag, Instant::now()),
+                Err(_) => Next::Empty { closed: true },
+            };
+            match next {
+                Next::Message(video) => inspect_message(shared, slot, work, &video),
+                Next::Skipped { dropped } => {
+                    slot.stream
+                        .stats
+                        .inspection_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
+                    work.inspector.resync();
+                }
+                Next::Empty { closed } => {
+                    finished = closed;
+                    break;
+                }
+            }
+            if started.elapsed() >= SLICE {
+                break;
+            }
+        }
+        let spent = started.elapsed();
+        let now = Instant::now();
+        let dt = now.saturating_duration_since(work.cost_at).as_secs_f64();
+        let decay = (-dt / COST_TAU_S).exp();
+        work.cost = work.cost * decay + spent.as_secs_f64() / COST_TAU_S;
+        work.cost_at = now;
+        if finished {
+            let mut out = |f: Finding| deliver(shared, slot, f);
+            work.inspector
+                .flush(&work.stats, work.last_arrival, &mut out);
+            shared.sink.stream_ended(&slot.stream, &work.stats);
+            *guard = None;
+        }
+    }
+    let spent = started.elapsed().as_nanos() as u64;
+    slot.vtime.fetch_add(spent, Ordering::Relaxed);
+    shared.busy_ns.fetch_add(spent, Ordering::Relaxed);
+    slot.scheduled.store(false, Ordering::Release);
+    let more = slot
+        .inbox
+        .lock()
+        .is_ok_and(|i| !i.queue.is_empty() || i.closed)
+        && slot.work.lock().is_ok_and(|w| w.is_some());
+    if more {
+        shared.schedule(slot);
+    }
+}
+
+fn inspect_message(shared: &Shared, slot: &Slot, work: &mut Work, video: &TappedVideo) {
+    work.last_arrival = video.arrived;
+    let lag = video.arrived.elapsed().as_millis() as u64;
+    work.stats.lag_ms.store(lag, Ordering::Relaxed);
+    let stats = &slot.stream.stats;
+    stats.inspection_lag_ms.store(lag, Ordering::Relaxed);
+    let mut out = |f: Finding| deliver(shared, slot, f);
+    work.inspector.handle(video, &work.stats, &mut out);
+    stats.processed(video.clock);
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    stats
+        .frames_decoded
+        .store(get(&work.stats.frames_decoded), Ordering::Relaxed);
+    stats
+        .decode_errors
+        .store(get(&work.stats.decode_errors), Ordering::Relaxed);
+}
+
+fn deliver(shared: &Shared, slot: &Slot, finding: Finding) {
+    match finding {
+        Finding::Frame(frame) => {
+            slot.stream.stats.hashed_now(frame.clock);
+            shared.sink.frame(&slot.stream, *frame);
+        }
+        Finding::Uninspectable(cause) => shared.sink.uninspectable(&slot.stream, &cause),
+        Finding::Anomaly(cause) => shared.sink.anomaly(&slot.stream, &cause),
+    }
+}
+
+/// Measures the pool's load every tick and moves its sampling level: up when video waits
+/// longer than half of `max_lag` or the workers are saturated, down after a calm spell.
+fn control_load(shared: Weak<Shared>, threads: usize) {
+    let mut hot_ticks = 0u32;
+    let mut calm_ticks = 0u32;
+    loop {
+        std::thread::sleep(TICK);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.queue.lock().map(|q| q.stopped).unwrap_or(true) {
             return;
         }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        while let Some(job) = jobs.recv().await {
-            let (sink, active) = (sink.clone(), active.clone());
-            let span = tracing::info_span!("inspect", key = %job.stream.stream_key);
-            tokio::task::spawn_local(
-                async move {
-                    inspect(job, sink.as_ref()).await;
-                    active.fetch_sub(1, Ordering::AcqRel);
-                }
-                .instrument(span),
+        let busy = shared.busy_ns.swap(0, Ordering::Relaxed) as f64
+            / (TICK.as_nanos() as f64 * threads as f64);
+        let now = Instant::now();
+        let slots: Vec<Arc<Slot>> = shared
+            .slots
+            .lock()
+            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        let waiting = slots
+            .iter()
+            .filter_map(|s| {
+                let inbox = s.inbox.lock().ok()?;
+                inbox
+                    .queue
+                    .front()
+                    .map(|v| now.saturating_duration_since(v.arrived))
+            })
+            .max()
+            .unwrap_or_default();
+        let hot = waiting > shared.settings.max_lag / 2 || busy > 0.95;
+        let calm = waiting < Duration::from_millis(150) && busy < 0.6;
+        hot_ticks = if hot { hot_ticks + 1 } else { 0 };
+        calm_ticks = if calm { calm_ticks + 1 } else { 0 };
+        let level = shared.level.load(Ordering::Relaxed);
+        let next = if hot_ticks >= 2 && level < 2 {
+            level + 1
+        } else if calm_ticks >= 8 && level > 0 {
+            level - 1
+        } else {
+            level
+        };
+        if next != level {
+            hot_ticks = 0;
+            calm_ticks = 0;
+            shared.level.store(next, Ordering::Relaxed);
+            tracing::warn!(
+                level = next,
+                streams = slots.len(),
+                busy = format!("{:.0}%", busy * 100.0),
+                waiting_ms = waiting.as_millis() as u64,
+                "inspection load: sampling level changed"
             );
+            shared.sink.overload(next, slots.len());
+            // Idle streams pick the level up on their next message; none waits for it.
         }
-    });
-}
-
-async fn inspect(mut job: Job, sink: &dyn FrameSink) {
-    let mut inspector = StreamInspector::new(job.settings);
-    let mut last_arrival = Instant::now();
-    while let Some(video) = job.rx.recv().await {
-        last_arrival = video.arrived;
-        let lag = video.arrived.elapsed();
-        job.stats
-            .lag_ms
-            .store(lag.as_millis() as u64, Ordering::Relaxed);
-        job.stream
-            .stats
-            .inspection_lag_ms
-            .store(lag.as_millis() as u64, Ordering::Relaxed);
-        sink.lag(&job.stream, lag);
-        inspector.handle(&video, &job.stats, &mut |frame| {
-            sink.frame(&job.stream, frame)
-        });
-        // Let the other streams of this worker have their turn between messages.
-        tokio::task::yield_now().await;
     }
-    inspector.flush(&job.stats, last_arrival, &mut |frame| {
-        sink.frame(&job.stream, frame)
-    });
-    sink.stream_ended(&job.stream, &job.stats);
 }
 
 /// A sink that only logs: each hashed frame at debug level, a summary per stream at info.
@@ -160,7 +525,7 @@ pub struct LogSink;
 impl FrameSink for LogSink {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
         tracing::debug!(
-            key = %stream.stream_key,
+            key = %stream.stream_key.escape_debug(),
             stream_ms = frame.stream_time_ms,
             pdq = %frame.hashes.full.hash(),
             quality = frame.hashes.full.quality,
@@ -170,14 +535,128 @@ impl FrameSink for LogSink {
     }
 
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         tracing::info!(
-            key = %stream.stream_key,
+            key = %stream.stream_key.escape_debug(),
             decoded = get(&stats.frames_decoded),
             hashed = get(&stats.frames_hashed),
+            concealed = get(&stats.frames_concealed),
             decode_errors = get(&stats.decode_errors),
             unsupported = get(&stats.unsupported_messages),
             "inspection ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn msg(payload: &'static [u8], arrived: Instant) -> TappedVideo {
+        TappedVideo {
+            timestamp: 0,
+            payload: Bytes::from_static(payload),
+            arrived,
+            clock: Default::default(),
+        }
+    }
+
+    const HEADER: &[u8] = &[0x17, 0, 0, 0, 0, 1];
+    const KEY: &[u8] = &[0x17, 1, 0, 0, 0, 9];
+    const INTER: &[u8] = &[0x27, 1, 0, 0, 0, 9];
+
+    #[test]
+    fn stale_video_is_skipped_to_the_newest_keyframe_with_its_header() {
+        let now = Instant::now();
+        let old = now - Duration::from_secs(5);
+        let mut inbox = Inbox {
+            queue: [HEADER, KEY, INTER, INTER, KEY, INTER]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| msg(p, old + Duration::from_millis(i as u64 * 33)))
+                .collect(),
+            capacity: 16,
+            closed: false,
+        };
+        let Next::Skipped { dropped } = take_next(&mut inbox, Duration::from_secs(1), now) else {
+            panic!("stale video must be skipped");
+        };
+        assert_eq!(dropped, 4);
+        let kinds: Vec<_> = inbox
+            .queue
+            .iter()
+            .map(|v| video_frame_kind(&v.payload))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                VideoFrameKind::SequenceHeader,
+                VideoFrameKind::Keyframe,
+                VideoFrameKind::Interframe
+            ]
+        );
+        assert_eq!(
+            inbox.queue[0].arrived, inbox.queue[1].arrived,
+            "the header goes with its keyframe"
+        );
+        // Fresh video is taken in order.
+        inbox.queue.iter_mut().for_each(|v| v.arrived = now);
+        assert!(matches!(
+            take_next(&mut inbox, Duration::from_secs(1), now),
+            Next::Message(_)
+        ));
+    }
+
+    struct Count(AtomicU64);
+    impl FrameSink for Count {
+        fn frame(&self, _: &StreamInfo, _: SampledFrame) {}
+        fn stream_ended(&self, _: &StreamInfo, _: &InspectStats) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn every_stream_is_run_and_ended() {
+        let sink = Arc::new(Count(AtomicU64::new(0)));
+        let pool = Inspector::start(
+            PoolSettings {
+                threads: 2,
+                ..PoolSettings::default()
+            },
+            Box::new(|_: &StreamInfo| InspectSettings::default()),
+            sink.clone(),
+        )
+        .expect("pool");
+        let now = Instant::now();
+        let taps: Vec<VideoTap> = (0..20)
+            .map(|i| {
+                let info = StreamInfo::new(
+                    &format!("s{i}"),
+                    "live",
+                    "127.0.0.1:1".parse().expect("addr"),
+                );
+                let mut tap = pool.open(&info).expect("tap");
+                for _ in 0..50 {
+                    let m = crate::rtmp::Message {
+                        csid: 6,
+                        timestamp: 0,
+                        type_id: 9,
+                        stream_id: 1,
+                        payload: Bytes::from_static(INTER),
+                    };
+                    tap.offer(&m, now, Default::default());
+                }
+                tap
+            })
+            .collect();
+        drop(taps);
+        for _ in 0..200 {
+            if sink.0.load(Ordering::Relaxed) == 20 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sink.0.load(Ordering::Relaxed), 20);
     }
 }

@@ -1,18 +1,44 @@
-//! One stream's inspection, as a plain state machine: video messages in, hashed frames out.
-//! Opens the decoder on each sequence header (reopens it when the configuration changes, e.g. a
-//! resolution switch), decodes, samples by stream time, hashes.
+//! One stream's inspection, as a plain state machine: video messages in, hashed frames and
+//! findings out.
+//!
+//! The decoder opens on the first sequence header and is reopened only when the codec changes
+//! (at most once a second); a new header of the same codec whose parameter sets really differ
+//! reaches FFmpeg as new extradata, and one that differs only in bytes that do not matter
+//! (reserved bits, repeated profile fields) is ignored — counted, since a stream of headers is
+//! itself suspicious. A declared picture over `max_pixels`, or video in a codec or packaging
+//! inspection cannot decode, makes the stream uninspectable at once.
+//!
+//! Keyframes mode decodes keyframes only, but keeps the GOP's other frames: when no keyframe
+//! has come for two thirds of the coverage bound, it decodes them too (from the keyframe on)
+//! until the next keyframe, so a long GOP cannot make the stream blind.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::decoder::{DecodedFrame, VideoDecoder};
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
+use super::params::{self, DecodingConfig, PictureSize};
 use super::sampler::Sampler;
 use crate::hash::letterbox::LetterboxSettings;
 use crate::hash::pdq::LumaImage;
 use crate::hash::{hash_frame, FrameHashes};
 use crate::metrics::metrics;
+use crate::relay::stats::CoverageClock;
 use crate::relay::TappedVideo;
+
+/// Default `inspect.max_pixels`: DCI 4K (4096×2160), which covers UHD (3840×2160).
+pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
+
+/// More sequence headers than this within [`CHURN_WINDOW`] is reported as an anomaly.
+const CHURN_HEADERS: usize = 10;
+const CHURN_WINDOW: Duration = Duration::from_secs(10);
+/// Codec changes (decoder reopens) are honoured at most this often.
+const MIN_REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+/// Most bytes of a GOP kept for a catch-up decode in keyframes mode.
+const MAX_GOP_BYTES: usize = 16 << 20;
 
 /// Which frames are decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -21,7 +47,8 @@ pub enum SamplingMode {
     /// Decode every frame, hash the sampled ones: exact sampling times.
     #[default]
     All,
-    /// Decode keyframes only (FFmpeg skips the rest): far cheaper, one frame per GOP at most.
+    /// Decode keyframes only (FFmpeg skips the rest): far cheaper, one frame per GOP at most,
+    /// unless a GOP runs longer than the coverage bound allows.
     Keyframes,
 }
 
@@ -34,6 +61,26 @@ pub struct InspectSettings {
     pub mode: SamplingMode,
     /// Letterbox detection for the content-area hash; `None` hashes whole frames only.
     pub letterbox: Option<LetterboxSettings>,
+    /// Largest picture decoded, in pixels; larger makes the stream uninspectable.
+    pub max_pixels: u64,
+    /// The coverage bound (`verdict.max_blind`): keyframes mode decodes a GOP's other frames
+    /// when no keyframe came within two thirds of it.
+    pub max_blind: Duration,
+    /// The coverage bound while the pool sheds load (`verdict.max_blind_degraded`).
+    pub max_blind_degraded: Duration,
+}
+
+impl Default for InspectSettings {
+    fn default() -> Self {
+        InspectSettings {
+            fps: 2.0,
+            mode: SamplingMode::All,
+            letterbox: Some(LetterboxSettings::default()),
+            max_pixels: DEFAULT_MAX_PIXELS,
+            max_blind: Duration::from_millis(1500),
+            max_blind_degraded: Duration::from_secs(4),
+        }
+    }
 }
 
 /// Counters of one stream's inspection, shared with whoever reports on it.
@@ -43,12 +90,18 @@ pub struct InspectStats {
     pub frames_decoded: AtomicU64,
     /// Frames the sampler picked and that were hashed.
     pub frames_hashed: AtomicU64,
-    /// Packets or frames the decoder rejected.
+    /// Packets the decoder rejected.
     pub decode_errors: AtomicU64,
+    /// Frames FFmpeg reconstructed with concealment (hashed like the others).
+    pub frames_concealed: AtomicU64,
     /// Video messages in a codec inspection cannot decode (forwarded, not inspected).
     pub unsupported_messages: AtomicU64,
     /// Coded frames that arrived before any sequence header.
     pub frames_without_config: AtomicU64,
+    /// Sequence headers received.
+    pub sequence_headers: AtomicU64,
+    /// Times the decoder was (re)opened.
+    pub decoder_opens: AtomicU64,
     /// How far behind the live edge inspection is, in milliseconds (arrival to processing).
     pub lag_ms: AtomicU64,
 }
@@ -59,19 +112,59 @@ pub struct SampledFrame {
     pub stream_time_ms: i64,
     /// When the video message carrying it reached the relay.
     pub arrived: Instant,
+    /// Where that message sits on the stream's coverage clocks.
+    pub clock: CoverageClock,
     /// Its hashes.
     pub hashes: FrameHashes,
     /// The picture's luma (kept for evidence).
     pub luma: LumaImage,
 }
 
+/// What inspecting a message found.
+pub enum Finding {
+    /// A sampled frame, hashed.
+    Frame(Box<SampledFrame>),
+    /// The stream cannot be inspected, and why (raised once per cause).
+    Uninspectable(String),
+    /// Inspectable, but the stream behaves the way evasion does (raised once per cause).
+    Anomaly(String),
+}
+
+/// A coded frame kept for a catch-up decode.
+struct HeldFrame {
+    data: Bytes,
+    dts: i64,
+    pts: i64,
+    keyframe: bool,
+    arrived: Instant,
+    clock: CoverageClock,
+}
+
+struct ActiveDecoder {
+    codec: VideoCodec,
+    raw: Bytes,
+    config: Option<DecodingConfig>,
+    decoder: VideoDecoder,
+}
+
 /// One stream's decoder, sampler and hasher.
 pub struct StreamInspector {
     settings: InspectSettings,
-    decoder: Option<(VideoCodec, bytes::Bytes, VideoDecoder)>,
+    active: Option<ActiveDecoder>,
     sampler: Sampler,
-    warned_unsupported: bool,
-    reported_errors: u64,
+    /// 0: as configured; 1: keyframes only; 2: keyframes only, at most one per half bound.
+    level: u8,
+    gop: Vec<HeldFrame>,
+    gop_bytes: usize,
+    catching_up: bool,
+    last_keyframe_at: Option<Instant>,
+    /// After inspection dropped work: ignore frames until a keyframe.
+    skip_to_keyframe: bool,
+    headers: VecDeque<Instant>,
+    last_open: Option<Instant>,
+    reported: Vec<String>,
+    counted_errors: u64,
+    counted_concealed: u64,
 }
 
 impl StreamInspector {
@@ -79,19 +172,71 @@ impl StreamInspector {
     pub fn new(settings: InspectSettings) -> StreamInspector {
         StreamInspector {
             settings,
-            decoder: None,
+            active: None,
             sampler: Sampler::new(settings.fps),
-            warned_unsupported: false,
-            reported_errors: 0,
+            level: 0,
+            gop: Vec::new(),
+            gop_bytes: 0,
+            catching_up: false,
+            last_keyframe_at: None,
+            skip_to_keyframe: false,
+            headers: VecDeque::new(),
+            last_open: None,
+            reported: Vec::new(),
+            counted_errors: 0,
+            counted_concealed: 0,
         }
     }
 
-    /// Handles one video message; calls `out` for each sampled frame.
+    /// Sets the sampling level the pool chose (0 = as configured, 1 = keyframes only,
+    /// 2 = fewer keyframes).
+    pub fn set_level(&mut self, level: u8) {
+        let was_keyframes_only = self.keyframes_only();
+        self.level = level.min(2);
+        if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
+            // The decoder skipped the GOP's other frames: every frame decodes again from the
+            // next keyframe.
+            self.skip_to_keyframe = true;
+            self.clear_gop();
+            if let Some(active) = self.active.as_mut() {
+                active.decoder.set_keyframes_only(false);
+            }
+        }
+        if !self.keyframes_only() {
+            self.catching_up = false;
+        }
+    }
+
+    /// The sampling level in force.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// Inspection dropped messages to stay at the live edge: decoding restarts at a keyframe.
+    pub fn resync(&mut self) {
+        self.skip_to_keyframe = true;
+        self.clear_gop();
+        self.catching_up = false;
+    }
+
+    fn keyframes_only(&self) -> bool {
+        self.settings.mode == SamplingMode::Keyframes || self.level > 0
+    }
+
+    fn blind_bound(&self) -> Duration {
+        if self.level > 0 {
+            self.settings.max_blind_degraded
+        } else {
+            self.settings.max_blind
+        }
+    }
+
+    /// Handles one video message; calls `out` for each hashed frame and finding.
     pub fn handle(
         &mut self,
         video: &TappedVideo,
         stats: &InspectStats,
-        out: &mut dyn FnMut(SampledFrame),
+        out: &mut dyn FnMut(Finding),
     ) {
         let tag = match parse_video_tag(&video.payload) {
             Ok(tag) => tag,
@@ -103,36 +248,38 @@ impl StreamInspector {
             }
         };
         match tag {
-            VideoTag::SequenceStart { codec, config } => self.configure(codec, config, stats),
+            VideoTag::SequenceStart { codec, config } => {
+                self.configure(codec, config, video.arrived, stats, out)
+            }
             VideoTag::Frame {
                 keyframe,
                 composition_time,
                 data,
                 ..
             } => {
-                let Some((_, _, decoder)) = self.decoder.as_mut() else {
+                if self.active.is_none() {
                     stats.frames_without_config.fetch_add(1, Ordering::Relaxed);
                     return;
-                };
-                // The tag says which frames are keyframes: in keyframes mode the others never
-                // reach FFmpeg (not even its parser).
-                if !keyframe && self.settings.mode == SamplingMode::Keyframes {
+                }
+                if self.skip_to_keyframe && !keyframe {
                     return;
                 }
+                self.skip_to_keyframe = false;
                 let dts = video.timestamp as i64;
-                let pts = dts + composition_time as i64;
-                let (settings, sampler) = (&self.settings, &mut self.sampler);
-                decoder.decode(&data, dts, pts, keyframe, |frame| {
-                    sample(settings, sampler, stats, video.arrived, frame, out)
-                });
-                let errors = decoder.errors;
-                if errors > self.reported_errors {
-                    stats
-                        .decode_errors
-                        .fetch_add(errors - self.reported_errors, Ordering::Relaxed);
-                    metrics().decode_errors.add(errors - self.reported_errors);
-                    self.reported_errors = errors;
+                let frame = HeldFrame {
+                    data,
+                    dts,
+                    pts: dts + composition_time as i64,
+                    keyframe,
+                    arrived: video.arrived,
+                    clock: video.clock,
+                };
+                if self.keyframes_only() {
+                    self.keyframes_mode(frame, stats, out);
+                } else {
+                    self.decode(&frame, stats, out);
                 }
+                self.count_decoder_errors(stats);
             }
             VideoTag::SequenceEnd => self.flush(stats, video.arrived, out),
             VideoTag::Skip {
@@ -141,47 +288,242 @@ impl StreamInspector {
             } => {
                 if unsupported_codec {
                     stats.unsupported_messages.fetch_add(1, Ordering::Relaxed);
-                    if !self.warned_unsupported {
-                        self.warned_unsupported = true;
-                        tracing::warn!("not inspecting this stream: {what} (forwarded as is)");
-                    }
+                    self.report_once(
+                        out,
+                        Finding::Uninspectable(format!("{what} is not decoded")),
+                    );
                 }
             }
         }
     }
 
-    fn configure(&mut self, codec: VideoCodec, config: bytes::Bytes, stats: &InspectStats) {
-        if matches!(&self.decoder, Some((c, cfg, _)) if *c == codec && *cfg == config) {
+    /// Keyframes mode: keyframes are decoded; other frames are kept until the GOP runs long,
+    /// then decoded from its keyframe on.
+    fn keyframes_mode(
+        &mut self,
+        frame: HeldFrame,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        if frame.keyframe {
+            self.clear_gop();
+            self.catching_up = false;
+            let due = self.level < 2
+                || self.last_keyframe_at.is_none_or(|at| {
+                    frame.arrived.saturating_duration_since(at) >= self.blind_bound() / 2
+                });
+            if let Some(active) = self.active.as_mut() {
+                active.decoder.set_keyframes_only(true);
+            }
+            if due {
+                self.last_keyframe_at = Some(frame.arrived);
+                self.decode(&frame, stats, out);
+            }
+            self.hold(frame);
             return;
         }
-        let keyframes_only = self.settings.mode == SamplingMode::Keyframes;
-        match VideoDecoder::open(codec, &config, keyframes_only) {
+        if self.catching_up {
+            self.decode(&frame, stats, out);
+            return;
+        }
+        let long_gop = self.last_keyframe_at.is_some_and(|at| {
+            frame.arrived.saturating_duration_since(at) >= self.blind_bound() * 2 / 3
+        });
+        let has_keyframe = self.gop.first().is_some_and(|f| f.keyframe);
+        self.hold(frame);
+        if long_gop && has_keyframe {
+            // Decode the GOP so far from its keyframe, then every frame until the next one.
+            self.catching_up = true;
+            if let Some(active) = self.active.as_mut() {
+                active.decoder.set_keyframes_only(false);
+            }
+            let held = std::mem::take(&mut self.gop);
+            self.gop_bytes = 0;
+            for f in &held {
+                self.decode(f, stats, out);
+            }
+        }
+    }
+
+    fn hold(&mut self, frame: HeldFrame) {
+        if self.gop_bytes + frame.data.len() > MAX_GOP_BYTES {
+            // Too long to catch up on: the coverage watch will see the gap.
+            self.clear_gop();
+            return;
+        }
+        self.gop_bytes += frame.data.len();
+        self.gop.push(frame);
+    }
+
+    fn clear_gop(&mut self) {
+        self.gop.clear();
+        self.gop_bytes = 0;
+    }
+
+    fn decode(&mut self, frame: &HeldFrame, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let (settings, sampler) = (&self.settings, &mut self.sampler);
+        let (arrived, clock) = (frame.arrived, frame.clock);
+        active.decoder.decode(
+            &frame.data,
+            frame.dts,
+            frame.pts,
+            frame.keyframe,
+            |picture| sample(settings, sampler, stats, arrived, clock, picture, out),
+        );
+    }
+
+    fn count_decoder_errors(&mut self, stats: &InspectStats) {
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        let (errors, concealed) = (active.decoder.errors, active.decoder.concealed);
+        if errors > self.counted_errors {
+            let new = errors - self.counted_errors;
+            stats.decode_errors.fetch_add(new, Ordering::Relaxed);
+            metrics().decode_errors.add(new);
+        }
+        if concealed > self.counted_concealed {
+            stats
+                .frames_concealed
+                .fetch_add(concealed - self.counted_concealed, Ordering::Relaxed);
+        }
+        self.counted_errors = errors;
+        self.counted_concealed = concealed;
+    }
+
+    fn report_once(&mut self, out: &mut dyn FnMut(Finding), finding: Finding) {
+        let text = match &finding {
+            Finding::Uninspectable(t) | Finding::Anomaly(t) => t.clone(),
+            Finding::Frame(_) => return out(finding),
+        };
+        if self.reported.contains(&text) {
+            return;
+        }
+        tracing::warn!("{text}");
+        if self.reported.len() < 16 {
+            self.reported.push(text);
+        }
+        out(finding);
+    }
+
+    fn configure(
+        &mut self,
+        codec: VideoCodec,
+        raw: Bytes,
+        arrived: Instant,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        stats.sequence_headers.fetch_add(1, Ordering::Relaxed);
+        self.headers.push_back(arrived);
+        while self
+            .headers
+            .front()
+            .is_some_and(|t| arrived.saturating_duration_since(*t) > CHURN_WINDOW)
+        {
+            self.headers.pop_front();
+        }
+        if self.headers.len() > CHURN_HEADERS {
+            self.report_once(
+                out,
+                Finding::Anomaly(format!(
+                    "sequence header churn: more than {CHURN_HEADERS} headers within {}s",
+                    CHURN_WINDOW.as_secs()
+                )),
+            );
+        }
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.codec == codec && a.raw == raw)
+        {
+            return;
+        }
+        let config = match codec {
+            VideoCodec::H264 => params::avc_config(&raw),
+            VideoCodec::Hevc => params::hevc_config(&raw),
+            VideoCodec::Av1 | VideoCodec::Vp9 => None,
+        };
+        if let Some(size) = config.as_ref().and_then(|c| picture_size(codec, c)) {
+            if size.pixels() > self.settings.max_pixels {
+                // Not decoded at all: the cost of a picture this size is the attack.
+                self.active = None;
+                self.report_once(
+                    out,
+                    Finding::Uninspectable(format!(
+                        "picture {}x{} is over inspect.max_pixels = {}",
+                        size.width, size.height, self.settings.max_pixels
+                    )),
+                );
+                return;
+            }
+        }
+        if let Some(active) = self.active.as_mut().filter(|a| a.codec == codec) {
+            let same = config.is_some() && active.config == config;
+            active.raw = raw.clone();
+            if !same {
+                // The parameter sets changed: FFmpeg re-reads them with the next packet.
+                active.decoder.reconfigure(raw);
+                active.config = config;
+            }
+            return;
+        }
+        let too_soon = self
+            .last_open
+            .is_some_and(|t| arrived.saturating_duration_since(t) < MIN_REOPEN_INTERVAL);
+        if too_soon && self.active.is_some() {
+            self.report_once(
+                out,
+                Finding::Anomaly("codec switching faster than once a second".into()),
+            );
+            return;
+        }
+        self.last_open = Some(arrived);
+        match VideoDecoder::open(codec, &raw, self.keyframes_only(), self.settings.max_pixels) {
             Ok(decoder) => {
                 tracing::debug!(codec = codec.name(), "decoder opened");
-                self.reported_errors = 0;
-                self.decoder = Some((codec, config, decoder));
+                stats.decoder_opens.fetch_add(1, Ordering::Relaxed);
+                self.counted_errors = 0;
+                self.counted_concealed = 0;
+                self.clear_gop();
+                self.catching_up = false;
+                self.active = Some(ActiveDecoder {
+                    codec,
+                    raw,
+                    config,
+                    decoder,
+                });
             }
             Err(e) => {
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                 metrics().decode_errors.inc();
-                tracing::warn!("cannot inspect this stream: {e}");
-                self.decoder = None;
+                tracing::warn!("cannot open a decoder for this stream: {e}");
+                self.active = None;
             }
         }
     }
 
     /// Emits the frames the decoder still holds (end of sequence or of stream).
-    pub fn flush(
-        &mut self,
-        stats: &InspectStats,
-        arrived: Instant,
-        out: &mut dyn FnMut(SampledFrame),
-    ) {
-        let Some((_, _, decoder)) = self.decoder.as_mut() else {
+    pub fn flush(&mut self, stats: &InspectStats, arrived: Instant, out: &mut dyn FnMut(Finding)) {
+        let Some(active) = self.active.as_mut() else {
             return;
         };
         let (settings, sampler) = (&self.settings, &mut self.sampler);
-        decoder.finish(|frame| sample(settings, sampler, stats, arrived, frame, out));
+        let clock = CoverageClock::default();
+        active
+            .decoder
+            .finish(|frame| sample(settings, sampler, stats, arrived, clock, frame, out));
+    }
+}
+
+fn picture_size(codec: VideoCodec, config: &DecodingConfig) -> Option<PictureSize> {
+    match codec {
+        VideoCodec::H264 => params::avc_picture_size(config),
+        VideoCodec::Hevc => params::hevc_picture_size(config),
+        VideoCodec::Av1 | VideoCodec::Vp9 => None,
     }
 }
 
@@ -191,23 +533,25 @@ fn sample(
     sampler: &mut Sampler,
     stats: &InspectStats,
     arrived: Instant,
+    clock: CoverageClock,
     frame: DecodedFrame,
-    out: &mut dyn FnMut(SampledFrame),
+    out: &mut dyn FnMut(Finding),
 ) {
     stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
     metrics().frames_decoded.inc();
-    if sampler.take(frame.pts_ms) {
+    if sampler.take(frame.pts_ms, arrived) {
         metrics().frames_sampled.inc();
         let started = Instant::now();
         let hashes = hash_frame(&frame.luma, settings.letterbox);
         metrics().hash_duration.observe(started.elapsed());
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
         metrics().frames_hashed.inc();
-        out(SampledFrame {
+        out(Finding::Frame(Box::new(SampledFrame {
             stream_time_ms: frame.pts_ms,
             arrived,
+            clock,
             hashes,
             luma: frame.luma,
-        });
+        })));
     }
 }

@@ -61,6 +61,9 @@ pub struct ListEntry {
     pub label: Option<String>,
     /// 1-based line number in the file.
     pub line: u32,
+    /// The clip this entry is a frame of and its time in it, when the format says (vPDQ; TSV
+    /// with a seconds column, as `hashgate hash --fps` writes).
+    pub position: Option<(String, f64)>,
 }
 
 /// Why a list file was rejected.
@@ -121,19 +124,26 @@ pub fn parse_list(
                 quality: None,
                 label: None,
                 line: n as u32,
+                position: None,
             },
             ListFormat::Tsv => {
                 let f: Vec<&str> = line.split('\t').collect();
                 if f.len() < 2 {
                     return Err(err(n, "expected hex<TAB>quality<TAB>label".into()));
                 }
+                let label = f
+                    .get(2)
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty());
+                let seconds = f
+                    .get(3)
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s >= 0.0);
                 ListEntry {
                     hash: pdq_field(f[0].trim()).map_err(|r| err(n, r))?,
                     quality: Some(quality_field(f[1]).map_err(|r| err(n, r))?),
-                    label: f
-                        .get(2)
-                        .map(|l| l.trim().to_owned())
-                        .filter(|l| !l.is_empty()),
+                    position: seconds.map(|s| (label.clone().unwrap_or_else(|| stem.clone()), s)),
+                    label,
                     line: n as u32,
                 }
             }
@@ -157,6 +167,7 @@ pub fn parse_list(
                     quality: Some(quality_field(f[1]).map_err(|r| err(n, r))?),
                     label: Some(format!("{stem}@{seconds:.3}s")),
                     line: n as u32,
+                    position: Some((stem.clone(), seconds)),
                 }
             }
             ListFormat::Base64 => {
@@ -177,6 +188,7 @@ pub fn parse_list(
                     quality: None,
                     label: Some(label.trim().to_owned()).filter(|l| !l.is_empty()),
                     line: n as u32,
+                    position: None,
                 }
             }
             ListFormat::Auto | ListFormat::Csv => unreachable!("resolved above"),
@@ -310,6 +322,7 @@ fn parse_csv(name: &str, text: &str) -> Result<Vec<ListEntry>, ListError> {
             quality,
             label: (!label.is_empty()).then(|| label.join(" ")),
             line: line as u32,
+            position: None,
         });
     }
     Ok(entries)

@@ -114,6 +114,15 @@ impl ListSettings {
     }
 }
 
+/// Where an entry sits in the clip it is a frame of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipPosition {
+    /// The clip (the entry's label in TSV lists, the file in vPDQ lists).
+    pub clip: Arc<str>,
+    /// Seconds from the clip's start.
+    pub seconds: f64,
+}
+
 /// A match of a query against a list entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
@@ -129,6 +138,8 @@ pub struct Match {
     pub action: Action,
     /// Block or allow list.
     pub kind: ListKind,
+    /// Where the entry sits in its clip, when the list says.
+    pub position: Option<ClipPosition>,
 }
 
 enum Store {
@@ -144,6 +155,9 @@ pub struct HashList {
     file: String,
     lines: Vec<u32>,
     labels: Vec<Option<Box<str>>>,
+    /// Clip index (into `clips`) and seconds, per entry.
+    positions: Vec<Option<(u32, f32)>>,
+    clips: Vec<Arc<str>>,
     store: Store,
     /// Entries skipped for quality below `min_quality`.
     pub skipped_low_quality: usize,
@@ -169,6 +183,9 @@ impl HashList {
         let entries = parse_list(path, text, settings.format, settings.algorithm)?;
         let mut lines = Vec::with_capacity(entries.len());
         let mut labels = Vec::with_capacity(entries.len());
+        let mut positions = Vec::with_capacity(entries.len());
+        let mut clips: Vec<Arc<str>> = Vec::new();
+        let mut clip_ids: std::collections::HashMap<String, u32> = Default::default();
         let mut pdq = Vec::new();
         let mut short = Vec::new();
         let mut skipped_low_quality = 0;
@@ -179,6 +196,13 @@ impl HashList {
             }
             lines.push(entry.line);
             labels.push(entry.label.map(String::into_boxed_str));
+            positions.push(entry.position.map(|(clip, seconds)| {
+                let id = *clip_ids.entry(clip.clone()).or_insert_with(|| {
+                    clips.push(clip.into());
+                    clips.len() as u32 - 1
+                });
+                (id, seconds as f32)
+            }));
             match entry.hash {
                 HashValue::Pdq(h) => pdq.push(h.0),
                 HashValue::Short(h) => short.push([h]),
@@ -194,6 +218,8 @@ impl HashList {
             settings,
             lines,
             labels,
+            positions,
+            clips,
             store,
             skipped_low_quality,
         })
@@ -223,6 +249,10 @@ impl HashList {
             distance,
             action: self.settings.action,
             kind: self.settings.kind,
+            position: self.positions[i].map(|(clip, seconds)| ClipPosition {
+                clip: self.clips[clip as usize].clone(),
+                seconds: f64::from(seconds),
+            }),
         }
     }
 
@@ -267,6 +297,9 @@ impl HashList {
             Store::Pdq(i) => i.memory_bytes(),
             Store::Short(i) => i.memory_bytes(),
         };
-        index + self.lines.capacity() * 4 + self.labels.capacity() * 16
+        index
+            + self.lines.capacity() * 4
+            + self.labels.capacity() * 16
+            + self.positions.capacity() * 12
     }
 }

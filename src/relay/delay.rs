@@ -1,8 +1,9 @@
 //! The delay buffer: media held for a fixed delay before it goes to the platform, so a cut can
 //! discard what the verdict has not yet cleared. Audio, video and data share one line, in
-//! arrival order; each message is released at its stream time plus the delay against a monotonic
-//! clock anchored at the stream's start, so the platform sees the broadcaster's own pacing, not
-//! the network's jitter. Bounded in bytes: over the cap the stream is refused.
+//! arrival order. Every message is held at least the delay after it arrived, whatever the
+//! publisher's pacing; within that, messages are released at their stream time plus the delay
+//! against a monotonic clock, so the platform sees the broadcaster's own pacing, not the
+//! network's jitter. Bounded in bytes: over the cap the stream is refused.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -52,27 +53,33 @@ impl DelayLine {
         Ok(())
     }
 
+    /// Release at the message's stream time plus the delay, paced from the anchor, and never
+    /// sooner than `delay` after it arrived. The anchor is the latest-arriving message relative
+    /// to its timestamp seen so far: a publisher whose first media comes long after metadata
+    /// with the same timestamp (OBS, any encoder with lookahead) moves the anchor later instead
+    /// of shortening holds. Timestamps that run ahead of the wall clock by more than the delay
+    /// (a jump, a stream sent faster than real time) re-anchor on arrival: the delay is a
+    /// guarantee about wall time, whatever the timestamps say.
     fn release_time(&mut self, timestamp: u32, arrived: Instant) -> Instant {
+        let earliest = arrived + self.delay;
         let by_timestamp = self.anchor.map(|(at, ts)| {
             let offset = timestamp.wrapping_sub(ts) as i32 as i64;
-            if offset >= 0 {
-                at + Duration::from_millis(offset as u64) + self.delay
+            let base = if offset >= 0 {
+                at + Duration::from_millis(offset as u64)
             } else {
                 at.checked_sub(Duration::from_millis(offset.unsigned_abs()))
                     .unwrap_or(at)
-                    + self.delay
-            }
+            };
+            base + self.delay
         });
-        // A stream sent faster or slower than real time, or a timestamp jump, re-anchors: the
-        // delay is a guarantee about wall time, whatever the timestamps say.
         let release = match by_timestamp {
-            Some(t) if t >= arrived + self.delay / 2 && t <= arrived + self.delay * 2 => t,
+            Some(t) if t >= earliest && t <= earliest + self.delay => t,
             _ => {
                 self.anchor = Some((arrived, timestamp));
-                arrived + self.delay
+                earliest
             }
         };
-        // Releases never go backwards, so arrival order is kept.
+        // Releases never go backwards, so arrival order is kept (this only lengthens holds).
         let release = self.last_release.map_or(release, |last| release.max(last));
         self.last_release = Some(release);
         release
@@ -127,27 +134,71 @@ mod tests {
     #[test]
     fn releases_by_timestamp_after_the_delay_in_order() {
         let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
         let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20);
-        // Arrival jitter: the second message arrives late, the third early.
+        // Arrival jitter: the second message arrives 30 ms late, the third 5 ms early.
         line.push(msg(0), t0).expect("room");
-        line.push(msg(40), t0 + Duration::from_millis(70))
-            .expect("room");
-        line.push(msg(80), t0 + Duration::from_millis(75))
-            .expect("room");
-        assert_eq!(line.next_release(), Some(t0 + Duration::from_secs(2)));
-        assert!(line.take_due(t0 + Duration::from_millis(1999)).is_empty());
-        let due: Vec<u32> = line
-            .take_due(t0 + Duration::from_millis(2040))
+        line.push(msg(40), ms(70)).expect("room");
+        line.push(msg(80), ms(75)).expect("room");
+        line.push(msg(120), ms(150)).expect("room");
+        assert_eq!(line.next_release(), Some(ms(2000)));
+        assert!(line.take_due(ms(1999)).is_empty());
+        let order: Vec<(u32, u64)> = [2000, 2070, 2110, 2150]
             .iter()
-            .map(|m| m.timestamp)
+            .flat_map(|&at| {
+                line.take_due(ms(at))
+                    .into_iter()
+                    .map(move |m| (m.timestamp, at))
+            })
             .collect();
-        assert_eq!(
-            due,
-            vec![0, 40],
-            "released at stream time + delay, not arrival + delay"
-        );
-        assert_eq!(line.take_due(t0 + Duration::from_millis(2080)).len(), 1);
+        // The late message is held its full delay from its arrival, and the anchor moves with
+        // it: the early one after it goes out at its stream time from there, not sooner.
+        assert_eq!(order, vec![(0, 2000), (40, 2070), (80, 2110), (120, 2150)]);
         assert!(line.is_empty());
+    }
+
+    #[test]
+    fn no_message_is_held_less_than_the_delay() {
+        // OBS: onMetaData at 0.05 s and the first frame at 0.7 s, both with timestamp 0; then
+        // frames whose arrival lags and jitters around their timestamps.
+        let t0 = Instant::now();
+        let delay = Duration::from_secs(2);
+        let mut line = DelayLine::new(delay, 1 << 20);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let arrivals = [
+            (0, 50),
+            (0, 700),
+            (33, 720),
+            (67, 760),
+            (100, 900),
+            (133, 905),
+            (167, 910),
+            (3_600_000, 950),
+            (3_600_033, 990),
+            (200, 1000),
+        ];
+        for (ts, arrived) in arrivals {
+            line.push(msg(ts), at(arrived)).expect("room");
+        }
+        let mut held = Vec::new();
+        let mut now = t0;
+        while !line.is_empty() {
+            now += Duration::from_millis(1);
+            for m in line.take_due(now) {
+                held.push((m.timestamp, now));
+            }
+        }
+        for ((ts, arrived), (released_ts, released)) in arrivals.iter().zip(&held) {
+            assert_eq!(ts, released_ts, "arrival order kept");
+            assert!(
+                *released >= at(*arrived) + delay,
+                "message {ts} arrived at {arrived} ms, held only {:?}",
+                *released - at(*arrived)
+            );
+        }
+        // Paced by timestamps once anchored on the late first frame: frame 33 goes out 33 ms
+        // after frame 0, not at its own (jittered) arrival plus the delay.
+        assert_eq!(held[2].1 - held[1].1, Duration::from_millis(33));
     }
 
     #[test]

@@ -12,16 +12,16 @@ pub mod stats;
 mod stream;
 pub mod tap;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::events::Events;
+use crate::registry::StreamRegistry;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::tls::{self, TlsClient};
 use crate::rtmp::RtmpError;
@@ -78,20 +78,13 @@ impl RelayError {
     }
 }
 
-/// A stream being published: how to cut it, and what it is.
-struct LiveStream {
-    cut: tokio::sync::mpsc::UnboundedSender<String>,
-    info: StreamInfo,
-}
-
 /// Shared state of a running relay.
 pub struct Relay {
     config: Arc<Config>,
     tls_client: Option<TlsClient>,
     acceptor: Option<TlsAcceptor>,
-    /// Streams being published, by key: the sender that cuts each.
-    live: Mutex<HashMap<String, LiveStream>>,
-    blocks: Mutex<HashMap<String, Instant>>,
+    /// Live streams, blocks and probation, by key name.
+    registry: Arc<StreamRegistry>,
     connections: AtomicUsize,
     taps: Option<Arc<dyn TapProvider>>,
     events: Arc<Events>,
@@ -122,8 +115,7 @@ impl Relay {
             config: Arc::new(config),
             tls_client,
             acceptor,
-            live: Mutex::new(HashMap::new()),
-            blocks: Mutex::new(HashMap::new()),
+            registry: Arc::new(StreamRegistry::new()),
             connections: AtomicUsize::new(0),
             taps: None,
             events: Arc::new(Events::disabled()),
@@ -143,68 +135,38 @@ impl Relay {
         self
     }
 
-    /// Cuts the stream published under `key`: the broadcaster gets `NetStream.Publish.Rejected`
-    /// with `reason` and is closed, the platform gets FCUnpublish and deleteStream, nothing more
-    /// is forwarded. With a non-zero `block_for`, the key is refused at publish time until then.
-    /// Returns whether such a stream was live.
-    pub fn cut(&self, key: &str, reason: &str, block_for: Duration) -> bool {
-        if !block_for.is_zero() {
-            if let Ok(mut blocks) = self.blocks.lock() {
-                blocks.insert(key.to_owned(), Instant::now() + block_for);
-            }
-        }
-        let live = self.live.lock().ok();
-        live.and_then(|l| {
-            l.get(key)
-                .map(|stream| stream.cut.send(reason.to_owned()).is_ok())
-        })
-        .unwrap_or(false)
+    /// Cuts the stream published under `key` (its name in normal form): the broadcaster gets
+    /// `NetStream.Publish.Rejected` with `reason` and is closed, the platform gets FCUnpublish
+    /// and deleteStream, nothing more is forwarded. With a non-zero `block_for`, the key is
+    /// refused at publish time until then; with a non-zero `probation`, its next streams are cut
+    /// on their first match until then. Returns whether such a stream was live.
+    pub fn cut(&self, key: &str, reason: &str, block_for: Duration, probation: Duration) -> bool {
+        self.registry.cut(key, reason, block_for, probation)
     }
 
     /// How long `key` stays blocked, if it is.
     pub fn blocked_for(&self, key: &str) -> Option<Duration> {
-        let mut blocks = self.blocks.lock().ok()?;
-        let until = *blocks.get(key)?;
-        let now = Instant::now();
-        if until <= now {
-            blocks.remove(key);
-            return None;
-        }
-        Some(until - now)
+        self.registry.blocked_for(key)
+    }
+
+    /// Whether `key` was cut for content within `verdict.probation`.
+    pub fn on_probation(&self, key: &str) -> bool {
+        self.registry.on_probation(key)
     }
 
     /// Every blocked key with the time its block has left, soonest to lift first.
     pub fn blocks(&self) -> Vec<(String, Duration)> {
-        let Ok(mut blocks) = self.blocks.lock() else {
-            return Vec::new();
-        };
-        let now = Instant::now();
-        blocks.retain(|_, until| *until > now);
-        let mut out: Vec<(String, Duration)> = blocks
-            .iter()
-            .map(|(key, until)| (key.clone(), *until - now))
-            .collect();
-        out.sort_by_key(|(_, left)| *left);
-        out
+        self.registry.blocks()
     }
 
     /// The streams being published now, by key.
     pub fn streams(&self) -> Vec<StreamInfo> {
-        let mut out: Vec<StreamInfo> = self
-            .live
-            .lock()
-            .map(|live| live.values().map(|s| s.info.clone()).collect())
-            .unwrap_or_default();
-        out.sort_by(|a, b| a.stream_key.cmp(&b.stream_key));
-        out
+        self.registry.streams()
     }
 
     /// Lifts the block on `key`; returns whether there was one.
     pub fn unblock(&self, key: &str) -> bool {
-        self.blocks
-            .lock()
-            .map(|mut b| b.remove(key).is_some())
-            .unwrap_or(false)
+        self.registry.unblock(key)
     }
 
     /// The configuration in force.
@@ -223,28 +185,6 @@ impl Relay {
         }
     }
 
-    /// Claims a stream key; `None` when it is already being published. The receiver
-    /// gets the reason when the stream is cut.
-    fn claim(
-        self: &Arc<Self>,
-        info: &StreamInfo,
-    ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
-        let mut live = self.live.lock().ok()?;
-        if live.contains_key(&info.stream_key) {
-            return None;
-        }
-        let (cut, cut_rx) = tokio::sync::mpsc::unbounded_channel();
-        let stream = LiveStream {
-            cut,
-            info: info.clone(),
-        };
-        live.insert(info.stream_key.clone(), stream);
-        let guard = LiveGuard {
-            relay: self.clone(),
-            key: info.stream_key.clone(),
-        };
-        Some((guard, cut_rx))
-    }
     /// Counts a connection; `None` when `max_connections` are open.
     fn admit(self: &Arc<Self>) -> Option<ConnectionGuard> {
         let limit = self.config.limits.max_connections;
@@ -259,20 +199,6 @@ impl Relay {
     }
 }
 
-/// Holds a stream key as live until dropped.
-struct LiveGuard {
-    relay: Arc<Relay>,
-    key: String,
-}
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        if let Ok(mut live) = self.relay.live.lock() {
-            live.remove(&self.key);
-        }
-    }
-}
-
 /// Counts one open connection until dropped.
 struct ConnectionGuard {
     relay: Arc<Relay>,
@@ -281,33 +207,5 @@ struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.relay.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cut_blocks_the_key_until_the_cooldown_or_an_unblock() {
-        let config = Config::parse(
-            "[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n",
-            std::path::Path::new("t.toml"),
-        )
-        .expect("config");
-        let relay = Relay::new(config).expect("relay");
-        assert!(
-            !relay.cut("k", "test", Duration::from_secs(60)),
-            "nothing live under k"
-        );
-        let left = relay.blocked_for("k").expect("blocked");
-        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
-        assert!(relay.unblock("k"));
-        assert!(relay.blocked_for("k").is_none());
-        relay.cut("j", "test", Duration::ZERO);
-        assert!(
-            relay.blocked_for("j").is_none(),
-            "a zero cooldown blocks nothing"
-        );
     }
 }

@@ -1,8 +1,56 @@
 //! Live counters of one stream, shared by the relay (bytes, frames) and inspection (hashes,
-//! lag, matches), read by the admin API's `GET /streams`.
+//! lag, matches, coverage), read by the admin API's `GET /streams` and the verdict's coverage
+//! watch.
+//!
+//! Coverage is measured on two clocks that only video advances: *wall* (arrival at the relay)
+//! and *stream* (the publisher's timestamps). Each video message moves both by the time since
+//! the previous one, clamped to [`MAX_CLOCK_STEP_MS`] so that a pause in the video (or a
+//! timestamp jump) cannot by itself look like a stretch nobody inspected. A hashed frame marks
+//! the clocks of the message that carried it as *covered*. On the wall clock, what lies between
+//! covered and the newest video received is video nobody has looked at (skipped, undecodable,
+//! or still waiting: lag counts, since the delay buffer releases by the wall clock). On the
+//! stream clock it is measured up to the newest message inspection has *processed*, so a
+//! publisher sending faster than real time is not blind for the backlog it made, only for
+//! stretches inspection skipped or could not decode.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The most one video message can advance a coverage clock, in milliseconds.
+pub const MAX_CLOCK_STEP_MS: u64 = 1000;
+
+/// Where a video message sits on the stream's two coverage clocks, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoverageClock {
+    /// Wall-clock time of video received (arrival gaps, clamped).
+    pub wall_ms: u64,
+    /// Stream time of video received (timestamp steps, clamped; steps back count as 0).
+    pub stream_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct ClockState {
+    previous: Option<(u32, Instant)>,
+    clock: CoverageClock,
+}
+
+/// A rate that decays: hashed frames per second over the last few seconds.
+#[derive(Debug)]
+struct RateMeter {
+    rate: f64,
+    at: Instant,
+}
+
+/// Time constant of the hashed-frame rate, in seconds.
+const RATE_TAU_S: f64 = 4.0;
+
+impl RateMeter {
+    fn decayed(&self, now: Instant) -> f64 {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.rate * (-dt / RATE_TAU_S).exp()
+    }
+}
 
 /// One stream's counters. Every field is an atomic: writers never wait.
 #[derive(Debug)]
@@ -20,6 +68,25 @@ pub struct StreamStats {
     pub inspection_lag_ms: AtomicU64,
     /// Hashed frames that matched a block list.
     pub matches: AtomicU64,
+    /// Frames decoded.
+    pub frames_decoded: AtomicU64,
+    /// Frames hashed.
+    pub frames_hashed: AtomicU64,
+    /// Packets the decoder rejected.
+    pub decode_errors: AtomicU64,
+    /// Video messages inspection never looked at: dropped by a full tap or shed as stale.
+    pub inspection_dropped: AtomicU64,
+    /// Sampling rate the stream is configured for (f64 bits; 0 = every frame).
+    target_fps_bits: AtomicU64,
+    /// Sampling level: 0 as configured, 1 keyframes only (overload), 2 keyframes, fewer.
+    pub degraded: AtomicU64,
+    clock: Mutex<ClockState>,
+    received_wall_ms: AtomicU64,
+    received_stream_ms: AtomicU64,
+    processed_stream_ms: AtomicU64,
+    covered_wall_ms: AtomicU64,
+    covered_stream_ms: AtomicU64,
+    hash_rate: Mutex<RateMeter>,
 }
 
 impl Default for StreamStats {
@@ -32,6 +99,22 @@ impl Default for StreamStats {
             last_hash_unix_ms: AtomicU64::new(0),
             inspection_lag_ms: AtomicU64::new(0),
             matches: AtomicU64::new(0),
+            frames_decoded: AtomicU64::new(0),
+            frames_hashed: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            inspection_dropped: AtomicU64::new(0),
+            target_fps_bits: AtomicU64::new(0),
+            degraded: AtomicU64::new(0),
+            clock: Mutex::default(),
+            received_wall_ms: AtomicU64::new(0),
+            received_stream_ms: AtomicU64::new(0),
+            processed_stream_ms: AtomicU64::new(0),
+            covered_wall_ms: AtomicU64::new(0),
+            covered_stream_ms: AtomicU64::new(0),
+            hash_rate: Mutex::new(RateMeter {
+                rate: 0.0,
+                at: Instant::now(),
+            }),
         }
     }
 }
@@ -52,11 +135,112 @@ impl StreamStats {
         self.video_messages.load(Ordering::Relaxed) as f64 / self.age().max(1e-3)
     }
 
-    /// Records that a frame was hashed now.
-    pub fn hashed_now(&self) {
+    /// Records that a frame was hashed now, carried by the video message at `covered`.
+    pub fn hashed_now(&self, covered: CoverageClock) {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         self.last_hash_unix_ms.store(ms, Ordering::Relaxed);
+        self.frames_hashed.fetch_add(1, Ordering::Relaxed);
+        self.covered_wall_ms
+            .fetch_max(covered.wall_ms, Ordering::Relaxed);
+        self.covered_stream_ms
+            .fetch_max(covered.stream_ms, Ordering::Relaxed);
+        if let Ok(mut meter) = self.hash_rate.lock() {
+            let now = Instant::now();
+            meter.rate = meter.decayed(now) + 1.0 / RATE_TAU_S;
+            meter.at = now;
+        }
+    }
+
+    /// Advances the coverage clocks for a video message with timestamp `ts` that arrived at
+    /// `arrived`; returns where it sits on them. Called by the relay for every video message.
+    pub fn video_arrived(&self, ts: u32, arrived: Instant) -> CoverageClock {
+        let Ok(mut state) = self.clock.lock() else {
+            return CoverageClock::default();
+        };
+        if let Some((prev_ts, prev_at)) = state.previous {
+            let wall = arrived.saturating_duration_since(prev_at).as_millis() as u64;
+            let step = ts.wrapping_sub(prev_ts) as i32;
+            let stream = u64::try_from(step).unwrap_or(0);
+            state.clock.wall_ms += wall.min(MAX_CLOCK_STEP_MS);
+            state.clock.stream_ms += stream.min(MAX_CLOCK_STEP_MS);
+        }
+        state.previous = Some((ts, arrived));
+        self.received_wall_ms
+            .store(state.clock.wall_ms, Ordering::Relaxed);
+        self.received_stream_ms
+            .store(state.clock.stream_ms, Ordering::Relaxed);
+        state.clock
+    }
+
+    /// Inspection took the video message at `clock` (decoded it, or decided not to).
+    pub fn processed(&self, clock: CoverageClock) {
+        self.processed_stream_ms
+            .fetch_max(clock.stream_ms, Ordering::Relaxed);
+    }
+
+    /// How much video has no hashed frame after it: (wall time up to the newest received,
+    /// stream time up to the newest processed).
+    pub fn blind(&self) -> (Duration, Duration) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let wall = get(&self.received_wall_ms).saturating_sub(get(&self.covered_wall_ms));
+        let stream = get(&self.processed_stream_ms).saturating_sub(get(&self.covered_stream_ms));
+        (Duration::from_millis(wall), Duration::from_millis(stream))
+    }
+
+    /// Sets the sampling rate the stream is configured for.
+    pub fn set_target_fps(&self, fps: f64) {
+        self.target_fps_bits.store(fps.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The sampling rate the stream is configured for (0 = every frame).
+    pub fn target_fps(&self) -> f64 {
+        f64::from_bits(self.target_fps_bits.load(Ordering::Relaxed))
+    }
+
+    /// Frames hashed per second lately (decaying over a few seconds).
+    pub fn hashed_fps(&self) -> f64 {
+        self.hash_rate
+            .lock()
+            .map(|m| m.decayed(Instant::now()))
+            .unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_clocks_advance_with_video_and_are_clamped() {
+        let stats = StreamStats::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(stats.video_arrived(0, at(0)), CoverageClock::default());
+        let c = stats.video_arrived(33, at(40));
+        assert_eq!((c.wall_ms, c.stream_ms), (40, 33));
+        stats.hashed_now(c);
+        // A ten-second pause, then a one-hour timestamp jump: one clamped step each.
+        let c = stats.video_arrived(10_033, at(10_040));
+        assert_eq!((c.wall_ms, c.stream_ms), (1040, 1033));
+        let c = stats.video_arrived(3_610_033, at(10_073));
+        assert_eq!((c.wall_ms, c.stream_ms), (1073, 2033));
+        // Timestamps going back advance stream time by nothing.
+        let c = stats.video_arrived(5, at(10_106));
+        assert_eq!((c.wall_ms, c.stream_ms), (1106, 2033));
+        assert_eq!(
+            stats.blind(),
+            (Duration::from_millis(1066), Duration::ZERO),
+            "stream time counts only once inspection has processed it"
+        );
+        stats.processed(c);
+        assert_eq!(
+            stats.blind(),
+            (Duration::from_millis(1066), Duration::from_millis(2000))
+        );
+        stats.hashed_now(c);
+        assert_eq!(stats.blind(), (Duration::ZERO, Duration::ZERO));
+        assert!(stats.hashed_fps() > 0.4);
     }
 }

@@ -20,6 +20,7 @@ use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
 use crate::events::EventKind;
 use crate::metrics::metrics;
+use crate::registry::StreamKey;
 use crate::rtmp::client::{PublishTarget, UpstreamEvent, UpstreamPublisher};
 use crate::rtmp::connection::{BoxTransport, Connection};
 use crate::rtmp::handshake;
@@ -100,7 +101,9 @@ pub(super) async fn run(
             limit: "idle_timeout",
             detail: "no publish before the idle timeout".into(),
         })??;
-    let span = tracing::info_span!("stream", key = %request.stream_key);
+    // Keys are logged escaped: a name is the broadcaster's text, and may hold newlines or
+    // terminal escapes meant to forge log lines.
+    let span = tracing::info_span!("stream", key = %request.stream_key.escape_debug());
     publish(relay, session, request, peer)
         .instrument(span)
         .await
@@ -112,19 +115,20 @@ async fn publish(
     request: PublishRequest,
     peer: SocketAddr,
 ) -> Result<(), RelayError> {
-    if request.stream_key.is_empty() {
-        session
-            .reject_publish(&request, "NetStream.Publish.BadName", "empty stream key")
-            .await?;
-        return Err(RtmpError::Protocol("publish with an empty stream key".into()).into());
-    }
-    if let Some(remaining) = relay.blocked_for(&request.stream_key) {
+    let key = match StreamKey::parse(&request.stream_key) {
+        Ok(key) => key,
+        Err(e) => {
+            session
+                .reject_publish(&request, "NetStream.Publish.BadName", &e.to_string())
+                .await?;
+            return Err(RtmpError::Protocol(format!("publish refused: {e}")).into());
+        }
+    };
+    if let Some(remaining) = relay.blocked_for(&key.name) {
         let secs = remaining.as_secs().max(1);
-        relay.events.emit(
-            &request.stream_key,
-            peer,
-            EventKind::Blocked { remaining_s: secs },
-        );
+        relay
+            .events
+            .emit(&key.name, peer, EventKind::Blocked { remaining_s: secs });
         session
             .reject_publish(
                 &request,
@@ -134,8 +138,8 @@ async fn publish(
             .await?;
         return Err(RelayError::Blocked(secs));
     }
-    let info = StreamInfo::new(&request.stream_key, &request.app, peer);
-    let Some((_live, mut cut_rx)) = relay.claim(&info) else {
+    let info = StreamInfo::new(&key.name, &request.app, peer);
+    let Some((_live, mut cut_rx)) = relay.registry.claim(&info) else {
         session
             .reject_publish(
                 &request,
@@ -145,7 +149,8 @@ async fn publish(
             .await?;
         return Err(RtmpError::Protocol("stream key is already publishing".into()).into());
     };
-    let (url_text, upstream_key) = relay.config.route(&request.stream_key);
+    let (url_text, upstream_name) = relay.config.route(&key.name);
+    let upstream_key = key.upstream(&upstream_name);
     // Validated with the config, so this only fails if the config was built by hand.
     let url = RtmpUrl::parse(url_text)?;
     let target = PublishTarget {
@@ -155,9 +160,14 @@ async fn publish(
         fourcc_list: request.fourcc_list.clone(),
     };
     session.accept_publish(&request).await?;
-    tracing::info!(app = %request.app, upstream = %target.url, upstream_key = %target.stream_key, "publish");
+    tracing::info!(
+        app = %request.app.escape_debug(),
+        upstream = %target.url,
+        upstream_key = %target.stream_key.escape_debug(),
+        "publish"
+    );
     relay.events.emit(
-        &request.stream_key,
+        &key.name,
         peer,
         EventKind::Publish {
             app: request.app.clone(),
@@ -240,8 +250,17 @@ async fn publish(
                 metrics().bytes_received.add(size);
                 if msg.type_id == kind::VIDEO {
                     info.stats.video_messages.fetch_add(1, Ordering::Relaxed);
+                    let arrived = Instant::now();
+                    let clock = info.stats.video_arrived(msg.timestamp, arrived);
                     if let Some(tap) = tap.as_mut() {
-                        tap.offer(&msg, Instant::now());
+                        let before = tap.dropped();
+                        tap.offer(&msg, arrived, clock);
+                        let dropped = tap.dropped() - before;
+                        if dropped > 0 {
+                            info.stats
+                                .inspection_dropped
+                                .fetch_add(dropped, Ordering::Relaxed);
+                        }
                     }
                 }
                 if let Some(line) = delay_line.as_mut() {
@@ -327,8 +346,9 @@ async fn publish(
                 _ => "NetStream.Failed",
             };
             tracing::warn!("upstream failed: {error}");
-            // The broadcaster is told why; its own connection may already be gone.
-            drop(session.fail(code, &error.to_string()).await);
+            // The broadcaster is told that the platform failed, not where the platform's ingest
+            // is (the operator's log has the address); its connection may already be gone.
+            drop(session.fail(code, &source.broadcaster_reason()).await);
         }
         Err(RelayError::Cut(reason)) => {
             // Whatever is still queued is dropped; the broadcaster is told why.
@@ -344,7 +364,7 @@ async fn publish(
         Err(_) => "error",
     };
     relay.events.emit(
-        &request.stream_key,
+        &key.name,
         peer,
         EventKind::Unpublish {
             reason: reason.to_owned(),

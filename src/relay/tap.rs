@@ -1,10 +1,11 @@
 //! The video tap: a copy-free, never-blocking branch of each stream's video messages towards
 //! inspection.
 //!
-//! The relay offers every video message to the stream's tap. A full channel never delays
+//! The relay offers every video message to the stream's tap. A full inbox never delays
 //! forwarding: the message is dropped for inspection only, and the tap then skips to the next
 //! keyframe (a decoder fed half a GOP only produces garbage), re-sending the last sequence header
-//! first so the decoder can start again.
+//! first so the decoder can start again. The inbox is a [`TapSink`]: the inspection pool's, or a
+//! plain bounded channel ([`VideoTap::channel`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::stats::CoverageClock;
 use crate::rtmp::Message;
 
 /// A video message as inspection receives it.
@@ -24,11 +26,29 @@ pub struct TappedVideo {
     pub payload: Bytes,
     /// When the relay read it off the broadcaster's socket.
     pub arrived: Instant,
+    /// Where it sits on the stream's coverage clocks (see [`super::stats`]).
+    pub clock: CoverageClock,
+}
+
+/// Where a tap delivers: a bounded inbox that refuses rather than waits.
+pub trait TapSink: Send {
+    /// Queues a message; false when the inbox is full (the message is then dropped).
+    fn push(&mut self, video: TappedVideo) -> bool;
+    /// The stream ended: no more messages.
+    fn close(&mut self) {}
+}
+
+impl TapSink for mpsc::Sender<TappedVideo> {
+    fn push(&mut self, video: TappedVideo) -> bool {
+        self.try_send(video).is_ok()
+    }
 }
 
 /// The stream a tap is opened for.
 #[derive(Debug, Clone)]
 pub struct StreamInfo {
+    /// Unique for the life of the process: tells apart two streams published under one key.
+    pub id: u64,
     /// Broadcaster's stream key.
     pub stream_key: String,
     /// Application the broadcaster connected to.
@@ -42,7 +62,9 @@ pub struct StreamInfo {
 impl StreamInfo {
     /// A stream just published, with fresh counters.
     pub fn new(stream_key: &str, app: &str, peer: SocketAddr) -> StreamInfo {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         StreamInfo {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             stream_key: stream_key.to_owned(),
             app: app.to_owned(),
             peer,
@@ -110,33 +132,37 @@ pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
 
 /// One stream's tap. See the module documentation.
 pub struct VideoTap {
-    tx: mpsc::Sender<TappedVideo>,
+    sink: Box<dyn TapSink>,
     sequence_header: Option<TappedVideo>,
     resync: bool,
     dropped: u64,
 }
 
 impl VideoTap {
+    /// A tap delivering to `sink`.
+    pub fn new(sink: Box<dyn TapSink>) -> VideoTap {
+        VideoTap {
+            sink,
+            sequence_header: None,
+            resync: false,
+            dropped: 0,
+        }
+    }
+
     /// A tap and the receiver inspection reads from, holding at most `capacity` messages.
     pub fn channel(capacity: usize) -> (VideoTap, mpsc::Receiver<TappedVideo>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (
-            VideoTap {
-                tx,
-                sequence_header: None,
-                resync: false,
-                dropped: 0,
-            },
-            rx,
-        )
+        (VideoTap::new(Box::new(tx)), rx)
     }
 
-    /// Offers a video message. Never waits.
-    pub fn offer(&mut self, msg: &Message, arrived: Instant) {
+    /// Offers a video message that arrived at `arrived`, at `clock` on the coverage clocks.
+    /// Never waits.
+    pub fn offer(&mut self, msg: &Message, arrived: Instant, clock: CoverageClock) {
         let video = TappedVideo {
             timestamp: msg.timestamp,
             payload: msg.payload.clone(),
             arrived,
+            clock,
         };
         match video_frame_kind(&msg.payload) {
             VideoFrameKind::SequenceHeader => {
@@ -145,8 +171,14 @@ impl VideoTap {
                 self.resync = !self.send(video);
             }
             VideoFrameKind::Keyframe if self.resync => {
+                // The header is resent as of now: it is part of this keyframe's catch-up, and
+                // its first arrival would make inspection look as old as the stream.
                 let header_sent = match self.sequence_header.clone() {
-                    Some(header) => self.send(header),
+                    Some(header) => self.send(TappedVideo {
+                        arrived: video.arrived,
+                        clock: video.clock,
+                        ..header
+                    }),
                     None => true,
                 };
                 self.resync = !(header_sent && self.send(video));
@@ -157,18 +189,22 @@ impl VideoTap {
     }
 
     fn send(&mut self, video: TappedVideo) -> bool {
-        match self.tx.try_send(video) {
-            Ok(()) => true,
-            Err(_) => {
-                self.dropped += 1;
-                false
-            }
+        let sent = self.sink.push(video);
+        if !sent {
+            self.dropped += 1;
         }
+        sent
     }
 
     /// Video messages inspection did not get because it was behind.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+impl Drop for VideoTap {
+    fn drop(&mut self) {
+        self.sink.close();
     }
 }
 
@@ -211,18 +247,22 @@ mod tests {
     fn full_tap_drops_until_next_keyframe_and_replays_the_header() {
         let (mut tap, mut rx) = VideoTap::channel(2);
         let now = Instant::now();
-        tap.offer(&video(0, HEADER), now);
-        tap.offer(&video(0, KEY), now);
-        tap.offer(&video(40, INTER), now); // channel full: dropped, resync
+        let later = now + std::time::Duration::from_secs(300);
+        let c = CoverageClock::default();
+        tap.offer(&video(0, HEADER), now, c);
+        tap.offer(&video(0, KEY), now, c);
+        tap.offer(&video(40, INTER), now, c); // channel full: dropped, resync
         assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(0));
         assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(0));
-        tap.offer(&video(80, INTER), now); // room now, but mid-GOP: skipped
-        tap.offer(&video(120, KEY), now); // header replayed, then keyframe
-        tap.offer(&video(160, INTER), now); // full again
+        tap.offer(&video(80, INTER), now, c); // room now, but mid-GOP: skipped
+        tap.offer(&video(120, KEY), later, c); // header replayed, then keyframe
+        tap.offer(&video(160, INTER), later, c); // full again
         assert_eq!(tap.dropped(), 3);
+        let header = rx.try_recv().expect("header replayed");
+        assert_eq!(header.payload, Bytes::from_static(HEADER));
         assert_eq!(
-            rx.try_recv().map(|v| v.payload).ok(),
-            Some(Bytes::from_static(HEADER))
+            header.arrived, later,
+            "a replayed header arrives with its keyframe, not 5 minutes ago"
         );
         assert_eq!(rx.try_recv().map(|v| v.timestamp).ok(), Some(120));
         assert!(rx.try_recv().is_err());

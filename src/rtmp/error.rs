@@ -91,4 +91,14 @@ impl RtmpError {
             _ => false,
         }
     }
+
+    /// What a broadcaster is told when this error ended its platform leg: what happened, never
+    /// where (the platform's ingest address is the operator's business, not the broadcaster's).
+    pub fn broadcaster_reason(&self) -> String {
+        match self {
+            RtmpError::Refused { code, .. } => format!("the platform refused the stream ({code})"),
+            RtmpError::Timeout(_) => "the platform did not answer in time".into(),
+            _ => "the connection to the platform failed".into(),
+        }
+    }
 }

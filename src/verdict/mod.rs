@@ -1,41 +1,59 @@
 //! The verdict: matches in, cuts out. Every hashed frame is matched against the lists; each
 //! match is an event; when a stream's counted matches reach the policy, the stream is cut and
-//! its key blocked (or, in shadow mode, only the event is raised).
+//! its key blocked and put on probation (or, in shadow mode, only the event is raised).
+//!
+//! `policy` holds the settings and the match window (stream time or wall time); `flood` tells a
+//! clip's timeline from a bad entry; `coverage` watches what inspection could not see. A stream
+//! inspection cannot cover is never let through silently: it raises `uninspectable` and meets
+//! `on_uninspectable`.
 
+pub mod coverage;
+pub mod flood;
 pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::events::{EventKind, Events};
+use crate::hash::pdq::LumaImage;
 use crate::inspect::pool::{FrameSink, LogSink};
 use crate::inspect::stream::{InspectStats, SampledFrame};
-use crate::matcher::list::Action;
+use crate::matcher::list::{Action, ClipPosition};
 use crate::matcher::Matcher;
 use crate::metrics::metrics;
 use crate::relay::{Relay, StreamInfo};
-use policy::{counts_for_cut, MatchWindow, OverloadAction, PolicySettings, VerdictMode};
+use flood::{FloodGuard, Timeline};
+use policy::{counts_for_cut, MatchWindow, PolicySettings, UninspectableAction, VerdictMode};
+
+/// A frame that matched but did not count (its entry was flooded), kept in case the stream's
+/// next match shows it was the start of a clip's timeline.
+struct Uncounted {
+    stream_ms: i64,
+    arrived: Instant,
+    luma: LumaImage,
+}
 
 struct StreamState {
-    /// Whether the stream is in overload (an event was raised; re-armed below half the limit).
-    overloaded: bool,
     window: MatchWindow,
-    /// Arrival of the first counted frame of the current window, for the cut latency.
-    first_counted: Option<Instant>,
+    timeline: Timeline,
+    uncounted: Option<Uncounted>,
     /// The counted frames of the current window, for evidence.
-    frames: Vec<(i64, crate::hash::pdq::LumaImage)>,
+    frames: Vec<(i64, LumaImage)>,
     cut: bool,
+    /// A blind-coverage episode was reported (re-armed once coverage recovers).
+    blind_reported: bool,
 }
 
 impl StreamState {
     fn new(policy: &PolicySettings) -> StreamState {
         StreamState {
-            overloaded: false,
-            window: MatchWindow::new(policy.clone()),
-            first_counted: None,
+            window: MatchWindow::new(policy.window),
+            timeline: Timeline::default(),
+            uncounted: None,
             frames: Vec::new(),
             cut: false,
+            blind_reported: false,
         }
     }
 }
@@ -46,49 +64,9 @@ pub struct Verdict {
     policy: PolicySettings,
     events: Arc<Events>,
     relay: OnceLock<Weak<Relay>>,
-    streams: Mutex<HashMap<String, StreamState>>,
+    /// Per stream, by [`StreamInfo::id`].
+    streams: Mutex<HashMap<u64, StreamState>>,
     flood: Mutex<FloodGuard>,
-}
-
-/// Which streams each cutting entry matched lately, and the entries that tripped the guard.
-#[derive(Default)]
-struct FloodGuard {
-    seen: HashMap<String, Vec<(Instant, String)>>,
-    flooded: HashMap<String, Instant>,
-}
-
-impl FloodGuard {
-    /// Records that `source` matched `stream`; the stream count when this tips it over `limit`.
-    fn record(
-        &mut self,
-        source: &str,
-        stream: &str,
-        limit: usize,
-        window: std::time::Duration,
-    ) -> Option<usize> {
-        let now = Instant::now();
-        self.flooded
-            .retain(|_, since| now.duration_since(*since) < window);
-        if self.flooded.contains_key(source) {
-            return None;
-        }
-        let seen = self.seen.entry(source.to_owned()).or_default();
-        seen.retain(|(at, _)| now.duration_since(*at) < window);
-        if !seen.iter().any(|(_, s)| s == stream) {
-            seen.push((now, stream.to_owned()));
-        }
-        if seen.len() > limit {
-            let streams = seen.len();
-            self.seen.remove(source);
-            self.flooded.insert(source.to_owned(), now);
-            return Some(streams);
-        }
-        None
-    }
-
-    fn is_flooded(&self, source: &str) -> bool {
-        self.flooded.contains_key(source)
-    }
 }
 
 impl Verdict {
@@ -104,19 +82,80 @@ impl Verdict {
         }
     }
 
-    /// Gives the verdict the relay whose streams it cuts.
-    pub fn attach(&self, relay: &Arc<Relay>) {
+    /// Gives the verdict the relay whose streams it cuts, and starts watching their coverage.
+    pub fn attach(self: &Arc<Self>, relay: &Arc<Relay>) {
         let _ = self.relay.set(Arc::downgrade(relay));
+        coverage::watch(Arc::downgrade(self));
     }
-}
 
-impl Verdict {
-    /// Counts the streams each cutting entry matches; an entry over the limit is demoted to
-    /// alert for the flood window, with a `flood` event.
-    fn guard_against_floods(&self, stream: &StreamInfo, result: &mut crate::matcher::FrameMatches) {
+    fn relay(&self) -> Option<Arc<Relay>> {
+        self.relay.get().and_then(Weak::upgrade)
+    }
+
+    /// Cuts `stream` as uninspectable (or only raises the event, per `on_uninspectable`).
+    /// `kind` is the metric label: `codec`, `picture_size`, `blind` or `overload`.
+    fn uninspectable_now(&self, stream: &StreamInfo, kind: &str, cause: &str) {
+        let enforce = self.policy.mode == VerdictMode::Enforce;
+        let action = match self.policy.on_uninspectable {
+            UninspectableAction::Cut if enforce => UninspectableAction::Cut,
+            _ => UninspectableAction::Alert,
+        };
+        if let Ok(mut streams) = self.streams.lock() {
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            if state.cut {
+                return;
+            }
+            state.cut = action == UninspectableAction::Cut;
+        }
+        metrics().uninspectable.inc(&[kind]);
+        tracing::warn!(
+            key = %stream.stream_key.escape_debug(),
+            cause,
+            action = action.name(),
+            "uninspectable"
+        );
+        self.events.emit(
+            &stream.stream_key,
+            stream.peer,
+            EventKind::Uninspectable {
+                cause: cause.to_owned(),
+                action: action.name().into(),
+            },
+        );
+        if action == UninspectableAction::Cut {
+            metrics().cuts.inc(&["uninspectable"]);
+            if let Some(relay) = self.relay() {
+                // No block and no probation: the broadcaster may only have a broken encoder.
+                relay.cut(
+                    &stream.stream_key,
+                    &format!("stream cannot be inspected: {cause}"),
+                    Duration::ZERO,
+                    Duration::ZERO,
+                );
+            }
+        }
+    }
+
+    /// Off-timeline cutting matches are counted per entry; an entry over the limit is demoted
+    /// to alert for the flood window, with a `flood` event. On-timeline matches clear the
+    /// stream from the count.
+    fn guard_against_floods(
+        &self,
+        stream: &StreamInfo,
+        on_timeline: bool,
+        result: &mut crate::matcher::FrameMatches,
+    ) {
         let Ok(mut flood) = self.flood.lock() else {
             return;
         };
+        if on_timeline {
+            for source in flood.forget(&stream.stream_key, self.policy.flood_streams) {
+                tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
+            }
+            return;
+        }
         for m in result
             .matches
             .iter_mut()
@@ -129,7 +168,7 @@ impl Verdict {
                 self.policy.flood_window,
             );
             if let Some(streams) = tipped {
-                tracing::warn!(entry = %m.label, source = %m.source, streams, "flood guard: entry matches too many streams, now alert only");
+                tracing::warn!(entry = %m.label, source = %m.source, streams, "flood guard: entry matches too many streams off any clip timeline, now alert only");
                 self.events.emit(
                     &stream.stream_key,
                     stream.peer,
@@ -150,7 +189,6 @@ impl Verdict {
 
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
-        stream.stats.hashed_now();
         let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
         if result.allowed.is_some() || result.matches.is_empty() {
             return;
@@ -159,7 +197,22 @@ impl FrameSink for Verdict {
             .stats
             .matches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.guard_against_floods(stream, &mut result);
+        let positions: Vec<ClipPosition> = result
+            .matches
+            .iter()
+            .filter(|m| m.action == Action::Cut)
+            .filter_map(|m| m.position.clone())
+            .collect();
+        let Ok(mut streams) = self.streams.lock() else {
+            return;
+        };
+        let state = streams
+            .entry(stream.id)
+            .or_insert_with(|| StreamState::new(&self.policy));
+        let on_timeline = state
+            .timeline
+            .continues(positions, frame.stream_time_ms, frame.arrived);
+        self.guard_against_floods(stream, on_timeline, &mut result);
         for m in &result.matches {
             self.events.emit(
                 &stream.stream_key,
@@ -177,39 +230,58 @@ impl FrameSink for Verdict {
                 },
             );
         }
-        if !counts_for_cut(&result) {
-            return;
-        }
-        let Ok(mut streams) = self.streams.lock() else {
-            return;
-        };
-        let state = streams
-            .entry(stream.stream_key.clone())
-            .or_insert_with(|| StreamState::new(&self.policy));
-        let first = *state.first_counted.get_or_insert(frame.arrived);
         if state.cut {
             return;
         }
-        // Keep the counted frames of the window (bounded) for evidence.
+        let has_cut_entry = result.matches.iter().any(|m| m.action == Action::Cut);
+        if !counts_for_cut(&result) {
+            if !has_cut_entry && result.matches.iter().any(|m| m.position.is_some()) {
+                state.uncounted = Some(Uncounted {
+                    stream_ms: frame.stream_time_ms,
+                    arrived: frame.arrived,
+                    luma: frame.luma,
+                });
+            }
+            return;
+        }
         let window_ms = self.policy.window.as_millis() as i64;
+        let probation = self
+            .relay()
+            .is_some_and(|r| r.on_probation(&stream.stream_key));
+        let min_matches = if probation {
+            1
+        } else {
+            self.policy.min_matches.max(1)
+        };
+        if let Some(earlier) = state.uncounted.take().filter(|_| on_timeline) {
+            // The frame before was this clip's start: it counts after all.
+            state
+                .window
+                .record(earlier.stream_ms, earlier.arrived, usize::MAX);
+            state.frames.push((earlier.stream_ms, earlier.luma));
+        }
+        // Keep the counted frames of the window (bounded) for evidence.
         state
             .frames
-            .retain(|(t, _)| frame.stream_time_ms - t <= window_ms);
-        if state.frames.len() >= self.policy.min_matches.max(1) + 2 {
+            .retain(|(t, _)| (frame.stream_time_ms - t).abs() <= window_ms);
+        if state.frames.len() >= min_matches + 2 {
             state.frames.remove(0);
         }
         state.frames.push((frame.stream_time_ms, frame.luma));
-        if !state.window.record(frame.stream_time_ms) {
+        let Some(first) = state
+            .window
+            .record(frame.stream_time_ms, frame.arrived, min_matches)
+        else {
             return;
-        }
+        };
         let Some(best) = result.matches.iter().find(|m| m.action == Action::Cut) else {
             return;
         };
         let latency = first.elapsed();
         let latency_ms = latency.as_millis() as u64;
         if self.policy.mode == VerdictMode::Shadow {
-            tracing::warn!(key = %stream.stream_key, entry = %best.label, "shadow mode: would cut");
-            state.first_counted = None;
+            tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, "shadow mode: would cut");
+            state.window = MatchWindow::new(self.policy.window);
             return;
         }
         state.cut = true;
@@ -218,10 +290,15 @@ impl FrameSink for Verdict {
         metrics().cuts.inc(&["match"]);
         metrics().cut_latency.observe(latency);
         let reason = format!("matched known content ({} / {})", best.list, best.label);
-        let relay = self.relay.get().and_then(Weak::upgrade);
-        let was_live =
-            relay.is_some_and(|r| r.cut(&stream.stream_key, &reason, self.policy.cooldown));
-        tracing::warn!(key = %stream.stream_key, entry = %best.label, latency_ms, was_live, "cut");
+        let was_live = self.relay().is_some_and(|r| {
+            r.cut(
+                &stream.stream_key,
+                &reason,
+                self.policy.cooldown,
+                self.policy.probation,
+            )
+        });
+        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, latency_ms, probation, was_live, "cut");
         let line = self.events.emit(
             &stream.stream_key,
             stream.peer,
@@ -232,6 +309,7 @@ impl FrameSink for Verdict {
                 distance: best.distance,
                 stream_ms: frame.stream_time_ms,
                 latency_ms,
+                probation,
             },
         );
         if let Some(line) = line {
@@ -240,115 +318,35 @@ impl FrameSink for Verdict {
         }
     }
 
-    fn lag(&self, stream: &StreamInfo, lag: std::time::Duration) {
-        let Ok(mut streams) = self.streams.lock() else {
-            return;
+    fn uninspectable(&self, stream: &StreamInfo, cause: &str) {
+        let kind = if cause.contains("max_pixels") {
+            "picture_size"
+        } else {
+            "codec"
         };
-        let state = streams
-            .entry(stream.stream_key.clone())
-            .or_insert_with(|| StreamState::new(&self.policy));
-        if state.overloaded {
-            state.overloaded = lag > self.policy.max_lag / 2;
-            return;
-        }
-        if lag <= self.policy.max_lag {
-            return;
-        }
-        state.overloaded = true;
-        let cut = self.policy.on_overload == OverloadAction::Cut
-            && self.policy.mode == VerdictMode::Enforce;
-        if cut {
-            state.cut = true;
-        }
-        drop(streams);
-        let lag_ms = lag.as_millis() as u64;
-        tracing::warn!(key = %stream.stream_key, lag_ms, cut, "inspection overloaded");
-        let action = if cut { "cut" } else { "alert" };
+        self.uninspectable_now(stream, kind, cause);
+    }
+
+    fn anomaly(&self, stream: &StreamInfo, cause: &str) {
         self.events.emit(
             &stream.stream_key,
             stream.peer,
-            EventKind::Overload {
-                lag_ms,
-                action: action.into(),
+            EventKind::Anomaly {
+                cause: cause.to_owned(),
             },
         );
-        if cut {
-            metrics().cuts.inc(&["overload"]);
-            if let Some(relay) = self.relay.get().and_then(Weak::upgrade) {
-                relay.cut(
-                    &stream.stream_key,
-                    "inspection overloaded",
-                    std::time::Duration::ZERO,
-                );
-            }
-        }
+    }
+
+    fn overload(&self, level: u8, streams: usize) {
+        let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        self.events
+            .emit("-", nobody, EventKind::Overload { level, streams });
     }
 
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
         if let Ok(mut streams) = self.streams.lock() {
-            streams.remove(&stream.stream_key);
+            streams.remove(&stream.id);
         }
         LogSink.stream_ended(stream, stats);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::matcher::list::ListSettings;
-    use std::time::Duration;
-
-    fn verdict(on_overload: OverloadAction, log: &std::path::Path) -> Verdict {
-        let list = log.with_file_name("empty.txt");
-        std::fs::write(&list, "").expect("list");
-        let matcher = Arc::new(Matcher::load(vec![ListSettings::for_path(&list)]).expect("lists"));
-        let events = Arc::new(
-            Events::open(&crate::events::EventsConfig {
-                log: log.to_owned(),
-                ..crate::events::EventsConfig::default()
-            })
-            .expect("events"),
-        );
-        let policy = PolicySettings {
-            max_lag: Duration::from_secs(5),
-            on_overload,
-            ..PolicySettings::default()
-        };
-        Verdict::new(matcher, policy, events)
-    }
-
-    fn lines(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-        for _ in 0..200 {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            if text.lines().count() >= n {
-                return text
-                    .lines()
-                    .map(|l| serde_json::from_str(l).expect("json"))
-                    .collect();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("fewer than {n} events in {}", log.display());
-    }
-
-    #[test]
-    fn overload_raises_one_event_per_episode() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let log = dir.path().join("events.jsonl");
-        let v = verdict(OverloadAction::Alert, &log);
-        let stream = StreamInfo::new("busy", "live", "127.0.0.1:1".parse().expect("addr"));
-        for lag in [1, 6, 7, 8, 2, 6] {
-            v.lag(&stream, Duration::from_secs(lag));
-        }
-        let events = lines(&log, 2);
-        assert_eq!(
-            events.len(),
-            2,
-            "one event per episode, re-armed below half the limit"
-        );
-        assert!(events
-            .iter()
-            .all(|e| e["event"] == "overload" && e["action"] == "alert"));
-        assert_eq!(events[0]["lag_ms"], 6000);
     }
 }

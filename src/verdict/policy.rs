@@ -3,7 +3,7 @@
 //! similar scene); several within seconds are the known clip playing.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -49,30 +49,63 @@ pub struct PolicySettings {
         deserialize_with = "crate::config::duration_value"
     )]
     pub flood_window: Duration,
-    /// Inspection more than this far behind the live edge is an overload.
+    /// A key cut for content within this long is on probation: its next streams are cut on
+    /// their first match.
     #[serde(
-        default = "default_max_lag",
+        default = "default_probation",
         deserialize_with = "crate::config::duration_value"
     )]
-    pub max_lag: Duration,
-    /// On overload: `alert` keeps forwarding and raises an event; `cut` fails closed.
+    pub probation: Duration,
+    /// Coverage: the longest stretch of a stream's video, in wall-clock time or in stream time,
+    /// allowed without a hashed frame. Longer, and the stream is `uninspectable`.
+    #[serde(
+        default = "default_max_blind",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub max_blind: Duration,
+    /// The coverage bound while the inspection pool sheds load (sampling keyframes only): a
+    /// hashed frame every few seconds rather than none.
+    #[serde(
+        default = "default_max_blind_degraded",
+        deserialize_with = "crate::config::duration_value"
+    )]
+    pub max_blind_degraded: Duration,
+    /// What an uninspectable stream meets: `cut` (no key block) or `alert`.
     #[serde(default)]
-    pub on_overload: OverloadAction,
+    pub on_uninspectable: UninspectableAction,
 }
 
-/// What an inspection overload does.
+/// What a stream inspection cannot see meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OverloadAction {
-    /// Keep forwarding, raise an `overload` event.
+pub enum UninspectableAction {
+    /// Cut the stream (its key is not blocked: the broadcaster may only have a broken encoder).
     #[default]
-    Alert,
-    /// Cut the stream (no key block: the broadcaster did nothing wrong).
     Cut,
+    /// Keep forwarding and raise the event.
+    Alert,
 }
 
-fn default_max_lag() -> Duration {
-    Duration::from_secs(5)
+impl UninspectableAction {
+    /// The name used in events.
+    pub fn name(self) -> &'static str {
+        match self {
+            UninspectableAction::Cut => "cut",
+            UninspectableAction::Alert => "alert",
+        }
+    }
+}
+
+fn default_probation() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_max_blind() -> Duration {
+    Duration::from_millis(1500)
+}
+
+fn default_max_blind_degraded() -> Duration {
+    Duration::from_secs(4)
 }
 
 fn default_flood_streams() -> usize {
@@ -112,8 +145,10 @@ impl Default for PolicySettings {
             delay: default_delay(),
             flood_streams: default_flood_streams(),
             flood_window: default_flood_window(),
-            max_lag: default_max_lag(),
-            on_overload: OverloadAction::Alert,
+            probation: default_probation(),
+            max_blind: default_max_blind(),
+            max_blind_degraded: default_max_blind_degraded(),
+            on_uninspectable: UninspectableAction::Cut,
         }
     }
 }
@@ -132,34 +167,46 @@ pub fn counts_for_cut(matches: &FrameMatches) -> bool {
     matches.allowed.is_none() && matches.matches.iter().any(|m| m.action == Action::Cut)
 }
 
-/// The sliding window of one stream's counted frames.
+/// The sliding window of one stream's counted frames. A frame stays in the window while it is
+/// within `window` of the newest one in stream time *or* in wall-clock time (arrival at the
+/// relay): stream time is the publisher's clock, and a publisher who stretches timestamps to
+/// spread matches apart still shows them seconds apart on the wall clock.
 #[derive(Debug, Clone)]
 pub struct MatchWindow {
-    settings: PolicySettings,
-    recent: VecDeque<i64>,
+    window: Duration,
+    recent: VecDeque<(i64, Instant)>,
 }
 
 impl MatchWindow {
-    /// An empty window.
-    pub fn new(settings: PolicySettings) -> MatchWindow {
+    /// An empty window of `window`.
+    pub fn new(window: Duration) -> MatchWindow {
         MatchWindow {
-            settings,
+            window,
             recent: VecDeque::new(),
         }
     }
 
-    /// Records a counted frame at `stream_ms`; true when the policy now says cut.
-    pub fn record(&mut self, stream_ms: i64) -> bool {
-        let window_ms = self.settings.window.as_millis() as i64;
-        self.recent.push_back(stream_ms);
-        while self
-            .recent
-            .front()
-            .is_some_and(|&t| stream_ms - t > window_ms)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.len() >= self.settings.min_matches.max(1)
+    /// Records a counted frame at `stream_ms` that arrived at `arrived`. When `min_matches`
+    /// frames are now in the window, returns the arrival of the oldest of them (the cut's
+    /// latency runs from there).
+    pub fn record(
+        &mut self,
+        stream_ms: i64,
+        arrived: Instant,
+        min_matches: usize,
+    ) -> Option<Instant> {
+        let window_ms = self.window.as_millis() as i64;
+        self.recent.push_back((stream_ms, arrived));
+        let window = self.window;
+        self.recent.retain(|&(t, at)| {
+            let in_stream_time = (stream_ms - t).abs() <= window_ms;
+            let in_wall_time = arrived.saturating_duration_since(at) <= window
+                && at.saturating_duration_since(arrived) <= window;
+            in_stream_time || in_wall_time
+        });
+        (self.recent.len() >= min_matches.max(1))
+            .then(|| self.recent.iter().map(|&(_, at)| at).min())
+            .flatten()
     }
 }
 
@@ -169,18 +216,41 @@ mod tests {
 
     #[test]
     fn needs_enough_matches_within_the_window() {
-        let mut w = MatchWindow::new(PolicySettings::default());
-        assert!(!w.record(0));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = MatchWindow::new(Duration::from_secs(5));
+        assert!(w.record(0, at(0), 2).is_none());
         assert!(
-            !w.record(6000),
+            w.record(6000, at(6000), 2).is_none(),
             "the first match fell out of the 5 s window"
         );
-        assert!(w.record(10_500));
-        let mut one = MatchWindow::new(PolicySettings {
-            min_matches: 1,
-            window: Duration::from_secs(1),
-            ..PolicySettings::default()
-        });
-        assert!(one.record(42));
+        assert_eq!(
+            w.record(10_500, at(10_500), 2),
+            Some(at(6000)),
+            "latency runs from the oldest match of the deciding set, not the first ever"
+        );
+        let mut one = MatchWindow::new(Duration::from_secs(1));
+        assert_eq!(one.record(42, at(0), 1), Some(at(0)));
+    }
+
+    #[test]
+    fn stretched_timestamps_do_not_spread_matches_out_of_the_window() {
+        let t0 = Instant::now();
+        let mut w = MatchWindow::new(Duration::from_secs(5));
+        // Timestamps x200: 6.6 s of stream time between frames 33 ms apart on the wall clock.
+        assert!(w.record(0, t0, 2).is_none());
+        assert!(w
+            .record(100_000, t0 + Duration::from_millis(500), 2)
+            .is_some());
+        // One hour of stream time per frame, and timestamps that go backwards.
+        let mut w = MatchWindow::new(Duration::from_secs(5));
+        assert!(w.record(7_200_000, t0, 2).is_none());
+        assert!(w
+            .record(3_600_000, t0 + Duration::from_secs(1), 2)
+            .is_some());
+        // Matches far apart on both clocks do not add up.
+        let mut w = MatchWindow::new(Duration::from_secs(5));
+        assert!(w.record(0, t0, 2).is_none());
+        assert!(w.record(60_000, t0 + Duration::from_secs(60), 2).is_none());
     }
 }

@@ -1,0 +1,393 @@
+//! What a sequence header really configures: the parameter sets inside an H.264 `avcC` or an
+//! HEVC `hvcC` record, without the bytes that do not change decoding (reserved bits, the copies
+//! of profile and level), and the coded picture size their SPS declares.
+//!
+//! Two sequence headers with the same [`DecodingConfig`] decode the same way, whatever their
+//! bytes, so inspection does not restart its decoder for them; and a picture size over
+//! `inspect.max_pixels` is refused before FFmpeg allocates a single frame.
+
+use bytes::Bytes;
+
+/// The decoding-relevant content of a configuration record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodingConfig {
+    /// Bytes of each NAL unit's length prefix (1, 2 or 4).
+    pub length_size: u8,
+    /// Parameter set NAL units (VPS, SPS, PPS; for HEVC also SEI arrays), in record order,
+    /// grouped by NAL type.
+    pub parameter_sets: Vec<(u8, Bytes)>,
+}
+
+/// A coded picture size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PictureSize {
+    /// Coded width in pixels (before cropping).
+    pub width: u32,
+    /// Coded height in pixels (before cropping).
+    pub height: u32,
+}
+
+impl PictureSize {
+    /// Pixels per picture.
+    pub fn pixels(self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Parses an `AVCDecoderConfigurationRecord`. `None` when it is malformed.
+pub fn avc_config(record: &[u8]) -> Option<DecodingConfig> {
+    let mut r = ByteReader(record);
+    let _version = r.u8()?;
+    let _profile_compat_level = r.take(3)?;
+    let length_size = (r.u8()? & 0x03) + 1;
+    let mut parameter_sets = Vec::new();
+    let sps_count = r.u8()? & 0x1F;
+    for _ in 0..sps_count {
+        let nal = r.sized_u16()?;
+        parameter_sets.push((nal.first()? & 0x1F, Bytes::copy_from_slice(nal)));
+    }
+    let pps_count = r.u8()?;
+    for _ in 0..pps_count {
+        let nal = r.sized_u16()?;
+        parameter_sets.push((nal.first()? & 0x1F, Bytes::copy_from_slice(nal)));
+    }
+    // High-profile extension (chroma format, bit depths, SPS extensions): chroma format and bit
+    // depths repeat the SPS; SPS extensions are parameter sets of their own.
+    if r.0.len() >= 4 {
+        let _chroma_and_depths = r.take(3)?;
+        let ext_count = r.u8()?;
+        for _ in 0..ext_count {
+            let nal = r.sized_u16()?;
+            parameter_sets.push((nal.first()? & 0x1F, Bytes::copy_from_slice(nal)));
+        }
+    }
+    (!parameter_sets.is_empty()).then_some(DecodingConfig {
+        length_size,
+        parameter_sets,
+    })
+}
+
+/// Parses an `HEVCDecoderConfigurationRecord`. `None` when it is malformed.
+pub fn hevc_config(record: &[u8]) -> Option<DecodingConfig> {
+    let mut r = ByteReader(record);
+    let general = r.take(22)?;
+    let length_size = (general[21] & 0x03) + 1;
+    let arrays = r.u8()?;
+    let mut parameter_sets = Vec::new();
+    for _ in 0..arrays {
+        let nal_type = r.u8()? & 0x3F;
+        let count = r.u16()?;
+        for _ in 0..count {
+            let nal = r.sized_u16()?;
+            parameter_sets.push((nal_type, Bytes::copy_from_slice(nal)));
+        }
+    }
+    (!parameter_sets.is_empty()).then_some(DecodingConfig {
+        length_size,
+        parameter_sets,
+    })
+}
+
+/// The largest coded picture any SPS of an H.264 config declares.
+pub fn avc_picture_size(config: &DecodingConfig) -> Option<PictureSize> {
+    config
+        .parameter_sets
+        .iter()
+        .filter(|(t, _)| *t == 7)
+        .filter_map(|(_, nal)| h264_sps_size(nal))
+        .max_by_key(|s| s.pixels())
+}
+
+/// The largest coded picture any SPS of an HEVC config declares.
+pub fn hevc_picture_size(config: &DecodingConfig) -> Option<PictureSize> {
+    config
+        .parameter_sets
+        .iter()
+        .filter(|(t, _)| *t == 33)
+        .filter_map(|(_, nal)| hevc_sps_size(nal))
+        .max_by_key(|s| s.pixels())
+}
+
+/// Coded size from an H.264 SPS NAL unit (header byte included).
+pub fn h264_sps_size(nal: &[u8]) -> Option<PictureSize> {
+    let rbsp = unescape(nal.get(1..)?);
+    let mut b = BitReader::new(&rbsp);
+    let profile_idc = b.bits(8)?;
+    b.skip(16)?; // constraint flags, level_idc
+    b.ue()?; // seq_parameter_set_id
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        let chroma_format_idc = b.ue()?;
+        if chroma_format_idc == 3 {
+            b.skip(1)?;
+        }
+        b.ue()?; // bit_depth_luma_minus8
+        b.ue()?; // bit_depth_chroma_minus8
+        b.skip(1)?; // qpprime_y_zero_transform_bypass_flag
+        if b.bit()? {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if b.bit()? {
+                    skip_scaling_list(&mut b, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    b.ue()?; // log2_max_frame_num_minus4
+    match b.ue()? {
+        0 => {
+            b.ue()?;
+        }
+        1 => {
+            b.skip(1)?;
+            b.se()?;
+            b.se()?;
+            let cycle = b.ue()?;
+            if cycle > 255 {
+                return None;
+            }
+            for _ in 0..cycle {
+                b.se()?;
+            }
+        }
+        _ => {}
+    }
+    b.ue()?; // max_num_ref_frames
+    b.skip(1)?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = b.ue()?.checked_add(1)?;
+    let height_map_units = b.ue()?.checked_add(1)?;
+    let frame_mbs_only = b.bit()?;
+    let height_mbs = height_map_units.checked_mul(if frame_mbs_only { 1 } else { 2 })?;
+    Some(PictureSize {
+        width: width_mbs.checked_mul(16)?,
+        height: height_mbs.checked_mul(16)?,
+    })
+}
+
+fn skip_scaling_list(b: &mut BitReader, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i64, 8i64);
+    for _ in 0..size {
+        if next != 0 {
+            let delta = b.se()?;
+            next = (last + delta + 256).rem_euclid(256);
+        }
+        last = if next == 0 { last } else { next };
+    }
+    Some(())
+}
+
+/// Coded size from an HEVC SPS NAL unit (2-byte header included).
+pub fn hevc_sps_size(nal: &[u8]) -> Option<PictureSize> {
+    let rbsp = unescape(nal.get(2..)?);
+    let mut b = BitReader::new(&rbsp);
+    b.skip(4)?; // sps_video_parameter_set_id
+    let max_sub_layers_minus1 = b.bits(3)? as usize;
+    b.skip(1)?; // sps_temporal_id_nesting_flag
+                // profile_tier_level(1, max_sub_layers_minus1)
+    b.skip(96)?;
+    let mut present = Vec::with_capacity(max_sub_layers_minus1);
+    for _ in 0..max_sub_layers_minus1 {
+        present.push((b.bit()?, b.bit()?));
+    }
+    if max_sub_layers_minus1 > 0 {
+        b.skip(2 * (8 - max_sub_layers_minus1))?;
+    }
+    for (profile, level) in present {
+        if profile {
+            b.skip(88)?;
+        }
+        if level {
+            b.skip(8)?;
+        }
+    }
+    b.ue()?; // sps_seq_parameter_set_id
+    if b.ue()? == 3 {
+        b.skip(1)?; // separate_colour_plane_flag
+    }
+    let width = b.ue()?;
+    let height = b.ue()?;
+    (width > 0 && height > 0).then_some(PictureSize { width, height })
+}
+
+/// Removes emulation prevention bytes (`00 00 03` → `00 00`).
+fn unescape(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = 0;
+    for &byte in data {
+        if zeros >= 2 && byte == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        out.push(byte);
+    }
+    out
+}
+
+struct ByteReader<'a>(&'a [u8]);
+
+impl<'a> ByteReader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn sized_u16(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n).filter(|nal| !nal.is_empty())
+    }
+}
+
+/// Reads bits most significant first, with Exp-Golomb codes.
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos: 0 }
+    }
+
+    fn bit(&mut self) -> Option<bool> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let bit = byte >> (7 - self.pos % 8) & 1;
+        self.pos += 1;
+        Some(bit == 1)
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            v = v << 1 | u32::from(self.bit()?);
+        }
+        Some(v)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        let end = self.pos.checked_add(n)?;
+        (end <= self.data.len() * 8).then(|| self.pos = end)
+    }
+
+    /// Unsigned Exp-Golomb; `None` past 31 leading zeros (no valid field is that large).
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while !self.bit()? {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let rest = self.bits(zeros)?;
+        ((1u64 << zeros) - 1 + u64::from(rest)).try_into().ok()
+    }
+
+    fn se(&mut self) -> Option<i64> {
+        let k = i64::from(self.ue()?);
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An SPS of x264 for 640x360 High profile (coded 640x368), from `ffmpeg -c:v libx264`.
+    const SPS_640X360: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
+        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+    ];
+    const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+    fn avcc(sps: &[u8], pps: &[u8], reserved: u8) -> Vec<u8> {
+        let mut v = vec![1, sps[1], sps[2], sps[3], 0xFC | 3 | reserved, 0xE1];
+        v.extend((sps.len() as u16).to_be_bytes());
+        v.extend(sps);
+        v.push(1);
+        v.extend((pps.len() as u16).to_be_bytes());
+        v.extend(pps);
+        v
+    }
+
+    #[test]
+    fn reserved_bits_do_not_change_the_config() {
+        let a = avc_config(&avcc(SPS_640X360, PPS, 0)).expect("parses");
+        let mut flipped = avcc(SPS_640X360, PPS, 0);
+        flipped[4] &= 0x03; // reserved bits cleared
+        flipped[5] &= 0x1F;
+        flipped[1] ^= 0xFF; // a profile byte that disagrees with the SPS
+        let b = avc_config(&flipped).expect("parses");
+        assert_ne!(avcc(SPS_640X360, PPS, 0), flipped);
+        assert_eq!(a, b);
+        assert_eq!(a.length_size, 4);
+        let mut other_pps = PPS.to_vec();
+        other_pps[2] ^= 1;
+        assert_ne!(
+            a,
+            avc_config(&avcc(SPS_640X360, &other_pps, 0)).expect("parses")
+        );
+        assert!(avc_config(&[1, 2, 3]).is_none());
+        assert!(avc_config(&[]).is_none());
+    }
+
+    #[test]
+    fn h264_sps_gives_the_coded_size() {
+        assert_eq!(
+            h264_sps_size(SPS_640X360),
+            Some(PictureSize {
+                width: 640,
+                height: 368
+            })
+        );
+        let config = avc_config(&avcc(SPS_640X360, PPS, 0)).expect("parses");
+        assert_eq!(
+            avc_picture_size(&config).map(|s| s.pixels()),
+            Some(640 * 368)
+        );
+        // Truncated SPS: no size rather than a wrong one.
+        assert_eq!(h264_sps_size(&SPS_640X360[..8]), None);
+    }
+
+    #[test]
+    fn hevc_sps_gives_the_size() {
+        // x265 SPS for 1920x1080 Main profile.
+        let sps: &[u8] = &[
+            0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00,
+            0x00, 0x03, 0x00, 0x78, 0xa0, 0x03, 0xc0, 0x80, 0x10, 0xe5, 0x96, 0x56, 0x69, 0x24,
+            0xca, 0xf0, 0x16, 0x80, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x0f, 0x04,
+        ];
+        assert_eq!(
+            hevc_sps_size(sps),
+            Some(PictureSize {
+                width: 1920,
+                height: 1080
+            })
+        );
+    }
+
+    #[test]
+    fn exp_golomb() {
+        // 1 | 010 | 011 | 00100 | 00101 -> 0, 1, 2, 3, 4
+        let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
+        let mut b = BitReader::new(&data);
+        assert_eq!(
+            (0..5).map(|_| b.ue()).collect::<Vec<_>>(),
+            vec![Some(0), Some(1), Some(2), Some(3), Some(4)]
+        );
+        assert_eq!(unescape(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
+    }
+}

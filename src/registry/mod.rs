@@ -1,0 +1,237 @@
+//! Where per-key state lives: the streams being published, the keys blocked after a cut, and the
+//! keys on probation (cut lately, so their next match cuts at once). The relay claims keys here,
+//! the verdict and the admin API cut and unblock through it. Keys are compared in their normal
+//! form (see [`key`]).
+
+pub mod key;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::relay::StreamInfo;
+
+pub use key::{KeyError, StreamKey};
+
+/// Most keys remembered for blocks and for probation each; past it the oldest are forgotten
+/// first (a flood of distinct keys must not grow memory without bound).
+pub const MAX_REMEMBERED_KEYS: usize = 100_000;
+
+/// A stream being published: how to cut it, and what it is.
+struct LiveStream {
+    cut: tokio::sync::mpsc::UnboundedSender<String>,
+    info: StreamInfo,
+}
+
+/// Keys with an expiry, bounded in number.
+#[derive(Default)]
+struct Expiring {
+    until: HashMap<String, Instant>,
+}
+
+impl Expiring {
+    fn insert(&mut self, key: &str, until: Instant) {
+        let now = Instant::now();
+        if self.until.len() >= MAX_REMEMBERED_KEYS {
+            self.until.retain(|_, t| *t > now);
+        }
+        if self.until.len() >= MAX_REMEMBERED_KEYS {
+            if let Some(soonest) = self
+                .until
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+            {
+                self.until.remove(&soonest);
+            }
+        }
+        let entry = self.until.entry(key.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    fn remaining(&mut self, key: &str) -> Option<Duration> {
+        let until = *self.until.get(key)?;
+        let now = Instant::now();
+        if until <= now {
+            self.until.remove(key);
+            return None;
+        }
+        Some(until - now)
+    }
+}
+
+/// Live streams, blocks and probation, by key name.
+#[derive(Default)]
+pub struct StreamRegistry {
+    live: Mutex<HashMap<String, LiveStream>>,
+    blocks: Mutex<Expiring>,
+    probation: Mutex<Expiring>,
+}
+
+impl StreamRegistry {
+    /// An empty registry.
+    pub fn new() -> StreamRegistry {
+        StreamRegistry::default()
+    }
+
+    /// Cuts the stream published under `key`: its task gets `reason`. With a non-zero
+    /// `block_for`, the key is refused at publish time until then; with a non-zero `probation`,
+    /// its streams are cut on their first match until then. Returns whether such a stream was
+    /// live.
+    pub fn cut(&self, key: &str, reason: &str, block_for: Duration, probation: Duration) -> bool {
+        let now = Instant::now();
+        if !block_for.is_zero() {
+            if let Ok(mut blocks) = self.blocks.lock() {
+                blocks.insert(key, now + block_for);
+            }
+        }
+        if !probation.is_zero() {
+            if let Ok(mut p) = self.probation.lock() {
+                p.insert(key, now + probation);
+            }
+        }
+        let live = self.live.lock().ok();
+        live.and_then(|l| {
+            l.get(key)
+                .map(|stream| stream.cut.send(reason.to_owned()).is_ok())
+        })
+        .unwrap_or(false)
+    }
+
+    /// How long `key` stays blocked, if it is.
+    pub fn blocked_for(&self, key: &str) -> Option<Duration> {
+        self.blocks.lock().ok()?.remaining(key)
+    }
+
+    /// Whether `key` was cut within the probation period.
+    pub fn on_probation(&self, key: &str) -> bool {
+        self.probation
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remaining(key))
+            .is_some()
+    }
+
+    /// Every blocked key with the time its block has left, soonest to lift first.
+    pub fn blocks(&self) -> Vec<(String, Duration)> {
+        let Ok(mut blocks) = self.blocks.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        blocks.until.retain(|_, until| *until > now);
+        let mut out: Vec<(String, Duration)> = blocks
+            .until
+            .iter()
+            .map(|(key, until)| (key.clone(), *until - now))
+            .collect();
+        out.sort_by_key(|(_, left)| *left);
+        out
+    }
+
+    /// Lifts the block on `key`; returns whether there was one. Probation stays: the key was
+    /// still cut lately.
+    pub fn unblock(&self, key: &str) -> bool {
+        self.blocks
+            .lock()
+            .map(|mut b| b.until.remove(key).is_some())
+            .unwrap_or(false)
+    }
+
+    /// The streams being published now, by key.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let mut out: Vec<StreamInfo> = self
+            .live
+            .lock()
+            .map(|live| live.values().map(|s| s.info.clone()).collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.stream_key.cmp(&b.stream_key));
+        out
+    }
+
+    /// Claims a stream key; `None` when it is already being published. The receiver gets the
+    /// reason when the stream is cut; the key is released when the guard drops.
+    pub fn claim(
+        self: &Arc<Self>,
+        info: &StreamInfo,
+    ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+        let mut live = self.live.lock().ok()?;
+        if live.contains_key(&info.stream_key) {
+            return None;
+        }
+        let (cut, cut_rx) = tokio::sync::mpsc::unbounded_channel();
+        live.insert(
+            info.stream_key.clone(),
+            LiveStream {
+                cut,
+                info: info.clone(),
+            },
+        );
+        let guard = LiveGuard {
+            registry: self.clone(),
+            key: info.stream_key.clone(),
+        };
+        Some((guard, cut_rx))
+    }
+}
+
+/// Holds a stream key as live until dropped.
+pub struct LiveGuard {
+    registry: Arc<StreamRegistry>,
+    key: String,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut live) = self.registry.live.lock() {
+            live.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_blocks_and_puts_on_probation_until_each_expires() {
+        let registry = StreamRegistry::new();
+        assert!(
+            !registry.cut(
+                "k",
+                "test",
+                Duration::from_secs(60),
+                Duration::from_secs(3600)
+            ),
+            "nothing live under k"
+        );
+        let left = registry.blocked_for("k").expect("blocked");
+        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
+        assert!(registry.on_probation("k"));
+        assert!(registry.unblock("k"));
+        assert!(registry.blocked_for("k").is_none());
+        assert!(registry.on_probation("k"), "an unblock keeps probation");
+        registry.cut("j", "test", Duration::ZERO, Duration::ZERO);
+        assert!(registry.blocked_for("j").is_none(), "zero blocks nothing");
+        assert!(!registry.on_probation("j"));
+        registry.cut("p", "test", Duration::ZERO, Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!registry.on_probation("p"), "probation expires");
+    }
+
+    #[test]
+    fn remembered_keys_are_bounded() {
+        let mut e = Expiring::default();
+        let later = Instant::now() + Duration::from_secs(60);
+        for i in 0..MAX_REMEMBERED_KEYS + 10 {
+            e.insert(&format!("k{i}"), later + Duration::from_millis(i as u64));
+        }
+        assert_eq!(e.until.len(), MAX_REMEMBERED_KEYS);
+        assert!(
+            e.remaining("k0").is_none(),
+            "the soonest to expire went first"
+        );
+        assert!(e
+            .remaining(&format!("k{}", MAX_REMEMBERED_KEYS + 9))
+            .is_some());
+    }
+}

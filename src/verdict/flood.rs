@@ -1,0 +1,248 @@
+//! The flood guard, by clip timeline.
+//!
+//! A bad list entry (a black frame that slipped past `min_quality`, a logo, a test card) must not
+//! take down every stream that shows it; a real clip re-streamed by thousands must be cut every
+//! time. What tells them apart is not how many streams match an entry but *how*: a re-stream
+//! matches successive entries of one clip, in the clip's order, at the clip's spacing (vPDQ
+//! lists carry each frame's time, `hashgate hash --fps` lists its seconds). A bad entry matches
+//! alone, again and again, or from unrelated content.
+//!
+//! So: a stream's match that continues an earlier match of the same clip (a position the earlier
+//! frame did not match, later in the clip by about the time that passed) is *on the timeline*: it
+//! always counts, and the stream is no longer evidence against any entry. Every other match is
+//! counted per entry, by distinct stream; an entry matched off-timeline by more than
+//! `flood_streams` streams within `flood_window` stops cutting (alert only) until the streams
+//! that tipped it turn out to be re-streams or the window passes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::matcher::list::ClipPosition;
+
+/// One sampled frame's matches against timed entries.
+#[derive(Debug, Clone)]
+struct Sighting {
+    positions: Vec<ClipPosition>,
+    stream_ms: i64,
+    arrived: Instant,
+}
+
+/// How far the time between two matches may differ from their distance in the clip: a quarter
+/// of it, or 750 ms, whichever is larger (sampling, B-frame reordering, a re-stream sped up or
+/// slowed down a little).
+fn spacing_fits(elapsed_s: f64, clip_s: f64) -> bool {
+    (elapsed_s - clip_s).abs() <= (clip_s * 0.25).max(0.75)
+}
+
+/// Recent sightings of one stream, to recognise its timeline.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    recent: Vec<Sighting>,
+}
+
+/// Sightings kept per stream.
+const TIMELINE_LEN: usize = 32;
+
+impl Timeline {
+    /// Records a frame's timed matches; true when they continue an earlier sighting of the
+    /// same clip in order and at its spacing (on either clock).
+    pub fn continues(
+        &mut self,
+        positions: Vec<ClipPosition>,
+        stream_ms: i64,
+        arrived: Instant,
+    ) -> bool {
+        if positions.is_empty() {
+            return false;
+        }
+        let on_timeline = self.recent.iter().any(|earlier| {
+            let by_stream = (stream_ms - earlier.stream_ms) as f64 / 1000.0;
+            let by_wall = arrived
+                .saturating_duration_since(earlier.arrived)
+                .as_secs_f64();
+            positions
+                .iter()
+                .filter(|p| !earlier.positions.contains(p))
+                .any(|p| {
+                    earlier.positions.iter().any(|e| {
+                        let ahead = p.seconds - e.seconds;
+                        e.clip == p.clip
+                            && ahead > 0.0
+                            && (spacing_fits(by_stream, ahead) || spacing_fits(by_wall, ahead))
+                    })
+                })
+        });
+        if self.recent.len() >= TIMELINE_LEN {
+            self.recent.remove(0);
+        }
+        self.recent.push(Sighting {
+            positions,
+            stream_ms,
+            arrived,
+        });
+        on_timeline
+    }
+}
+
+#[derive(Debug, Default)]
+struct EntryRecord {
+    streams: Vec<(Instant, String)>,
+    flooded_since: Option<Instant>,
+}
+
+/// Most streams remembered per entry.
+const STREAMS_PER_ENTRY: usize = 256;
+/// Most entries remembered.
+const ENTRIES: usize = 100_000;
+
+/// Which streams matched each entry off-timeline lately, and the entries that tripped.
+#[derive(Debug, Default)]
+pub struct FloodGuard {
+    entries: HashMap<String, EntryRecord>,
+}
+
+impl FloodGuard {
+    /// Records an off-timeline match of `source` in `stream`; the stream count when this tips
+    /// the entry over `limit`.
+    pub fn record(
+        &mut self,
+        source: &str,
+        stream: &str,
+        limit: usize,
+        window: Duration,
+    ) -> Option<usize> {
+        let now = Instant::now();
+        if self.entries.len() >= ENTRIES {
+            self.entries.retain(|_, r| {
+                r.streams.retain(|(at, _)| now.duration_since(*at) < window);
+                !r.streams.is_empty() || r.flooded_since.is_some()
+            });
+        }
+        let record = self.entries.entry(source.to_owned()).or_default();
+        record
+            .streams
+            .retain(|(at, _)| now.duration_since(*at) < window);
+        if record
+            .flooded_since
+            .is_some_and(|since| now.duration_since(since) >= window)
+        {
+            record.flooded_since = None;
+        }
+        match record.streams.iter_mut().find(|(_, s)| s == stream) {
+            Some((at, _)) => *at = now,
+            None => {
+                if record.streams.len() >= STREAMS_PER_ENTRY {
+                    record.streams.remove(0);
+                }
+                record.streams.push((now, stream.to_owned()));
+            }
+        }
+        if record.flooded_since.is_none() && record.streams.len() > limit {
+            record.flooded_since = Some(now);
+            return Some(record.streams.len());
+        }
+        None
+    }
+
+    /// `stream` showed a clip's timeline: it is a re-stream, not evidence against an entry.
+    /// Entries it helped tip are restored when what is left is within `limit`.
+    pub fn forget(&mut self, stream: &str, limit: usize) -> Vec<String> {
+        let mut lifted = Vec::new();
+        for (source, record) in self.entries.iter_mut() {
+            let before = record.streams.len();
+            record.streams.retain(|(_, s)| s != stream);
+            if record.streams.len() < before
+                && record.flooded_since.is_some()
+                && record.streams.len() <= limit
+            {
+                record.flooded_since = None;
+                lifted.push(source.clone());
+            }
+        }
+        lifted
+    }
+
+    /// Whether `source` is demoted to alert.
+    pub fn is_flooded(&self, source: &str) -> bool {
+        self.entries
+            .get(source)
+            .is_some_and(|r| r.flooded_since.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(clip: &str, seconds: f64) -> ClipPosition {
+        ClipPosition {
+            clip: clip.into(),
+            seconds,
+        }
+    }
+
+    #[test]
+    fn a_clip_playing_in_order_is_on_its_timeline() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut t = Timeline::default();
+        assert!(
+            !t.continues(vec![at("c", 0.0)], 2000, ms(0)),
+            "first sighting"
+        );
+        assert!(t.continues(vec![at("c", 0.5)], 2500, ms(500)));
+        // A few samples later, with one entry missed between.
+        assert!(t.continues(vec![at("c", 1.5)], 3500, ms(1500)));
+        // Sped up by 20 %: still the clip.
+        let mut fast = Timeline::default();
+        fast.continues(vec![at("c", 0.0)], 0, ms(0));
+        assert!(fast.continues(vec![at("c", 2.0)], 1600, ms(1600)));
+    }
+
+    #[test]
+    fn one_frame_again_and_again_is_not_a_timeline() {
+        let t0 = Instant::now();
+        let mut t = Timeline::default();
+        for i in 0..20u64 {
+            let ms = i as i64 * 500;
+            assert!(!t.continues(vec![at("c", 0.0)], ms, t0 + Duration::from_millis(i * 500)));
+        }
+        // A static frame that several entries of a clip share (its first 3 s are a test card):
+        // the same set each time is not progress.
+        let mut card = Timeline::default();
+        let set: Vec<_> = (0..7).map(|i| at("c", f64::from(i) * 0.5)).collect();
+        for i in 0..10u64 {
+            assert!(!card.continues(
+                set.clone(),
+                i as i64 * 500,
+                t0 + Duration::from_millis(i * 500)
+            ));
+        }
+        // Out of order, wrong spacing, another clip: not the timeline either.
+        let mut odd = Timeline::default();
+        odd.continues(vec![at("c", 2.0)], 0, t0);
+        assert!(!odd.continues(vec![at("c", 1.0)], 1000, t0 + Duration::from_secs(1)));
+        assert!(!odd.continues(vec![at("c", 9.0)], 1500, t0 + Duration::from_millis(1500)));
+        assert!(!odd.continues(vec![at("d", 2.5)], 2000, t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn flood_trips_past_the_limit_and_lifts_when_streams_prove_to_be_re_streams() {
+        let mut g = FloodGuard::default();
+        let w = Duration::from_secs(600);
+        for s in ["a", "b", "c"] {
+            assert_eq!(
+                g.record("e", s, 2, w),
+                None.or(if s == "c" { Some(3) } else { None })
+            );
+        }
+        assert!(g.is_flooded("e"));
+        assert_eq!(g.record("e", "d", 2, w), None, "trips once");
+        assert!(
+            g.forget("c", 2).is_empty(),
+            "three streams still off-timeline"
+        );
+        assert_eq!(g.forget("d", 2), vec!["e".to_owned()]);
+        assert!(!g.is_flooded("e"));
+    }
+}
