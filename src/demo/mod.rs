@@ -303,8 +303,9 @@ fn matches(matcher: &Matcher, luma: &crate::hash::pdq::LumaImage) -> bool {
 }
 
 /// Seconds recorded, frames recorded, and frames matching a list, of a recording (zeros when
-/// nothing was recorded).
-fn count_flagged(recording: &Path, matcher: &Matcher) -> anyhow::Result<(f64, u64, u64)> {
+/// nothing was recorded). Every frame is decoded and hashed (letterbox crop included), as the
+/// tests and the red-team bench count what reached a platform.
+pub fn count_flagged(recording: &Path, matcher: &Matcher) -> anyhow::Result<(f64, u64, u64)> {
     if !recording.is_file() {
         return Ok((0.0, 0, 0));
     }

@@ -290,15 +290,7 @@ impl FrameSink for Verdict {
         metrics().cuts.inc(&["match"]);
         metrics().cut_latency.observe(latency);
         let reason = format!("matched known content ({} / {})", best.list, best.label);
-        let was_live = self.relay().is_some_and(|r| {
-            r.cut(
-                &stream.stream_key,
-                &reason,
-                self.policy.cooldown,
-                self.policy.probation,
-            )
-        });
-        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, latency_ms, probation, was_live, "cut");
+        // The event first: the relay's unpublish event follows the cut, never precedes it.
         let line = self.events.emit(
             &stream.stream_key,
             stream.peer,
@@ -312,6 +304,15 @@ impl FrameSink for Verdict {
                 probation,
             },
         );
+        let was_live = self.relay().is_some_and(|r| {
+            r.cut(
+                &stream.stream_key,
+                &reason,
+                self.policy.cooldown,
+                self.policy.probation,
+            )
+        });
+        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, latency_ms, probation, was_live, "cut");
         if let Some(line) = line {
             self.events
                 .save_evidence(&stream.stream_key, line, evidence);

@@ -1,0 +1,606 @@
+//! A broadcaster who wants a known clip on air and has read hashgate's source. Each test takes
+//! the flagged sample (`samples/flagged.flv`: a synthetic stand-in for known content from 2 s to
+//! 5 s), changes it the way an evasion would, publishes it with hashgate's own RTMP client
+//! through hashgate (shipped defaults: 2 s delay, 2 fps) into nginx-rtmp, and checks that the
+//! stream was cut — by a match or as uninspectable — and that hashing every frame the platform
+//! recorded finds none of the clip. Manipulations that do not hide content (header churn with
+//! the same parameters, damage players conceal) leave a benign stream alone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::crafted::*;
+use common::*;
+use hashgate::matcher::list::ListSettings;
+use hashgate::matcher::Matcher;
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
+struct Setup {
+    /// Kept for the life of the test: nginx and hashgate write under it.
+    _dir: tempfile::TempDir,
+    nginx: Nginx,
+    hashgate: Hashgate,
+    log: PathBuf,
+}
+
+/// nginx-rtmp and hashgate with the shipped defaults, the sample list and `extra` config.
+fn setup(extra: &str) -> Setup {
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n{extra}",
+        upstream(&nginx.url()),
+        sample("flagged.pdq").display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    Setup {
+        _dir: dir,
+        nginx,
+        hashgate,
+        log,
+    }
+}
+
+fn events_of<'a>(
+    all: &'a [serde_json::Value],
+    key: &str,
+    kind: &str,
+) -> Vec<&'a serde_json::Value> {
+    all.iter()
+        .filter(|e| e["stream"] == key && e["event"] == kind)
+        .collect()
+}
+
+/// How the stream was decided: `"match"`, `"uninspectable"`, or `"passed"`.
+fn decision(setup: &Setup, key: &str) -> String {
+    wait_until("the unpublish event", Duration::from_secs(20), || {
+        !events_of(&read_events(&setup.log), key, "unpublish").is_empty()
+    });
+    let all = read_events(&setup.log);
+    if !events_of(&all, key, "cut").is_empty() {
+        "match".into()
+    } else if events_of(&all, key, "uninspectable")
+        .iter()
+        .any(|e| e["action"] == "cut")
+    {
+        "uninspectable".into()
+    } else {
+        "passed".into()
+    }
+}
+
+/// Frames of the clip the platform recorded under `key` (every frame decoded and hashed).
+/// Call after hashgate's `unpublish` event: its platform leg is over by then.
+fn aired(setup: &Setup, key: &str) -> (f64, u64, u64) {
+    std::thread::sleep(Duration::from_millis(300));
+    if !setup
+        .nginx
+        .error_log()
+        .contains(&format!("publish: name='{key}'"))
+    {
+        // Cut before the platform leg was even set up.
+        return (0.0, 0, 0);
+    }
+    setup.nginx.wait_closed(key, Duration::from_secs(30));
+    let matcher = Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))]).expect("list");
+    let recording = setup.nginx.recording(key);
+    hashgate::demo::count_flagged(&recording, &matcher).expect("decode the recording")
+}
+
+/// Publishes `tags` in real time (by timestamp) and asserts hashgate cut it before any frame
+/// of the clip reached the platform. Returns the decision.
+fn assert_cut_and_nothing_aired(setup: &Setup, key: &str, sends: &[Send]) -> String {
+    let published = publish(setup.hashgate.port, key, sends, Duration::from_secs(3));
+    assert!(
+        matches!(&published.ending, Ending::Refused { code, .. } if code == "NetStream.Publish.Rejected"),
+        "{key}: the broadcaster must see the stream refused: {:?}\n{}",
+        published.ending,
+        setup.hashgate.log()
+    );
+    let decided = decision(setup, key);
+    assert_ne!(decided, "passed", "{key} was not cut");
+    let (seconds, frames, flagged) = aired(setup, key);
+    println!(
+        "{key}: {decided}; the platform recorded {frames} frames ({seconds:.2} s), {flagged} of the clip"
+    );
+    assert_eq!(flagged, 0, "{key}: frames of the clip reached the platform");
+    decided
+}
+
+fn flagged() -> Vec<Tag> {
+    read_flv(&sample("flagged.flv"))
+}
+
+fn benign() -> Vec<Tag> {
+    read_flv(&sample("benign.flv"))
+}
+
+/// A sequence header before every frame, alternating the original and a copy whose reserved
+/// bits differ (the bytes change, the decoding configuration does not).
+fn with_header_churn(tags: &[Tag]) -> Vec<Tag> {
+    let header = tags
+        .iter()
+        .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
+        .expect("a sequence header")
+        .clone();
+    let variant = avc_header_reserved_bits_flipped(&header.body);
+    let mut out = Vec::new();
+    let mut flip = false;
+    for t in tags {
+        if t.type_id == VIDEO && is_avc_frame(&t.body) {
+            flip = !flip;
+            out.push(Tag {
+                ts: t.ts,
+                body: if flip {
+                    variant.clone()
+                } else {
+                    header.body.clone()
+                },
+                ..header.clone()
+            });
+        }
+        out.push(t.clone());
+    }
+    out
+}
+
+/// Every frame's last NAL unit shortened by 2 %: FFmpeg flags the pictures as damaged, players
+/// conceal a few macroblock rows and show the rest.
+fn with_concealable_damage(tags: &[Tag]) -> Vec<Tag> {
+    tags.iter()
+        .map(|t| match t.type_id {
+            VIDEO if is_avc_frame(&t.body) => Tag {
+                body: shorten_last_nal(&t.body, 2),
+                ..t.clone()
+            },
+            _ => t.clone(),
+        })
+        .collect()
+}
+
+/// Sent in real time, but with timestamps changed by `f`.
+fn with_timestamps(tags: &[Tag], f: impl Fn(usize, u32) -> u32) -> Vec<Send> {
+    let mut video = 0usize;
+    paced(tags)
+        .into_iter()
+        .map(|mut s| {
+            if s.tag.type_id == VIDEO && is_avc_frame(&s.tag.body) {
+                video += 1;
+            }
+            s.tag.ts = f(video, s.tag.ts);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn sequence_header_churn_does_not_blind_inspection() {
+    let s = setup("");
+    let decided = assert_cut_and_nothing_aired(&s, "churn", &paced(&with_header_churn(&flagged())));
+    assert_eq!(
+        decided, "match",
+        "the clip itself is visible: it is cut by its match"
+    );
+    let all = read_events(&s.log);
+    assert!(
+        !events_of(&all, "churn", "anomaly").is_empty(),
+        "header churn is itself a signal"
+    );
+}
+
+#[test]
+fn concealable_damage_is_hashed_as_players_show_it() {
+    let s = setup("");
+    let decided =
+        assert_cut_and_nothing_aired(&s, "damaged", &paced(&with_concealable_damage(&flagged())));
+    assert_eq!(decided, "match");
+}
+
+#[test]
+fn churn_and_damage_that_hide_nothing_leave_a_benign_stream_alone() {
+    let s = setup("");
+    let tags = with_concealable_damage(&with_header_churn(&benign()));
+    let published = publish(
+        s.hashgate.port,
+        "calm",
+        &paced(&tags),
+        Duration::from_secs(3),
+    );
+    assert_eq!(published.ending, Ending::Completed, "{}", s.hashgate.log());
+    assert_eq!(decision(&s, "calm"), "passed");
+    let (seconds, frames, flagged) = aired(&s, "calm");
+    let sent_frames = tags
+        .iter()
+        .filter(|t| t.type_id == VIDEO && is_avc_frame(&t.body))
+        .count() as u64;
+    assert!(
+        seconds > 7.5,
+        "the platform got the whole stream: {seconds} s"
+    );
+    assert!(
+        frames + 2 >= sent_frames,
+        "{frames} of {sent_frames} frames decoded from the recording"
+    );
+    assert_eq!(flagged, 0);
+}
+
+#[test]
+fn stretched_and_jumping_timestamps_cannot_spread_matches_apart() {
+    let s = setup("");
+    let tags = flagged();
+    assert_cut_and_nothing_aired(
+        &s,
+        "stretched",
+        &with_timestamps(&tags, |_, ts| ts.wrapping_mul(200)),
+    );
+    assert_cut_and_nothing_aired(
+        &s,
+        "jumping",
+        &with_timestamps(&tags, |frame, ts| {
+            ts.wrapping_add((frame as u32).wrapping_mul(3_600_000))
+        }),
+    );
+    // Squeezed: every timestamp 0. Sampling falls back on the wall clock.
+    assert_cut_and_nothing_aired(&s, "frozen", &with_timestamps(&tags, |_, _| 0));
+}
+
+#[test]
+fn picture_over_max_pixels_is_uninspectable_at_once() {
+    let s = setup("");
+    let tags: Vec<Tag> = flagged()
+        .into_iter()
+        .map(|t| match t.type_id {
+            VIDEO if is_avc_header(&t.body) => Tag {
+                body: avc_header_declaring(&t.body, 8192, 8192),
+                ..t
+            },
+            _ => t,
+        })
+        .collect();
+    let published = publish(
+        s.hashgate.port,
+        "huge",
+        &paced(&tags),
+        Duration::from_secs(3),
+    );
+    assert!(
+        matches!(published.ending, Ending::Refused { .. }),
+        "{:?}",
+        published.ending
+    );
+    assert!(
+        published.ended.duration_since(published.started) < Duration::from_secs(1),
+        "decided at the first sequence header, not after {:?}",
+        published.ended.duration_since(published.started)
+    );
+    assert_eq!(decision(&s, "huge"), "uninspectable");
+    let all = read_events(&s.log);
+    let cause = events_of(&all, "huge", "uninspectable")[0]["cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cause.contains("8192x8192") && cause.contains("max_pixels"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn frames_never_flagged_as_keyframes_are_decoded_all_the_same() {
+    let s = setup("");
+    let tags: Vec<Tag> = flagged()
+        .into_iter()
+        .map(|t| match t.type_id {
+            VIDEO if is_avc_frame(&t.body) => {
+                let mut body = t.body.to_vec();
+                body[0] = 0x27;
+                Tag {
+                    body: body.into(),
+                    ..t
+                }
+            }
+            _ => t,
+        })
+        .collect();
+    let decided = assert_cut_and_nothing_aired(&s, "unflagged", &paced(&tags));
+    assert_eq!(decided, "match");
+}
+
+#[test]
+fn video_inspection_cannot_decode_is_uninspectable() {
+    let s = setup("");
+    // The same H.264 frames, labelled with FLV codec id 4 (VP6) and, on another stream, wrapped
+    // as Enhanced RTMP multitrack packets.
+    let relabelled: Vec<Tag> = flagged()
+        .into_iter()
+        .map(|t| match t.type_id {
+            VIDEO => {
+                let mut body = t.body.to_vec();
+                body[0] = (body[0] & 0xF0) | 4;
+                Tag {
+                    body: body.into(),
+                    ..t
+                }
+            }
+            _ => t,
+        })
+        .collect();
+    assert_eq!(
+        assert_cut_and_nothing_aired(&s, "vp6", &paced(&relabelled)),
+        "uninspectable"
+    );
+    let multitrack: Vec<Tag> = flagged()
+        .into_iter()
+        .map(|t| match t.type_id {
+            VIDEO if t.body.len() > 5 => {
+                // ExVideoTagHeader: IsExHeader | frame type | PacketType Multitrack (6), then
+                // OneTrack (0) | CodedFrames (1), FourCC, track 0, composition time, data.
+                let frame_type = (t.body[0] >> 4) & 0x07;
+                let packet = if t.body[1] == 0 { 0u8 } else { 1 };
+                let mut body = vec![0x80 | frame_type << 4 | 6, packet];
+                body.extend_from_slice(b"avc1");
+                body.push(0);
+                if packet == 1 {
+                    body.extend_from_slice(&t.body[2..5]);
+                }
+                body.extend_from_slice(&t.body[5..]);
+                Tag {
+                    body: Bytes::from(body),
+                    ..t
+                }
+            }
+            _ => t,
+        })
+        .collect();
+    assert_eq!(
+        assert_cut_and_nothing_aired(&s, "multitrack", &paced(&multitrack)),
+        "uninspectable"
+    );
+}
+
+#[test]
+fn video_without_a_sequence_header_is_uninspectable_within_the_bound() {
+    let s = setup("");
+    let tags: Vec<Tag> = flagged()
+        .into_iter()
+        .filter(|t| !(t.type_id == VIDEO && is_avc_header(&t.body)))
+        .collect();
+    let published = publish(
+        s.hashgate.port,
+        "headless",
+        &paced(&tags),
+        Duration::from_secs(3),
+    );
+    assert!(
+        matches!(published.ending, Ending::Refused { .. }),
+        "{:?}",
+        published.ending
+    );
+    let after = published.ended.duration_since(published.started);
+    assert!(
+        after < Duration::from_millis(2500),
+        "cut {after:?} in: the 1.5 s bound, before the 2 s delay lets anything through"
+    );
+    assert_eq!(decision(&s, "headless"), "uninspectable");
+}
+
+#[test]
+fn a_blocked_key_cannot_come_back_with_a_suffix() {
+    let s = setup("");
+    assert_cut_and_nothing_aired(&s, "banned", &paced(&flagged()));
+    for variant in ["banned?x=1", "banned\0", "banned\0?x=1"] {
+        let published = publish(
+            s.hashgate.port,
+            variant,
+            &paced(&benign()[..20]),
+            Duration::ZERO,
+        );
+        assert!(
+            matches!(&published.ending, Ending::Refused { .. }),
+            "{variant:?} was accepted: {:?}",
+            published.ending
+        );
+    }
+    let all = read_events(&s.log);
+    assert!(
+        !events_of(&all, "banned", "blocked").is_empty(),
+        "the query string form is recognised as the blocked key"
+    );
+    // nginx-rtmp saw the key's publish once, the one that was cut.
+    let publishes = s
+        .nginx
+        .error_log()
+        .matches("publish: name='banned'")
+        .count();
+    assert_eq!(publishes, 1, "{}", s.nginx.error_log());
+}
+
+#[test]
+fn keys_that_would_forge_log_lines_are_refused_and_logged_escaped() {
+    let s = setup("");
+    let forged = "k\n2026-11-30T00:00:00Z  INFO hashgate: stream cut by operator\x1b[2J";
+    let published = publish(
+        s.hashgate.port,
+        forged,
+        &paced(&benign()[..10]),
+        Duration::ZERO,
+    );
+    assert!(
+        matches!(&published.ending, Ending::Refused { code, .. } if code == "NetStream.Publish.BadName"),
+        "{:?}",
+        published.ending
+    );
+    wait_until("the refusal in the log", Duration::from_secs(5), || {
+        s.hashgate.log().contains("control character")
+    });
+    let log = s.hashgate.log();
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-11-30T00:00:00Z")),
+        "a forged line made it into the log:\n{log}"
+    );
+    assert!(!log.contains('\x1b'), "a raw escape made it into the log");
+}
+
+#[test]
+fn a_broadcaster_is_not_told_where_the_platform_is() {
+    let dir = temp_dir();
+    let closed = free_port();
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}[verdict]\ndelay = \"0s\"\n",
+            upstream(&format!("rtmp://127.0.0.1:{closed}/live"))
+        ),
+    );
+    let published = publish(
+        hashgate.port,
+        "lost",
+        &paced(&benign()[..30]),
+        Duration::from_secs(1),
+    );
+    let Ending::Refused { description, .. } = &published.ending else {
+        panic!(
+            "the broadcaster must be told the stream failed: {:?}",
+            published.ending
+        );
+    };
+    assert!(
+        !description.contains(&closed.to_string()) && !description.contains("127.0.0.1"),
+        "the platform's address leaked: {description}"
+    );
+    assert!(
+        hashgate.log().contains(&closed.to_string()),
+        "the operator's log names it"
+    );
+}
+
+#[test]
+fn probation_cuts_a_returning_key_on_its_first_match() {
+    // The block lapses after 1 s here (OBS reconnects after 2 s); probation is the default 24 h.
+    let s = setup("[verdict]\ncooldown = \"1s\"\n");
+    assert_cut_and_nothing_aired(&s, "returning", &paced(&flagged()));
+    // Back mid-clip: 0.4 s of the clip (one sample at 2 fps matches), then benign video.
+    let clip: Vec<Tag> = flagged();
+    let keyframe_at = |tags: &[Tag], ms: u32| {
+        tags.iter()
+            .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
+            .expect("a keyframe")
+    };
+    let header = |tags: &[Tag]| {
+        tags.iter()
+            .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
+            .cloned()
+            .expect("header")
+    };
+    let late_clip_start = keyframe_at(&clip, 4000);
+    let mut tags: Vec<Tag> = clip[..3].to_vec();
+    let base = clip[late_clip_start].ts;
+    for t in &clip[late_clip_start..] {
+        if t.ts >= base + 400 {
+            break;
+        }
+        tags.push(Tag {
+            ts: t.ts - base,
+            ..t.clone()
+        });
+    }
+    let calm = benign();
+    let resume = keyframe_at(&calm, 5000);
+    let offset = 433;
+    tags.push(Tag {
+        ts: offset,
+        ..header(&calm)
+    });
+    for t in &calm[resume..] {
+        tags.push(Tag {
+            ts: t.ts - calm[resume].ts + offset,
+            ..t.clone()
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // A key with no history is not cut for one matching frame (min_matches = 2)...
+    let fresh = publish(
+        s.hashgate.port,
+        "newcomer",
+        &paced(&tags),
+        Duration::from_secs(2),
+    );
+    assert_eq!(fresh.ending, Ending::Completed, "{}", s.hashgate.log());
+    // ...the key cut a moment ago is.
+    let back = publish(
+        s.hashgate.port,
+        "returning",
+        &paced(&tags),
+        Duration::from_secs(2),
+    );
+    assert!(
+        matches!(back.ending, Ending::Refused { .. }),
+        "{:?}",
+        back.ending
+    );
+    let all = read_events(&s.log);
+    let cuts = events_of(&all, "returning", "cut");
+    assert_eq!(cuts.len(), 2, "{cuts:?}");
+    assert_eq!(cuts[1]["probation"], true);
+}
+
+#[test]
+fn obs_pacing_does_not_shorten_the_delay() {
+    // OBS: onMetaData at once, the first frame 0.7 s later with the same timestamp 0, then
+    // frames in bursts as the encoder's lookahead releases them.
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    let after = TimingProxy::start(nginx.port);
+    let log = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+            upstream(&format!("rtmp://127.0.0.1:{}/live", after.port)),
+            sample("flagged.pdq").display(),
+            log.display()
+        ),
+    );
+    let mut sends = paced(&flagged());
+    for s in sends.iter_mut().skip(1) {
+        let burst = s.tag.ts / 200 * 200 + 200;
+        s.at = Duration::from_millis(700 + u64::from(burst));
+    }
+    let published = publish(hashgate.port, "obs", &sends, Duration::from_secs(3));
+    assert!(
+        matches!(published.ending, Ending::Refused { .. }),
+        "{:?}",
+        published.ending
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let held = holds(&published.sent, &after.seen());
+    assert!(
+        held.len() > 20,
+        "{} messages reached the platform",
+        held.len()
+    );
+    let shortest = held.iter().map(|(_, _, d)| *d).min().expect("some");
+    println!("{} messages; shortest hold {shortest:?}", held.len());
+    assert!(
+        shortest >= Duration::from_secs(2),
+        "a message was held {shortest:?}, under the 2 s delay"
+    );
+    let setup = Setup {
+        _dir: dir,
+        nginx,
+        hashgate,
+        log,
+    };
+    assert_eq!(decision(&setup, "obs"), "match");
+    assert_eq!(aired(&setup, "obs").2, 0);
+}
