@@ -304,7 +304,7 @@ fn default_max_pixels() -> u64 {
 }
 
 fn default_max_stream_cost() -> f64 {
-    1.0
+    0.5
 }
 
 fn default_fps() -> f64 {

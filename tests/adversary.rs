@@ -604,3 +604,70 @@ fn obs_pacing_does_not_shorten_the_delay() {
     assert_eq!(decision(&setup, "obs"), "match");
     assert_eq!(aired(&setup, "obs").2, 0);
 }
+
+#[test]
+fn streams_costly_to_decode_do_not_delay_another_streams_verdict() {
+    // Two publishers whose SPS claims 3840x2160 (within max_pixels) while their frames are
+    // 640x360: FFmpeg conceals a 4K picture for every frame, at many times the cost. A flagged
+    // stream published 1.5 s later must still be decided as fast as alone.
+    let s = setup("");
+    let heavy: Vec<Tag> = benign()
+        .into_iter()
+        .map(|t| match t.type_id {
+            VIDEO if is_avc_header(&t.body) => Tag {
+                body: avc_header_declaring(&t.body, 3840, 2160),
+                ..t
+            },
+            _ => t,
+        })
+        .collect();
+    let port = s.hashgate.port;
+    let heavies: Vec<_> = (0..2)
+        .map(|i| {
+            let tags = heavy.clone();
+            std::thread::spawn(move || {
+                publish(
+                    port,
+                    &format!("heavy-{i}"),
+                    &paced(&tags),
+                    Duration::from_secs(1),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        assert_cut_and_nothing_aired(&s, "victim", &paced(&flagged())),
+        "match"
+    );
+    let all = read_events(&s.log);
+    let latency = events_of(&all, "victim", "cut")[0]["latency_ms"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    println!("victim cut {latency} ms after its first counted match");
+    for line in s.hashgate.log().lines() {
+        if line.contains("level") || line.contains("uninspectable") || line.contains("cut") {
+            println!("  log: {line}");
+        }
+    }
+    assert!(
+        latency < 1000,
+        "the costly streams delayed the verdict: {latency} ms"
+    );
+    for h in heavies {
+        let published = h.join().expect("heavy publisher");
+        println!("heavy publisher: {:?}", published.ending);
+    }
+    for i in 0..2 {
+        let key = format!("heavy-{i}");
+        let decided = decision(&s, &key);
+        let all = read_events(&s.log);
+        println!(
+            "{key}: {decided}; {:?}",
+            events_of(&all, &key, "uninspectable")
+                .iter()
+                .map(|e| e["cause"].clone())
+                .collect::<Vec<_>>()
+        );
+    }
+}

@@ -9,8 +9,9 @@
 //! than `max_lag` makes inspection skip ahead to the newest keyframe waiting (the skipped
 //! stretch shows as blind on the coverage clocks). When the pool as a whole cannot keep up it
 //! degrades every stream's sampling — level 1 decodes keyframes only, level 2 fewer of them —
-//! and recovers when load falls. A stream costing more than `max_stream_cost` of a core is put
-//! on keyframes only by itself.
+//! and recovers when load falls. A stream costing more than `max_stream_cost` of a core is shed
+//! on its own first: keyframes only, with no catch-up decoding of long GOPs (if that leaves it
+//! blind for longer than the coverage bound, the verdict calls it uninspectable).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -58,7 +59,7 @@ impl Default for PoolSettings {
             threads: 0,
             queue: 256,
             max_lag: Duration::from_secs(1),
-            max_stream_cost: 1.0,
+            max_stream_cost: 0.5,
         }
     }
 }
@@ -68,7 +69,12 @@ const SLICE: Duration = Duration::from_millis(4);
 /// How often the pool measures its load.
 const TICK: Duration = Duration::from_millis(250);
 /// Time constant of a stream's cost average.
-const COST_TAU_S: f64 = 2.0;
+const COST_TAU_S: f64 = 1.0;
+/// How long a stream over its cost budget stays shed before it is measured afresh.
+const SHED_FOR: Duration = Duration::from_secs(10);
+/// Ticks of sustained waiting before the pool lowers sampling, and of calm before it raises it.
+const HOT_TICKS: u32 = 4;
+const CALM_TICKS: u32 = 8;
 
 struct Inbox {
     queue: VecDeque<TappedVideo>,
@@ -83,6 +89,8 @@ struct Work {
     /// Share of a core spent on this stream lately.
     cost: f64,
     cost_at: Instant,
+    /// Over budget lately: shed (keyframes only) until then.
+    shed_until: Option<Instant>,
 }
 
 /// One stream in the pool.
@@ -93,6 +101,8 @@ struct Slot {
     work: Mutex<Option<Work>>,
     /// Nanoseconds of inspection this stream has had (its place in the fair queue).
     vtime: AtomicU64,
+    /// Shed for its cost: the load controller does not count its waiting.
+    shed: AtomicBool,
 }
 
 struct Ready {
@@ -283,8 +293,10 @@ impl TapProvider for Inspector {
                 last_arrival: Instant::now(),
                 cost: 0.0,
                 cost_at: Instant::now(),
+                shed_until: None,
             })),
             vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
+            shed: AtomicBool::new(false),
         });
         if let Ok(mut slots) = self.shared.slots.lock() {
             slots.retain(|s| s.strong_count() > 0);
@@ -366,12 +378,21 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             slot.scheduled.store(false, Ordering::Release);
             return;
         };
-        let level = shared
-            .level
-            .load(Ordering::Relaxed)
-            .max(u8::from(work.cost > shared.settings.max_stream_cost));
+        if work.cost > shared.settings.max_stream_cost {
+            if work.shed_until.is_none() {
+                tracing::warn!(
+                    key = %slot.stream.stream_key.escape_debug(),
+                    cost = format!("{:.2}", work.cost),
+                    "inspection: stream over inspect.max_stream_cost, sampled at keyframes only"
+                );
+            }
+            work.shed_until = Some(started + SHED_FOR);
+        }
+        let shed = work.shed_until.is_some_and(|until| started < until);
+        slot.shed.store(shed, Ordering::Relaxed);
+        let level = shared.level.load(Ordering::Relaxed).max(u8::from(shed));
         if level != work.inspector.level() {
-            work.inspector.set_level(level);
+            work.inspector.set_level(level, shed);
             slot.stream
                 .stats
                 .degraded
@@ -479,8 +500,10 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
             .lock()
             .map(|s| s.iter().filter_map(Weak::upgrade).collect())
             .unwrap_or_default();
+        // Streams shed for their own cost wait by design: only the others say the pool is short.
         let waiting = slots
             .iter()
+            .filter(|s| !s.shed.load(Ordering::Relaxed))
             .filter_map(|s| {
                 let inbox = s.inbox.lock().ok()?;
                 inbox
@@ -490,14 +513,14 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
             })
             .max()
             .unwrap_or_default();
-        let hot = waiting > shared.settings.max_lag / 2 || busy > 0.95;
-        let calm = waiting < Duration::from_millis(150) && busy < 0.6;
+        let hot = waiting > shared.settings.max_lag / 2;
+        let calm = waiting < Duration::from_millis(150) && busy < 0.8;
         hot_ticks = if hot { hot_ticks + 1 } else { 0 };
         calm_ticks = if calm { calm_ticks + 1 } else { 0 };
         let level = shared.level.load(Ordering::Relaxed);
-        let next = if hot_ticks >= 2 && level < 2 {
+        let next = if hot_ticks >= HOT_TICKS && level < 2 {
             level + 1
-        } else if calm_ticks >= 8 && level > 0 {
+        } else if calm_ticks >= CALM_TICKS && level > 0 {
             level - 1
         } else {
             level

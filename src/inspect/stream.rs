@@ -154,6 +154,8 @@ pub struct StreamInspector {
     sampler: Sampler,
     /// 0: as configured; 1: keyframes only; 2: keyframes only, at most one per half bound.
     level: u8,
+    /// Over its cost budget: keyframes only, no catch-up.
+    shed: bool,
     gop: Vec<HeldFrame>,
     gop_bytes: usize,
     catching_up: bool,
@@ -175,6 +177,7 @@ impl StreamInspector {
             active: None,
             sampler: Sampler::new(settings.fps),
             level: 0,
+            shed: false,
             gop: Vec::new(),
             gop_bytes: 0,
             catching_up: false,
@@ -189,8 +192,10 @@ impl StreamInspector {
     }
 
     /// Sets the sampling level the pool chose (0 = as configured, 1 = keyframes only,
-    /// 2 = fewer keyframes).
-    pub fn set_level(&mut self, level: u8) {
+    /// 2 = fewer keyframes). A `shed` stream (over its cost budget) gets no catch-up decoding
+    /// of long GOPs: its keyframes are all it gets.
+    pub fn set_level(&mut self, level: u8, shed: bool) {
+        self.shed = shed;
         let was_keyframes_only = self.keyframes_only();
         self.level = level.min(2);
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
@@ -330,6 +335,9 @@ impl StreamInspector {
             frame.arrived.saturating_duration_since(at) >= self.blind_bound() * 2 / 3
         });
         let has_keyframe = self.gop.first().is_some_and(|f| f.keyframe);
+        if self.shed {
+            return;
+        }
         self.hold(frame);
         if long_gop && has_keyframe {
             // Decode the GOP so far from its keyframe, then every frame until the next one.
