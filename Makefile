@@ -10,9 +10,12 @@ APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
 	libavfilter-dev libavdevice-dev ffmpeg \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-bad gstreamer1.0-libav
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 
-.PHONY: deps build test demo bench lint
+# OBS Studio as a broadcaster (tests/obs.rs): a large install, so not part of `make test`.
+INTEROP_PACKAGES := obs-studio xvfb
+
+.PHONY: deps build test demo bench lint interop redteam
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -41,6 +44,22 @@ demo: build
 
 bench: build
 	bench/relay.sh
+
+# OBS Studio under Xvfb publishing the flagged sample through hashgate: every message held the
+# full delay, the clip cut, the reconnect cut on probation.
+interop: deps
+	@missing=$$(for p in $(INTEROP_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	cargo test --release --test obs -- --ignored --nocapture
+
+# Every evasion tried as a broadcaster who read the source: outcome, frames aired, time to decide.
+redteam: build
+	bench/redteam.sh
 
 lint:
 	cargo fmt --check

@@ -1,0 +1,186 @@
+//! Live encoders as broadcasters: they pace and order messages differently from a file replayed
+//! with `-c copy` (metadata long before the first frame, frames released in bursts by the
+//! encoder's lookahead). ffmpeg encoding with libx264 and lookahead, and GStreamer's
+//! `x264enc ! flvmux ! rtmp2sink`, publish the flagged sample through hashgate (shipped
+//! defaults) into nginx-rtmp. Timing proxies on both sides of hashgate note when each message
+//! passes: every message is held at least the 2 s delay, and no frame of the clip reaches the
+//! platform.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::crafted::{holds, TimingProxy};
+use common::*;
+use hashgate::matcher::list::ListSettings;
+use hashgate::matcher::Matcher;
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
+/// broadcaster → `before` → hashgate → `after` → nginx-rtmp.
+struct Chain {
+    _dir: tempfile::TempDir,
+    nginx: Nginx,
+    after: TimingProxy,
+    hashgate: Hashgate,
+    before: TimingProxy,
+    log: PathBuf,
+}
+
+impl Chain {
+    fn start() -> Chain {
+        let dir = temp_dir();
+        let nginx = Nginx::start(dir.path());
+        let after = TimingProxy::start(nginx.port);
+        let log = dir.path().join("events.jsonl");
+        let hashgate = Hashgate::start(
+            dir.path(),
+            &format!(
+                "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+                upstream(&format!("rtmp://127.0.0.1:{}/live", after.port)),
+                sample("flagged.pdq").display(),
+                log.display()
+            ),
+        );
+        let before = TimingProxy::start(hashgate.port);
+        Chain {
+            _dir: dir,
+            nginx,
+            after,
+            hashgate,
+            before,
+            log,
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.before.port)
+    }
+
+    /// The stream was cut, every message was held at least the delay, nothing of the clip
+    /// aired.
+    fn assert_held_and_cut(&self, key: &str) {
+        wait_until("the unpublish event", Duration::from_secs(20), || {
+            read_events(&self.log)
+                .iter()
+                .any(|e| e["stream"] == key && e["event"] == "unpublish")
+        });
+        let events = read_events(&self.log);
+        let cut = events
+            .iter()
+            .find(|e| e["stream"] == key && e["event"] == "cut")
+            .unwrap_or_else(|| panic!("{key} was not cut:\n{}", self.hashgate.log()));
+        self.nginx.wait_closed(key, Duration::from_secs(20));
+        let held = holds(&self.before.seen(), &self.after.seen());
+        assert!(
+            held.len() > 10,
+            "{} messages reached the platform",
+            held.len()
+        );
+        let (_, _, shortest) = *held.iter().min_by_key(|(_, _, d)| *d).expect("some");
+        let first_video = self
+            .before
+            .seen()
+            .iter()
+            .find(|(t, _, _)| *t == 9)
+            .map(|(_, _, at)| *at);
+        let first_data = self.before.seen().first().map(|(_, _, at)| *at);
+        let lead = first_video
+            .zip(first_data)
+            .map(|(v, d)| v.saturating_duration_since(d));
+        println!(
+            "{key}: cut at stream {} ms ({} ms after the first counted match); {} messages \
+             reached the platform, shortest hold {shortest:?}; first video {lead:?} after the \
+             first message",
+            cut["stream_ms"],
+            cut["latency_ms"],
+            held.len()
+        );
+        assert!(
+            shortest >= Duration::from_secs(2),
+            "{key}: a message was held {shortest:?}, under the 2 s delay"
+        );
+        let matcher =
+            Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))]).expect("list");
+        let (_, frames, flagged) =
+            hashgate::demo::count_flagged(&self.nginx.recording(key), &matcher).expect("decode");
+        assert!(frames > 0, "{key}: the benign start reached the platform");
+        assert_eq!(flagged, 0, "{key}: frames of the clip reached the platform");
+    }
+}
+
+#[test]
+fn ffmpeg_x264_with_lookahead_is_held_and_cut() {
+    require("ffmpeg");
+    let chain = Chain::start();
+    let mut encoder = Process::spawn(
+        "ffmpeg libx264",
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(sample("flagged.flv"))
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
+            .args([
+                "-x264-params",
+                "rc-lookahead=20",
+                "-c:a",
+                "copy",
+                "-f",
+                "flv",
+            ])
+            .arg(chain.url("x264"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let status = encoder.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "ffmpeg must see the stream cut"
+    );
+    chain.assert_held_and_cut("x264");
+}
+
+#[test]
+fn gstreamer_x264enc_flvmux_rtmp2sink_is_held_and_cut() {
+    require("gst-launch-1.0");
+    let chain = Chain::start();
+    let mut encoder = Process::spawn(
+        "gst-launch-1.0 x264enc",
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .arg("filesrc")
+            .arg(format!("location={}", sample("flagged.flv").display()))
+            .args(["!", "flvdemux", "name=d"])
+            .args([
+                "d.video",
+                "!",
+                "queue",
+                "!",
+                "decodebin",
+                "!",
+                "videoconvert",
+            ])
+            .args([
+                "!",
+                "x264enc",
+                "speed-preset=veryfast",
+                "key-int-max=30",
+                "bitrate=800",
+            ])
+            .args(["!", "h264parse", "!", "queue", "!", "m.video"])
+            .args(["d.audio", "!", "queue", "!", "aacparse", "!", "m.audio"])
+            .args(["flvmux", "name=m", "streamable=true", "!", "rtmp2sink"])
+            .arg(format!("location={}", chain.url("gst")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    // rtmp2sink paces by the pipeline clock, like a live source; it may end with an error or
+    // simply stop sending after the cut: either way the stream ends within the file's length.
+    encoder.wait_timeout(Duration::from_secs(30));
+    chain.assert_held_and_cut("gst");
+}
