@@ -103,8 +103,19 @@ fn operator_lists_cuts_and_unblocks_a_live_stream() {
     let fps = row["fps"].as_f64().unwrap_or(0.0);
     assert!((15.0..=40.0).contains(&fps), "published at 25 fps: {row}");
     assert_eq!(row["matches"], 0);
+    assert_eq!(row["target_fps"], 2.0);
+    assert_eq!(row["sampling_level"], 0);
+    assert!(row["hashed_fps"].as_f64().unwrap_or(0.0) > 0.3, "{row}");
+    assert!(
+        row["blind_ms"]["wall"].as_u64().unwrap_or(u64::MAX) < 1500,
+        "covered within the bound: {row}"
+    );
 
     let flowing = scrape(admin);
+    assert_eq!(flowing["hashgate_inspection_level"], 0.0);
+    let ratio = flowing["hashgate_stream_sampling_ratio{stream=cam1}"];
+    assert!(ratio > 0.15, "hashing near the target rate: {ratio}");
+    assert!(flowing["hashgate_stream_blind_seconds{stream=cam1}"] < 1.5);
     assert_eq!(flowing["hashgate_streams_active"], 1.0);
     assert!(flowing["hashgate_received_bytes_total"] > 0.0);
     assert!(flowing["hashgate_forwarded_bytes_total"] > 0.0);

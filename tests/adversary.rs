@@ -8,20 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::attacks::*;
 use common::crafted::*;
 use common::*;
 use hashgate::matcher::list::ListSettings;
 use hashgate::matcher::Matcher;
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
-        .join(name)
-}
 
 struct Setup {
     /// Kept for the life of the test: nginx and hashgate write under it.
@@ -117,76 +111,10 @@ fn assert_cut_and_nothing_aired(setup: &Setup, key: &str, sends: &[Send]) -> Str
     decided
 }
 
-fn flagged() -> Vec<Tag> {
-    read_flv(&sample("flagged.flv"))
-}
-
-fn benign() -> Vec<Tag> {
-    read_flv(&sample("benign.flv"))
-}
-
-/// A sequence header before every frame, alternating the original and a copy whose reserved
-/// bits differ (the bytes change, the decoding configuration does not).
-fn with_header_churn(tags: &[Tag]) -> Vec<Tag> {
-    let header = tags
-        .iter()
-        .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
-        .expect("a sequence header")
-        .clone();
-    let variant = avc_header_reserved_bits_flipped(&header.body);
-    let mut out = Vec::new();
-    let mut flip = false;
-    for t in tags {
-        if t.type_id == VIDEO && is_avc_frame(&t.body) {
-            flip = !flip;
-            out.push(Tag {
-                ts: t.ts,
-                body: if flip {
-                    variant.clone()
-                } else {
-                    header.body.clone()
-                },
-                ..header.clone()
-            });
-        }
-        out.push(t.clone());
-    }
-    out
-}
-
-/// Every frame's last NAL unit shortened by 2 %: FFmpeg flags the pictures as damaged, players
-/// conceal a few macroblock rows and show the rest.
-fn with_concealable_damage(tags: &[Tag]) -> Vec<Tag> {
-    tags.iter()
-        .map(|t| match t.type_id {
-            VIDEO if is_avc_frame(&t.body) => Tag {
-                body: shorten_last_nal(&t.body, 2),
-                ..t.clone()
-            },
-            _ => t.clone(),
-        })
-        .collect()
-}
-
-/// Sent in real time, but with timestamps changed by `f`.
-fn with_timestamps(tags: &[Tag], f: impl Fn(usize, u32) -> u32) -> Vec<Send> {
-    let mut video = 0usize;
-    paced(tags)
-        .into_iter()
-        .map(|mut s| {
-            if s.tag.type_id == VIDEO && is_avc_frame(&s.tag.body) {
-                video += 1;
-            }
-            s.tag.ts = f(video, s.tag.ts);
-            s
-        })
-        .collect()
-}
-
 #[test]
 fn sequence_header_churn_does_not_blind_inspection() {
     let s = setup("");
-    let decided = assert_cut_and_nothing_aired(&s, "churn", &paced(&with_header_churn(&flagged())));
+    let decided = assert_cut_and_nothing_aired(&s, "churn", &paced(&header_churn(&flagged())));
     assert_eq!(
         decided, "match",
         "the clip itself is visible: it is cut by its match"
@@ -202,14 +130,14 @@ fn sequence_header_churn_does_not_blind_inspection() {
 fn concealable_damage_is_hashed_as_players_show_it() {
     let s = setup("");
     let decided =
-        assert_cut_and_nothing_aired(&s, "damaged", &paced(&with_concealable_damage(&flagged())));
+        assert_cut_and_nothing_aired(&s, "damaged", &paced(&concealable_damage(&flagged())));
     assert_eq!(decided, "match");
 }
 
 #[test]
 fn churn_and_damage_that_hide_nothing_leave_a_benign_stream_alone() {
     let s = setup("");
-    let tags = with_concealable_damage(&with_header_churn(&benign()));
+    let tags = concealable_damage(&header_churn(&benign()));
     let published = publish(
         s.hashgate.port,
         "calm",
@@ -241,32 +169,23 @@ fn stretched_and_jumping_timestamps_cannot_spread_matches_apart() {
     assert_cut_and_nothing_aired(
         &s,
         "stretched",
-        &with_timestamps(&tags, |_, ts| ts.wrapping_mul(200)),
+        &retimed(&tags, |_, ts| ts.wrapping_mul(200)),
     );
     assert_cut_and_nothing_aired(
         &s,
         "jumping",
-        &with_timestamps(&tags, |frame, ts| {
+        &retimed(&tags, |frame, ts| {
             ts.wrapping_add((frame as u32).wrapping_mul(3_600_000))
         }),
     );
     // Squeezed: every timestamp 0. Sampling falls back on the wall clock.
-    assert_cut_and_nothing_aired(&s, "frozen", &with_timestamps(&tags, |_, _| 0));
+    assert_cut_and_nothing_aired(&s, "frozen", &retimed(&tags, |_, _| 0));
 }
 
 #[test]
 fn picture_over_max_pixels_is_uninspectable_at_once() {
     let s = setup("");
-    let tags: Vec<Tag> = flagged()
-        .into_iter()
-        .map(|t| match t.type_id {
-            VIDEO if is_avc_header(&t.body) => Tag {
-                body: avc_header_declaring(&t.body, 8192, 8192),
-                ..t
-            },
-            _ => t,
-        })
-        .collect();
+    let tags = declaring_size(&flagged(), 8192, 8192);
     let published = publish(
         s.hashgate.port,
         "huge",
@@ -298,20 +217,7 @@ fn picture_over_max_pixels_is_uninspectable_at_once() {
 #[test]
 fn frames_never_flagged_as_keyframes_are_decoded_all_the_same() {
     let s = setup("");
-    let tags: Vec<Tag> = flagged()
-        .into_iter()
-        .map(|t| match t.type_id {
-            VIDEO if is_avc_frame(&t.body) => {
-                let mut body = t.body.to_vec();
-                body[0] = 0x27;
-                Tag {
-                    body: body.into(),
-                    ..t
-                }
-            }
-            _ => t,
-        })
-        .collect();
+    let tags = unflagged_keyframes(&flagged());
     let decided = assert_cut_and_nothing_aired(&s, "unflagged", &paced(&tags));
     assert_eq!(decided, "match");
 }
@@ -321,47 +227,12 @@ fn video_inspection_cannot_decode_is_uninspectable() {
     let s = setup("");
     // The same H.264 frames, labelled with FLV codec id 4 (VP6) and, on another stream, wrapped
     // as Enhanced RTMP multitrack packets.
-    let relabelled: Vec<Tag> = flagged()
-        .into_iter()
-        .map(|t| match t.type_id {
-            VIDEO => {
-                let mut body = t.body.to_vec();
-                body[0] = (body[0] & 0xF0) | 4;
-                Tag {
-                    body: body.into(),
-                    ..t
-                }
-            }
-            _ => t,
-        })
-        .collect();
+    let relabelled = relabelled_codec(&flagged(), 4);
     assert_eq!(
         assert_cut_and_nothing_aired(&s, "vp6", &paced(&relabelled)),
         "uninspectable"
     );
-    let multitrack: Vec<Tag> = flagged()
-        .into_iter()
-        .map(|t| match t.type_id {
-            VIDEO if t.body.len() > 5 => {
-                // ExVideoTagHeader: IsExHeader | frame type | PacketType Multitrack (6), then
-                // OneTrack (0) | CodedFrames (1), FourCC, track 0, composition time, data.
-                let frame_type = (t.body[0] >> 4) & 0x07;
-                let packet = if t.body[1] == 0 { 0u8 } else { 1 };
-                let mut body = vec![0x80 | frame_type << 4 | 6, packet];
-                body.extend_from_slice(b"avc1");
-                body.push(0);
-                if packet == 1 {
-                    body.extend_from_slice(&t.body[2..5]);
-                }
-                body.extend_from_slice(&t.body[5..]);
-                Tag {
-                    body: Bytes::from(body),
-                    ..t
-                }
-            }
-            _ => t,
-        })
-        .collect();
+    let multitrack = multitrack(&flagged());
     assert_eq!(
         assert_cut_and_nothing_aired(&s, "multitrack", &paced(&multitrack)),
         "uninspectable"
@@ -371,10 +242,7 @@ fn video_inspection_cannot_decode_is_uninspectable() {
 #[test]
 fn video_without_a_sequence_header_is_uninspectable_within_the_bound() {
     let s = setup("");
-    let tags: Vec<Tag> = flagged()
-        .into_iter()
-        .filter(|t| !(t.type_id == VIDEO && is_avc_header(&t.body)))
-        .collect();
+    let tags = without_sequence_header(&flagged());
     let published = publish(
         s.hashgate.port,
         "headless",
@@ -490,43 +358,7 @@ fn probation_cuts_a_returning_key_on_its_first_match() {
     let s = setup("[verdict]\ncooldown = \"1s\"\n");
     assert_cut_and_nothing_aired(&s, "returning", &paced(&flagged()));
     // Back mid-clip: 0.4 s of the clip (one sample at 2 fps matches), then benign video.
-    let clip: Vec<Tag> = flagged();
-    let keyframe_at = |tags: &[Tag], ms: u32| {
-        tags.iter()
-            .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
-            .expect("a keyframe")
-    };
-    let header = |tags: &[Tag]| {
-        tags.iter()
-            .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
-            .cloned()
-            .expect("header")
-    };
-    let late_clip_start = keyframe_at(&clip, 4000);
-    let mut tags: Vec<Tag> = clip[..3].to_vec();
-    let base = clip[late_clip_start].ts;
-    for t in &clip[late_clip_start..] {
-        if t.ts >= base + 400 {
-            break;
-        }
-        tags.push(Tag {
-            ts: t.ts - base,
-            ..t.clone()
-        });
-    }
-    let calm = benign();
-    let resume = keyframe_at(&calm, 5000);
-    let offset = 433;
-    tags.push(Tag {
-        ts: offset,
-        ..header(&calm)
-    });
-    for t in &calm[resume..] {
-        tags.push(Tag {
-            ts: t.ts - calm[resume].ts + offset,
-            ..t.clone()
-        });
-    }
+    let tags = back_mid_clip(&flagged(), &benign());
     std::thread::sleep(Duration::from_millis(1500));
     // A key with no history is not cut for one matching frame (min_matches = 2)...
     let fresh = publish(
@@ -571,11 +403,7 @@ fn obs_pacing_does_not_shorten_the_delay() {
             log.display()
         ),
     );
-    let mut sends = paced(&flagged());
-    for s in sends.iter_mut().skip(1) {
-        let burst = s.tag.ts / 200 * 200 + 200;
-        s.at = Duration::from_millis(700 + u64::from(burst));
-    }
+    let sends = obs_paced(&flagged());
     let published = publish(hashgate.port, "obs", &sends, Duration::from_secs(3));
     assert!(
         matches!(published.ending, Ending::Refused { .. }),
@@ -611,16 +439,7 @@ fn streams_costly_to_decode_do_not_delay_another_streams_verdict() {
     // 640x360: FFmpeg conceals a 4K picture for every frame, at many times the cost. A flagged
     // stream published 1.5 s later must still be decided as fast as alone.
     let s = setup("");
-    let heavy: Vec<Tag> = benign()
-        .into_iter()
-        .map(|t| match t.type_id {
-            VIDEO if is_avc_header(&t.body) => Tag {
-                body: avc_header_declaring(&t.body, 3840, 2160),
-                ..t
-            },
-            _ => t,
-        })
-        .collect();
+    let heavy = declaring_size(&benign(), 3840, 2160);
     let port = s.hashgate.port;
     let heavies: Vec<_> = (0..2)
         .map(|i| {

@@ -8,20 +8,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::attacks::sample;
 use common::crafted::{holds, TimingProxy};
 use common::*;
 use hashgate::matcher::list::ListSettings;
 use hashgate::matcher::Matcher;
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
-        .join(name)
-}
 
 /// broadcaster → `before` → hashgate → `after` → nginx-rtmp.
 struct Chain {

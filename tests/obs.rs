@@ -11,20 +11,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::attacks::sample;
 use common::crafted::{holds, TimingProxy};
 use common::*;
 use hashgate::matcher::list::ListSettings;
 use hashgate::matcher::Matcher;
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
-        .join(name)
-}
 
 /// A throwaway OBS 29 configuration in `home`: profile and scene collection "hashgate", simple
 /// output mode with x264 at 640x360 30 fps, a looping Media Source playing `media`, reconnect on.

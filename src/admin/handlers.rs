@@ -55,6 +55,57 @@ pub async fn metrics(State(state): Shared) -> Response {
         "How far the most lagging stream's inspection is behind the live edge.",
         lag_ms as f64 / 1000.0,
     );
+    let level = streams
+        .iter()
+        .map(|s| s.stats.degraded.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    out.gauge(
+        "hashgate_inspection_level",
+        "Sampling level of the most degraded stream: 0 as configured, 1 keyframes only, 2 fewer keyframes.",
+        level as f64,
+    );
+    // Per stream, labelled by key (its SHA-256 with events.redact_keys): at most
+    // limits.max_connections series each.
+    let redact = state.relay.config().events.redact_keys;
+    let label = |key: &str| {
+        if redact {
+            crate::events::hex_sha256(key)
+        } else {
+            key.to_owned()
+        }
+    };
+    out.family(
+        "hashgate_stream_sampling_ratio",
+        "Frames hashed per second lately over the stream's target rate (1 = on target; streams sampling every frame are left out).",
+        "gauge",
+    );
+    for s in &streams {
+        let target = s.stats.target_fps();
+        if target > 0.0 {
+            let key = label(&s.stream_key);
+            let ratio = s.stats.hashed_fps() / target;
+            out.sample(
+                "hashgate_stream_sampling_ratio",
+                &[("stream", &key)],
+                (ratio * 1000.0).round() / 1000.0,
+            );
+        }
+    }
+    out.family(
+        "hashgate_stream_blind_seconds",
+        "Video of the stream with no hashed frame after it, in wall-clock or stream time, whichever is longer (verdict.max_blind is the bound).",
+        "gauge",
+    );
+    for s in &streams {
+        let (wall, stream) = s.stats.blind();
+        let key = label(&s.stream_key);
+        out.sample(
+            "hashgate_stream_blind_seconds",
+            &[("stream", &key)],
+            wall.max(stream).as_secs_f64(),
+        );
+    }
     out.family(
         "hashgate_list_entries",
         "Entries of each list in force.",
@@ -94,11 +145,23 @@ pub async fn streams(State(state): Shared) -> Json<Value> {
                 "last_hash_at": (last_hash > 0)
                     .then(|| rfc3339(UNIX_EPOCH + Duration::from_millis(last_hash))),
                 "inspection_lag_ms": stats.inspection_lag_ms.load(Ordering::Relaxed),
+                "target_fps": stats.target_fps(),
+                "hashed_fps": (stats.hashed_fps() * 100.0).round() / 100.0,
+                "sampling_level": stats.degraded.load(Ordering::Relaxed),
+                "blind_ms": blind_ms(stats),
+                "inspection_dropped": stats.inspection_dropped.load(Ordering::Relaxed),
+                "decode_errors": stats.decode_errors.load(Ordering::Relaxed),
                 "matches": stats.matches.load(Ordering::Relaxed),
             })
         })
         .collect();
     Json(Value::Array(rows))
+}
+
+/// Coverage of a stream for `GET /streams`: video with no hashed frame after it, in ms.
+fn blind_ms(stats: &crate::relay::StreamStats) -> Value {
+    let (wall, stream) = stats.blind();
+    json!({ "wall": wall.as_millis() as u64, "stream": stream.as_millis() as u64 })
 }
 
 /// Options of `POST /streams/{key}/cut`.

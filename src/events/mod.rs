@@ -346,7 +346,8 @@ impl Events {
     }
 }
 
-fn hex_sha256(text: &str) -> String {
+/// The SHA-256 of `text` in hex: how keys appear where they are redacted.
+pub fn hex_sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

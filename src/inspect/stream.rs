@@ -167,7 +167,14 @@ pub struct StreamInspector {
     reported: Vec<String>,
     counted_errors: u64,
     counted_concealed: u64,
+    /// Recent packets' presentation times with their arrival and coverage clock: a decoded
+    /// picture is credited to the message that carried it, not to the one whose decoding let
+    /// it out (B-frame reordering holds pictures back by a few messages).
+    carried_by: VecDeque<(i64, Instant, CoverageClock)>,
 }
+
+/// Packets remembered for crediting pictures to their messages.
+const CARRIED_BY: usize = 64;
 
 impl StreamInspector {
     /// A fresh inspector.
@@ -188,6 +195,7 @@ impl StreamInspector {
             reported: Vec::new(),
             counted_errors: 0,
             counted_concealed: 0,
+            carried_by: VecDeque::with_capacity(CARRIED_BY),
         }
     }
 
@@ -372,14 +380,27 @@ impl StreamInspector {
         let Some(active) = self.active.as_mut() else {
             return;
         };
+        if self.carried_by.len() >= CARRIED_BY {
+            self.carried_by.pop_front();
+        }
+        self.carried_by
+            .push_back((frame.pts, frame.arrived, frame.clock));
         let (settings, sampler) = (&self.settings, &mut self.sampler);
+        let carried_by = &self.carried_by;
         let (arrived, clock) = (frame.arrived, frame.clock);
         active.decoder.decode(
             &frame.data,
             frame.dts,
             frame.pts,
             frame.keyframe,
-            |picture| sample(settings, sampler, stats, arrived, clock, picture, out),
+            |picture| {
+                let (arrived, clock) = carried_by
+                    .iter()
+                    .rev()
+                    .find(|(pts, _, _)| *pts == picture.pts_ms)
+                    .map_or((arrived, clock), |(_, a, c)| (*a, *c));
+                sample(settings, sampler, stats, arrived, clock, picture, out)
+            },
         );
     }
 

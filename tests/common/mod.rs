@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod attacks;
 pub mod crafted;
 
 use std::io::{Read, Write};

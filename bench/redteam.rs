@@ -1,0 +1,331 @@
+//! Red team: everything a broadcaster who has read hashgate's source might try to get a known
+//! clip on air, each published through hashgate (shipped defaults: 2 s delay, 2 fps, `all`
+//! mode) into nginx-rtmp, one after the other. For each: how hashgate decided (cut by match,
+//! cut as uninspectable, refused at publish, or passed), how many frames of the clip the
+//! platform's recording holds (every frame decoded and hashed), and when the broadcaster saw
+//! the decision (seconds from its publish; the clip starts at 2 s).
+//!
+//! Run with `bench/redteam.sh` (prints a Markdown table).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::attacks::*;
+use common::crafted::*;
+use common::*;
+use hashgate::matcher::list::ListSettings;
+use hashgate::matcher::Matcher;
+
+struct Bench {
+    dir: tempfile::TempDir,
+    nginx: Nginx,
+    hashgate: Hashgate,
+    log: PathBuf,
+    matcher: Matcher,
+}
+
+impl Bench {
+    fn start(extra: &str) -> Bench {
+        let dir = temp_dir();
+        let nginx = Nginx::start(dir.path());
+        let log = dir.path().join("events.jsonl");
+        let hashgate = Hashgate::start(
+            dir.path(),
+            &format!(
+                "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n{extra}",
+                upstream(&nginx.url()),
+                sample("flagged.pdq").display(),
+                log.display()
+            ),
+        );
+        let matcher = Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))])
+            .expect("the sample list");
+        Bench {
+            dir,
+            nginx,
+            hashgate,
+            log,
+            matcher,
+        }
+    }
+
+    /// How `key` was decided, once its unpublish event is written.
+    fn decision(&self, key: &str) -> &'static str {
+        let ended = |e: &serde_json::Value| e["stream"] == key && e["event"] == "unpublish";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !read_events(&self.log).iter().any(ended) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let all = read_events(&self.log);
+        let of = |kind: &str| all.iter().any(|e| e["stream"] == key && e["event"] == kind);
+        if of("cut") {
+            "cut by match"
+        } else if all
+            .iter()
+            .any(|e| e["stream"] == key && e["event"] == "uninspectable" && e["action"] == "cut")
+        {
+            "cut: uninspectable"
+        } else if of("blocked") {
+            "refused: key blocked"
+        } else {
+            "passed"
+        }
+    }
+
+    /// Frames of the clip in the platform's recording of `key`.
+    fn aired(&self, key: &str) -> u64 {
+        std::thread::sleep(Duration::from_millis(300));
+        if !self
+            .nginx
+            .error_log()
+            .contains(&format!("publish: name='{key}'"))
+        {
+            return 0;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let published = format!("publish: name='{key}'");
+        while Instant::now() < deadline {
+            let log = self.nginx.error_log();
+            let conn = log.lines().find(|l| l.contains(&published)).and_then(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with('*'))
+                    .map(str::to_owned)
+            });
+            if conn.is_some_and(|c| log.contains(&format!("{c} disconnect"))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        hashgate::demo::count_flagged(&self.nginx.recording(key), &self.matcher)
+            .map(|(_, _, flagged)| flagged)
+            .unwrap_or(0)
+    }
+
+    /// Publishes `sends` under `key`; returns the table row's cells after the attack.
+    fn run(&self, key: &str, sends: &[Send]) -> (String, u64, String) {
+        let published = publish(self.hashgate.port, key, sends, Duration::from_secs(3));
+        let decided = match &published.ending {
+            Ending::Refused { .. } => format!(
+                "{:.2}",
+                published
+                    .ended
+                    .duration_since(published.started)
+                    .as_secs_f64()
+            ),
+            _ => "-".into(),
+        };
+        let outcome = self.decision(key).to_owned();
+        (outcome, self.aired(key), decided)
+    }
+}
+
+/// The flagged sample re-encoded through an ffmpeg video filter (a re-broadcaster's edit).
+fn reencoded(dir: &Path, name: &str, filter: &str) -> Vec<Tag> {
+    let out = dir.join(format!("{name}.flv"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(sample("flagged.flv"))
+        .args([
+            "-filter_complex",
+            filter,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args([
+            "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "copy", "-f", "flv",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {filter}");
+    read_flv(&out)
+}
+
+fn main() {
+    require("ffmpeg");
+    let bench = Bench::start("");
+    let dir = bench.dir.path().to_owned();
+    let mut rows: Vec<(String, String, u64, String)> = Vec::new();
+    let mut attack = |name: &str, key: &str, sends: Vec<Send>| {
+        let (outcome, aired, decided) = bench.run(key, &sends);
+        eprintln!("{name}: {outcome}, {aired} flagged frames aired, decided at {decided} s");
+        rows.push((name.to_owned(), outcome, aired, decided));
+    };
+    let clip = flagged();
+    attack("none: the sample replayed as is", "plain", paced(&clip));
+    attack(
+        "sequence header before every frame, reserved bits alternating",
+        "churn",
+        paced(&header_churn(&clip)),
+    );
+    attack(
+        "last NAL of every frame shortened 2 % (players conceal it)",
+        "damage",
+        paced(&concealable_damage(&clip)),
+    );
+    attack(
+        "timestamps x200",
+        "x200",
+        retimed(&clip, |_, ts| ts.wrapping_mul(200)),
+    );
+    attack(
+        "timestamps +1 h per frame",
+        "hours",
+        retimed(&clip, |f, ts| {
+            ts.wrapping_add((f as u32).wrapping_mul(3_600_000))
+        }),
+    );
+    attack("every timestamp 0", "zero", retimed(&clip, |_, _| 0));
+    attack(
+        "SPS claims 8192x8192 (frames 640x360)",
+        "claim8k",
+        paced(&declaring_size(&clip, 8192, 8192)),
+    );
+    attack(
+        "SPS claims 3840x2160 (frames 640x360)",
+        "claim4k",
+        paced(&declaring_size(&clip, 3840, 2160)),
+    );
+    attack(
+        "no frame flagged as a keyframe",
+        "unflagged",
+        paced(&unflagged_keyframes(&clip)),
+    );
+    attack(
+        "H.264 labelled as VP6 (FLV codec id 4)",
+        "vp6",
+        paced(&relabelled_codec(&clip, 4)),
+    );
+    attack(
+        "wrapped in Enhanced RTMP multitrack packets",
+        "multitrack",
+        paced(&multitrack(&clip)),
+    );
+    attack(
+        "no sequence header",
+        "headless",
+        paced(&without_sequence_header(&clip)),
+    );
+    attack(
+        "OBS pacing: first frame 0.7 s after metadata, lookahead bursts",
+        "obs",
+        obs_paced(&clip),
+    );
+    for (name, key, filter) in [
+        ("mirrored (hflip)", "hflip", "[0:v]hflip"),
+        ("letterboxed to 4:3", "pad", "[0:v]pad=640:480:0:60"),
+        ("played 1.25x faster", "fast", "[0:v]setpts=0.8*PTS"),
+        ("grey", "grey", "[0:v]format=gray,format=yuv420p"),
+        ("noise added", "noise", "[0:v]noise=alls=20:allf=t"),
+        ("cropped 10 % each side", "crop", "[0:v]crop=iw*0.8:ih*0.8,scale=640:360"),
+        (
+            "picture-in-picture, half size over a test pattern",
+            "pip",
+            "testsrc2=size=640x360:rate=30[bg];[0:v]scale=320:180[fg];[bg][fg]overlay=160:90:shortest=1",
+        ),
+    ] {
+        let tags = reencoded(&dir, key, filter);
+        attack(&format!("re-encoded: {name}"), key, paced(&tags));
+    }
+
+    // Two costly streams (4K claimed, 360p sent) 1.5 s ahead of the clip.
+    let heavy = declaring_size(&benign(), 3840, 2160);
+    let port = bench.hashgate.port;
+    let heavies: Vec<_> = (0..2)
+        .map(|i| {
+            let tags = heavy.clone();
+            std::thread::spawn(move || {
+                publish(
+                    port,
+                    &format!("costly-{i}"),
+                    &paced(&tags),
+                    Duration::from_secs(1),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    attack(
+        "the clip behind two streams costly to decode (SPS 4K, 360p frames)",
+        "behind-costly",
+        paced(&clip),
+    );
+    for h in heavies {
+        let _ = h.join();
+    }
+
+    // A blocked key coming back with a suffix ingest servers strip.
+    for (name, key) in [
+        ("blocked key + \"?x=1\"", "plain?x=1"),
+        ("blocked key + NUL byte", "plain\0"),
+    ] {
+        let published = publish(
+            bench.hashgate.port,
+            key,
+            &paced(&clip),
+            Duration::from_secs(1),
+        );
+        let outcome = match published.ending {
+            Ending::Refused { code, .. } => format!("refused ({code})"),
+            other => format!("{other:?}"),
+        };
+        rows.push((name.to_owned(), outcome, 0, "0.00".into()));
+    }
+
+    // Benign controls: manipulations that hide nothing must not cut.
+    let calm = benign();
+    let (outcome, _, _) = bench.run("calm", &paced(&concealable_damage(&header_churn(&calm))));
+    rows.push((
+        "control: benign sample with header churn and concealable damage".into(),
+        outcome,
+        0,
+        "-".into(),
+    ));
+
+    // Probation: the block lapses after 1 s and the key comes back mid-clip.
+    let probation = Bench::start("[verdict]\ncooldown = \"1s\"\n");
+    probation.run("back", &paced(&clip));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (outcome, aired, decided) = probation.run("back", &paced(&back_mid_clip(&clip, &calm)));
+    rows.push((
+        "reconnect mid-clip after the block lapsed (one matching sample)".into(),
+        format!("{outcome} (probation)"),
+        aired,
+        decided,
+    ));
+
+    // A wave: 16 concurrent re-streams of the clip.
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .arg("replay")
+        .arg(sample("flagged.flv"))
+        .arg(bench.hashgate.url("wave"))
+        .args(["--count", "16", "--linger", "2s"])
+        .output()
+        .expect("replay");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = summary
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let aired: u64 = (0..16).map(|i| bench.aired(&format!("wave-{i}"))).sum();
+    rows.push((
+        "16 concurrent re-streams of the clip (flood_streams = 5)".into(),
+        summary,
+        aired,
+        "-".into(),
+    ));
+
+    println!("| attack | outcome | clip frames aired | decided at s |");
+    println!("|---|---|---|---|");
+    for (name, outcome, aired, decided) in rows {
+        println!("| {name} | {outcome} | {aired} | {decided} |");
+    }
+}

@@ -1,0 +1,194 @@
+//! What a broadcaster who has read hashgate's source would try, as transformations of a
+//! sample's FLV tags: shared by the adversarial tests and the red-team bench.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::crafted::*;
+
+/// A sample under `samples/`.
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
+/// The flagged sample's tags: a synthetic stand-in for known content from 2 s to 5 s.
+pub fn flagged() -> Vec<Tag> {
+    read_flv(&sample("flagged.flv"))
+}
+
+/// The benign sample's tags.
+pub fn benign() -> Vec<Tag> {
+    read_flv(&sample("benign.flv"))
+}
+
+fn header_of(tags: &[Tag]) -> Tag {
+    tags.iter()
+        .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
+        .cloned()
+        .expect("a sequence header")
+}
+
+fn map_video(tags: &[Tag], f: impl Fn(&Tag) -> Option<Bytes>) -> Vec<Tag> {
+    tags.iter()
+        .map(|t| match (t.type_id, f(t)) {
+            (VIDEO, Some(body)) => Tag { body, ..t.clone() },
+            _ => t.clone(),
+        })
+        .collect()
+}
+
+/// A sequence header before every frame, alternating the original and a copy whose reserved
+/// bits differ (the bytes change, the decoding configuration does not).
+pub fn header_churn(tags: &[Tag]) -> Vec<Tag> {
+    let header = header_of(tags);
+    let variant = avc_header_reserved_bits_flipped(&header.body);
+    let mut out = Vec::new();
+    let mut flip = false;
+    for t in tags {
+        if t.type_id == VIDEO && is_avc_frame(&t.body) {
+            flip = !flip;
+            out.push(Tag {
+                ts: t.ts,
+                body: if flip {
+                    variant.clone()
+                } else {
+                    header.body.clone()
+                },
+                ..header.clone()
+            });
+        }
+        out.push(t.clone());
+    }
+    out
+}
+
+/// Every frame's last NAL unit shortened by 2 %: FFmpeg flags the pictures as damaged, players
+/// conceal a few macroblock rows and show the rest.
+pub fn concealable_damage(tags: &[Tag]) -> Vec<Tag> {
+    map_video(tags, |t| {
+        is_avc_frame(&t.body).then(|| shorten_last_nal(&t.body, 2))
+    })
+}
+
+/// Sent in real time, with timestamps changed by `f(video frames so far, timestamp)`.
+pub fn retimed(tags: &[Tag], f: impl Fn(usize, u32) -> u32) -> Vec<Send> {
+    let mut video = 0usize;
+    paced(tags)
+        .into_iter()
+        .map(|mut s| {
+            if s.tag.type_id == VIDEO && is_avc_frame(&s.tag.body) {
+                video += 1;
+            }
+            s.tag.ts = f(video, s.tag.ts);
+            s
+        })
+        .collect()
+}
+
+/// The SPS rewritten to declare a `width`×`height` picture; the frames are unchanged.
+pub fn declaring_size(tags: &[Tag], width: u32, height: u32) -> Vec<Tag> {
+    map_video(tags, |t| {
+        is_avc_header(&t.body).then(|| avc_header_declaring(&t.body, width, height))
+    })
+}
+
+/// No frame flagged as a keyframe in its FLV tag (the H.264 inside is unchanged).
+pub fn unflagged_keyframes(tags: &[Tag]) -> Vec<Tag> {
+    map_video(tags, |t| {
+        is_avc_frame(&t.body).then(|| {
+            let mut body = t.body.to_vec();
+            body[0] = 0x27;
+            Bytes::from(body)
+        })
+    })
+}
+
+/// The same H.264 tags labelled with another FLV codec id (4 = VP6).
+pub fn relabelled_codec(tags: &[Tag], codec_id: u8) -> Vec<Tag> {
+    map_video(tags, |t| {
+        let mut body = t.body.to_vec();
+        body[0] = (body[0] & 0xF0) | codec_id;
+        Some(Bytes::from(body))
+    })
+}
+
+/// Each video tag wrapped as an Enhanced RTMP multitrack packet (one track, `avc1`).
+pub fn multitrack(tags: &[Tag]) -> Vec<Tag> {
+    map_video(tags, |t| {
+        (t.body.len() > 5).then(|| {
+            // ExVideoTagHeader: IsExHeader | frame type | PacketType Multitrack (6), then
+            // OneTrack (0) | SequenceStart (0) or CodedFrames (1), FourCC, track id,
+            // composition time for coded frames, data.
+            let frame_type = (t.body[0] >> 4) & 0x07;
+            let packet = u8::from(t.body[1] != 0);
+            let mut body = vec![0x80 | frame_type << 4 | 6, packet];
+            body.extend_from_slice(b"avc1");
+            body.push(0);
+            if packet == 1 {
+                body.extend_from_slice(&t.body[2..5]);
+            }
+            body.extend_from_slice(&t.body[5..]);
+            Bytes::from(body)
+        })
+    })
+}
+
+/// Coded frames with no sequence header ever sent.
+pub fn without_sequence_header(tags: &[Tag]) -> Vec<Tag> {
+    tags.iter()
+        .filter(|t| !(t.type_id == VIDEO && is_avc_header(&t.body)))
+        .cloned()
+        .collect()
+}
+
+/// Paced like OBS: `onMetaData` at once, the first frame 0.7 s later with the same timestamp 0,
+/// then frames in bursts of 200 ms as an encoder's lookahead releases them.
+pub fn obs_paced(tags: &[Tag]) -> Vec<Send> {
+    let mut sends = paced(tags);
+    for s in sends.iter_mut().skip(1) {
+        let burst = s.tag.ts / 200 * 200 + 200;
+        s.at = Duration::from_millis(700 + u64::from(burst));
+    }
+    sends
+}
+
+fn keyframe_at(tags: &[Tag], ms: u32) -> usize {
+    tags.iter()
+        .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
+        .expect("a keyframe")
+}
+
+/// A reconnect mid-clip: the first three tags (metadata and headers), 0.4 s of the clip from
+/// its keyframe at 4 s (one sample at 2 fps matches), then benign video from its keyframe at
+/// 5 s, timestamps continuous from 0.
+pub fn back_mid_clip(flagged: &[Tag], benign: &[Tag]) -> Vec<Tag> {
+    let start = keyframe_at(flagged, 4000);
+    let mut tags: Vec<Tag> = flagged[..3].to_vec();
+    let base = flagged[start].ts;
+    for t in &flagged[start..] {
+        if t.ts >= base + 400 {
+            break;
+        }
+        tags.push(Tag {
+            ts: t.ts - base,
+            ..t.clone()
+        });
+    }
+    let resume = keyframe_at(benign, 5000);
+    let offset = 433;
+    tags.push(Tag {
+        ts: offset,
+        ..header_of(benign)
+    });
+    for t in &benign[resume..] {
+        tags.push(Tag {
+            ts: t.ts - benign[resume].ts + offset,
+            ..t.clone()
+        });
+    }
+    tags
+}
