@@ -88,7 +88,12 @@ fn aired(setup: &Setup, key: &str) -> (f64, u64, u64) {
     setup.nginx.wait_closed(key, Duration::from_secs(30));
     let matcher = Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))]).expect("list");
     let recording = setup.nginx.recording(key);
-    hashgate::demo::count_flagged(&recording, &matcher).expect("decode the recording")
+    match hashgate::demo::count_flagged(&recording, &matcher) {
+        Ok(counts) => counts,
+        // Metadata and audio only: no video reached the platform.
+        Err(e) if e.to_string().contains("no video stream") => (0.0, 0, 0),
+        Err(e) => panic!("cannot decode the recording of {key}: {e}"),
+    }
 }
 
 /// Publishes `tags` in real time (by timestamp) and asserts hashgate cut it before any frame
