@@ -37,13 +37,7 @@ fn benign_720p(dir: &Path) -> PathBuf {
 
 /// One setting: `n` benign 720p publishers and two heavy ones claiming `claim`, then `runs`
 /// flagged publishes; returns the clip-start-to-cut seconds of each.
-fn setting(
-    dir: &Path,
-    runs: usize,
-    n: usize,
-    claim: Option<(u32, u32)>,
-    label: &str,
-) -> Vec<f64> {
+fn setting(dir: &Path, runs: usize, n: usize, claim: Option<(u32, u32)>, label: &str) -> Vec<f64> {
     let nginx = Nginx::start(dir);
     let log = dir.join(format!("events-{label}.jsonl"));
     let hashgate = Hashgate::start(
@@ -100,7 +94,10 @@ fn setting(
         );
         match published.ending {
             Ending::Refused { .. } => {
-                let seen = published.ended.duration_since(published.started).as_secs_f64();
+                let seen = published
+                    .ended
+                    .duration_since(published.started)
+                    .as_secs_f64();
                 out.push(seen - 2.0);
             }
             other => eprintln!("{label} run {run}: not cut: {other:?}"),
@@ -108,7 +105,10 @@ fn setting(
         std::thread::sleep(Duration::from_millis(500));
     }
     let levels = hashgate.log().matches("sampling level changed").count();
-    let shed = hashgate.log().matches("over inspect.max_stream_cost").count();
+    let shed = hashgate
+        .log()
+        .matches("over inspect.max_stream_cost")
+        .count();
     eprintln!("{label}: pool level changes {levels}, streams shed for cost {shed}");
     drop(load);
     drop(heavies);
@@ -124,8 +124,16 @@ fn main() {
     let mut rows = Vec::new();
     let settings: [(&str, usize, Option<(u32, u32)>); 3] = [
         ("flagged stream alone", 0, None),
-        ("+ N benign 720p + 2 claiming 8192x8192", n, Some((8192, 8192))),
-        ("+ N benign 720p + 2 claiming 3840x2160", n, Some((3840, 2160))),
+        (
+            "+ N benign 720p + 2 claiming 8192x8192",
+            n,
+            Some((8192, 8192)),
+        ),
+        (
+            "+ N benign 720p + 2 claiming 3840x2160",
+            n,
+            Some((3840, 2160)),
+        ),
     ];
     let mut alone_p95 = None;
     for (i, (name, n, claim)) in settings.into_iter().enumerate() {
