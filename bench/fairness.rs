@@ -19,6 +19,9 @@ use common::attacks::*;
 use common::crafted::*;
 use common::*;
 
+/// The picture size two costly publishers' SPS claims, if there are any.
+type Claim = Option<(u32, u32)>;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -122,7 +125,7 @@ fn main() {
     require("ffmpeg");
     let dir = temp_dir();
     let mut rows = Vec::new();
-    let settings: [(&str, usize, Option<(u32, u32)>); 3] = [
+    let settings: [(&str, usize, Claim); 3] = [
         ("flagged stream alone", 0, None),
         (
             "+ N benign 720p + 2 claiming 8192x8192",

@@ -73,8 +73,11 @@ const COST_TAU_S: f64 = 1.0;
 /// How long a stream over its cost budget stays shed before it is measured afresh.
 const SHED_FOR: Duration = Duration::from_secs(10);
 /// Ticks of sustained waiting before the pool lowers sampling, and of calm before it raises it.
-const HOT_TICKS: u32 = 4;
+const HOT_TICKS: u32 = 2;
 const CALM_TICKS: u32 = 8;
+/// Ticks after a change before the next: streams take the new level at their next keyframe,
+/// and the backlog of the old one takes a moment to clear.
+const SETTLE_TICKS: u32 = 12;
 
 struct Inbox {
     queue: VecDeque<TappedVideo>,
@@ -484,6 +487,7 @@ fn deliver(shared: &Shared, slot: &Slot, finding: Finding) {
 fn control_load(shared: Weak<Shared>, threads: usize) {
     let mut hot_ticks = 0u32;
     let mut calm_ticks = 0u32;
+    let mut settle_ticks = 0u32;
     loop {
         std::thread::sleep(TICK);
         let Some(shared) = shared.upgrade() else {
@@ -518,7 +522,10 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         hot_ticks = if hot { hot_ticks + 1 } else { 0 };
         calm_ticks = if calm { calm_ticks + 1 } else { 0 };
         let level = shared.level.load(Ordering::Relaxed);
-        let next = if hot_ticks >= HOT_TICKS && level < 2 {
+        settle_ticks = settle_ticks.saturating_sub(1);
+        let next = if settle_ticks > 0 {
+            level
+        } else if hot_ticks >= HOT_TICKS && level < 2 {
             level + 1
         } else if calm_ticks >= CALM_TICKS && level > 0 {
             level - 1
@@ -528,6 +535,7 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         if next != level {
             hot_ticks = 0;
             calm_ticks = 0;
+            settle_ticks = SETTLE_TICKS;
             shared.level.store(next, Ordering::Relaxed);
             tracing::warn!(
                 level = next,

@@ -159,7 +159,9 @@ pub struct StreamInspector {
     gop: Vec<HeldFrame>,
     gop_bytes: usize,
     catching_up: bool,
+    /// Arrival of the last keyframe decoded, and of the last one seen.
     last_keyframe_at: Option<Instant>,
+    last_keyframe_seen: Option<Instant>,
     /// After inspection dropped work: ignore frames until a keyframe.
     skip_to_keyframe: bool,
     headers: VecDeque<Instant>,
@@ -189,6 +191,7 @@ impl StreamInspector {
             gop_bytes: 0,
             catching_up: false,
             last_keyframe_at: None,
+            last_keyframe_seen: None,
             skip_to_keyframe: false,
             headers: VecDeque::new(),
             last_open: None,
@@ -321,9 +324,15 @@ impl StreamInspector {
         if frame.keyframe {
             self.clear_gop();
             self.catching_up = false;
+            // Level 2 skips a keyframe only when the next one, a keyframe interval later, still
+            // keeps the stream within three quarters of the bound.
+            let interval = self
+                .last_keyframe_seen
+                .map(|at| frame.arrived.saturating_duration_since(at));
+            self.last_keyframe_seen = Some(frame.arrived);
             let due = self.level < 2
-                || self.last_keyframe_at.is_none_or(|at| {
-                    frame.arrived.saturating_duration_since(at) >= self.blind_bound() / 2
+                || self.last_keyframe_at.zip(interval).is_none_or(|(at, gop)| {
+                    frame.arrived.saturating_duration_since(at) + gop >= self.blind_bound() * 3 / 4
                 });
             if let Some(active) = self.active.as_mut() {
                 active.decoder.set_keyframes_only(true);

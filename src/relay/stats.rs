@@ -35,6 +35,17 @@ struct ClockState {
     clock: CoverageClock,
 }
 
+/// A stream's coverage now (see [`StreamStats::coverage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// Processed video with no hashed frame after it, wall-clock time.
+    pub blind_wall: Duration,
+    /// The same in stream time.
+    pub blind_stream: Duration,
+    /// Received video not yet processed, wall-clock time.
+    pub backlog: Duration,
+}
+
 /// A rate that decays: hashed frames per second over the last few seconds.
 #[derive(Debug)]
 struct RateMeter {
@@ -83,6 +94,7 @@ pub struct StreamStats {
     clock: Mutex<ClockState>,
     received_wall_ms: AtomicU64,
     received_stream_ms: AtomicU64,
+    processed_wall_ms: AtomicU64,
     processed_stream_ms: AtomicU64,
     covered_wall_ms: AtomicU64,
     covered_stream_ms: AtomicU64,
@@ -108,6 +120,7 @@ impl Default for StreamStats {
             clock: Mutex::default(),
             received_wall_ms: AtomicU64::new(0),
             received_stream_ms: AtomicU64::new(0),
+            processed_wall_ms: AtomicU64::new(0),
             processed_stream_ms: AtomicU64::new(0),
             covered_wall_ms: AtomicU64::new(0),
             covered_stream_ms: AtomicU64::new(0),
@@ -176,8 +189,27 @@ impl StreamStats {
 
     /// Inspection took the video message at `clock` (decoded it, or decided not to).
     pub fn processed(&self, clock: CoverageClock) {
+        self.processed_wall_ms
+            .fetch_max(clock.wall_ms, Ordering::Relaxed);
         self.processed_stream_ms
             .fetch_max(clock.stream_ms, Ordering::Relaxed);
+    }
+
+    /// Coverage in detail: how much of the video inspection has processed has no hashed frame
+    /// after it (wall, stream: *blind*), and how much received video is still waiting to be
+    /// processed (wall: *backlog*, lateness rather than blindness).
+    pub fn coverage(&self) -> Coverage {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let ms = Duration::from_millis;
+        let covered_wall = get(&self.covered_wall_ms);
+        let processed_wall = get(&self.processed_wall_ms).max(covered_wall);
+        Coverage {
+            blind_wall: ms(processed_wall - covered_wall),
+            blind_stream: ms(
+                get(&self.processed_stream_ms).saturating_sub(get(&self.covered_stream_ms))
+            ),
+            backlog: ms(get(&self.received_wall_ms).saturating_sub(processed_wall)),
+        }
     }
 
     /// How much video has no hashed frame after it: (wall time up to the newest received,
@@ -235,6 +267,11 @@ mod tests {
             "stream time counts only once inspection has processed it"
         );
         stats.processed(c);
+        let coverage = stats.coverage();
+        assert_eq!(
+            (coverage.blind_wall, coverage.backlog),
+            (Duration::from_millis(1066), Duration::ZERO)
+        );
         assert_eq!(
             stats.blind(),
             (Duration::from_millis(1066), Duration::from_millis(2000))

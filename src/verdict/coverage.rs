@@ -1,19 +1,23 @@
 //! Coverage: what inspection could not see does not pass silently.
 //!
-//! Every live stream's coverage clocks (see `relay::stats`) say how much of its received video,
-//! in wall-clock time and in stream time, has no hashed frame after it. A watch thread looks at
-//! every stream ten times a second; a stream blind for longer than `max_blind` (or
-//! `max_blind_degraded` while the pool sheds load) is `uninspectable`, with the cause as far as
-//! the counters tell it, and meets `on_uninspectable`. With the default delay buffer longer
+//! Every live stream's coverage clocks (see `relay::stats`) say how much of the video inspection
+//! processed, in wall-clock time and in stream time, has no hashed frame after it (*blind*), and
+//! how much received video still waits (*backlog*). A watch thread looks at every stream ten
+//! times a second. A stream blind for longer than `max_blind` (`max_blind_degraded` while the
+//! pool samples it at keyframes only), or blind and behind together for longer than
+//! `max_blind_degraded` (a pool short of CPU makes streams late before it degrades them), is
+//! `uninspectable`, with the cause as far as the counters tell it, and meets
+//! `on_uninspectable`. With the default delay buffer longer
 //! than the bound, the cut lands before the unseen video reaches the platform. An episode is
 //! reported once and re-armed when coverage recovers to half the bound.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{StreamState, Verdict};
+use crate::relay::stats::Coverage as StreamCoverage;
 use crate::relay::StreamInfo;
 
 /// How often coverage is checked.
@@ -49,77 +53,98 @@ pub(super) fn watch(verdict: Weak<Verdict>) {
 
 /// What the coverage of one stream is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coverage {
-    /// Within the bound.
+pub enum Judgement {
+    /// Within the bounds.
     Covered,
     /// Back under half the bound: a new episode may be reported.
     Recovered,
-    /// Over the bound on the wall clock (`true`) or the stream clock (`false`), by this much.
+    /// Blind past the bound: this much, on the wall clock (`true`) or the stream clock.
     Blind(Duration, bool),
+    /// So far behind that, counting what still waits, this much video has gone unseen.
+    Late(Duration),
 }
 
-/// Judges blind stretches `(wall, stream)` against `bound`.
-pub fn judge(blind: (Duration, Duration), bound: Duration) -> Coverage {
-    let (wall, stream) = blind;
-    if wall > bound {
-        Coverage::Blind(wall, true)
-    } else if stream > bound {
-        Coverage::Blind(stream, false)
-    } else if wall < bound / 2 && stream < bound / 2 {
-        Coverage::Recovered
+/// Judges a stream's coverage: what inspection processed without a hashed frame against
+/// `bound`; that plus what still waits (lateness, the pool's load) against `late_bound`.
+pub fn judge(c: StreamCoverage, bound: Duration, late_bound: Duration) -> Judgement {
+    let total = c.blind_wall + c.backlog;
+    if c.blind_wall > bound {
+        Judgement::Blind(c.blind_wall, true)
+    } else if c.blind_stream > bound {
+        Judgement::Blind(c.blind_stream, false)
+    } else if total > late_bound {
+        Judgement::Late(total)
+    } else if total < bound / 2 && c.blind_stream < bound / 2 {
+        Judgement::Recovered
     } else {
-        Coverage::Covered
+        Judgement::Covered
     }
 }
 
+/// How long after inspection last skipped a stream's video to keep up its coverage is judged as
+/// overloaded (the looser bound): the skipped stretch is the pool's doing, not the stream's.
+const OVERLOAD_MEMORY: Duration = Duration::from_secs(5);
+
 fn check(verdict: &Verdict, stream: &StreamInfo) {
     let stats = &stream.stats;
-    let degraded = stats.degraded.load(Ordering::Relaxed) > 0;
-    let bound = if degraded {
-        verdict.policy.max_blind_degraded
-    } else {
-        verdict.policy.max_blind
-    };
-    let verdict_of = judge(stats.blind(), bound);
+    let policy = &verdict.policy;
+    let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
     let Ok(mut states) = verdict.streams.lock() else {
         return;
     };
     let state = states
         .entry(stream.id)
         .or_insert_with(|| StreamState::new(&verdict.policy));
-    match verdict_of {
-        Coverage::Covered => {}
-        Coverage::Recovered => state.blind_reported = false,
-        Coverage::Blind(..) if state.blind_reported || state.cut => {}
-        Coverage::Blind(blind, wall) => {
-            state.blind_reported = true;
-            drop(states);
-            let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
-            let errors = stats.decode_errors.load(Ordering::Relaxed);
-            let decoded = stats.frames_decoded.load(Ordering::Relaxed);
-            let why = if dropped > 0 || degraded {
-                format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
-            } else if decoded == 0 {
-                format!("; the decoder produced no picture ({errors} decode errors)")
-            } else if errors > 0 {
-                format!("; {errors} decode errors")
-            } else {
-                String::new()
-            };
-            let cause = format!(
-                "no frame hashed for {:.1}s of video ({} time; the bound is {:.1}s){why}",
-                blind.as_secs_f64(),
-                if wall { "wall-clock" } else { "stream" },
-                bound.as_secs_f64(),
-            );
-            let kind = if dropped > 0 || degraded {
-                "overload"
-            } else {
-                "blind"
-            };
-            verdict.uninspectable_now(stream, kind, &cause);
-        }
+    if dropped > state.dropped_seen {
+        state.dropped_seen = dropped;
+        state.dropped_at = Some(Instant::now());
     }
+    let degraded = stats.degraded.load(Ordering::Relaxed) > 0
+        || state
+            .dropped_at
+            .is_some_and(|at| at.elapsed() < OVERLOAD_MEMORY);
+    let bound = if degraded {
+        policy.max_blind_degraded
+    } else {
+        policy.max_blind
+    };
+    let judgement = judge(stats.coverage(), bound, policy.max_blind_degraded);
+    let (unseen, clock) = match judgement {
+        Judgement::Covered => return,
+        Judgement::Recovered => {
+            state.blind_reported = false;
+            return;
+        }
+        _ if state.blind_reported || state.cut => return,
+        Judgement::Blind(unseen, wall) => (unseen, if wall { "wall-clock" } else { "stream" }),
+        Judgement::Late(unseen) => (unseen, "wall-clock, counting video still waiting"),
+    };
+    state.blind_reported = true;
+    drop(states);
+    let errors = stats.decode_errors.load(Ordering::Relaxed);
+    let decoded = stats.frames_decoded.load(Ordering::Relaxed);
+    let overloaded = matches!(judgement, Judgement::Late(_)) || dropped > 0 || degraded;
+    let why = if overloaded {
+        format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
+    } else if decoded == 0 {
+        format!("; the decoder produced no picture ({errors} decode errors)")
+    } else if errors > 0 {
+        format!("; {errors} decode errors")
+    } else {
+        String::new()
+    };
+    let limit = if matches!(judgement, Judgement::Late(_)) {
+        policy.max_blind_degraded
+    } else {
+        bound
+    };
+    let cause = format!(
+        "no frame hashed for {:.1}s of video ({clock} time; the bound is {:.1}s){why}",
+        unseen.as_secs_f64(),
+        limit.as_secs_f64(),
+    );
+    let kind = if overloaded { "overload" } else { "blind" };
+    verdict.uninspectable_now(stream, kind, &cause);
 }
 
 #[cfg(test)]
@@ -127,18 +152,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blind_past_the_bound_on_either_clock() {
+    fn blind_past_the_bound_on_either_clock_late_past_the_looser_one() {
         let ms = Duration::from_millis;
-        let bound = ms(1500);
-        assert_eq!(judge((ms(400), ms(500)), bound), Coverage::Recovered);
-        assert_eq!(judge((ms(900), ms(100)), bound), Coverage::Covered);
+        let c = |wall, stream, backlog| StreamCoverage {
+            blind_wall: ms(wall),
+            blind_stream: ms(stream),
+            backlog: ms(backlog),
+        };
+        let (bound, late) = (ms(1500), ms(4000));
+        assert_eq!(judge(c(400, 500, 0), bound, late), Judgement::Recovered);
+        assert_eq!(judge(c(900, 100, 0), bound, late), Judgement::Covered);
         assert_eq!(
-            judge((ms(1600), ms(0)), bound),
-            Coverage::Blind(ms(1600), true)
+            judge(c(1600, 0, 0), bound, late),
+            Judgement::Blind(ms(1600), true)
         );
         assert_eq!(
-            judge((ms(10), ms(3000)), bound),
-            Coverage::Blind(ms(3000), false)
+            judge(c(10, 3000, 0), bound, late),
+            Judgement::Blind(ms(3000), false)
+        );
+        // Behind, not blind: the pool's load gets the looser bound.
+        assert_eq!(judge(c(500, 500, 2500), bound, late), Judgement::Covered);
+        assert_eq!(
+            judge(c(500, 500, 3600), bound, late),
+            Judgement::Late(ms(4100))
         );
     }
 }

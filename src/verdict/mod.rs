@@ -43,6 +43,9 @@ struct StreamState {
     cut: bool,
     /// A blind-coverage episode was reported (re-armed once coverage recovers).
     blind_reported: bool,
+    /// Inspection skipped video of this stream to keep up: how much so far, and when last.
+    dropped_seen: u64,
+    dropped_at: Option<Instant>,
 }
 
 impl StreamState {
@@ -54,6 +57,8 @@ impl StreamState {
             frames: Vec::new(),
             cut: false,
             blind_reported: false,
+            dropped_seen: 0,
+            dropped_at: None,
         }
     }
 }
