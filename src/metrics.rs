@@ -231,7 +231,7 @@ impl Metrics {
         );
         out.labeled(
             "hashgate_uninspectable_total",
-            "Streams inspection could not cover, by cause (codec, picture_size, blind, overload).",
+            "Streams inspection could not cover, by cause (codec, picture_size, blind, overload, failure).",
             &self.uninspectable,
         );
         out.labeled(

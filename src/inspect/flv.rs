@@ -105,19 +105,22 @@ pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, TruncatedTag> {
     }
     let header = payload.get(..5).ok_or_else(truncated)?;
     let composition_time = si24(&header[2..5]);
+    // FFmpeg's FLV demuxer, and so every player built on it, decodes any packet type but 0
+    // that carries data as a coded frame: so does inspection, whatever the type byte says.
+    let has_data = payload.len() > 5;
     Ok(match header[1] {
         0 => VideoTag::SequenceStart {
             codec,
             config: payload.slice(5..),
         },
-        1 => VideoTag::Frame {
+        _ if has_data => VideoTag::Frame {
             codec,
             keyframe: frame_type == 1 || frame_type == 4,
             composition_time,
             data: payload.slice(5..),
         },
         2 => VideoTag::SequenceEnd,
-        other => skip(&format!("AVC packet type {other}")),
+        other => skip(&format!("empty AVC packet of type {other}")),
     })
 }
 
@@ -182,7 +185,7 @@ fn parse_enhanced(payload: &Bytes, first: u8) -> Result<VideoTag, TruncatedTag> 
         },
         2 => VideoTag::SequenceEnd,
         4 => skip("Enhanced RTMP video metadata"),
-        other => skip(&format!("Enhanced RTMP video packet type {other}")),
+        other => unsupported(&format!("Enhanced RTMP video packet type {other}")),
     })
 }
 
@@ -215,6 +218,20 @@ mod tests {
             parse_video_tag(&Bytes::from_static(&[0x17, 2, 0, 0, 0])),
             Ok(VideoTag::SequenceEnd)
         );
+        // Any other packet type with data is a frame, as FFmpeg's demuxer reads it.
+        for packet_type in [2u8, 3, 200] {
+            let odd = Bytes::from(vec![0x27, packet_type, 0, 0, 0, 0, 0, 0, 1, 9]);
+            assert!(
+                matches!(
+                    parse_video_tag(&odd),
+                    Ok(VideoTag::Frame {
+                        keyframe: false,
+                        ..
+                    })
+                ),
+                "AVC packet type {packet_type}"
+            );
+        }
         assert_eq!(
             parse_video_tag(&Bytes::from_static(&[0x17, 1])),
             Err(TruncatedTag(2))

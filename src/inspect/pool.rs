@@ -9,9 +9,10 @@
 //! than `max_lag` makes inspection skip ahead to the newest keyframe waiting (the skipped
 //! stretch shows as blind on the coverage clocks). When the pool as a whole cannot keep up it
 //! degrades every stream's sampling — level 1 decodes keyframes only, level 2 fewer of them —
-//! and recovers when load falls. A stream costing more than `max_stream_cost` of a core is shed
-//! on its own first: keyframes only, with no catch-up decoding of long GOPs (if that leaves it
-//! blind for longer than the coverage bound, the verdict calls it uninspectable).
+//! and recovers when load falls. That takes several streams falling behind: one stream that
+//! costs more than `max_stream_cost` of a core, or that sends video faster than it can be
+//! decoded, only makes itself late (its lateness does not count as the pool's), and a stream
+//! cannot lower its own sampling: what it makes inspection skip is judged on the strict bound.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -70,7 +71,7 @@ const SLICE: Duration = Duration::from_millis(4);
 const TICK: Duration = Duration::from_millis(250);
 /// Time constant of a stream's cost average.
 const COST_TAU_S: f64 = 1.0;
-/// How long a stream over its cost budget stays shed before it is measured afresh.
+/// How long a stream over its cost budget is kept out of the load measure once it was over.
 const SHED_FOR: Duration = Duration::from_secs(10);
 /// Ticks of sustained waiting before the pool lowers sampling, and of calm before it raises it.
 const HOT_TICKS: u32 = 2;
@@ -92,7 +93,7 @@ struct Work {
     /// Share of a core spent on this stream lately.
     cost: f64,
     cost_at: Instant,
-    /// Over budget lately: shed (keyframes only) until then.
+    /// Over budget lately: its waiting does not count as the pool's until then.
     shed_until: Option<Instant>,
 }
 
@@ -104,7 +105,7 @@ struct Slot {
     work: Mutex<Option<Work>>,
     /// Nanoseconds of inspection this stream has had (its place in the fair queue).
     vtime: AtomicU64,
-    /// Shed for its cost: the load controller does not count its waiting.
+    /// Over its cost budget: the load controller does not count its waiting.
     shed: AtomicBool,
 }
 
@@ -145,6 +146,8 @@ struct Shared {
     /// Virtual time of the last stream served: a stream waking up starts no earlier.
     vclock: AtomicU64,
     level: AtomicU8,
+    /// Several streams are late now (the load controller's view at its last tick).
+    hot: AtomicBool,
     busy_ns: AtomicU64,
     slots: Mutex<Vec<Weak<Slot>>>,
     sink: Arc<dyn FrameSink>,
@@ -239,6 +242,7 @@ impl Inspector {
             wake: Condvar::new(),
             vclock: AtomicU64::new(0),
             level: AtomicU8::new(0),
+            hot: AtomicBool::new(false),
             busy_ns: AtomicU64::new(0),
             slots: Mutex::default(),
             sink,
@@ -249,7 +253,12 @@ impl Inspector {
                 .name(format!("inspect-{index}"))
                 .spawn(move || {
                     while let Some(slot) = shared.next() {
-                        run_slot(&shared, &slot);
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_slot(&shared, &slot)
+                        }));
+                        if ran.is_err() {
+                            abandon(&shared, &slot);
+                        }
                     }
                 })?;
         }
@@ -315,9 +324,11 @@ impl TapProvider for Inspector {
 /// What a worker takes from a stream's inbox.
 enum Next {
     Message(TappedVideo),
-    /// Video waited too long: `dropped` messages were skipped to stay at the live edge.
+    /// Video waited too long: `dropped` messages, `span` of the stream's video (wall-clock
+    /// coverage time), were skipped to stay at the live edge.
     Skipped {
         dropped: u64,
+        span: Duration,
     },
     Empty {
         closed: bool,
@@ -349,11 +360,28 @@ fn take_next(inbox: &mut Inbox, max_lag: Duration, now: Instant) -> Next {
         .iter()
         .rposition(|k| *k == VideoFrameKind::Keyframe)
         .unwrap_or(inbox.queue.len());
-    let header = kinds[..keep_from]
+    let header_at = kinds[..keep_from]
         .iter()
-        .rposition(|k| *k == VideoFrameKind::SequenceHeader)
-        .and_then(|i| inbox.queue.get(i).cloned());
+        .rposition(|k| *k == VideoFrameKind::SequenceHeader);
+    let skippable = keep_from - usize::from(header_at.is_some());
+    if skippable == 0 {
+        // The newest keyframe is already at the front (its header maybe before it): it is stale,
+        // but it is the live edge there is; inspect it.
+        return inbox.queue.pop_front().map_or(
+            Next::Empty {
+                closed: inbox.closed,
+            },
+            Next::Message,
+        );
+    }
+    let header = header_at.and_then(|i| inbox.queue.get(i).cloned());
     let dropped: Vec<TappedVideo> = inbox.queue.drain(..keep_from).collect();
+    let from = dropped.first().map_or(0, |v| v.clock.wall_ms);
+    let to = inbox
+        .queue
+        .front()
+        .or(dropped.last())
+        .map_or(from, |v| v.clock.wall_ms);
     if let Some(header) = header {
         let (arrived, clock) = inbox
             .queue
@@ -366,7 +394,8 @@ fn take_next(inbox: &mut Inbox, max_lag: Duration, now: Instant) -> Next {
         });
     }
     Next::Skipped {
-        dropped: dropped.len() as u64,
+        dropped: skippable as u64,
+        span: Duration::from_millis(to.saturating_sub(from)),
     }
 }
 
@@ -375,6 +404,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     let started = Instant::now();
     {
         let Ok(mut guard) = slot.work.lock() else {
+            slot.scheduled.store(false, Ordering::Release);
             return;
         };
         let Some(work) = guard.as_mut() else {
@@ -386,16 +416,16 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 tracing::warn!(
                     key = %slot.stream.stream_key.escape_debug(),
                     cost = format!("{:.2}", work.cost),
-                    "inspection: stream over inspect.max_stream_cost, sampled at keyframes only"
+                    "inspection: stream over inspect.max_stream_cost; its lateness is its own"
                 );
             }
             work.shed_until = Some(started + SHED_FOR);
         }
         let shed = work.shed_until.is_some_and(|until| started < until);
         slot.shed.store(shed, Ordering::Relaxed);
-        let level = shared.level.load(Ordering::Relaxed).max(u8::from(shed));
+        let level = shared.level.load(Ordering::Relaxed);
         if level != work.inspector.level() {
-            work.inspector.set_level(level, shed);
+            work.inspector.set_level(level);
             slot.stream
                 .stats
                 .degraded
@@ -409,11 +439,16 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             };
             match next {
                 Next::Message(video) => inspect_message(shared, slot, work, &video),
-                Next::Skipped { dropped } => {
-                    slot.stream
-                        .stats
+                Next::Skipped { dropped, span } => {
+                    let stats = &slot.stream.stats;
+                    stats
                         .inspection_dropped
                         .fetch_add(dropped, Ordering::Relaxed);
+                    // The pool's doing when it is short of CPU as a whole; the stream's own
+                    // otherwise (a burst, a costly stream): then the strict bound applies.
+                    let pool_short = shared.level.load(Ordering::Relaxed) > 0
+                        || shared.hot.load(Ordering::Relaxed);
+                    stats.skipped(span, pool_short);
                     work.inspector.resync();
                 }
                 Next::Empty { closed } => {
@@ -450,6 +485,30 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         && slot.work.lock().is_ok_and(|w| w.is_some());
     if more {
         shared.schedule(slot);
+    }
+}
+
+/// A stream whose inspection panicked (a bug, in FFmpeg or here): its inspection ends, it is
+/// reported uninspectable, and the worker goes on with the other streams.
+fn abandon(shared: &Shared, slot: &Arc<Slot>) {
+    tracing::error!(
+        key = %slot.stream.stream_key.escape_debug(),
+        "inspection of this stream failed (a panic); it is no longer inspected"
+    );
+    let stats = match slot.work.lock() {
+        Ok(mut work) => work.take().map(|w| w.stats),
+        Err(poisoned) => poisoned.into_inner().take().map(|w| w.stats),
+    };
+    if let Ok(mut inbox) = slot.inbox.lock() {
+        inbox.queue.clear();
+        inbox.closed = true;
+    }
+    slot.scheduled.store(false, Ordering::Release);
+    shared
+        .sink
+        .uninspectable(&slot.stream, "inspection of this stream failed");
+    if let Some(stats) = stats {
+        shared.sink.stream_ended(&slot.stream, &stats);
     }
 }
 
@@ -504,10 +563,14 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
             .lock()
             .map(|s| s.iter().filter_map(Weak::upgrade).collect())
             .unwrap_or_default();
-        // Streams shed for their own cost wait by design: only the others say the pool is short.
-        let waiting = slots
+        // The pool is short when several streams wait, not one: a stream over its cost budget, or
+        // one that bursts, makes only itself late, and must not lower everyone's sampling.
+        let counted: Vec<&Arc<Slot>> = slots
             .iter()
             .filter(|s| !s.shed.load(Ordering::Relaxed))
+            .collect();
+        let waits: Vec<Duration> = counted
+            .iter()
             .filter_map(|s| {
                 let inbox = s.inbox.lock().ok()?;
                 inbox
@@ -515,9 +578,14 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
                     .front()
                     .map(|v| now.saturating_duration_since(v.arrived))
             })
-            .max()
-            .unwrap_or_default();
-        let hot = waiting > shared.settings.max_lag / 2;
+            .collect();
+        let waiting = waits.iter().max().copied().unwrap_or_default();
+        let late = waits
+            .iter()
+            .filter(|w| **w > shared.settings.max_lag / 2)
+            .count();
+        let hot = late >= (counted.len() / 10).max(2);
+        shared.hot.store(hot, Ordering::Relaxed);
         let calm = waiting < Duration::from_millis(150) && busy < 0.8;
         hot_ticks = if hot { hot_ticks + 1 } else { 0 };
         calm_ticks = if calm { calm_ticks + 1 } else { 0 };
@@ -610,10 +678,14 @@ mod tests {
             capacity: 16,
             closed: false,
         };
-        let Next::Skipped { dropped } = take_next(&mut inbox, Duration::from_secs(1), now) else {
+        let Next::Skipped { dropped, .. } = take_next(&mut inbox, Duration::from_secs(1), now)
+        else {
             panic!("stale video must be skipped");
         };
-        assert_eq!(dropped, 4);
+        assert_eq!(
+            dropped, 3,
+            "the header is kept, the three frames before the keyframe go"
+        );
         let kinds: Vec<_> = inbox
             .queue
             .iter()
@@ -631,11 +703,21 @@ mod tests {
             inbox.queue[0].arrived, inbox.queue[1].arrived,
             "the header goes with its keyframe"
         );
-        // Fresh video is taken in order.
-        inbox.queue.iter_mut().for_each(|v| v.arrived = now);
+        // Stale, but the newest keyframe (and its header) is at the front: inspected, not
+        // skipped again and again. Stale frames with no keyframe after them go.
+        for _ in 0..2 {
+            assert!(matches!(
+                take_next(&mut inbox, Duration::from_secs(1), now),
+                Next::Message(_)
+            ));
+        }
         assert!(matches!(
             take_next(&mut inbox, Duration::from_secs(1), now),
-            Next::Message(_)
+            Next::Skipped { dropped: 1, .. }
+        ));
+        assert!(matches!(
+            take_next(&mut inbox, Duration::from_secs(1), now),
+            Next::Empty { closed: false }
         ));
     }
 

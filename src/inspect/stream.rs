@@ -152,10 +152,8 @@ pub struct StreamInspector {
     settings: InspectSettings,
     active: Option<ActiveDecoder>,
     sampler: Sampler,
-    /// 0: as configured; 1: keyframes only; 2: keyframes only, at most one per half bound.
+    /// 0: as configured; 1: keyframes only; 2: keyframes only, fewer of them.
     level: u8,
-    /// Over its cost budget: keyframes only, no catch-up.
-    shed: bool,
     gop: Vec<HeldFrame>,
     gop_bytes: usize,
     catching_up: bool,
@@ -186,7 +184,6 @@ impl StreamInspector {
             active: None,
             sampler: Sampler::new(settings.fps),
             level: 0,
-            shed: false,
             gop: Vec::new(),
             gop_bytes: 0,
             catching_up: false,
@@ -203,10 +200,8 @@ impl StreamInspector {
     }
 
     /// Sets the sampling level the pool chose (0 = as configured, 1 = keyframes only,
-    /// 2 = fewer keyframes). A `shed` stream (over its cost budget) gets no catch-up decoding
-    /// of long GOPs: its keyframes are all it gets.
-    pub fn set_level(&mut self, level: u8, shed: bool) {
-        self.shed = shed;
+    /// 2 = fewer keyframes).
+    pub fn set_level(&mut self, level: u8) {
         let was_keyframes_only = self.keyframes_only();
         self.level = level.min(2);
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
@@ -268,13 +263,26 @@ impl StreamInspector {
                 self.configure(codec, config, video.arrived, stats, out)
             }
             VideoTag::Frame {
+                codec,
                 keyframe,
                 composition_time,
                 data,
-                ..
             } => {
-                if self.active.is_none() {
+                let Some(active_codec) = self.active.as_ref().map(|a| a.codec) else {
                     stats.frames_without_config.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                if codec != active_codec {
+                    // A player demuxes them as a second video stream and may show it.
+                    stats.unsupported_messages.fetch_add(1, Ordering::Relaxed);
+                    self.report_once(
+                        out,
+                        Finding::Uninspectable(format!(
+                            "{} frames while the stream's video is {}",
+                            codec.name(),
+                            active_codec.name()
+                        )),
+                    );
                     return;
                 }
                 if self.skip_to_keyframe && !keyframe {
@@ -352,9 +360,6 @@ impl StreamInspector {
             frame.arrived.saturating_duration_since(at) >= self.blind_bound() * 2 / 3
         });
         let has_keyframe = self.gop.first().is_some_and(|f| f.keyframe);
-        if self.shed {
-            return;
-        }
         self.hold(frame);
         if long_gop && has_keyframe {
             // Decode the GOP so far from its keyframe, then every frame until the next one.

@@ -5,12 +5,14 @@
 //! paths, stop at a NUL byte. So `key?x=1` and `key\0junk` are recorded under `key`. hashgate
 //! therefore identifies a stream by its *name* — the text before the first `?` — for live keys,
 //! blocks, probation, routes and events, and refuses names an ingest server could read
-//! differently from us: empty ones, control bytes anywhere (NUL, newline, ANSI escapes), and
-//! names over [`MAX_KEY_LEN`] bytes. The query string still goes upstream unchanged.
+//! differently from us: empty ones, control bytes anywhere (NUL, newline, ANSI escapes),
+//! invisible format characters (zero-width, bidirectional overrides, BOM) a platform might strip,
+//! and names over [`MAX_KEY_LEN`] bytes. The query string still goes upstream unchanged.
 
-/// Longest publish name accepted, query included (YouTube, Twitch and Facebook keys are under
-/// 100 bytes; nginx-rtmp's own buffers stop at 1 KiB for the whole command).
-pub const MAX_KEY_LEN: usize = 512;
+/// Longest publish name accepted, query included: nginx-rtmp reads the name into a 256-byte
+/// buffer (NUL included), so two longer names differing past byte 255 are one stream to it.
+/// YouTube, Twitch and Facebook keys are under 100 bytes.
+pub const MAX_KEY_LEN: usize = 255;
 
 /// A publish name split into its identity and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +29,8 @@ pub enum KeyError {
     /// Nothing before the `?`.
     #[error("empty stream key")]
     Empty,
-    /// A control character (NUL, newline, escape, DEL, C1) somewhere in the name or query.
+    /// A control character (NUL, newline, escape, DEL, C1) or an invisible format character
+    /// somewhere in the name or query.
     #[error("stream key contains control character U+{0:04X}")]
     Control(u32),
     /// Over [`MAX_KEY_LEN`] bytes.
@@ -41,7 +44,7 @@ impl StreamKey {
         if raw.len() > MAX_KEY_LEN {
             return Err(KeyError::TooLong(raw.len()));
         }
-        if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        if let Some(c) = raw.chars().find(|&c| c.is_control() || invisible(c)) {
             return Err(KeyError::Control(c as u32));
         }
         let (name, query) = match raw.split_once('?') {
@@ -64,6 +67,15 @@ impl StreamKey {
             None => upstream_name.to_owned(),
         }
     }
+}
+
+/// Zero-width and bidirectional formatting characters, line and paragraph separators, the
+/// byte order mark: invisible in logs and dashboards, and stripped by some normalisers.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 /// The identity of a key an operator typed (admin API): the same normal form, or the text as
@@ -107,6 +119,18 @@ mod tests {
         );
         assert_eq!(StreamKey::parse("x?y\rz"), Err(KeyError::Control(13)));
         assert_eq!(StreamKey::parse("a\u{85}"), Err(KeyError::Control(0x85)));
+        assert_eq!(
+            StreamKey::parse("cam\u{200B}1"),
+            Err(KeyError::Control(0x200B))
+        );
+        assert_eq!(
+            StreamKey::parse("\u{202E}1mac"),
+            Err(KeyError::Control(0x202E))
+        );
+        assert_eq!(
+            StreamKey::parse("\u{FEFF}cam1"),
+            Err(KeyError::Control(0xFEFF))
+        );
         assert_eq!(
             StreamKey::parse(&"k".repeat(MAX_KEY_LEN + 1)),
             Err(KeyError::TooLong(MAX_KEY_LEN + 1))

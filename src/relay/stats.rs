@@ -98,6 +98,10 @@ pub struct StreamStats {
     processed_stream_ms: AtomicU64,
     covered_wall_ms: AtomicU64,
     covered_stream_ms: AtomicU64,
+    /// Longest stretch of video inspection skipped to keep up since the coverage watch last
+    /// looked, in wall-clock coverage ms: of its own doing, and while the pool was short.
+    skipped_ms: AtomicU64,
+    skipped_overloaded_ms: AtomicU64,
     hash_rate: Mutex<RateMeter>,
 }
 
@@ -124,6 +128,8 @@ impl Default for StreamStats {
             processed_stream_ms: AtomicU64::new(0),
             covered_wall_ms: AtomicU64::new(0),
             covered_stream_ms: AtomicU64::new(0),
+            skipped_ms: AtomicU64::new(0),
+            skipped_overloaded_ms: AtomicU64::new(0),
             hash_rate: Mutex::new(RateMeter {
                 rate: 0.0,
                 at: Instant::now(),
@@ -193,6 +199,25 @@ impl StreamStats {
             .fetch_max(clock.wall_ms, Ordering::Relaxed);
         self.processed_stream_ms
             .fetch_max(clock.stream_ms, Ordering::Relaxed);
+    }
+
+    /// Inspection skipped `span` of this stream's video to stay at the live edge (`pool_short`:
+    /// because the pool as a whole was short of CPU): unseen video, however fast a keyframe
+    /// after it is hashed.
+    pub fn skipped(&self, span: Duration, pool_short: bool) {
+        let counter = if pool_short {
+            &self.skipped_overloaded_ms
+        } else {
+            &self.skipped_ms
+        };
+        counter.fetch_max(span.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The longest stretches skipped since the last call (the coverage watch's): of the
+    /// stream's own doing, and while the pool was short.
+    pub fn take_skipped(&self) -> (Duration, Duration) {
+        let take = |a: &AtomicU64| Duration::from_millis(a.swap(0, Ordering::Relaxed));
+        (take(&self.skipped_ms), take(&self.skipped_overloaded_ms))
     }
 
     /// Coverage in detail: how much of the video inspection has processed has no hashed frame

@@ -116,9 +116,10 @@ pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
         let codec = first & 0x0F;
         // AVC (7) and the legacy HEVC id (12) carry a packet type byte: 0 = sequence header,
         // 1 = NAL units, 2 = end of sequence.
+        // Any packet type but 0 that carries data is a coded frame (as FFmpeg reads it).
         match (codec, payload.get(1)) {
             (7 | 12, Some(0)) => true,
-            (7 | 12, Some(1)) => false,
+            (7 | 12, Some(_)) if payload.len() > 5 => false,
             (7 | 12, _) => return VideoFrameKind::Other,
             _ => false,
         }
@@ -167,7 +168,7 @@ impl VideoTap {
         match video_frame_kind(&msg.payload) {
             VideoFrameKind::SequenceHeader => {
                 self.sequence_header = Some(video.clone());
-                // A new configuration always restarts the decoder, so it resyncs too.
+                // A header that does not fit is resent before the next keyframe.
                 self.resync = !self.send(video);
             }
             VideoFrameKind::Keyframe if self.resync => {

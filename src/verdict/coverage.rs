@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{StreamState, Verdict};
 use crate::relay::stats::Coverage as StreamCoverage;
@@ -62,6 +62,9 @@ pub enum Judgement {
     Blind(Duration, bool),
     /// So far behind that, counting what still waits, this much video has gone unseen.
     Late(Duration),
+    /// Inspection skipped this much of the stream's video to keep up (`true`: the pool was
+    /// short of CPU as a whole).
+    Skipped(Duration, bool),
 }
 
 /// Judges a stream's coverage: what inspection processed without a hashed frame against
@@ -81,34 +84,31 @@ pub fn judge(c: StreamCoverage, bound: Duration, late_bound: Duration) -> Judgem
     }
 }
 
-/// How long after inspection last skipped a stream's video to keep up its coverage is judged as
-/// overloaded (the looser bound): the skipped stretch is the pool's doing, not the stream's.
-const OVERLOAD_MEMORY: Duration = Duration::from_secs(5);
-
 fn check(verdict: &Verdict, stream: &StreamInfo) {
     let stats = &stream.stats;
     let policy = &verdict.policy;
-    let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
+    // The looser bound only while the pool as a whole samples less: never for what a stream
+    // brings on itself.
+    let degraded = stats.degraded.load(Ordering::Relaxed) > 0;
+    let bound = if degraded {
+        policy.max_blind_degraded
+    } else {
+        policy.max_blind
+    };
+    let (own_skip, pool_skip) = stats.take_skipped();
     let Ok(mut states) = verdict.streams.lock() else {
         return;
     };
     let state = states
         .entry(stream.id)
         .or_insert_with(|| StreamState::new(&verdict.policy));
-    if dropped > state.dropped_seen {
-        state.dropped_seen = dropped;
-        state.dropped_at = Some(Instant::now());
-    }
-    let degraded = stats.degraded.load(Ordering::Relaxed) > 0
-        || state
-            .dropped_at
-            .is_some_and(|at| at.elapsed() < OVERLOAD_MEMORY);
-    let bound = if degraded {
-        policy.max_blind_degraded
+    let judgement = if own_skip > policy.max_blind {
+        Judgement::Skipped(own_skip, false)
+    } else if pool_skip > policy.max_blind_degraded {
+        Judgement::Skipped(pool_skip, true)
     } else {
-        policy.max_blind
+        judge(stats.coverage(), bound, policy.max_blind_degraded)
     };
-    let judgement = judge(stats.coverage(), bound, policy.max_blind_degraded);
     let (unseen, clock) = match judgement {
         Judgement::Covered => return,
         Judgement::Recovered => {
@@ -118,14 +118,22 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
         _ if state.blind_reported || state.cut => return,
         Judgement::Blind(unseen, wall) => (unseen, if wall { "wall-clock" } else { "stream" }),
         Judgement::Late(unseen) => (unseen, "wall-clock, counting video still waiting"),
+        Judgement::Skipped(unseen, _) => (unseen, "wall-clock, skipped to keep up"),
     };
     state.blind_reported = true;
     drop(states);
     let errors = stats.decode_errors.load(Ordering::Relaxed);
     let decoded = stats.frames_decoded.load(Ordering::Relaxed);
-    let overloaded = matches!(judgement, Judgement::Late(_)) || dropped > 0 || degraded;
+    let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
+    let overloaded =
+        matches!(judgement, Judgement::Late(_) | Judgement::Skipped(_, true)) || degraded;
     let why = if overloaded {
         format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
+    } else if matches!(judgement, Judgement::Skipped(..)) {
+        format!(
+            "; the stream fell behind on its own ({dropped} video messages skipped): \
+             it is sent faster, or costs more, than it can be inspected"
+        )
     } else if decoded == 0 {
         format!("; the decoder produced no picture ({errors} decode errors)")
     } else if errors > 0 {
@@ -133,10 +141,10 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
     } else {
         String::new()
     };
-    let limit = if matches!(judgement, Judgement::Late(_)) {
-        policy.max_blind_degraded
-    } else {
-        bound
+    let limit = match judgement {
+        Judgement::Late(_) | Judgement::Skipped(_, true) => policy.max_blind_degraded,
+        Judgement::Skipped(_, false) => policy.max_blind,
+        _ => bound,
     };
     let cause = format!(
         "no frame hashed for {:.1}s of video ({clock} time; the bound is {:.1}s){why}",

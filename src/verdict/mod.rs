@@ -43,9 +43,6 @@ struct StreamState {
     cut: bool,
     /// A blind-coverage episode was reported (re-armed once coverage recovers).
     blind_reported: bool,
-    /// Inspection skipped video of this stream to keep up: how much so far, and when last.
-    dropped_seen: u64,
-    dropped_at: Option<Instant>,
 }
 
 impl StreamState {
@@ -57,8 +54,6 @@ impl StreamState {
             frames: Vec::new(),
             cut: false,
             blind_reported: false,
-            dropped_seen: 0,
-            dropped_at: None,
         }
     }
 }
@@ -327,6 +322,8 @@ impl FrameSink for Verdict {
     fn uninspectable(&self, stream: &StreamInfo, cause: &str) {
         let kind = if cause.contains("max_pixels") {
             "picture_size"
+        } else if cause.contains("failed") {
+            "failure"
         } else {
             "codec"
         };
