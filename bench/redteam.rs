@@ -10,7 +10,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -123,30 +123,6 @@ impl Bench {
     }
 }
 
-/// The flagged sample re-encoded through an ffmpeg video filter (a re-broadcaster's edit).
-fn reencoded(dir: &Path, name: &str, filter: &str) -> Vec<Tag> {
-    let out = dir.join(format!("{name}.flv"));
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(sample("flagged.flv"))
-        .args([
-            "-filter_complex",
-            filter,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-        ])
-        .args([
-            "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "copy", "-f", "flv",
-        ])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {filter}");
-    read_flv(&out)
-}
-
 fn main() {
     require("ffmpeg");
     let bench = Bench::start("");
@@ -216,6 +192,11 @@ fn main() {
         "OBS pacing: first frame 0.7 s after metadata, lookahead bursts",
         "obs",
         obs_paced(&clip),
+    );
+    attack(
+        "benign decoy frames where 2 fps sampling falls (every 15th frame), clip between",
+        "decoys",
+        paced(&decoys_at_sample_points(&dir)),
     );
     for (name, key, filter) in [
         ("mirrored (hflip)", "hflip", "[0:v]hflip"),

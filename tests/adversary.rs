@@ -220,6 +220,18 @@ fn picture_over_max_pixels_is_uninspectable_at_once() {
 }
 
 #[test]
+fn decoys_where_fixed_sampling_would_fall_do_not_hide_the_clip() {
+    let s = setup("");
+    let dir = temp_dir();
+    let tags = decoys_at_sample_points(dir.path());
+    assert_eq!(
+        assert_cut_and_nothing_aired(&s, "decoys", &paced(&tags)),
+        "match",
+        "random sample points see the clip between the decoys"
+    );
+}
+
+#[test]
 fn frames_never_flagged_as_keyframes_are_decoded_all_the_same() {
     let s = setup("");
     let tags = unflagged_keyframes(&flagged());

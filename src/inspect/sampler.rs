@@ -1,36 +1,71 @@
 //! Which frames to hash: a rate in stream time (from timestamps), so a stream replayed faster or
-//! slower is sampled at the same points of its content, *and* the same rate in wall-clock time
-//! (arrival at the relay), so no timestamp pattern can starve sampling: a frame is taken when
-//! either clock says one is due. Timestamps the publisher squeezes together still get a hashed
-//! frame per interval of wall time; timestamps stretched apart get every frame hashed.
+//! slower is sampled at the same density of its content, with the wall clock (arrival at the
+//! relay) as backstop, so no timestamp pattern can starve sampling. Timestamps the publisher
+//! squeezes together still get a hashed frame every couple of intervals of wall time;
+//! timestamps stretched apart get every frame hashed.
+//!
+//! Live, the point sampled within each interval is drawn at random (a CSPRNG, per stream): a
+//! publisher who knows the rate cannot put benign frames exactly where the samples fall and the
+//! clip everywhere else. Files are sampled at the start of each interval, so lists made with
+//! `hashgate hash --fps` are reproducible.
 
 use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Picks frames at `fps` per second of stream time; `fps <= 0` picks every frame.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     interval_ms: Option<f64>,
-    next_due_ms: Option<f64>,
+    /// Start of the interval the next sample falls in.
+    window_start_ms: Option<f64>,
+    next_due_ms: f64,
     last_seen_ms: Option<f64>,
     last_taken_at: Option<Instant>,
+    /// Draws the sample point within each interval (live sampling only).
+    jitter: Option<StdRng>,
 }
 
 /// A timestamp this far behind the last one is a discontinuity (a new sequence, a wrapped
 /// clock), not B-frame reordering.
 const JUMP_BACK_MS: f64 = 1000.0;
 
-/// The wall clock takes a frame after this many sampling intervals without one.
-const WALL_SLACK: f64 = 1.5;
+/// The wall clock takes a frame after this many sampling intervals without one. Above 2: with
+/// random sample points two samples can lie up to two intervals apart.
+const WALL_SLACK: f64 = 2.2;
 
 impl Sampler {
-    /// A sampler at `fps` frames per second of stream time.
+    /// A sampler at `fps` frames per second of stream time, taking the first frame of each
+    /// interval (for files).
     pub fn new(fps: f64) -> Sampler {
         Sampler {
             interval_ms: (fps > 0.0 && fps.is_finite()).then(|| 1000.0 / fps),
-            next_due_ms: None,
+            window_start_ms: None,
+            next_due_ms: 0.0,
             last_seen_ms: None,
             last_taken_at: None,
+            jitter: None,
         }
+    }
+
+    /// A sampler for a live stream: the point sampled in each interval is drawn at random.
+    pub fn live(fps: f64) -> Sampler {
+        Sampler {
+            jitter: Some(StdRng::from_entropy()),
+            ..Sampler::new(fps)
+        }
+    }
+
+    /// Opens the interval starting at `start`: its sample point is its start, or a random
+    /// point within it when live.
+    fn open_window(&mut self, start: f64, interval: f64) {
+        self.window_start_ms = Some(start);
+        let offset = self
+            .jitter
+            .as_mut()
+            .map_or(0.0, |rng| rng.gen_range(0.0..interval));
+        self.next_due_ms = start + offset;
     }
 
     /// Whether the frame presented at `pts_ms`, whose message arrived at `arrived`, is to be
@@ -48,8 +83,8 @@ impl Sampler {
         let take = if self.stream_due(pts_ms, interval) {
             true
         } else if wall_due {
-            // Restart the stream-time schedule from here, so the two never take a pair.
-            self.next_due_ms = Some(pts_ms as f64 + interval);
+            // Restart the stream-time schedule after this frame, so the two never take a pair.
+            self.open_window(pts_ms as f64 + interval, interval);
             true
         } else {
             false
@@ -77,21 +112,20 @@ impl Sampler {
         self.last_seen_ms = Some(t);
         if jumped_back {
             // Restart the schedule instead of starving it until the old time comes back.
-            self.next_due_ms = None;
+            self.window_start_ms = None;
         }
-        match self.next_due_ms {
-            Some(due) if t + 0.5 < due => false,
-            Some(due) => {
-                // Skip whole intervals after a gap so one late frame does not cause a burst.
-                let behind = ((t - due) / interval).floor().max(0.0);
-                self.next_due_ms = Some(due + (behind + 1.0) * interval);
-                true
-            }
-            None => {
-                self.next_due_ms = Some(t + interval);
-                true
-            }
+        let Some(start) = self.window_start_ms else {
+            // The first frame (or the first after a jump) is taken at once.
+            self.open_window(t + interval, interval);
+            return true;
+        };
+        if t + 0.5 < self.next_due_ms {
+            return false;
         }
+        // Skip whole intervals after a gap so one late frame does not cause a burst.
+        let passed = ((t + 0.5 - start) / interval).floor().max(0.0);
+        self.open_window(start + (passed + 1.0) * interval, interval);
+        true
     }
 }
 
@@ -141,28 +175,68 @@ mod tests {
     }
 
     #[test]
+    fn live_sample_points_cannot_be_predicted() {
+        // 30 fps for 60 s; a publisher puts benign frames at every 500 ms of stream time (where
+        // fixed-rate samples fall) and the clip in the 14 frames of 15 between them.
+        let t0 = Instant::now();
+        let frames: Vec<i64> = (0..1800).map(|i| i * 1000 / 30).collect();
+        let benign = |t: i64| t % 500 == 0;
+        let mut fixed = Sampler::new(2.0);
+        let fixed_takes: Vec<i64> = frames
+            .iter()
+            .copied()
+            .filter(|&t| fixed.take(t, t0 + Duration::from_millis(t as u64)))
+            .collect();
+        assert!(
+            fixed_takes.iter().all(|&t| benign(t)),
+            "the weakness this fixes"
+        );
+        let mut live = Sampler::live(2.0);
+        let takes: Vec<i64> = frames
+            .iter()
+            .copied()
+            .filter(|&t| live.take(t, t0 + Duration::from_millis(t as u64)))
+            .collect();
+        let clip = takes.iter().filter(|&&t| !benign(t)).count();
+        assert!(
+            (110..=125).contains(&takes.len()),
+            "{} samples in 60 s",
+            takes.len()
+        );
+        assert!(
+            clip * 10 > takes.len() * 8,
+            "only {clip} of {} samples saw the clip",
+            takes.len()
+        );
+        // One sample per 500 ms interval, never two intervals without one.
+        for pair in takes.windows(2) {
+            assert!(pair[1] - pair[0] <= 1000, "gap {pair:?}");
+        }
+    }
+
+    #[test]
     fn no_timestamp_pattern_starves_sampling() {
         let t0 = Instant::now();
         let wall = |i: u64| t0 + Duration::from_millis(i * 33);
-        // Every frame stamped 0: still one hashed frame per 750 ms of wall time.
-        let mut s = Sampler::new(2.0);
+        // Every frame stamped 0: still one hashed frame per 1.1 s of wall time.
+        let mut s = Sampler::live(2.0);
         let n = (0..90u64).filter(|&i| s.take(0, wall(i))).count();
-        assert!((4..=5).contains(&n), "{n} frames of 90 stamped 0");
+        assert!((3..=4).contains(&n), "{n} frames of 90 stamped 0");
         // Timestamps crawling at 1/200 of real time: the same.
-        let mut s = Sampler::new(2.0);
+        let mut s = Sampler::live(2.0);
         let n = (0..90u64)
             .filter(|&i| s.take((i * 33 / 200) as i64, wall(i)))
             .count();
-        assert!((4..=5).contains(&n), "{n} frames of 90 at 1/200 speed");
-        // Real-time frames whose arrival jitters by up to 200 ms take no extra frame.
-        let mut s = Sampler::new(2.0);
+        assert!((3..=4).contains(&n), "{n} frames of 90 at 1/200 speed");
+        // Real-time frames whose arrival jitters by up to 200 ms: about one per interval.
+        let mut s = Sampler::live(2.0);
         let jitter = |i: u64| wall(i) + Duration::from_millis((i * 7919) % 200);
         let n = (0..90u64)
             .filter(|&i| s.take((i * 33) as i64, jitter(i)))
             .count();
-        assert_eq!(n, 6);
+        assert!((5..=7).contains(&n), "{n} frames of 3 s");
         // Stretched 200 times: every frame is 6.6 s of stream time, so every frame is hashed.
-        let mut s = Sampler::new(2.0);
+        let mut s = Sampler::live(2.0);
         let n = (0..90u64)
             .filter(|&i| s.take((i * 33 * 200) as i64, wall(i)))
             .count();

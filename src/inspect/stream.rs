@@ -182,7 +182,7 @@ impl StreamInspector {
         StreamInspector {
             settings,
             active: None,
-            sampler: Sampler::new(settings.fps),
+            sampler: Sampler::live(settings.fps),
             level: 0,
             gop: Vec::new(),
             gop_bytes: 0,

@@ -156,6 +156,39 @@ pub fn obs_paced(tags: &[Tag]) -> Vec<Send> {
     sends
 }
 
+/// The flagged sample re-encoded through an ffmpeg filter graph (`[0:v]` is the sample, `[1:v]`
+/// the benign one; its output is labelled `[v]` here), audio kept: a re-broadcaster's edit.
+pub fn reencoded(dir: &Path, name: &str, filter: &str) -> Vec<Tag> {
+    let out = dir.join(format!("{name}.flv"));
+    let filter = format!("{filter}[v]");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(sample("flagged.flv"))
+        .arg("-i")
+        .arg(sample("benign.flv"))
+        .args(["-filter_complex", &filter, "-map", "[v]", "-map", "0:a"])
+        .args(["-c:v", "libx264"])
+        .args([
+            "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "copy",
+        ])
+        .args(["-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {filter}");
+    read_flv(&out)
+}
+
+/// Benign frames exactly where fixed-rate sampling at 2 fps falls (every 15th frame of 30 fps,
+/// 0 ms, 500 ms, ...), the clip in every other frame: a viewer sees the clip with a flicker.
+pub fn decoys_at_sample_points(dir: &Path) -> Vec<Tag> {
+    reencoded(
+        dir,
+        "decoys",
+        "[0:v][1:v]overlay=enable='eq(mod(n\\,15)\\,0)'",
+    )
+}
+
 fn keyframe_at(tags: &[Tag], ms: u32) -> usize {
     tags.iter()
         .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
