@@ -184,6 +184,11 @@ fn main() {
         paced(&multitrack(&clip)),
     );
     attack(
+        "packed 4 to an RTMP aggregate message",
+        "aggregate",
+        paced(&aggregated(&clip, 4)),
+    );
+    attack(
         "no sequence header",
         "headless",
         paced(&without_sequence_header(&clip)),

@@ -232,6 +232,15 @@ fn decoys_where_fixed_sampling_would_fall_do_not_hide_the_clip() {
 }
 
 #[test]
+fn video_inside_aggregate_messages_is_inspected() {
+    let s = setup("");
+    assert_eq!(
+        assert_cut_and_nothing_aired(&s, "aggregate", &paced(&aggregated(&flagged(), 4))),
+        "match"
+    );
+}
+
+#[test]
 fn frames_never_flagged_as_keyframes_are_decoded_all_the_same() {
     let s = setup("");
     let tags = unflagged_keyframes(&flagged());

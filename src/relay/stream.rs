@@ -248,13 +248,25 @@ async fn publish(
                 let size = msg.payload.len() as u64;
                 info.stats.bytes_in.fetch_add(size, Ordering::Relaxed);
                 metrics().bytes_received.add(size);
-                if msg.type_id == kind::VIDEO {
+                // Video inside aggregate messages is inspected like any other: the platform
+                // unpacks them (the aggregate itself is forwarded as it came).
+                let parts = match msg.type_id {
+                    kind::AGGREGATE => match msg.aggregate_parts() {
+                        Ok(parts) => parts,
+                        Err(e) => break Err(RtmpError::Protocol(e.to_string()).into()),
+                    },
+                    _ => Vec::new(),
+                };
+                let videos = std::iter::once(&msg)
+                    .chain(parts.iter())
+                    .filter(|m| m.type_id == kind::VIDEO);
+                for video in videos {
                     info.stats.video_messages.fetch_add(1, Ordering::Relaxed);
                     let arrived = Instant::now();
-                    let clock = info.stats.video_arrived(msg.timestamp, arrived);
+                    let clock = info.stats.video_arrived(video.timestamp, arrived);
                     if let Some(tap) = tap.as_mut() {
                         let before = tap.dropped();
-                        tap.offer(&msg, arrived, clock);
+                        tap.offer(video, arrived, clock);
                         let dropped = tap.dropped() - before;
                         if dropped > 0 {
                             info.stats

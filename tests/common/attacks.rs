@@ -189,6 +189,48 @@ pub fn decoys_at_sample_points(dir: &Path) -> Vec<Tag> {
     )
 }
 
+/// Audio and video tags packed `per` to an RTMP aggregate message (type 22), as FMS-style
+/// servers send them; metadata stays a message of its own.
+pub fn aggregated(tags: &[Tag], per: usize) -> Vec<Tag> {
+    let mut out = Vec::new();
+    let mut pack: Vec<&Tag> = Vec::new();
+    let flush = |pack: &mut Vec<&Tag>, out: &mut Vec<Tag>| {
+        let Some(first) = pack.first() else {
+            return;
+        };
+        let mut body = Vec::new();
+        for t in pack.iter() {
+            let size = t.body.len() as u32;
+            body.push(t.type_id);
+            body.extend_from_slice(&size.to_be_bytes()[1..]);
+            body.extend_from_slice(&t.ts.to_be_bytes()[1..]);
+            body.push((t.ts >> 24) as u8);
+            body.extend_from_slice(&[0, 0, 0]);
+            body.extend_from_slice(&t.body);
+            body.extend_from_slice(&(size + 11).to_be_bytes());
+        }
+        out.push(Tag {
+            type_id: 22,
+            ts: first.ts,
+            body: body.into(),
+        });
+        pack.clear();
+    };
+    for t in tags {
+        if t.type_id == DATA {
+            flush(&mut pack, &mut out);
+            out.push(t.clone());
+            continue;
+        }
+        pack.push(t);
+        if pack.len() == per {
+            flush(&mut pack, &mut out);
+        }
+    }
+    flush(&mut pack, &mut out);
+    out
+}
+
 fn keyframe_at(tags: &[Tag], ms: u32) -> usize {
     tags.iter()
         .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
