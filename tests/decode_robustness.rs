@@ -106,25 +106,24 @@ fn corrupt_and_truncated_frames_are_counted_and_decoding_resumes() {
 }
 
 #[test]
-fn resolution_change_reopens_the_decoder() {
+fn resolution_change_mid_stream_is_followed() {
     let dir = temp_dir();
     let first = flv_video_tags(&clip(dir.path(), "big.flv", "640x360", 2));
     let second = flv_video_tags(&clip(dir.path(), "small.flv", "320x240", 2));
     let mut tags = first.clone();
     tags.extend(second.iter().map(|(ts, body)| (ts + 2000, body.clone())));
-    let (frames, stats) = run(&tags, 2.0);
+    let (frames, stats) = run(&tags, 0.0);
     assert_eq!(stats.decode_errors.load(Ordering::Relaxed), 0);
     let sizes: Vec<(usize, usize)> = frames.iter().map(|(_, w, h)| (*w, *h)).collect();
-    assert_eq!(
-        sizes.iter().filter(|s| **s == (640, 360)).count(),
-        4,
-        "{sizes:?}"
+    // Every frame of both halves, at its own size (a frame or two at the switch may go with
+    // the old configuration's reordering delay).
+    let big = sizes.iter().filter(|s| **s == (640, 360)).count();
+    let small = sizes.iter().filter(|s| **s == (320, 240)).count();
+    assert!(
+        big >= 58 && small >= 58,
+        "{big} + {small} frames of 60 + 60"
     );
-    assert_eq!(
-        sizes.iter().filter(|s| **s == (320, 240)).count(),
-        4,
-        "{sizes:?}"
-    );
+    assert_eq!(big + small, sizes.len());
 }
 
 #[test]

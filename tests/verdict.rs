@@ -296,19 +296,36 @@ fn mirrored_clip_is_cut_through_the_dihedral_lookup() {
 #[test]
 fn flood_guard_stops_an_entry_that_matches_many_streams() {
     let dir = temp_dir();
-    let clip = known_clip_fixture(dir.path());
     let nginx = Nginx::start(dir.path());
     let log = dir.path().join("events.jsonl");
-    // A list with one entry standing in for a bad hash (think: a logo every stream shows).
-    let text = std::fs::read_to_string(&clip.list).expect("list");
-    let one = KnownClip {
-        list: dir.path().join("one-entry.tsv"),
-        ..clip
+    // Streams showing a test card, and a list holding the card: a bad entry (think: a logo
+    // every stream shows). One hex hash, no clip position, so no timeline can vouch for it.
+    let card = dir.path().join("card.flv");
+    lavfi_clip(
+        &card,
+        "smptebars=size=640x360:rate=30",
+        4,
+        &["-g", "30", "-f", "flv"],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "1"])
+        .arg(&card)
+        .output()
+        .expect("hash");
+    let first_hash = String::from_utf8_lossy(&out.stdout)
+        .split('\t')
+        .next()
+        .expect("a hash")
+        .to_owned();
+    let list = dir.path().join("card.hex");
+    std::fs::write(&list, format!("{first_hash}\n")).expect("write");
+    let clip = KnownClip {
+        restream: card.clone(),
+        benign: card,
+        list,
     };
-    std::fs::write(&one.list, text.lines().next().expect("an entry")).expect("write");
     // One stream is plausible; a second within the window means the entry is suspect.
     let settings = "delay = \"0s\"\nmin_matches = 1\nflood_streams = 1\nflood_window = \"10m\"\n";
-    let clip = one;
     let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip, &log, settings));
     let mut first = ffmpeg_publish(&clip.restream, &hashgate.url("first"));
     let status = first.wait_timeout(Duration::from_secs(30)).expect("closed");

@@ -448,7 +448,28 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                     // otherwise (a burst, a costly stream): then the strict bound applies.
                     let pool_short = shared.level.load(Ordering::Relaxed) > 0
                         || shared.hot.load(Ordering::Relaxed);
-                    stats.skipped(span, pool_short);
+                    // Judged here, before the keyframe after the gap is hashed (and the delay
+                    // line, gated on what inspection processed, lets the gap out).
+                    let settings = work.inspector.settings();
+                    let bound = if pool_short {
+                        settings.max_blind_degraded
+                    } else {
+                        settings.max_blind
+                    };
+                    if span > bound {
+                        let why = if pool_short {
+                            "inspection is overloaded"
+                        } else {
+                            "the stream fell behind on its own: it is sent faster, or costs \
+                             more, than it can be inspected"
+                        };
+                        let cause = format!(
+                            "{:.1}s of video skipped to keep up (the bound is {:.1}s); {why}",
+                            span.as_secs_f64(),
+                            bound.as_secs_f64()
+                        );
+                        deliver(shared, slot, Finding::Uninspectable(cause));
+                    }
                     work.inspector.resync();
                 }
                 Next::Empty { closed } => {

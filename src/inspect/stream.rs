@@ -218,6 +218,11 @@ impl StreamInspector {
         }
     }
 
+    /// The settings it was made with.
+    pub fn settings(&self) -> &InspectSettings {
+        &self.settings
+    }
+
     /// The sampling level in force.
     pub fn level(&self) -> u8 {
         self.level

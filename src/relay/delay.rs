@@ -4,6 +4,12 @@
 //! publisher's pacing; within that, messages are released at their stream time plus the delay
 //! against a monotonic clock, so the platform sees the broadcaster's own pacing, not the
 //! network's jitter. Bounded in bytes: over the cap the stream is refused.
+//!
+//! With inspection on, a message also waits for inspection to have processed the video up to
+//! it (its *gate*: the stream's wall coverage clock when it arrived): a burst, or inspection
+//! running late, holds the line instead of letting unseen video out. The coverage watch cuts a
+//! stream that stays that late; past `gate_timeout` beyond its due time a message goes out
+//! anyway (only `on_uninspectable = "alert"` lets a stream get there).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,7 +23,9 @@ const PER_MESSAGE_OVERHEAD: usize = 64;
 #[derive(Debug)]
 pub struct DelayLine {
     delay: Duration,
-    held: VecDeque<(Instant, Message)>,
+    gate_timeout: Duration,
+    /// (release time, inspection gate, message).
+    held: VecDeque<(Instant, u64, Message)>,
     bytes: usize,
     limit: usize,
     /// Wall instant and stream timestamp that map stream time to release time.
@@ -26,10 +34,12 @@ pub struct DelayLine {
 }
 
 impl DelayLine {
-    /// A line holding media for `delay`, at most `limit` bytes.
-    pub fn new(delay: Duration, limit: usize) -> DelayLine {
+    /// A line holding media for `delay`, at most `limit` bytes; a message inspection has not
+    /// reached goes out at most `gate_timeout` after its release time.
+    pub fn new(delay: Duration, limit: usize, gate_timeout: Duration) -> DelayLine {
         DelayLine {
             delay,
+            gate_timeout,
             held: VecDeque::new(),
             bytes: 0,
             limit,
@@ -38,8 +48,9 @@ impl DelayLine {
         }
     }
 
-    /// Holds a message that arrived at `arrived`.
-    pub fn push(&mut self, msg: Message, arrived: Instant) -> Result<(), QueueFull> {
+    /// Holds a message that arrived at `arrived`, released once inspection has processed video
+    /// up to `gate` on the stream's wall coverage clock (0: no wait).
+    pub fn push(&mut self, msg: Message, arrived: Instant, gate: u64) -> Result<(), QueueFull> {
         let cost = msg.payload.len() + PER_MESSAGE_OVERHEAD;
         if self.bytes + cost > self.limit {
             return Err(QueueFull {
@@ -49,7 +60,7 @@ impl DelayLine {
         }
         let release = self.release_time(msg.timestamp, arrived);
         self.bytes += cost;
-        self.held.push_back((release, msg));
+        self.held.push_back((release, gate, msg));
         Ok(())
     }
 
@@ -85,21 +96,32 @@ impl DelayLine {
         release
     }
 
-    /// When the oldest held message is due.
+    /// When the oldest held message is due (by time; it may still wait for inspection).
     pub fn next_release(&self) -> Option<Instant> {
-        self.held.front().map(|(at, _)| *at)
+        self.held.front().map(|(at, _, _)| *at)
     }
 
-    /// Takes every message due at `now`, oldest first.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Message> {
+    /// Takes every message due at `now` whose gate inspection has reached (`processed`, on the
+    /// wall coverage clock), oldest first; order is kept, so one waiting message holds those
+    /// behind it.
+    pub fn take_due(&mut self, now: Instant, processed: u64) -> Vec<Message> {
         let mut due = Vec::new();
-        while self.held.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, msg)) = self.held.pop_front() {
+        while let Some((at, gate, _)) = self.held.front() {
+            let inspected = *gate <= processed || now >= *at + self.gate_timeout;
+            if *at > now || !inspected {
+                break;
+            }
+            if let Some((_, _, msg)) = self.held.pop_front() {
                 self.bytes -= msg.payload.len() + PER_MESSAGE_OVERHEAD;
                 due.push(msg);
             }
         }
         due
+    }
+
+    /// Whether the oldest message is due by time but waits for inspection.
+    pub fn waiting_for_inspection(&self, now: Instant) -> bool {
+        self.held.front().is_some_and(|(at, _, _)| *at <= now)
     }
 
     /// Drops everything held (a cut); returns how many messages never left.
@@ -135,18 +157,18 @@ mod tests {
     fn releases_by_timestamp_after_the_delay_in_order() {
         let t0 = Instant::now();
         let ms = |m: u64| t0 + Duration::from_millis(m);
-        let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20);
+        let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20, Duration::from_secs(4));
         // Arrival jitter: the second message arrives 30 ms late, the third 5 ms early.
-        line.push(msg(0), t0).expect("room");
-        line.push(msg(40), ms(70)).expect("room");
-        line.push(msg(80), ms(75)).expect("room");
-        line.push(msg(120), ms(150)).expect("room");
+        line.push(msg(0), t0, 0).expect("room");
+        line.push(msg(40), ms(70), 0).expect("room");
+        line.push(msg(80), ms(75), 0).expect("room");
+        line.push(msg(120), ms(150), 0).expect("room");
         assert_eq!(line.next_release(), Some(ms(2000)));
-        assert!(line.take_due(ms(1999)).is_empty());
+        assert!(line.take_due(ms(1999), u64::MAX).is_empty());
         let order: Vec<(u32, u64)> = [2000, 2070, 2110, 2150]
             .iter()
             .flat_map(|&at| {
-                line.take_due(ms(at))
+                line.take_due(ms(at), u64::MAX)
                     .into_iter()
                     .map(move |m| (m.timestamp, at))
             })
@@ -163,7 +185,7 @@ mod tests {
         // frames whose arrival lags and jitters around their timestamps.
         let t0 = Instant::now();
         let delay = Duration::from_secs(2);
-        let mut line = DelayLine::new(delay, 1 << 20);
+        let mut line = DelayLine::new(delay, 1 << 20, Duration::from_secs(4));
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let arrivals = [
             (0, 50),
@@ -178,13 +200,13 @@ mod tests {
             (200, 1000),
         ];
         for (ts, arrived) in arrivals {
-            line.push(msg(ts), at(arrived)).expect("room");
+            line.push(msg(ts), at(arrived), 0).expect("room");
         }
         let mut held = Vec::new();
         let mut now = t0;
         while !line.is_empty() {
             now += Duration::from_millis(1);
-            for m in line.take_due(now) {
+            for m in line.take_due(now, u64::MAX) {
                 held.push((m.timestamp, now));
             }
         }
@@ -204,24 +226,56 @@ mod tests {
     #[test]
     fn jumps_re_anchor_and_cuts_discard() {
         let t0 = Instant::now();
-        let mut line = DelayLine::new(Duration::from_secs(1), 1 << 20);
-        line.push(msg(0), t0).expect("room");
+        let mut line = DelayLine::new(Duration::from_secs(1), 1 << 20, Duration::from_secs(4));
+        line.push(msg(0), t0, 0).expect("room");
         // Timestamps jump 1 hour ahead: released a delay after arrival, not in an hour.
-        line.push(msg(3_600_000), t0 + Duration::from_millis(10))
+        line.push(msg(3_600_000), t0 + Duration::from_millis(10), 0)
             .expect("room");
-        assert_eq!(line.take_due(t0 + Duration::from_millis(1010)).len(), 2);
-        line.push(msg(3_600_040), t0 + Duration::from_millis(50))
+        assert_eq!(
+            line.take_due(t0 + Duration::from_millis(1010), u64::MAX)
+                .len(),
+            2
+        );
+        line.push(msg(3_600_040), t0 + Duration::from_millis(50), 0)
             .expect("room");
         assert_eq!(line.discard(), 1);
         assert!(line.is_empty());
     }
 
     #[test]
+    fn held_until_inspection_reaches_it_or_the_gate_times_out() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20, Duration::from_secs(4));
+        // Video up to clock 100 and 500 ms; audio that arrived after the second (same gate).
+        line.push(msg(0), t0, 100).expect("room");
+        line.push(msg(400), ms(400), 500).expect("room");
+        line.push(msg(410), ms(410), 500).expect("room");
+        assert_eq!(
+            line.take_due(ms(3000), 0).len(),
+            0,
+            "inspection has not started"
+        );
+        assert!(line.waiting_for_inspection(ms(3000)));
+        assert_eq!(line.take_due(ms(3000), 120).len(), 1);
+        assert_eq!(
+            line.take_due(ms(3000), 499).len(),
+            0,
+            "inspection not yet at the second"
+        );
+        assert_eq!(line.take_due(ms(3000), 500).len(), 2);
+        // Inspection never gets there: out after the gate timeout (alert-only streams).
+        line.push(msg(500), ms(500), 900).expect("room");
+        assert!(line.take_due(ms(6499), 0).is_empty());
+        assert_eq!(line.take_due(ms(6500), 0).len(), 1);
+    }
+
+    #[test]
     fn bounded_in_bytes() {
-        let mut line = DelayLine::new(Duration::from_secs(1), 400);
+        let mut line = DelayLine::new(Duration::from_secs(1), 400, Duration::from_secs(4));
         let now = Instant::now();
-        line.push(msg(0), now).expect("room");
-        line.push(msg(1), now).expect("room");
-        assert!(line.push(msg(2), now).is_err());
+        line.push(msg(0), now, 0).expect("room");
+        line.push(msg(1), now, 0).expect("room");
+        assert!(line.push(msg(2), now, 0).is_err());
     }
 }

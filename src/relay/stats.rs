@@ -98,10 +98,6 @@ pub struct StreamStats {
     processed_stream_ms: AtomicU64,
     covered_wall_ms: AtomicU64,
     covered_stream_ms: AtomicU64,
-    /// Longest stretch of video inspection skipped to keep up since the coverage watch last
-    /// looked, in wall-clock coverage ms: of its own doing, and while the pool was short.
-    skipped_ms: AtomicU64,
-    skipped_overloaded_ms: AtomicU64,
     hash_rate: Mutex<RateMeter>,
 }
 
@@ -128,8 +124,6 @@ impl Default for StreamStats {
             processed_stream_ms: AtomicU64::new(0),
             covered_wall_ms: AtomicU64::new(0),
             covered_stream_ms: AtomicU64::new(0),
-            skipped_ms: AtomicU64::new(0),
-            skipped_overloaded_ms: AtomicU64::new(0),
             hash_rate: Mutex::new(RateMeter {
                 rate: 0.0,
                 at: Instant::now(),
@@ -201,25 +195,6 @@ impl StreamStats {
             .fetch_max(clock.stream_ms, Ordering::Relaxed);
     }
 
-    /// Inspection skipped `span` of this stream's video to stay at the live edge (`pool_short`:
-    /// because the pool as a whole was short of CPU): unseen video, however fast a keyframe
-    /// after it is hashed.
-    pub fn skipped(&self, span: Duration, pool_short: bool) {
-        let counter = if pool_short {
-            &self.skipped_overloaded_ms
-        } else {
-            &self.skipped_ms
-        };
-        counter.fetch_max(span.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// The longest stretches skipped since the last call (the coverage watch's): of the
-    /// stream's own doing, and while the pool was short.
-    pub fn take_skipped(&self) -> (Duration, Duration) {
-        let take = |a: &AtomicU64| Duration::from_millis(a.swap(0, Ordering::Relaxed));
-        (take(&self.skipped_ms), take(&self.skipped_overloaded_ms))
-    }
-
     /// Coverage in detail: how much of the video inspection has processed has no hashed frame
     /// after it (wall, stream: *blind*), and how much received video is still waiting to be
     /// processed (wall: *backlog*, lateness rather than blindness).
@@ -235,6 +210,16 @@ impl StreamStats {
             ),
             backlog: ms(get(&self.received_wall_ms).saturating_sub(processed_wall)),
         }
+    }
+
+    /// The wall coverage clock of the newest video received (a delay-line gate).
+    pub fn received_wall(&self) -> u64 {
+        self.received_wall_ms.load(Ordering::Relaxed)
+    }
+
+    /// How far inspection has processed video, on the wall coverage clock.
+    pub fn processed_wall(&self) -> u64 {
+        self.processed_wall_ms.load(Ordering::Relaxed)
     }
 
     /// How much video has no hashed frame after it: (wall time up to the newest received,

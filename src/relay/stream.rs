@@ -29,6 +29,9 @@ use crate::rtmp::server::{PublishRequest, PublisherEvent, ServerSession};
 use crate::rtmp::url::RtmpUrl;
 use crate::rtmp::RtmpError;
 
+/// How often a delay line whose head is due but not yet inspected looks again.
+const INSPECTION_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How long a broadcaster that ended its stream gets to hang up before we close.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -187,8 +190,11 @@ async fn publish(
     };
     let mut forwarded: u64 = 0;
     let delay = relay.config.verdict.delay;
-    let mut delay_line =
-        (!delay.is_zero()).then(|| DelayLine::new(delay, relay.config.limits.queue_bytes));
+    let gate_timeout = relay.config.verdict.max_blind_degraded;
+    let mut delay_line = (!delay.is_zero())
+        .then(|| DelayLine::new(delay, relay.config.limits.queue_bytes, gate_timeout));
+    // Without inspection there is nothing to wait for.
+    let inspected = tap.is_some();
     let mut publisher_done = false;
     let mut drain_deadline: Option<Instant> = None;
 
@@ -198,16 +204,23 @@ async fn publish(
             break Ok(());
         }
         let release_at = match (&delay_line, &upstream) {
+            // Due but waiting for inspection: look again shortly (inspection runs elsewhere and
+            // does not signal this task; 10 ms is well under a frame).
+            (Some(line), Upstream::Ready(_)) if line.waiting_for_inspection(Instant::now()) => {
+                Some(Instant::now() + INSPECTION_POLL)
+            }
             (Some(line), Upstream::Ready(_)) => line.next_release(),
             _ => None,
         };
         let step = tokio::select! {
+            // A cut goes first: nothing due in the same instant may slip out before it.
+            biased;
+            Some(reason) = cut_rx.recv() => Step::Cut(reason),
             event = tokio::time::timeout(idle, session.next_event()), if !publisher_done => {
                 Step::Publisher(event)
             }
             step = upstream.next_step() => Step::Upstream(step),
             _ = sleep_until_some(release_at) => Step::Release,
-            Some(reason) = cut_rx.recv() => Step::Cut(reason),
             _ = relay.shutdown.cancelled(), if drain_deadline.is_none() => Step::Shutdown,
             _ = sleep_until_some(drain_deadline) => Step::DrainExpired,
         };
@@ -228,7 +241,12 @@ async fn publish(
             }
             Step::Release => match (&mut delay_line, &mut upstream) {
                 (Some(line), Upstream::Ready(up)) => {
-                    for msg in line.take_due(Instant::now()) {
+                    let processed = if inspected {
+                        info.stats.processed_wall()
+                    } else {
+                        u64::MAX
+                    };
+                    for msg in line.take_due(Instant::now(), processed) {
                         forward(up, &msg, &mut forwarded);
                     }
                     write_upstream(up, idle).await.map_err(upstream_failed)
@@ -276,7 +294,12 @@ async fn publish(
                     }
                 }
                 if let Some(line) = delay_line.as_mut() {
-                    line.push(msg, Instant::now())
+                    let gate = if inspected {
+                        info.stats.received_wall()
+                    } else {
+                        0
+                    };
+                    line.push(msg, Instant::now(), gate)
                         .map_err(|full| RelayError::Limit {
                             limit: "queue_bytes",
                             detail: format!("delay buffer over its cap: {full}"),

@@ -62,9 +62,6 @@ pub enum Judgement {
     Blind(Duration, bool),
     /// So far behind that, counting what still waits, this much video has gone unseen.
     Late(Duration),
-    /// Inspection skipped this much of the stream's video to keep up (`true`: the pool was
-    /// short of CPU as a whole).
-    Skipped(Duration, bool),
 }
 
 /// Judges a stream's coverage: what inspection processed without a hashed frame against
@@ -95,20 +92,13 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
     } else {
         policy.max_blind
     };
-    let (own_skip, pool_skip) = stats.take_skipped();
     let Ok(mut states) = verdict.streams.lock() else {
         return;
     };
     let state = states
         .entry(stream.id)
         .or_insert_with(|| StreamState::new(&verdict.policy));
-    let judgement = if own_skip > policy.max_blind {
-        Judgement::Skipped(own_skip, false)
-    } else if pool_skip > policy.max_blind_degraded {
-        Judgement::Skipped(pool_skip, true)
-    } else {
-        judge(stats.coverage(), bound, policy.max_blind_degraded)
-    };
+    let judgement = judge(stats.coverage(), bound, policy.max_blind_degraded);
     let (unseen, clock) = match judgement {
         Judgement::Covered => return,
         Judgement::Recovered => {
@@ -118,22 +108,15 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
         _ if state.blind_reported || state.cut => return,
         Judgement::Blind(unseen, wall) => (unseen, if wall { "wall-clock" } else { "stream" }),
         Judgement::Late(unseen) => (unseen, "wall-clock, counting video still waiting"),
-        Judgement::Skipped(unseen, _) => (unseen, "wall-clock, skipped to keep up"),
     };
     state.blind_reported = true;
     drop(states);
     let errors = stats.decode_errors.load(Ordering::Relaxed);
     let decoded = stats.frames_decoded.load(Ordering::Relaxed);
     let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
-    let overloaded =
-        matches!(judgement, Judgement::Late(_) | Judgement::Skipped(_, true)) || degraded;
+    let overloaded = matches!(judgement, Judgement::Late(_)) || degraded;
     let why = if overloaded {
         format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
-    } else if matches!(judgement, Judgement::Skipped(..)) {
-        format!(
-            "; the stream fell behind on its own ({dropped} video messages skipped): \
-             it is sent faster, or costs more, than it can be inspected"
-        )
     } else if decoded == 0 {
         format!("; the decoder produced no picture ({errors} decode errors)")
     } else if errors > 0 {
@@ -142,8 +125,7 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
         String::new()
     };
     let limit = match judgement {
-        Judgement::Late(_) | Judgement::Skipped(_, true) => policy.max_blind_degraded,
-        Judgement::Skipped(_, false) => policy.max_blind,
+        Judgement::Late(_) => policy.max_blind_degraded,
         _ => bound,
     };
     let cause = format!(

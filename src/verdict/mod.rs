@@ -324,6 +324,10 @@ impl FrameSink for Verdict {
             "picture_size"
         } else if cause.contains("failed") {
             "failure"
+        } else if cause.contains("overloaded") {
+            "overload"
+        } else if cause.contains("skipped") {
+            "blind"
         } else {
             "codec"
         };
