@@ -1,5 +1,5 @@
-//! The webhook: `match`, `cut` and `uninspectable` events POSTed as JSON to an HTTP endpoint, with a timeout,
-//! retries with exponential backoff, and an optional HMAC-SHA256 signature header
+//! The webhook: `match`, `cut` and `uninspectable` events POSTed as JSON to an HTTP endpoint,
+//! with a timeout, retries with exponential backoff, and an optional HMAC-SHA256 signature header
 //! (`X-Hashgate-Signature: sha256=<hex of HMAC(secret, body)>`). It runs on its own thread with
 //! its own queue: a slow or dead endpoint delays nothing but later webhook calls.
 

@@ -6,8 +6,8 @@
 //! costly to decode therefore slows itself, never another stream's verdict.
 //!
 //! Fresh: inspecting video seconds old is useless, so a stream's oldest waiting message older
-//! than `max_lag` makes inspection skip ahead to the newest keyframe waiting (the skipped
-//! stretch shows as blind on the coverage clocks). When the pool as a whole cannot keep up it
+//! than `max_lag` makes inspection skip ahead to the newest keyframe waiting; the skipped
+//! stretch is unseen video, judged at once against the coverage bound (uninspectable past it). When the pool as a whole cannot keep up it
 //! degrades every stream's sampling — level 1 decodes keyframes only, level 2 fewer of them —
 //! and recovers when load falls. That takes several streams falling behind: one stream that
 //! costs more than `max_stream_cost` of a core, or that sends video faster than it can be
@@ -71,6 +71,8 @@ const SLICE: Duration = Duration::from_millis(4);
 const TICK: Duration = Duration::from_millis(250);
 /// Time constant of a stream's cost average.
 const COST_TAU_S: f64 = 1.0;
+/// How long sampling stays denser after a stream's frame matched a list.
+const BOOST_FOR: Duration = Duration::from_secs(2);
 /// How long a stream over its cost budget is kept out of the load measure once it was over.
 const SHED_FOR: Duration = Duration::from_secs(10);
 /// Ticks of sustained waiting before the pool lowers sampling, and of calm before it raises it.
@@ -539,9 +541,13 @@ fn inspect_message(shared: &Shared, slot: &Slot, work: &mut Work, video: &Tapped
     work.stats.lag_ms.store(lag, Ordering::Relaxed);
     let stats = &slot.stream.stats;
     stats.inspection_lag_ms.store(lag, Ordering::Relaxed);
+    let matches_before = stats.matches.load(Ordering::Relaxed);
     let mut out = |f: Finding| deliver(shared, slot, f);
     work.inspector.handle(video, &work.stats, &mut out);
     stats.processed(video.clock);
+    if stats.matches.load(Ordering::Relaxed) > matches_before {
+        work.inspector.boost(video.arrived + BOOST_FOR);
+    }
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     stats
         .frames_decoded

@@ -25,7 +25,13 @@ pub struct Sampler {
     last_taken_at: Option<Instant>,
     /// Draws the sample point within each interval (live sampling only).
     jitter: Option<StdRng>,
+    /// Until then (arrival time), sample [`BOOST`] times as often: a match was just seen.
+    boost_until: Option<Instant>,
 }
+
+/// How much denser sampling is for a while after a match: a clip that matches only now and
+/// then (cropped, damaged) is confirmed or cleared within a fraction of a second.
+pub const BOOST: f64 = 4.0;
 
 /// A timestamp this far behind the last one is a discontinuity (a new sequence, a wrapped
 /// clock), not B-frame reordering.
@@ -46,6 +52,16 @@ impl Sampler {
             last_seen_ms: None,
             last_taken_at: None,
             jitter: None,
+            boost_until: None,
+        }
+    }
+
+    /// Samples [`BOOST`] times as often for frames arriving before `until`, starting with the
+    /// next interval of the denser rate.
+    pub fn boost(&mut self, until: Instant) {
+        self.boost_until = Some(until);
+        if let (Some(last), Some(interval)) = (self.last_seen_ms, self.interval_ms) {
+            self.open_window(last + 1.0, interval / BOOST);
         }
     }
 
@@ -71,9 +87,11 @@ impl Sampler {
     /// Whether the frame presented at `pts_ms`, whose message arrived at `arrived`, is to be
     /// hashed.
     pub fn take(&mut self, pts_ms: i64, arrived: Instant) -> bool {
-        let Some(interval) = self.interval_ms else {
+        let Some(base) = self.interval_ms else {
             return true;
         };
+        let boosted = self.boost_until.is_some_and(|until| arrived < until);
+        let interval = if boosted { base / BOOST } else { base };
         // The wall clock is the backstop: it takes a frame only once stream time has fallen
         // half an interval behind it, so ordinary arrival jitter never adds a frame.
         let wall_due = self.last_taken_at.is_none_or(|last| {
@@ -172,6 +190,32 @@ mod tests {
             .map(|(_, &t)| t)
             .collect();
         assert_eq!(got, vec![0, 5000, 0]);
+    }
+
+    #[test]
+    fn a_match_makes_sampling_denser_for_a_while() {
+        let t0 = Instant::now();
+        let at = |t: i64| t0 + Duration::from_millis(t as u64);
+        let mut s = Sampler::live(2.0);
+        let frames: Vec<i64> = (0..120).map(|i| i * 1000 / 30).collect();
+        let mut taken = Vec::new();
+        for &t in &frames {
+            if t == 1000 {
+                s.boost(at(2000));
+            }
+            if s.take(t, at(t)) {
+                taken.push(t);
+            }
+        }
+        let before = taken.iter().filter(|&&t| t < 1000).count();
+        let during = taken.iter().filter(|&&t| (1000..2000).contains(&t)).count();
+        let after = taken.iter().filter(|&&t| t >= 2200).count();
+        assert!((2..=3).contains(&before), "{taken:?}");
+        assert!(
+            (6..=9).contains(&during),
+            "4x denser for a second: {taken:?}"
+        );
+        assert!((3..=4).contains(&after), "back to 2 fps: {taken:?}");
     }
 
     #[test]

@@ -218,6 +218,12 @@ impl StreamInspector {
         }
     }
 
+    /// A frame just matched a list: sample more densely until `until` (arrival time), so the
+    /// match is confirmed, or not, within a fraction of a second.
+    pub fn boost(&mut self, until: Instant) {
+        self.sampler.boost(until);
+    }
+
     /// The settings it was made with.
     pub fn settings(&self) -> &InspectSettings {
         &self.settings

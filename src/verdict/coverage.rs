@@ -4,12 +4,16 @@
 //! processed, in wall-clock time and in stream time, has no hashed frame after it (*blind*), and
 //! how much received video still waits (*backlog*). A watch thread looks at every stream ten
 //! times a second. A stream blind for longer than `max_blind` (`max_blind_degraded` while the
-//! pool samples it at keyframes only), or blind and behind together for longer than
-//! `max_blind_degraded` (a pool short of CPU makes streams late before it degrades them), is
-//! `uninspectable`, with the cause as far as the counters tell it, and meets
-//! `on_uninspectable`. With the default delay buffer longer
-//! than the bound, the cut lands before the unseen video reaches the platform. An episode is
-//! reported once and re-armed when coverage recovers to half the bound.
+//! whole pool samples keyframes only), or blind and behind together for longer than
+//! `max_blind_degraded`, is `uninspectable`, with the cause as far as the counters tell it, and
+//! meets `on_uninspectable`. (Video the pool skips to keep up is judged by the pool itself, at
+//! the moment it skips.)
+//!
+//! The delay buffer holds media until inspection has processed it, so what the watch judges is
+//! still held: with `max_blind` under the delay, a stream whose processed video yields no hashed
+//! frame is cut before that video airs. The looser degraded bound is longer than the default
+//! delay: under overload part of a clip can air. An episode is reported once and re-armed when
+//! coverage recovers to half the bound.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
