@@ -128,8 +128,11 @@ fn main() {
     let bench = Bench::start("");
     let dir = bench.dir.path().to_owned();
     let mut rows: Vec<(String, String, u64, String)> = Vec::new();
+    // Each attack on a fresh hashgate: what one attack leaves behind (blocks, flood counts)
+    // must not decide the next.
     let mut attack = |name: &str, key: &str, sends: Vec<Send>| {
-        let (outcome, aired, decided) = bench.run(key, &sends);
+        let fresh = Bench::start("");
+        let (outcome, aired, decided) = fresh.run(key, &sends);
         eprintln!("{name}: {outcome}, {aired} flagged frames aired, decided at {decided} s");
         rows.push((name.to_owned(), outcome, aired, decided));
     };
@@ -237,19 +240,43 @@ fn main() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
-    attack(
-        "the clip behind two streams costly to decode (SPS 4K, 360p frames)",
-        "behind-costly",
-        paced(&clip),
-    );
+    let (outcome, aired, decided) = bench.run("behind-costly", &paced(&clip));
+    rows.push((
+        "the clip behind two streams costly to decode (SPS 4K, 360p frames)".into(),
+        outcome,
+        aired,
+        decided,
+    ));
     for h in heavies {
         let _ = h.join();
     }
 
+    // Flood-guard poisoning: six throwaway keys show one still frame of the clip, again and
+    // again (a bad entry's signature), to demote its entries; then the clip plays.
+    let poisoned = Bench::start("");
+    let still = still_of_clip(&dir, 3.0);
+    for i in 0..6 {
+        poisoned.run(&format!("poison-{i}"), &paced(&still));
+    }
+    let flooded = read_events(&poisoned.log)
+        .iter()
+        .filter(|e| e["event"] == "flood")
+        .count();
+    let (outcome, aired, decided) = poisoned.run("after-poison", &paced(&clip));
+    rows.push((
+        format!(
+            "flood guard poisoned first: 6 keys show one still frame of the clip ({flooded} entries demoted), then the clip plays"
+        ),
+        outcome,
+        aired,
+        decided,
+    ));
+
     // A blocked key coming back with a suffix ingest servers strip.
+    bench.run("banned", &paced(&clip));
     for (name, key) in [
-        ("blocked key + \"?x=1\"", "plain?x=1"),
-        ("blocked key + NUL byte", "plain\0"),
+        ("blocked key + \"?x=1\"", "banned?x=1"),
+        ("blocked key + NUL byte", "banned\0"),
     ] {
         let published = publish(
             bench.hashgate.port,

@@ -17,8 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The most one video message can advance a coverage clock, in milliseconds.
-pub const MAX_CLOCK_STEP_MS: u64 = 1000;
+/// The most one video message can advance a coverage clock, in milliseconds. Small next to the
+/// coverage bound: a decoder holds a few frames back for reordering, and with frames seconds
+/// apart in stream time (a timelapse, or stretched timestamps) that delay alone must not read
+/// as blindness; a pause in the video counts as this much at most.
+pub const MAX_CLOCK_STEP_MS: u64 = 250;
 
 /// Where a video message sits on the stream's two coverage clocks, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -265,26 +268,26 @@ mod tests {
         stats.hashed_now(c);
         // A ten-second pause, then a one-hour timestamp jump: one clamped step each.
         let c = stats.video_arrived(10_033, at(10_040));
-        assert_eq!((c.wall_ms, c.stream_ms), (1040, 1033));
+        assert_eq!((c.wall_ms, c.stream_ms), (290, 283));
         let c = stats.video_arrived(3_610_033, at(10_073));
-        assert_eq!((c.wall_ms, c.stream_ms), (1073, 2033));
+        assert_eq!((c.wall_ms, c.stream_ms), (323, 533));
         // Timestamps going back advance stream time by nothing.
         let c = stats.video_arrived(5, at(10_106));
-        assert_eq!((c.wall_ms, c.stream_ms), (1106, 2033));
+        assert_eq!((c.wall_ms, c.stream_ms), (356, 533));
         assert_eq!(
             stats.blind(),
-            (Duration::from_millis(1066), Duration::ZERO),
+            (Duration::from_millis(316), Duration::ZERO),
             "stream time counts only once inspection has processed it"
         );
         stats.processed(c);
         let coverage = stats.coverage();
         assert_eq!(
             (coverage.blind_wall, coverage.backlog),
-            (Duration::from_millis(1066), Duration::ZERO)
+            (Duration::from_millis(316), Duration::ZERO)
         );
         assert_eq!(
             stats.blind(),
-            (Duration::from_millis(1066), Duration::from_millis(2000))
+            (Duration::from_millis(316), Duration::from_millis(500))
         );
         stats.hashed_now(c);
         assert_eq!(stats.blind(), (Duration::ZERO, Duration::ZERO));

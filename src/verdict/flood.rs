@@ -8,11 +8,14 @@
 //! alone, again and again, or from unrelated content.
 //!
 //! So: a stream's match that continues an earlier match of the same clip (a position the earlier
-//! frame did not match, later in the clip by about the time that passed) is *on the timeline*: it
-//! always counts, and the stream is no longer evidence against any entry. Every other match is
-//! counted per entry, by distinct stream; an entry matched off-timeline by more than
-//! `flood_streams` streams within `flood_window` stops cutting (alert only) until the streams
-//! that tipped it turn out to be re-streams or the window passes.
+//! frame did not match, later in the clip by about the time that passed) is *on the timeline*,
+//! and one that shows another position of a clip seen before, in any order (a re-cut, the clip
+//! in reversed chunks, at another speed), shows more of the clip than a bad entry would: such
+//! matches always count, and the stream is no longer evidence against any entry. Every other
+//! match (one frame again and again, or one entry alone) is counted per entry, by distinct
+//! stream; an entry matched so by more than `flood_streams` streams within `flood_window` stops
+//! cutting (alert only) until the streams that tipped it turn out to show a clip or the window
+//! passes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -52,26 +55,37 @@ impl Timeline {
         stream_ms: i64,
         arrived: Instant,
     ) -> bool {
+        self.observe(positions, stream_ms, arrived).on_timeline
+    }
+
+    /// Records a frame's timed matches and says how they relate to the stream's earlier ones.
+    pub fn observe(
+        &mut self,
+        positions: Vec<ClipPosition>,
+        stream_ms: i64,
+        arrived: Instant,
+    ) -> Sighted {
         if positions.is_empty() {
-            return false;
+            return Sighted::default();
         }
-        let on_timeline = self.recent.iter().any(|earlier| {
+        let mut sighted = Sighted::default();
+        for earlier in &self.recent {
             let by_stream = (stream_ms - earlier.stream_ms) as f64 / 1000.0;
             let by_wall = arrived
                 .saturating_duration_since(earlier.arrived)
                 .as_secs_f64();
-            positions
-                .iter()
-                .filter(|p| !earlier.positions.contains(p))
-                .any(|p| {
-                    earlier.positions.iter().any(|e| {
-                        let ahead = p.seconds - e.seconds;
-                        e.clip == p.clip
-                            && ahead > 0.0
-                            && (spacing_fits(by_stream, ahead) || spacing_fits(by_wall, ahead))
-                    })
-                })
-        });
+            for p in positions.iter().filter(|p| !earlier.positions.contains(p)) {
+                for e in earlier.positions.iter().filter(|e| e.clip == p.clip) {
+                    sighted.another_position = true;
+                    let ahead = p.seconds - e.seconds;
+                    if ahead > 0.0
+                        && (spacing_fits(by_stream, ahead) || spacing_fits(by_wall, ahead))
+                    {
+                        sighted.on_timeline = true;
+                    }
+                }
+            }
+        }
         if self.recent.len() >= TIMELINE_LEN {
             self.recent.remove(0);
         }
@@ -80,8 +94,19 @@ impl Timeline {
             stream_ms,
             arrived,
         });
-        on_timeline
+        sighted
     }
+}
+
+/// How a frame's matches relate to the stream's earlier ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sighted {
+    /// A later position of a clip seen before, at about the time that passed: the clip playing.
+    pub on_timeline: bool,
+    /// A position of a clip seen before that the earlier frame did not match, in any order or
+    /// spacing: the stream shows more of the clip than one frame (a re-cut, reversed chunks), so
+    /// it is no evidence against an entry. One frame again and again never is.
+    pub another_position: bool,
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +249,25 @@ mod tests {
         assert!(!odd.continues(vec![at("c", 1.0)], 1000, t0 + Duration::from_secs(1)));
         assert!(!odd.continues(vec![at("c", 9.0)], 1500, t0 + Duration::from_millis(1500)));
         assert!(!odd.continues(vec![at("d", 2.5)], 2000, t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn another_position_of_a_clip_in_any_order_is_not_one_frame_again() {
+        let t0 = Instant::now();
+        let mut reversed = Timeline::default();
+        let first = reversed.observe(vec![at("c", 2.5)], 0, t0);
+        assert_eq!(first, Sighted::default());
+        let back = reversed.observe(vec![at("c", 1.0)], 500, t0 + Duration::from_millis(500));
+        assert!(back.another_position && !back.on_timeline);
+        let mut still = Timeline::default();
+        for i in 0..5u64 {
+            let s = still.observe(
+                vec![at("c", 1.0)],
+                i as i64 * 500,
+                t0 + Duration::from_millis(i * 500),
+            );
+            assert!(!s.another_position, "the same frame again");
+        }
     }
 
     #[test]

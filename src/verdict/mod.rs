@@ -138,19 +138,19 @@ impl Verdict {
         }
     }
 
-    /// Off-timeline cutting matches are counted per entry; an entry over the limit is demoted
-    /// to alert for the flood window, with a `flood` event. On-timeline matches clear the
-    /// stream from the count.
+    /// Cutting matches of a stream that shows no more than one frame of a clip are counted per
+    /// entry; an entry over the limit is demoted to alert for the flood window, with a `flood`
+    /// event. Matches that show the clip (`shows_clip`) clear the stream from the count.
     fn guard_against_floods(
         &self,
         stream: &StreamInfo,
-        on_timeline: bool,
+        shows_clip: bool,
         result: &mut crate::matcher::FrameMatches,
     ) {
         let Ok(mut flood) = self.flood.lock() else {
             return;
         };
-        if on_timeline {
+        if shows_clip {
             for source in flood.forget(&stream.stream_key, self.policy.flood_streams) {
                 tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
             }
@@ -209,10 +209,12 @@ impl FrameSink for Verdict {
         let state = streams
             .entry(stream.id)
             .or_insert_with(|| StreamState::new(&self.policy));
-        let on_timeline = state
+        let sighted = state
             .timeline
-            .continues(positions, frame.stream_time_ms, frame.arrived);
-        self.guard_against_floods(stream, on_timeline, &mut result);
+            .observe(positions, frame.stream_time_ms, frame.arrived);
+        // The clip playing, or more of it than one frame: counts whatever the flood guard says.
+        let shows_clip = sighted.on_timeline || sighted.another_position;
+        self.guard_against_floods(stream, shows_clip, &mut result);
         for m in &result.matches {
             self.events.emit(
                 &stream.stream_key,
@@ -253,7 +255,7 @@ impl FrameSink for Verdict {
         } else {
             self.policy.min_matches.max(1)
         };
-        if let Some(earlier) = state.uncounted.take().filter(|_| on_timeline) {
+        if let Some(earlier) = state.uncounted.take().filter(|_| shows_clip) {
             // The frame before was this clip's start: it counts after all.
             state
                 .window

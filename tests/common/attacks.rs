@@ -231,6 +231,48 @@ pub fn aggregated(tags: &[Tag], per: usize) -> Vec<Tag> {
     out
 }
 
+/// One frame of the flagged sample (at `at_s` seconds) held still for 4 s, as H.264 in FLV: what
+/// a poisoner shows to make one entry look like a bad hash (matched alone, again and again).
+pub fn still_of_clip(dir: &Path, at_s: f64) -> Vec<Tag> {
+    let png = dir.join("still.png");
+    let out = dir.join("still.flv");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            &at_s.to_string(),
+            "-i",
+        ])
+        .arg(sample("flagged.flv"))
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-loop",
+                "1",
+                "-i",
+            ])
+            .arg(&png)
+            .args([
+                "-t", "4", "-r", "30", "-c:v", "libx264", "-preset", "veryfast",
+            ])
+            .args(["-g", "30", "-pix_fmt", "yuv420p", "-f", "flv"])
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(ok, "ffmpeg could not make the still");
+    read_flv(&out)
+}
+
 fn keyframe_at(tags: &[Tag], ms: u32) -> usize {
     tags.iter()
         .position(|t| t.type_id == VIDEO && t.ts >= ms && t.body[0] == 0x17 && t.body[1] == 1)
