@@ -383,7 +383,7 @@ fn probation_cuts_a_returning_key_on_its_first_match() {
     // The block lapses after 1 s here (OBS reconnects after 2 s); probation is the default 24 h.
     let s = setup("[verdict]\ncooldown = \"1s\"\n");
     assert_cut_and_nothing_aired(&s, "returning", &paced(&flagged()));
-    // Back mid-clip: 0.4 s of the clip (one sample at 2 fps matches), then benign video.
+    // Back mid-clip: one frame of the clip (the first, always sampled, matches), then benign.
     let tags = back_mid_clip(&flagged(), &benign());
     std::thread::sleep(Duration::from_millis(1500));
     // A key with no history is not cut for one matching frame (min_matches = 2)...
@@ -406,9 +406,16 @@ fn probation_cuts_a_returning_key_on_its_first_match() {
         "{:?}",
         back.ending
     );
+    // The event log is written behind the relay: wait for the second cut, then for any third.
+    wait_until(
+        "the returning key's cut is logged",
+        Duration::from_secs(5),
+        || events_of(&read_events(&s.log), "returning", "cut").len() >= 2,
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let all = read_events(&s.log);
     let cuts = events_of(&all, "returning", "cut");
-    assert_eq!(cuts.len(), 2, "{cuts:?}");
+    assert_eq!(cuts.len(), 2, "each publish is cut once: {cuts:?}");
     assert_eq!(cuts[1]["probation"], true);
 }
 
@@ -429,7 +436,8 @@ fn obs_pacing_does_not_shorten_the_delay() {
             log.display()
         ),
     );
-    let sends = obs_paced(&flagged());
+    // 3 s of benign video first, so that plenty has aired by the time the clip is cut.
+    let sends = obs_paced(&after_lead(3000));
     let published = publish(hashgate.port, "obs", &sends, Duration::from_secs(3));
     assert!(
         matches!(published.ending, Ending::Refused { .. }),

@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{StreamState, Verdict};
 use crate::relay::stats::Coverage as StreamCoverage;
@@ -26,6 +26,9 @@ use crate::relay::StreamInfo;
 
 /// How often coverage is checked.
 const TICK: Duration = Duration::from_millis(100);
+/// How long the state of a stream gone from the relay is kept for inspection to finish it
+/// (inspection's own end of stream removes it sooner).
+const KEEP_ENDED: Duration = Duration::from_secs(30);
 
 /// Starts the watch thread; it ends with the verdict or the relay.
 pub(super) fn watch(verdict: Weak<Verdict>) {
@@ -43,11 +46,20 @@ pub(super) fn watch(verdict: Weak<Verdict>) {
             for stream in &streams {
                 check(&verdict, stream);
             }
-            // States of streams that ended without a word from inspection.
+            // States of streams that ended without a word from inspection. Not at once: the
+            // pool may still be working through a cut stream's queued video, and a state
+            // dropped under it would start afresh (and cut the stream a second time).
             let live: HashSet<u64> = streams.iter().map(|s| s.id).collect();
             let states = verdict.streams.lock();
             if let Ok(mut states) = states {
-                states.retain(|id, _| live.contains(id));
+                let now = Instant::now();
+                states.retain(|id, state| {
+                    if live.contains(id) {
+                        return true;
+                    }
+                    let gone = *state.gone_since.get_or_insert(now);
+                    now.duration_since(gone) < KEEP_ENDED
+                });
             }
         });
     if let Err(e) = spawned {

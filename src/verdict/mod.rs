@@ -43,6 +43,8 @@ struct StreamState {
     cut: bool,
     /// A blind-coverage episode was reported (re-armed once coverage recovers).
     blind_reported: bool,
+    /// When the coverage watch first found the stream gone from the relay.
+    gone_since: Option<Instant>,
 }
 
 impl StreamState {
@@ -54,6 +56,7 @@ impl StreamState {
             frames: Vec::new(),
             cut: false,
             blind_reported: false,
+            gone_since: None,
         }
     }
 }

@@ -156,6 +156,19 @@ pub fn obs_paced(tags: &[Tag]) -> Vec<Send> {
     sends
 }
 
+/// `lead_ms` of benign video, then the flagged sample (its headers again, timestamps
+/// continuing): a stream that has run a while before the clip starts.
+pub fn after_lead(lead_ms: u32) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = benign().into_iter().filter(|t| t.ts < lead_ms).collect();
+    let flagged = flagged();
+    let first_header = flagged.iter().position(|t| t.type_id != DATA).unwrap_or(0);
+    tags.extend(flagged[first_header..].iter().map(|t| Tag {
+        ts: t.ts + lead_ms,
+        ..t.clone()
+    }));
+    tags
+}
+
 /// The flagged sample re-encoded through an ffmpeg filter graph (`[0:v]` is the sample, `[1:v]`
 /// the benign one; its output is labelled `[v]` here), audio kept: a re-broadcaster's edit.
 pub fn reencoded(dir: &Path, name: &str, filter: &str) -> Vec<Tag> {
@@ -279,15 +292,15 @@ fn keyframe_at(tags: &[Tag], ms: u32) -> usize {
         .expect("a keyframe")
 }
 
-/// A reconnect mid-clip: the first three tags (metadata and headers), 0.4 s of the clip from
-/// its keyframe at 4 s (one sample at 2 fps matches), then benign video from its keyframe at
-/// 5 s, timestamps continuous from 0.
+/// A reconnect mid-clip: the first three tags (metadata and headers), one frame of the clip
+/// (its keyframe at 4 s: the first frame, always sampled, matches; no second sample can,
+/// however dense), then benign video from its keyframe at 5 s, timestamps continuous from 0.
 pub fn back_mid_clip(flagged: &[Tag], benign: &[Tag]) -> Vec<Tag> {
     let start = keyframe_at(flagged, 4000);
     let mut tags: Vec<Tag> = flagged[..3].to_vec();
     let base = flagged[start].ts;
     for t in &flagged[start..] {
-        if t.ts >= base + 400 {
+        if t.ts > base {
             break;
         }
         tags.push(Tag {
@@ -296,7 +309,7 @@ pub fn back_mid_clip(flagged: &[Tag], benign: &[Tag]) -> Vec<Tag> {
         });
     }
     let resume = keyframe_at(benign, 5000);
-    let offset = 433;
+    let offset = 100;
     tags.push(Tag {
         ts: offset,
         ..header_of(benign)
