@@ -561,6 +561,34 @@ impl Config {
             }
         }
         for (i, list) in self.lists.iter().enumerate() {
+            if list.is_audio() {
+                if list.threshold.is_some() {
+                    return Err(invalid(
+                        &format!("lists[{i}].threshold"),
+                        "audio lists take max_ber (a bit error rate), not threshold".into(),
+                    ));
+                }
+                if list.max_ber.is_some_and(|b| !(b > 0.0 && b < 0.5)) {
+                    return Err(invalid(
+                        &format!("lists[{i}].max_ber"),
+                        "must be above 0 and below 0.5 (unrelated audio sits at 0.5)".into(),
+                    ));
+                }
+                if list.min_seconds.is_some_and(|s| !(1.0..=60.0).contains(&s)) {
+                    return Err(invalid(
+                        &format!("lists[{i}].min_seconds"),
+                        "must be between 1 and 60".into(),
+                    ));
+                }
+                continue;
+            }
+            if list.max_ber.is_some() || list.min_seconds.is_some() {
+                return Err(invalid(
+                    &format!("lists[{i}]"),
+                    "max_ber and min_seconds are for audio lists (algorithm = \"chromaprint\")"
+                        .into(),
+                ));
+            }
             let bits = if list.algorithm == crate::hash::imghash::Algorithm::Pdq {
                 256
             } else {

@@ -29,10 +29,12 @@ pub enum Algorithm {
     Gradient,
     /// Blockhash.io.
     Blockhash,
+    /// Chromaprint audio fingerprints (audio lists only; see [`super::chromaprint`]).
+    Chromaprint,
 }
 
 impl Algorithm {
-    /// All algorithms, PDQ first.
+    /// All image algorithms, PDQ first.
     pub const ALL: [Algorithm; 6] = [
         Algorithm::Pdq,
         Algorithm::Phash,
@@ -51,6 +53,7 @@ impl Algorithm {
             Algorithm::Mean => "mean",
             Algorithm::Gradient => "gradient",
             Algorithm::Blockhash => "blockhash",
+            Algorithm::Chromaprint => "chromaprint",
         }
     }
 }
@@ -67,9 +70,13 @@ impl FromStr for Algorithm {
     fn from_str(s: &str) -> Result<Algorithm, String> {
         Algorithm::ALL
             .into_iter()
+            .chain([Algorithm::Chromaprint])
             .find(|a| a.name() == s)
             .ok_or_else(|| {
-                format!("unknown algorithm {s:?} (pdq, phash, dhash, mean, gradient, blockhash)")
+                format!(
+                    "unknown algorithm {s:?} (pdq, phash, dhash, mean, gradient, blockhash, \
+                     chromaprint)"
+                )
             })
     }
 }
@@ -78,7 +85,7 @@ impl FromStr for Algorithm {
 pub fn hash(algorithm: Algorithm, image: &GrayImage) -> Option<ImageHash> {
     let config = HasherConfig::new().hash_size(8, 8);
     let config = match algorithm {
-        Algorithm::Pdq => return None,
+        Algorithm::Pdq | Algorithm::Chromaprint => return None,
         Algorithm::Phash => config.hash_alg(HashAlg::Mean).preproc_dct(),
         Algorithm::Dhash => config.hash_alg(HashAlg::Gradient),
         Algorithm::Mean => config.hash_alg(HashAlg::Mean),

@@ -2,9 +2,11 @@
 //! eight dihedral variants and letterbox removal) and the image_hasher family.
 //!
 //! `pdq` is the algorithm; `letterbox` finds the picture inside bars; `image_input` reads still
-//! images the way the reference tools do; `imghash` wraps the image_hasher crate.
+//! images the way the reference tools do; `imghash` wraps the image_hasher crate; `chromaprint`
+//! fingerprints audio.
 
 pub mod image_input;
+pub mod chromaprint;
 pub mod imghash;
 pub mod letterbox;
 pub mod pdq;

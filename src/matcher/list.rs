@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::audio::{AudioHit, AudioIndex};
+use super::audio_formats::parse_audio_list;
 use super::formats::{parse_list, HashValue, ListError, ListFormat};
 use super::index::HammingIndex;
 use crate::hash::imghash::Algorithm;
@@ -63,7 +65,17 @@ pub struct ListSettings {
     /// Off lists are not loaded.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// Audio lists: the largest bit error rate of an aligned window that matches (default
+    /// 0.30; unrelated audio sits near 0.5, the same audio re-encoded under 0.1).
+    pub max_ber: Option<f64>,
+    /// Audio lists: seconds of stream audio a match is judged over (default 5).
+    pub min_seconds: Option<f64>,
 }
+
+/// Default bit error rate threshold of audio lists.
+pub const DEFAULT_MAX_BER: f64 = 0.30;
+/// Default seconds of audio a match is judged over.
+pub const DEFAULT_MIN_SECONDS: f64 = 5.0;
 
 fn default_min_quality() -> u32 {
     50
@@ -87,7 +99,25 @@ impl ListSettings {
             kind: ListKind::Block,
             mirror: None,
             enabled: true,
+            max_ber: None,
+            min_seconds: None,
         }
+    }
+
+    /// Whether the list holds audio fingerprints.
+    pub fn is_audio(&self) -> bool {
+        self.algorithm == Algorithm::Chromaprint
+    }
+
+    /// The effective bit error rate threshold of an audio list.
+    pub fn max_ber(&self) -> f64 {
+        self.max_ber.unwrap_or(DEFAULT_MAX_BER)
+    }
+
+    /// Sub-fingerprints an audio match is judged over.
+    pub fn window_items(&self) -> usize {
+        let seconds = self.min_seconds.unwrap_or(DEFAULT_MIN_SECONDS);
+        ((seconds / crate::hash::chromaprint::ITEM_SECONDS).round() as usize).max(1)
     }
 
     /// The effective match threshold.
@@ -142,9 +172,25 @@ pub struct Match {
     pub position: Option<ClipPosition>,
 }
 
+/// A match of a stream's audio against an audio list's clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioMatch {
+    /// List name.
+    pub list: Arc<str>,
+    /// The clip's label.
+    pub label: String,
+    /// `file:line` of the clip.
+    pub source: String,
+    /// What the list says to do.
+    pub action: Action,
+    /// Where the window lined up, and how well.
+    pub hit: AudioHit,
+}
+
 enum Store {
     Pdq(HammingIndex<4>),
     Short(HammingIndex<1>),
+    Audio(AudioIndex),
 }
 
 /// A loaded list.
@@ -180,6 +226,20 @@ impl HashList {
         path: &Path,
         text: &str,
     ) -> Result<HashList, ListError> {
+        if settings.is_audio() {
+            let clips = parse_audio_list(path, text)?;
+            return Ok(HashList {
+                name: settings.name().into(),
+                file: path.display().to_string(),
+                lines: Vec::new(),
+                labels: Vec::new(),
+                positions: Vec::new(),
+                clips: Vec::new(),
+                store: Store::Audio(AudioIndex::build(clips)),
+                settings,
+                skipped_low_quality: 0,
+            });
+        }
         let entries = parse_list(path, text, settings.format, settings.algorithm)?;
         let mut lines = Vec::with_capacity(entries.len());
         let mut labels = Vec::with_capacity(entries.len());
@@ -225,14 +285,44 @@ impl HashList {
         })
     }
 
-    /// Number of entries indexed.
+    /// Number of entries indexed (clips, for an audio list).
     pub fn len(&self) -> usize {
-        self.lines.len()
+        match &self.store {
+            Store::Audio(index) => index.clips().len(),
+            _ => self.lines.len(),
+        }
     }
 
     /// Whether the list indexes no entry.
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.len() == 0
+    }
+
+    /// Audio matches of a stream's newest sub-fingerprints (oldest first): judged over the
+    /// list's window, best first.
+    pub fn lookup_audio(&self, newest: &[u32]) -> Vec<AudioMatch> {
+        let Store::Audio(index) = &self.store else {
+            return Vec::new();
+        };
+        let w = self.settings.window_items();
+        if newest.len() < w {
+            return Vec::new();
+        }
+        let window = &newest[newest.len() - w..];
+        index
+            .search(window, self.settings.max_ber())
+            .into_iter()
+            .map(|hit| {
+                let clip = &index.clips()[hit.clip];
+                AudioMatch {
+                    list: self.name.clone(),
+                    label: clip.label.clone(),
+                    source: clip.source.clone(),
+                    action: self.settings.action,
+                    hit,
+                }
+            })
+            .collect()
     }
 
     /// The list's name.
@@ -296,6 +386,7 @@ impl HashList {
         let index = match &self.store {
             Store::Pdq(i) => i.memory_bytes(),
             Store::Short(i) => i.memory_bytes(),
+            Store::Audio(i) => i.memory_bytes(),
         };
         index
             + self.lines.capacity() * 4

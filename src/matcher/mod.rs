@@ -3,6 +3,8 @@
 //! that reloads files as they change, swapping in a new index atomically and keeping the old one
 //! when a file is broken.
 
+pub mod audio;
+pub mod audio_formats;
 pub mod formats;
 pub mod index;
 pub mod list;
@@ -18,7 +20,7 @@ use crate::hash::pdq::LumaImage;
 use crate::hash::FrameHashes;
 use crate::metrics::metrics;
 use formats::ListError;
-use list::{HashList, ListKind, ListSettings, Match};
+use list::{AudioMatch, HashList, ListKind, ListSettings, Match};
 
 /// What the lists say about one frame.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -145,6 +147,9 @@ impl Matcher {
         let mut short_hashes: Vec<(Algorithm, Option<u64>)> = Vec::new();
         for list in lists.iter() {
             let s = &list.settings;
+            if s.is_audio() {
+                continue;
+            }
             let found = if s.algorithm == Algorithm::Pdq {
                 let mut found = Vec::new();
                 for dct in hashes.all().filter(|d| d.quality >= s.min_quality) {
@@ -190,6 +195,36 @@ impl Matcher {
             .dedup_by(|later, first| later.source == first.source);
         out.matches.sort_by_key(|m| m.distance);
         out
+    }
+}
+
+impl Matcher {
+    /// Matches a stream's newest audio sub-fingerprints (oldest first) against every audio
+    /// list, best first.
+    pub fn match_audio(&self, newest: &[u32]) -> Vec<AudioMatch> {
+        let lists = self.lists.load();
+        let mut out = Vec::new();
+        for list in lists.iter().filter(|l| l.settings.is_audio()) {
+            let found = list.lookup_audio(newest);
+            let counters = metrics();
+            counters.lookups.inc(&[list.name()]);
+            if !found.is_empty() {
+                counters.matches.inc(&[list.name()]);
+            }
+            out.extend(found);
+        }
+        out.sort_by(|a, b| a.hit.ber.total_cmp(&b.hit.ber));
+        out
+    }
+
+    /// The longest window any audio list judges over, in sub-fingerprints (0: no audio list).
+    pub fn audio_window_items(&self) -> usize {
+        self.settings
+            .iter()
+            .filter(|s| s.is_audio())
+            .map(ListSettings::window_items)
+            .max()
+            .unwrap_or(0)
     }
 }
 

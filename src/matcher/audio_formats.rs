@@ -1,0 +1,120 @@
+//! Audio list files: `fpcalc`'s output, as the tool writes it and as `hashgate hash --audio`
+//! writes it.
+//!
+//! Blocks of `KEY=value` lines, one clip per `FINGERPRINT=` line; `FILE=` (the clip's name in
+//! reports) and `DURATION=` apply to the next fingerprint. The fingerprint is either the
+//! compressed base64 form (`fpcalc`'s default) or the comma-separated sub-fingerprints of
+//! `fpcalc -raw`. Blank lines and `#` comments are skipped; anything else is an error naming the
+//! line, and the list is refused whole.
+
+use std::path::Path;
+
+use super::audio::AudioClip;
+use super::formats::ListError;
+use crate::hash::chromaprint::{decode_compressed, parse_raw};
+
+/// Reads an audio list's text; `file` names it in errors and sources.
+pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListError> {
+    let name = file.display().to_string();
+    let err = |line: usize, reason: String| ListError {
+        file: name.clone(),
+        line: line as u32,
+        reason,
+    };
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut clips = Vec::new();
+    let mut label: Option<String> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(err(
+                n,
+                "expected KEY=value (FILE=, DURATION=, FINGERPRINT=)".into(),
+            ));
+        };
+        match key.trim() {
+            "FILE" | "LABEL" => {
+                let path = value.trim();
+                let base = Path::new(path)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.to_owned());
+                label = Some(base);
+            }
+            "DURATION" => {
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite() && *d >= 0.0)
+                    .ok_or_else(|| err(n, format!("DURATION is not a number: {:?}", value.trim())))?;
+            }
+            "FINGERPRINT" => {
+                let value = value.trim();
+                let items = if value.contains(',') || value.parse::<i64>().is_ok() {
+                    parse_raw(value)
+                } else {
+                    decode_compressed(value)
+                }
+                .map_err(|e| err(n, format!("fingerprint: {e}")))?;
+                clips.push(AudioClip {
+                    label: label.take().unwrap_or_else(|| stem.clone()),
+                    source: format!("{name}:{n}"),
+                    items,
+                });
+            }
+            other => {
+                return Err(err(
+                    n,
+                    format!("unknown key {other:?} (FILE=, DURATION=, FINGERPRINT=)"),
+                ))
+            }
+        }
+    }
+    Ok(clips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::chromaprint::encode_compressed;
+
+    #[test]
+    fn reads_fpcalc_output_in_both_forms() {
+        let compressed = encode_compressed(&[1, 2, 3, 0xDEAD_BEEF]);
+        let text = format!(
+            "FILE=/clips/one.mp4\nDURATION=16\nFINGERPRINT={compressed}\n\n# raw\nFILE=two.wav\nDURATION=1\nFINGERPRINT=1,-2,3\nFINGERPRINT=5\n"
+        );
+        let clips = parse_audio_list(Path::new("known.txt"), &text).expect("parsed");
+        assert_eq!(clips.len(), 3);
+        assert_eq!(clips[0].label, "one.mp4");
+        assert_eq!(clips[0].items, vec![1, 2, 3, 0xDEAD_BEEF]);
+        assert_eq!(clips[0].source, "known.txt:3");
+        assert_eq!(clips[1].label, "two.wav");
+        assert_eq!(clips[1].items, vec![1, (-2i32) as u32, 3]);
+        assert_eq!(clips[2].label, "known", "no FILE=: the list's name");
+    }
+
+    #[test]
+    fn malformed_lines_name_their_line() {
+        for (text, line, says) in [
+            ("FILE=a\nnonsense\n", 2, "KEY=value"),
+            ("FINGERPRINT=1,2,x\n", 1, "sub-fingerprint"),
+            ("\nFINGERPRINT=AQ!!\n", 2, "base64"),
+            ("DURATION=long\n", 1, "DURATION"),
+            ("HASH=1\n", 1, "unknown key"),
+            ("FINGERPRINT=AQAAAA\n", 1, "empty"),
+        ] {
+            let e = parse_audio_list(Path::new("l.txt"), text).expect_err(text);
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.reason.contains(says), "{text:?}: {e}");
+        }
+    }
+}
