@@ -10,7 +10,8 @@ APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
 	libavfilter-dev libavdevice-dev ffmpeg \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	libchromaprint-tools espeak-ng
 
 # OBS Studio as a broadcaster (tests/obs.rs): a large install, so not part of `make test`.
 INTEROP_PACKAGES := obs-studio xvfb

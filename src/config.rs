@@ -273,6 +273,16 @@ pub struct InspectConfig {
     /// A stream using more than this share of a core is sampled at keyframes only.
     #[serde(default = "default_max_stream_cost")]
     pub max_stream_cost: f64,
+    /// Threads decoding and fingerprinting audio (only when an audio list is configured).
+    #[serde(default = "default_audio_threads")]
+    pub audio_threads: usize,
+    /// Audio messages buffered per stream before audio inspection drops (~5 s of AAC).
+    #[serde(default = "default_tap_capacity")]
+    pub audio_queue: usize,
+}
+
+fn default_audio_threads() -> usize {
+    1
 }
 
 impl Default for InspectConfig {
@@ -283,6 +293,8 @@ impl Default for InspectConfig {
             max_pixels: default_max_pixels(),
             max_lag: secs::<1>(),
             max_stream_cost: default_max_stream_cost(),
+            audio_threads: default_audio_threads(),
+            audio_queue: default_tap_capacity(),
         }
     }
 }

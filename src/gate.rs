@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::events::Events;
+use crate::inspect::audio_pool::{AudioPool, AudioPoolSettings};
 use crate::inspect::pool::Inspector;
 use crate::matcher::Matcher;
 use crate::relay::{Relay, StreamInfo};
@@ -49,11 +50,30 @@ impl Gate {
             verdict.clone(),
         )
         .context("starting the inspection workers")?;
-        let relay = Arc::new(
-            Relay::new(config)?
-                .with_taps(Arc::new(inspector))
-                .with_events(events.clone()),
-        );
+        // The soundtrack is decoded only when some list can match it.
+        let window_items = matcher.audio_window_items();
+        let audio = if window_items > 0 {
+            Some(Arc::new(
+                AudioPool::start(
+                    AudioPoolSettings {
+                        threads: config.inspect.audio_threads.max(1),
+                        queue: config.inspect.audio_queue.max(1),
+                        window_items,
+                    },
+                    verdict.clone(),
+                )
+                .context("starting the audio workers")?,
+            ))
+        } else {
+            None
+        };
+        let mut relay = Relay::new(config)?
+            .with_taps(Arc::new(inspector))
+            .with_events(events.clone());
+        if let Some(audio) = audio {
+            relay = relay.with_audio_taps(audio);
+        }
+        let relay = Arc::new(relay);
         verdict.attach(&relay);
         Ok(Gate {
             relay,

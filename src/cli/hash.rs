@@ -1,4 +1,5 @@
-//! `hashgate hash FILE...`: PDQ (or an image_hasher algorithm) of images and videos.
+//! `hashgate hash FILE...`: PDQ (or an image_hasher algorithm) of images and videos, or with
+//! `--audio` the Chromaprint fingerprint of their soundtracks (an audio list, `fpcalc`'s format).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ pub struct HashArgs {
     /// Hash the picture inside letterbox/pillarbox bars instead of the whole frame.
     #[arg(long)]
     pub unletterbox: bool,
+    /// Fingerprint the soundtrack (Chromaprint, as `fpcalc -raw` computes it) instead of the
+    /// picture: one `FILE=`/`DURATION=`/`FINGERPRINT=` block per file, an audio list.
+    #[arg(long)]
+    pub audio: bool,
 }
 
 /// Runs `hash`; returns how many files failed.
@@ -52,7 +57,9 @@ pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0;
     for file in &args.files {
-        let result = if is_image(file) {
+        let result = if args.audio || args.algorithm == Algorithm::Chromaprint {
+            hash_audio(file, &mut out)
+        } else if is_image(file) {
             hash_image(args, file, &mut out)
         } else {
             hash_video(args, file, &mut out)
@@ -75,6 +82,39 @@ pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(failed),
         other => other.context("writing output").map(|_| failed),
     }
+}
+
+/// Writes one audio list block for `file`.
+fn hash_audio(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    use crate::hash::chromaprint::{fingerprint, SAMPLE_RATE};
+    let (samples, errors) = crate::inspect::audio::decode_file_audio(file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if errors > 0 {
+        eprintln!(
+            "hashgate: {}: {errors} audio packets could not be decoded",
+            file.display()
+        );
+    }
+    let items = fingerprint(&samples);
+    if items.is_empty() {
+        anyhow::bail!(
+            "{}: too little audio to fingerprint (under 3 s)",
+            file.display()
+        );
+    }
+    let label = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string());
+    let values: Vec<String> = items.iter().map(u32::to_string).collect();
+    writeln!(out, "FILE={label}")?;
+    writeln!(
+        out,
+        "DURATION={:.2}",
+        samples.len() as f64 / f64::from(SAMPLE_RATE)
+    )?;
+    writeln!(out, "FINGERPRINT={}\n", values.join(","))?;
+    Ok(())
 }
 
 fn is_image(path: &Path) -> bool {

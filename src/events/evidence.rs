@@ -1,4 +1,5 @@
-//! Evidence of cuts: the frames that decided, as JPEG, and the cut event as a JSON sidecar, one
+//! Evidence of cuts: the frames that decided, as JPEG (or for an audio cut the audio, as WAV),
+//! and the cut event as a JSON sidecar, one
 //! folder per cut under `[events] evidence_dir`, pruned by count and age. Written on a thread of
 //! its own after the cut, never before it.
 
@@ -26,11 +27,12 @@ pub fn save(
     name: String,
     event_json: String,
     frames: Vec<(i64, LumaImage)>,
+    audio: Option<Vec<i16>>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("evidence".into())
         .spawn(move || {
-            if let Err(e) = write(&settings, &name, &event_json, &frames) {
+            if let Err(e) = write(&settings, &name, &event_json, &frames, audio.as_deref()) {
                 tracing::error!(
                     "cannot write evidence under {}: {e}",
                     settings.dir.display()
@@ -48,9 +50,13 @@ fn write(
     name: &str,
     event_json: &str,
     frames: &[(i64, LumaImage)],
+    audio: Option<&[i16]>,
 ) -> std::io::Result<()> {
     let folder = settings.dir.join(name);
     std::fs::create_dir_all(&folder)?;
+    if let Some(pcm) = audio {
+        std::fs::write(folder.join("audio.wav"), wav(pcm))?;
+    }
     for (stream_ms, luma) in frames {
         let gray = GrayImage::from_fn(luma.width as u32, luma.height as u32, |x, y| {
             let v = luma.pixels[y as usize * luma.width + x as usize];
@@ -62,6 +68,29 @@ fn write(
             .map_err(std::io::Error::other)?;
     }
     std::fs::write(folder.join("cut.json"), format!("{event_json}\n"))
+}
+
+/// A WAV file of 11025 Hz mono 16-bit audio.
+fn wav(pcm: &[i16]) -> Vec<u8> {
+    let rate = crate::hash::chromaprint::SAMPLE_RATE;
+    let data_len = (pcm.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in pcm {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
 }
 
 fn prune(settings: &EvidenceSettings) {
@@ -125,6 +154,7 @@ mod tests {
                 &format!("cut-{i}"),
                 "{\"event\":\"cut\"}",
                 &[(1500, luma.clone())],
+                None,
             )
             .expect("write");
             std::thread::sleep(Duration::from_millis(20));
@@ -142,5 +172,18 @@ mod tests {
         assert_eq!((decoded.width(), decoded.height()), (32, 16));
         assert!(dir.path().join("cut-2/cut.json").is_file());
         assert!(folder_name("a/b:c").ends_with("-a_b_c"));
+    }
+
+    #[test]
+    fn audio_evidence_is_a_wav_file() {
+        let bytes = wav(&[0, 1000, -1000]);
+        assert_eq!(&bytes[..4], b"RIFF");
+        assert_eq!(&bytes[8..16], b"WAVEfmt ");
+        assert_eq!(
+            u32::from_le_bytes(bytes[24..28].try_into().expect("4")),
+            11025
+        );
+        assert_eq!(u32::from_le_bytes(bytes[40..44].try_into().expect("4")), 6);
+        assert_eq!(bytes.len(), 50);
     }
 }

@@ -133,6 +133,53 @@ pub enum EventKind {
         /// Whether the key was on probation (cut lately), so one match sufficed.
         probation: bool,
     },
+    /// A window of the stream's audio lined up with a clip of an audio list (`"event":
+    /// "match"`, `"signal": "audio"`).
+    #[serde(rename = "match")]
+    AudioMatch {
+        /// Always `"audio"`.
+        signal: &'static str,
+        /// List name.
+        list: String,
+        /// Clip label.
+        entry: String,
+        /// `file:line` of the clip.
+        source: String,
+        /// Bit error rate of the aligned window.
+        ber: f64,
+        /// Seconds into the clip where the window starts (negative: before it).
+        clip_offset_s: f64,
+        /// Seconds of audio compared.
+        window_s: f64,
+        /// Stream time of the newest audio in the window, in milliseconds.
+        stream_ms: i64,
+        /// `"cut"` or `"alert"`.
+        action: String,
+    },
+    /// A stream was cut for its audio (`"event": "cut"`, `"signal": "audio"`).
+    #[serde(rename = "cut")]
+    AudioCut {
+        /// Always `"audio"`.
+        signal: &'static str,
+        /// List name.
+        list: String,
+        /// Clip label.
+        entry: String,
+        /// `file:line` of the clip.
+        source: String,
+        /// Bit error rate of the aligned window.
+        ber: f64,
+        /// Seconds into the clip where the window starts.
+        clip_offset_s: f64,
+        /// Seconds of audio compared.
+        window_s: f64,
+        /// Stream time of the newest audio in the window, in milliseconds.
+        stream_ms: i64,
+        /// From the arrival at the relay of the window's newest audio to the cut.
+        latency_ms: u64,
+        /// Whether the key was on probation.
+        probation: bool,
+    },
     /// A list entry matched too many streams: it no longer cuts (alert only).
     Flood {
         /// List name.
@@ -300,7 +347,11 @@ impl Events {
         tracing::info!(target: "hashgate::events", "{line}");
         let for_webhook = matches!(
             &event.kind,
-            EventKind::Match { .. } | EventKind::Cut { .. } | EventKind::Uninspectable { .. }
+            EventKind::Match { .. }
+                | EventKind::Cut { .. }
+                | EventKind::AudioMatch { .. }
+                | EventKind::AudioCut { .. }
+                | EventKind::Uninspectable { .. }
         );
         if let (Some(hook), true) = (&self.webhook, for_webhook) {
             hook.post(line.clone());
@@ -326,7 +377,19 @@ impl Events {
             } else {
                 stream.to_owned()
             });
-            evidence::save(settings.clone(), name, event_json, frames);
+            evidence::save(settings.clone(), name, event_json, frames, None);
+        }
+    }
+
+    /// Saves an audio cut's event and the stream's audio it was judged on (a WAV file).
+    pub fn save_audio_evidence(&self, stream: &str, event_json: String, pcm: Vec<i16>) {
+        if let Some(settings) = &self.evidence {
+            let name = evidence::folder_name(&if self.redact {
+                hex_sha256(stream)
+            } else {
+                stream.to_owned()
+            });
+            evidence::save(settings.clone(), name, event_json, Vec::new(), Some(pcm));
         }
     }
 

@@ -25,13 +25,13 @@ pub const ALGORITHM_ID: u8 = 1;
 /// earlier, on a sample where an item of the old one starts: its items are then the old one's,
 /// one for one, and the hand-over leaves no gap.
 pub struct StreamFingerprinter {
-    current: Fingerprinter,
+    current: Printer,
     /// Samples fed to `current`.
     fed: u64,
     /// Items of `current` handed out.
     taken: usize,
     /// The replacement, and the item of `current` its first item is.
-    next: Option<(Fingerprinter, usize)>,
+    next: Option<(Printer, usize)>,
 }
 
 /// Items a fingerprinter makes before it is replaced (about 17 minutes).
@@ -40,11 +40,38 @@ pub const STREAM_ROTATE_ITEMS: usize = 8192;
 /// warm-up (its filters span about 2.6 s of audio).
 pub const ROTATE_OVERLAP_ITEMS: usize = 64;
 
-fn started() -> Fingerprinter {
+/// The crate's fingerprinter, movable between threads.
+///
+/// The crate erases its processing chain into a `Box<dyn AudioConsumer>` without a `Send`
+/// bound, so the compiler cannot see that the chain (FFT plans from rustfft, which are `Send +
+/// Sync`, and plain vectors) may move to another thread.
+struct Printer(Fingerprinter);
+
+// SAFETY: every stage behind the crate's trait object owns its data (vectors, rustfft's
+// `Arc<dyn Fft>`, itself `Send + Sync`); nothing is shared with another thread or tied to the
+// thread that made it. A `Printer` is used by one thread at a time (it is not `Sync`).
+unsafe impl Send for Printer {}
+
+impl Printer {
+    /// Feeds samples and processes them at once. The crate buffers 32768 samples (3 s) before
+    /// it processes any; its `finish` pushes the buffer through, and at 11025 Hz (no resampler,
+    /// and the FFT stage's flush does nothing) it ends nothing, so it is called every time: an
+    /// item comes out as soon as its audio is in, not up to 3 s later.
+    fn consume(&mut self, samples: &[i16]) {
+        self.0.consume(samples);
+        self.0.finish();
+    }
+
+    fn fingerprint(&self) -> &[u32] {
+        self.0.fingerprint()
+    }
+}
+
+fn started() -> Printer {
     let mut printer = Fingerprinter::new(&Configuration::preset_test2());
     // 11025 Hz mono: the crate's own resampler is not used (FFmpeg resamples before).
     let _ = printer.start(SAMPLE_RATE, 1);
-    printer
+    Printer(printer)
 }
 
 impl Default for StreamFingerprinter {
@@ -105,7 +132,7 @@ impl StreamFingerprinter {
 
 /// Fingerprint of a whole clip (mono, [`SAMPLE_RATE`]).
 pub fn fingerprint(samples: &[i16]) -> Vec<u32> {
-    let mut printer = started();
+    let Printer(mut printer) = started();
     printer.consume(samples);
     printer.finish();
     printer.fingerprint().to_vec()
@@ -203,7 +230,8 @@ pub fn decode_compressed(text: &str) -> Result<Vec<u32>, FingerprintError> {
     if bytes[0] != ALGORITHM_ID {
         return Err(FingerprintError::Algorithm(bytes[0]));
     }
-    let count = (usize::from(bytes[1]) << 16) | (usize::from(bytes[2]) << 8) | usize::from(bytes[3]);
+    let count =
+        (usize::from(bytes[1]) << 16) | (usize::from(bytes[2]) << 8) | usize::from(bytes[3]);
     if count == 0 {
         return Err(FingerprintError::Empty);
     }
@@ -229,8 +257,12 @@ pub fn decode_compressed(text: &str) -> Result<Vec<u32>, FingerprintError> {
     }
     let exceptional_count = normal.iter().filter(|&&v| v == 7).count();
     let exceptional_at = bit.div_ceil(8);
-    let exceptional = unpack(&body[exceptional_at.min(body.len())..], exceptional_count, 5)
-        .ok_or(FingerprintError::Truncated)?;
+    let exceptional = unpack(
+        &body[exceptional_at.min(body.len())..],
+        exceptional_count,
+        5,
+    )
+    .ok_or(FingerprintError::Truncated)?;
     let mut exceptional = exceptional.into_iter();
     let mut items = Vec::with_capacity(count);
     let mut value = 0u32;
@@ -312,8 +344,7 @@ fn pack(out: &mut Vec<u8>, values: &[u8], width: u32) {
 }
 
 fn base64url_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk.len();
@@ -347,7 +378,8 @@ mod tests {
                 let t = i as f64 / f64::from(SAMPLE_RATE);
                 let f = 220.0 + 200.0 * (t * 0.7).sin();
                 (8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()
-                    + 3000.0 * (2.0 * std::f64::consts::PI * 3.0 * f * t).sin()) as i16
+                    + 3000.0 * (2.0 * std::f64::consts::PI * 3.0 * f * t).sin())
+                    as i16
             })
             .collect()
     }
@@ -379,7 +411,10 @@ mod tests {
 
     #[test]
     fn raw_lists_read_signed_and_unsigned() {
-        assert_eq!(parse_raw("1,-1, 4294967295"), Ok(vec![1, u32::MAX, u32::MAX]));
+        assert_eq!(
+            parse_raw("1,-1, 4294967295"),
+            Ok(vec![1, u32::MAX, u32::MAX])
+        );
         assert!(matches!(parse_raw("1,x"), Err(FingerprintError::Raw(_))));
     }
 
@@ -397,7 +432,10 @@ mod tests {
         // started on the same samples: the same items, one for one.
         let n = streamed.len().min(whole.len());
         let ber = bit_error_rate(&streamed[..n], &whole[..n]);
-        assert!(ber < 0.01, "streamed items drift from the clip's: BER {ber}");
+        assert!(
+            ber < 0.01,
+            "streamed items drift from the clip's: BER {ber}"
+        );
         assert!(s.items_held() < STREAM_ROTATE_ITEMS, "rotated");
     }
 }

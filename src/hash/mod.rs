@@ -5,8 +5,8 @@
 //! images the way the reference tools do; `imghash` wraps the image_hasher crate; `chromaprint`
 //! fingerprints audio.
 
-pub mod image_input;
 pub mod chromaprint;
+pub mod image_input;
 pub mod imghash;
 pub mod letterbox;
 pub mod pdq;

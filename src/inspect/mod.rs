@@ -4,8 +4,10 @@
 //! header configures; `decoder` turns coded frames into luma planes with FFmpeg; `sampler` picks
 //! frames by stream time and wall time; `stream` is one stream's state machine; `pool` runs them
 //! on worker threads fed by the relay's bounded taps, fairly and at the live edge; `file` does
-//! the same for video files.
+//! the same for video files. `audio` is the soundtrack's path: decoded, resampled, fingerprinted.
 
+pub mod audio;
+pub mod audio_pool;
 pub mod decoder;
 pub mod file;
 pub mod flv;

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::audio::AudioWindow;
 use super::stream::{Finding, InspectSettings, InspectStats, SampledFrame, StreamInspector};
 use crate::relay::tap::{video_frame_kind, TapSink, VideoFrameKind};
 use crate::relay::{StreamInfo, TapProvider, TappedVideo, VideoTap};
@@ -36,6 +37,10 @@ pub trait FrameSink: Send + Sync {
     fn overload(&self, _level: u8, _streams: usize) {}
     /// `stream` ended; `stats` are its final counters.
     fn stream_ended(&self, _stream: &StreamInfo, _stats: &InspectStats) {}
+    /// A window of `stream`'s newest audio sub-fingerprints, to match.
+    fn audio(&self, _stream: &StreamInfo, _window: AudioWindow) {}
+    /// `stream`'s audio cannot be inspected, for `cause` (its video still is).
+    fn audio_uninspectable(&self, _stream: &StreamInfo, _cause: &str) {}
 }
 
 /// Picks the sampling settings of a stream (per-route overrides).

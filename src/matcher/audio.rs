@@ -262,7 +262,11 @@ mod tests {
         items
             .iter()
             .map(|&v| {
-                let item_rate = if rng.gen_bool(0.7) { rate / 3.0 } else { rate * 2.0 };
+                let item_rate = if rng.gen_bool(0.7) {
+                    rate / 3.0
+                } else {
+                    rate * 2.0
+                };
                 let mut x = v;
                 for b in 0..32 {
                     if rng.gen_bool(item_rate.min(1.0)) {
@@ -300,7 +304,10 @@ mod tests {
                 let truth = index.align(&window, hit.clip, hit.offset).expect("aligned");
                 assert_eq!(truth.ber, hit.ber);
                 assert!(hit.ber <= max_ber);
-                let best = slow.iter().find(|s| s.clip == hit.clip).expect("brute force");
+                let best = slow
+                    .iter()
+                    .find(|s| s.clip == hit.clip)
+                    .expect("brute force");
                 assert!(best.ber <= hit.ber);
             }
             // And it finds every best alignment that shares a key with the window.

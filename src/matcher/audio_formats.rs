@@ -54,7 +54,9 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
                     .parse::<f64>()
                     .ok()
                     .filter(|d| d.is_finite() && *d >= 0.0)
-                    .ok_or_else(|| err(n, format!("DURATION is not a number: {:?}", value.trim())))?;
+                    .ok_or_else(|| {
+                        err(n, format!("DURATION is not a number: {:?}", value.trim()))
+                    })?;
             }
             "FINGERPRINT" => {
                 let value = value.trim();

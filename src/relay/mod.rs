@@ -3,8 +3,10 @@
 //!
 //! `listener` accepts and enforces connection limits; `stream` runs one broadcaster and its
 //! upstream leg in one task; `queue` holds the first GOP, bounded in bytes, while the upstream
-//! publish is set up; `tap` branches video towards inspection without ever blocking.
+//! publish is set up; `tap` branches video towards inspection without ever blocking, and
+//! `audio_tap` audio.
 
+pub mod audio_tap;
 pub mod delay;
 mod listener;
 pub mod queue;
@@ -26,6 +28,7 @@ use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::tls::{self, TlsClient};
 use crate::rtmp::RtmpError;
 
+pub use audio_tap::{AudioTap, AudioTapProvider, TappedAudio};
 pub use listener::bind;
 pub use stats::StreamStats;
 pub use tap::{StreamInfo, TapProvider, TappedVideo, VideoTap};
@@ -87,6 +90,7 @@ pub struct Relay {
     registry: Arc<StreamRegistry>,
     connections: AtomicUsize,
     taps: Option<Arc<dyn TapProvider>>,
+    audio_taps: Option<Arc<dyn AudioTapProvider>>,
     events: Arc<Events>,
     shutdown: CancellationToken,
 }
@@ -118,6 +122,7 @@ impl Relay {
             registry: Arc::new(StreamRegistry::new()),
             connections: AtomicUsize::new(0),
             taps: None,
+            audio_taps: None,
             events: Arc::new(Events::disabled()),
             shutdown: CancellationToken::new(),
         })
@@ -126,6 +131,12 @@ impl Relay {
     /// Sends every stream's video to taps from `provider`.
     pub fn with_taps(mut self, provider: Arc<dyn TapProvider>) -> Relay {
         self.taps = Some(provider);
+        self
+    }
+
+    /// Sends every stream's audio to taps from `provider`.
+    pub fn with_audio_taps(mut self, provider: Arc<dyn AudioTapProvider>) -> Relay {
+        self.audio_taps = Some(provider);
         self
     }
 

@@ -179,6 +179,10 @@ async fn publish(
 
     let started = Instant::now();
     let mut tap = relay.taps.as_ref().and_then(|taps| taps.open(&info));
+    let mut audio_tap = relay
+        .audio_taps
+        .as_ref()
+        .and_then(|taps| taps.open_audio(&info));
     let mut upstream = Upstream::Connecting {
         task: tokio::spawn(connect_upstream(relay.clone(), target.clone()).in_current_span()),
         pending: PendingMedia::new(relay.config.limits.queue_bytes),
@@ -275,6 +279,15 @@ async fn publish(
                     },
                     _ => Vec::new(),
                 };
+                if let Some(audio_tap) = audio_tap.as_mut() {
+                    let arrived = Instant::now();
+                    for audio in std::iter::once(&msg)
+                        .chain(parts.iter())
+                        .filter(|m| m.type_id == kind::AUDIO)
+                    {
+                        audio_tap.offer(audio, arrived);
+                    }
+                }
                 let videos = std::iter::once(&msg)
                     .chain(parts.iter())
                     .filter(|m| m.type_id == kind::VIDEO);

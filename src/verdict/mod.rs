@@ -7,6 +7,7 @@
 //! inspection cannot cover is never let through silently: it raises `uninspectable` and meets
 //! `on_uninspectable`.
 
+mod audio;
 pub mod coverage;
 pub mod flood;
 pub mod policy;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::events::{EventKind, Events};
 use crate::hash::pdq::LumaImage;
+use crate::inspect::audio::AudioWindow;
 use crate::inspect::pool::{FrameSink, LogSink};
 use crate::inspect::stream::{InspectStats, SampledFrame};
 use crate::matcher::list::{Action, ClipPosition};
@@ -24,7 +26,9 @@ use crate::matcher::Matcher;
 use crate::metrics::metrics;
 use crate::relay::{Relay, StreamInfo};
 use flood::{FloodGuard, Timeline};
-use policy::{counts_for_cut, MatchWindow, PolicySettings, UninspectableAction, VerdictMode};
+use policy::{
+    counts_for_cut, AudioPolicy, MatchWindow, PolicySettings, UninspectableAction, VerdictMode,
+};
 
 /// A frame that matched but did not count (its entry was flooded), kept in case the stream's
 /// next match shows it was the start of a clip's timeline.
@@ -45,6 +49,12 @@ struct StreamState {
     blind_reported: bool,
     /// When the coverage watch first found the stream gone from the relay.
     gone_since: Option<Instant>,
+    /// The last frame match that counted towards a cut (arrival), for `audio = "with_frames"`.
+    last_frame_match: Option<Instant>,
+    /// The last audio match of a cut list (arrival), for `audio = "with_frames"`.
+    last_audio_match: Option<Instant>,
+    /// Audio uninspectable was reported.
+    audio_reported: bool,
 }
 
 impl StreamState {
@@ -57,6 +67,9 @@ impl StreamState {
             cut: false,
             blind_reported: false,
             gone_since: None,
+            last_frame_match: None,
+            last_audio_match: None,
+            audio_reported: false,
         }
     }
 }
@@ -98,8 +111,18 @@ impl Verdict {
     /// Cuts `stream` as uninspectable (or only raises the event, per `on_uninspectable`).
     /// `kind` is the metric label: `codec`, `picture_size`, `blind` or `overload`.
     fn uninspectable_now(&self, stream: &StreamInfo, kind: &str, cause: &str) {
+        self.uninspectable_with(stream, kind, cause, self.policy.on_uninspectable);
+    }
+
+    fn uninspectable_with(
+        &self,
+        stream: &StreamInfo,
+        kind: &str,
+        cause: &str,
+        configured: UninspectableAction,
+    ) {
         let enforce = self.policy.mode == VerdictMode::Enforce;
-        let action = match self.policy.on_uninspectable {
+        let action = match configured {
             UninspectableAction::Cut if enforce => UninspectableAction::Cut,
             _ => UninspectableAction::Alert,
         };
@@ -273,10 +296,16 @@ impl FrameSink for Verdict {
             state.frames.remove(0);
         }
         state.frames.push((frame.stream_time_ms, frame.luma));
-        let Some(first) = state
+        state.last_frame_match = Some(frame.arrived);
+        let heard = self.policy.audio == AudioPolicy::WithFrames
+            && state.last_audio_match.is_some_and(|at| {
+                frame.arrived.saturating_duration_since(at) <= self.policy.window
+            });
+        let recorded = state
             .window
-            .record(frame.stream_time_ms, frame.arrived, min_matches)
-        else {
+            .record(frame.stream_time_ms, frame.arrived, min_matches);
+        // With `audio = "with_frames"`, a frame match and a recent audio match are enough.
+        let Some(first) = recorded.or_else(|| heard.then_some(frame.arrived)) else {
             return;
         };
         let Some(best) = result.matches.iter().find(|m| m.action == Action::Cut) else {
@@ -353,6 +382,31 @@ impl FrameSink for Verdict {
         let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         self.events
             .emit("-", nobody, EventKind::Overload { level, streams });
+    }
+
+    fn audio(&self, stream: &StreamInfo, window: AudioWindow) {
+        self.hear(stream, window);
+    }
+
+    fn audio_uninspectable(&self, stream: &StreamInfo, cause: &str) {
+        {
+            let Ok(mut streams) = self.streams.lock() else {
+                return;
+            };
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            if state.cut || state.audio_reported {
+                return;
+            }
+            state.audio_reported = true;
+        }
+        self.uninspectable_with(
+            stream,
+            "audio",
+            &format!("audio: {cause}"),
+            self.policy.on_audio_uninspectable,
+        );
     }
 
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {

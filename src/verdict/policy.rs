@@ -73,6 +73,29 @@ pub struct PolicySettings {
     /// What an uninspectable stream meets: `cut` (no key block) or `alert`.
     #[serde(default)]
     pub on_uninspectable: UninspectableAction,
+    /// Whether an audio match cuts on its own (`alone`) or only with a frame match of a cut
+    /// list within `window` (`with_frames`).
+    #[serde(default)]
+    pub audio: AudioPolicy,
+    /// What a stream whose audio cannot be inspected meets (its video still is): `alert` or
+    /// `cut`.
+    #[serde(default = "default_on_audio_uninspectable")]
+    pub on_audio_uninspectable: UninspectableAction,
+}
+
+/// How audio matches count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioPolicy {
+    /// A window of `min_seconds` under the threshold is enough to cut.
+    #[default]
+    Alone,
+    /// An audio match cuts only together with a frame match within `window`.
+    WithFrames,
+}
+
+fn default_on_audio_uninspectable() -> UninspectableAction {
+    UninspectableAction::Alert
 }
 
 /// What a stream inspection cannot see meets.
@@ -149,6 +172,8 @@ impl Default for PolicySettings {
             max_blind: default_max_blind(),
             max_blind_degraded: default_max_blind_degraded(),
             on_uninspectable: UninspectableAction::Cut,
+            audio: AudioPolicy::Alone,
+            on_audio_uninspectable: default_on_audio_uninspectable(),
         }
     }
 }

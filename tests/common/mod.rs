@@ -6,6 +6,7 @@
 
 pub mod attacks;
 pub mod crafted;
+pub mod sound;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

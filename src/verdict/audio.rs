@@ -1,0 +1,155 @@
+//! Audio matches in the verdict: a window of the stream's soundtrack that lines up with a clip
+//! of an audio list is a `match` event (`"signal": "audio"`), and cuts the stream on its own
+//! (`audio = "alone"`, a window of `min_seconds` already being many aligned samples) or together
+//! with a frame match within `window` (`audio = "with_frames"`). A key on probation is cut on its
+//! first audio match either way.
+
+use std::sync::atomic::Ordering;
+
+use super::{AudioPolicy, StreamState, Verdict, VerdictMode};
+use crate::events::EventKind;
+use crate::hash::chromaprint::ITEM_SECONDS;
+use crate::inspect::audio::AudioWindow;
+use crate::matcher::list::Action;
+use crate::metrics::metrics;
+use crate::relay::StreamInfo;
+
+/// A window with fewer distinct sub-fingerprints than this share of its length is silence, a
+/// held tone or hum: it says nothing about which clip plays, and is not matched (a reference
+/// clip's silent stretch would otherwise match every silent stream).
+const MIN_DISTINCT_SHARE: f64 = 0.25;
+
+/// Whether a window carries enough sound to be matched.
+pub fn informative(items: &[u32]) -> bool {
+    let mut distinct: Vec<u32> = items.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() as f64 >= items.len() as f64 * MIN_DISTINCT_SHARE
+}
+
+impl Verdict {
+    /// Matches one audio window and cuts when the policy says so.
+    pub(super) fn hear(&self, stream: &StreamInfo, window: AudioWindow) {
+        if !informative(&window.items) {
+            tracing::debug!(
+                stream_ms = window.stream_ms,
+                "audio window: silence or a held tone"
+            );
+            return;
+        }
+        let matches = self.matcher.match_audio(&window.items);
+        tracing::debug!(
+            stream_ms = window.stream_ms,
+            items = window.items.len(),
+            matches = matches.len(),
+            "audio window"
+        );
+        if matches.is_empty() {
+            return;
+        }
+        stream.stats.matches.fetch_add(1, Ordering::Relaxed);
+        for m in &matches {
+            self.events.emit(
+                &stream.stream_key,
+                stream.peer,
+                EventKind::AudioMatch {
+                    signal: "audio",
+                    list: m.list.to_string(),
+                    entry: m.label.clone(),
+                    source: m.source.clone(),
+                    ber: round3(m.hit.ber),
+                    clip_offset_s: round3(m.hit.offset as f64 * ITEM_SECONDS),
+                    window_s: round3(m.hit.compared as f64 * ITEM_SECONDS),
+                    stream_ms: window.stream_ms,
+                    action: match m.action {
+                        Action::Cut => "cut".into(),
+                        Action::Alert => "alert".into(),
+                    },
+                },
+            );
+        }
+        let Some(best) = matches.iter().find(|m| m.action == Action::Cut) else {
+            return;
+        };
+        let probation = self
+            .relay()
+            .is_some_and(|r| r.on_probation(&stream.stream_key));
+        {
+            let Ok(mut streams) = self.streams.lock() else {
+                return;
+            };
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            if state.cut {
+                return;
+            }
+            if self.policy.audio == AudioPolicy::WithFrames && !probation {
+                state.last_audio_match = Some(window.arrived);
+                let seen = state.last_frame_match.is_some_and(|at| {
+                    window.arrived.saturating_duration_since(at) <= self.policy.window
+                });
+                if !seen {
+                    return;
+                }
+            }
+            if self.policy.mode == VerdictMode::Shadow {
+                tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, "shadow mode: would cut (audio)");
+                return;
+            }
+            state.cut = true;
+        }
+        let latency = window.arrived.elapsed();
+        let latency_ms = latency.as_millis() as u64;
+        metrics().cuts.inc(&["audio"]);
+        metrics().cut_latency.observe(latency);
+        let reason = format!("matched known audio ({} / {})", best.list, best.label);
+        let line = self.events.emit(
+            &stream.stream_key,
+            stream.peer,
+            EventKind::AudioCut {
+                signal: "audio",
+                list: best.list.to_string(),
+                entry: best.label.clone(),
+                source: best.source.clone(),
+                ber: round3(best.hit.ber),
+                clip_offset_s: round3(best.hit.offset as f64 * ITEM_SECONDS),
+                window_s: round3(best.hit.compared as f64 * ITEM_SECONDS),
+                stream_ms: window.stream_ms,
+                latency_ms,
+                probation,
+            },
+        );
+        let was_live = self.relay().is_some_and(|r| {
+            r.cut(
+                &stream.stream_key,
+                &reason,
+                self.policy.cooldown,
+                self.policy.probation,
+            )
+        });
+        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, ber = best.hit.ber, latency_ms, probation, was_live, "cut (audio)");
+        if let Some(line) = line {
+            self.events
+                .save_audio_evidence(&stream.stream_key, line, window.pcm);
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_and_held_tones_are_not_matched() {
+        assert!(!informative(&[0; 40]));
+        let hum: Vec<u32> = (0..40).map(|i| 0xABCD_0000 | (i % 3)).collect();
+        assert!(!informative(&hum));
+        let speech: Vec<u32> = (0..40).map(|i| i * 7919).collect();
+        assert!(informative(&speech));
+    }
+}

@@ -1,0 +1,262 @@
+//! Audio matching against real peers: fingerprints checked against `fpcalc`, and ffmpeg
+//! publishing through hashgate into nginx-rtmp a re-stream whose picture no frame hash can see
+//! (cropped 15 %, framed in a layout) but whose soundtrack is the known clip's.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::sound::*;
+use common::*;
+use hashgate::hash::chromaprint::{bit_error_rate, decode_compressed, parse_raw};
+
+fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+fn fpcalc(args: &[&str], file: &Path) -> String {
+    require("fpcalc");
+    let out = Command::new("fpcalc")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("fpcalc");
+    // fpcalc 1.5 with FFmpeg 5 exits non-zero after printing a complete result ("Error
+    // decoding audio frame (End of file)"): judge it by its output.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("FINGERPRINT="),
+        "fpcalc printed no fingerprint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn fingerprint_line(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.strip_prefix("FINGERPRINT="))
+        .expect("a FINGERPRINT= line")
+}
+
+fn hashgate_items(file: &Path) -> Vec<u32> {
+    let dir = file.parent().expect("dir");
+    let list = dir.join("agreement.txt");
+    audio_list(file, &list);
+    let text = std::fs::read_to_string(&list).expect("list");
+    parse_raw(fingerprint_line(&text)).expect("raw items")
+}
+
+#[test]
+fn fingerprints_agree_with_fpcalc() {
+    let dir = temp_dir();
+    let soundtrack = known_soundtrack(dir.path());
+    // The same samples: 11025 Hz mono, where neither resamples.
+    let mono = dir.path().join("mono-11025.wav");
+    ffmpeg(&[
+        "-i",
+        soundtrack.to_str().expect("utf-8"),
+        "-ac",
+        "1",
+        "-ar",
+        "11025",
+        mono.to_str().expect("utf-8"),
+    ]);
+    let ours = hashgate_items(&mono);
+    let theirs = parse_raw(fingerprint_line(&fpcalc(
+        &["-raw", "-length", "600"],
+        &mono,
+    )))
+    .expect("fpcalc -raw");
+    assert!(ours.len() > 100, "{} items", ours.len());
+    assert_eq!(ours, theirs, "sub-fingerprints differ from fpcalc -raw");
+    // fpcalc's compressed form decodes to its raw one.
+    let compressed = decode_compressed(fingerprint_line(&fpcalc(&["-length", "600"], &mono)))
+        .expect("compressed");
+    assert_eq!(compressed, theirs);
+    // A 44.1 kHz stereo file: each side resamples with its own filter.
+    let ours = hashgate_items(&soundtrack);
+    let theirs = parse_raw(fingerprint_line(&fpcalc(
+        &["-raw", "-length", "600"],
+        &soundtrack,
+    )))
+    .expect("fpcalc -raw");
+    let n = ours.len().min(theirs.len());
+    let same = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+    let ber = bit_error_rate(&ours[..n], &theirs[..n]);
+    println!(
+        "44.1 kHz stereo: {same}/{n} sub-fingerprints identical to fpcalc's, bit error rate {ber:.4}"
+    );
+    assert!(
+        (ours.len() as i64 - theirs.len() as i64).abs() <= 2,
+        "{} vs {} items",
+        ours.len(),
+        theirs.len()
+    );
+    assert!(ber < 0.05, "bit error rate against fpcalc {ber}");
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    nginx: Nginx,
+    hashgate: Hashgate,
+    log: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    soundtrack: std::path::PathBuf,
+}
+
+/// hashgate with a PDQ list of the known clip's frames and an audio list of its soundtrack
+/// (made by `fpcalc` when `by_fpcalc`, in its compressed form; else by `hashgate hash --audio`).
+fn fixture(by_fpcalc: bool, verdict: &str) -> Fixture {
+    let dir = temp_dir();
+    let path = dir.path().to_path_buf();
+    let soundtrack = known_soundtrack(&path);
+    let known = path.join("known.flv");
+    clip_with_soundtrack(
+        &known,
+        &picture("mandelbrot"),
+        "",
+        &soundtrack,
+        0.0,
+        20.0,
+        "128k",
+    );
+    let frames = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&known)
+        .output()
+        .expect("hashgate hash");
+    assert!(frames.status.success());
+    let frame_list = path.join("known-frames.tsv");
+    std::fs::write(&frame_list, &frames.stdout).expect("list");
+    let audio = path.join("known-audio.txt");
+    if by_fpcalc {
+        let text = fpcalc(&["-length", "600"], &known);
+        std::fs::write(&audio, format!("FILE=known.flv\n{text}")).expect("list");
+    } else {
+        audio_list(&known, &audio);
+    }
+    let nginx = Nginx::start(&path);
+    let log = path.join("events.jsonl");
+    let hashgate = Hashgate::start(
+        &path,
+        &format!(
+            "{}[[lists]]\npath = \"{}\"\n[[lists]]\npath = \"{}\"\nalgorithm = \"chromaprint\"\n[events]\nlog = \"{}\"\n[verdict]\n{verdict}",
+            upstream(&nginx.url()),
+            frame_list.display(),
+            audio.display(),
+            log.display()
+        ),
+    );
+    Fixture {
+        _dir: dir,
+        nginx,
+        hashgate,
+        log,
+        dir: path,
+        soundtrack,
+    }
+}
+
+#[test]
+fn a_restream_no_frame_hash_can_see_is_cut_by_its_soundtrack() {
+    for by_fpcalc in [false, true] {
+        let f = fixture(by_fpcalc, "");
+        // The clip cropped 15 % and shrunk into a frame of a layout; its soundtrack from 3 s in,
+        // re-encoded to 48 kbit/s mono AAC.
+        let restream = f.dir.join("restream.flv");
+        clip_with_soundtrack(
+            &restream,
+            &in_layout("mandelbrot"),
+            "",
+            &f.soundtrack,
+            3.0,
+            14.0,
+            "48k",
+        );
+        let mut publisher = ffmpeg_publish(&restream, &f.hashgate.url("layout"));
+        let status = publisher
+            .wait_timeout(Duration::from_secs(40))
+            .expect("publisher ended");
+        assert!(!status.success(), "the broadcaster must see the cut");
+        wait_until("the cut event", Duration::from_secs(10), || {
+            !of_kind(&read_events(&f.log), "cut").is_empty()
+        });
+        let all = read_events(&f.log);
+        let cut = of_kind(&all, "cut")[0];
+        assert_eq!(cut["signal"], "audio", "{cut}");
+        assert_eq!(cut["stream"], "layout");
+        let ber = cut["ber"].as_f64().expect("ber");
+        let stream_ms = cut["stream_ms"].as_i64().expect("stream_ms");
+        println!(
+            "lists by {}: cut at stream {stream_ms} ms, BER {ber}, clip offset {} s, latency {} ms",
+            if by_fpcalc { "fpcalc" } else { "hashgate" },
+            cut["clip_offset_s"],
+            cut["latency_ms"]
+        );
+        assert!(ber <= 0.30);
+        // Aligned where the re-stream's soundtrack starts: 3 s into the clip, or later.
+        let offset = cut["clip_offset_s"].as_f64().expect("offset");
+        assert!((2.5..12.0).contains(&offset), "clip offset {offset}");
+        // Decided within min_seconds (5) + 1.5 s of the stream's start.
+        // Decided at the first window: min_seconds (5) of sub-fingerprints, whose last one
+        // reaches 2.6 s further into the audio (Chromaprint's filters), plus 1 s.
+        assert!(stream_ms <= 8_600, "cut at stream {stream_ms} ms");
+        let matches = of_kind(&all, "match");
+        assert!(
+            matches.iter().all(|m| m["signal"] == "audio"),
+            "no frame of the layout should match: {matches:?}"
+        );
+        f.nginx.wait_closed("layout", Duration::from_secs(10));
+        drop(f);
+    }
+}
+
+#[test]
+fn benign_speech_and_music_are_not_cut() {
+    let f = fixture(false, "");
+    let mut publishers = Vec::new();
+    for kind in ["samewords", "samevoice", "music"] {
+        let audio = benign_soundtrack(&f.dir, kind);
+        let file = f.dir.join(format!("benign-{kind}.flv"));
+        clip_with_soundtrack(&file, &picture("testsrc2"), "", &audio, 0.0, 10.0, "64k");
+        publishers.push(ffmpeg_publish(&file, &f.hashgate.url(kind)));
+    }
+    for p in publishers {
+        publish_ok(p, Duration::from_secs(60));
+    }
+    wait_until("the unpublish events", Duration::from_secs(10), || {
+        of_kind(&read_events(&f.log), "unpublish").len() >= 3
+    });
+    let all = read_events(&f.log);
+    assert!(of_kind(&all, "cut").is_empty(), "{all:?}");
+    assert!(of_kind(&all, "match").is_empty(), "{all:?}");
+}
+
+#[test]
+fn with_frames_an_audio_match_alone_does_not_cut() {
+    let f = fixture(false, "audio = \"with_frames\"\n");
+    let restream = f.dir.join("restream.flv");
+    clip_with_soundtrack(
+        &restream,
+        &picture("testsrc2"),
+        "",
+        &f.soundtrack,
+        3.0,
+        10.0,
+        "64k",
+    );
+    publish_ok(
+        ffmpeg_publish(&restream, &f.hashgate.url("soundtrack")),
+        Duration::from_secs(60),
+    );
+    wait_until("an audio match", Duration::from_secs(10), || {
+        !of_kind(&read_events(&f.log), "match").is_empty()
+    });
+    let all = read_events(&f.log);
+    assert!(of_kind(&all, "cut").is_empty(), "{all:?}");
+    assert!(of_kind(&all, "match")
+        .iter()
+        .all(|m| m["signal"] == "audio"));
+}
