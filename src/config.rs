@@ -586,10 +586,11 @@ impl Config {
                         "must be above 0 and below 0.5 (unrelated audio sits at 0.5)".into(),
                     ));
                 }
-                if list.min_seconds.is_some_and(|s| !(1.0..=60.0).contains(&s)) {
+                if list.min_seconds.is_some_and(|s| !(3.0..=60.0).contains(&s)) {
                     return Err(invalid(
                         &format!("lists[{i}].min_seconds"),
-                        "must be between 1 and 60".into(),
+                        "must be between 3 and 60 (a sub-fingerprint rests on 2.6 s of audio)"
+                            .into(),
                     ));
                 }
                 continue;

@@ -59,6 +59,7 @@ impl Gate {
                         threads: config.inspect.audio_threads.max(1),
                         queue: config.inspect.audio_queue.max(1),
                         window_items,
+                        keep_audio: config.events.evidence_dir.is_some(),
                     },
                     verdict.clone(),
                 )

@@ -15,6 +15,10 @@ pub const SAMPLE_RATE: u32 = 11025;
 pub const ITEM_SAMPLES: u32 = 1365;
 /// Seconds between two sub-fingerprints.
 pub const ITEM_SECONDS: f64 = ITEM_SAMPLES as f64 / SAMPLE_RATE as f64;
+/// Seconds of audio one sub-fingerprint depends on: its 4096-sample frame, and the filters
+/// that read 4 frames of chroma and up to 16 rows of the chroma image from it (28666 samples).
+/// A window of `n` items rests on `(n - 1) * ITEM_SECONDS + REACH_SECONDS` of audio.
+pub const REACH_SECONDS: f64 = 28666.0 / SAMPLE_RATE as f64;
 /// The algorithm id `fpcalc` writes in compressed fingerprints (its default, "TEST2").
 pub const ALGORITHM_ID: u8 = 1;
 

@@ -340,14 +340,16 @@ pub struct AudioInspector {
     items: VecDeque<u32>,
     pcm: VecDeque<i16>,
     since_window: usize,
+    keep_pcm: bool,
     reported: Option<String>,
     /// Its counters.
     pub stats: AudioStats,
 }
 
 impl AudioInspector {
-    /// Inspection that looks at the newest `window_items` sub-fingerprints.
-    pub fn new(window_items: usize) -> AudioInspector {
+    /// Inspection that looks at the newest `window_items` sub-fingerprints; with `keep_pcm` it
+    /// keeps the audio they cover (about 200 KB) for evidence.
+    pub fn new(window_items: usize, keep_pcm: bool) -> AudioInspector {
         AudioInspector {
             window_items: window_items.clamp(1, MAX_WINDOW_ITEMS),
             decoder: None,
@@ -355,6 +357,7 @@ impl AudioInspector {
             items: VecDeque::new(),
             pcm: VecDeque::new(),
             since_window: 0,
+            keep_pcm,
             reported: None,
             stats: AudioStats::default(),
         }
@@ -436,6 +439,9 @@ impl AudioInspector {
             self.items.pop_front();
         }
         // The window's audio plus the algorithm's latency (about 3 s), for evidence.
+        if !self.keep_pcm {
+            return;
+        }
         let keep = (self.window_items + 32) * crate::hash::chromaprint::ITEM_SAMPLES as usize;
         self.pcm.extend(samples);
         while self.pcm.len() > keep {
@@ -485,7 +491,7 @@ mod tests {
 
     #[test]
     fn garbage_aac_is_counted_not_fatal() {
-        let mut inspector = AudioInspector::new(40);
+        let mut inspector = AudioInspector::new(40, false);
         let mut findings = Vec::new();
         let now = Instant::now();
         // A valid AudioSpecificConfig (AAC-LC, 44.1 kHz, stereo), then junk frames.
@@ -512,7 +518,7 @@ mod tests {
 
     #[test]
     fn aac_without_configuration_is_reported_once() {
-        let mut inspector = AudioInspector::new(40);
+        let mut inspector = AudioInspector::new(40, false);
         let mut findings = Vec::new();
         for _ in 0..3 {
             inspector.push(

@@ -27,6 +27,8 @@ pub struct AudioPoolSettings {
     pub queue: usize,
     /// Sub-fingerprints in the window handed to the verdict.
     pub window_items: usize,
+    /// Keep each window's audio for evidence (when an evidence folder is set).
+    pub keep_audio: bool,
 }
 
 struct Inbox {
@@ -167,7 +169,10 @@ impl AudioTapProvider for AudioPool {
                 closed: false,
             }),
             scheduled: AtomicBool::new(false),
-            work: Mutex::new(Some(AudioInspector::new(self.shared.settings.window_items))),
+            work: Mutex::new(Some(AudioInspector::new(
+                self.shared.settings.window_items,
+                self.shared.settings.keep_audio,
+            ))),
         });
         Some(AudioTap::new(Box::new(SlotSink {
             slot,

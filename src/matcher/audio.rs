@@ -4,14 +4,14 @@
 //! Candidate alignments come from an inverted index, as AcoustID's server finds them: every
 //! sub-fingerprint of every clip is posted under two 16-bit keys (its low and its high half), and
 //! each item of the stream's window looks its keys up; a posting gives a clip and an offset, so
-//! an alignment. Each candidate alignment is then checked over the whole window: the bit error
-//! rate (BER) of the aligned items decides. The halves rather than the whole value: under noise
+//! an alignment. An alignment hit at least twice ([`MIN_VOTES`]) is then checked over the whole
+//! window: the bit error rate (BER) of the aligned items decides. The halves rather than the whole value: under noise
 //! or music mixed in, whole 32-bit items of the clip rarely survive, halves often do (the low
 //! half most: the first classifiers are the most robust).
 //!
 //! Exactness: the index reports the same BER as a brute-force alignment for every alignment it
-//! finds, and finds every alignment under the threshold where at least one item of the window
-//! shares a key with the clip (`brute_force` is the reference; the property test and
+//! finds, and finds every alignment under the threshold where at least two item keys of the
+//! window match the clip's (`brute_force` is the reference; the property test and
 //! `bench/audio.sh` compare them). Keys posted more than [`MAX_POSTINGS`] times (silence,
 //! constant tones) are not looked up: they say nothing about which clip plays.
 
@@ -21,6 +21,8 @@ use crate::hash::chromaprint::bit_error_rate;
 
 /// A key posted more often than this is not looked up.
 pub const MAX_POSTINGS: usize = 4096;
+/// Key hits an alignment needs before it is checked.
+pub const MIN_VOTES: usize = 2;
 
 /// One reference clip.
 #[derive(Debug, Clone)]
@@ -147,7 +149,10 @@ impl AudioIndex {
     /// The best alignment per clip of `window` (the stream's newest items, oldest first) with a
     /// BER at most `max_ber`, best first.
     pub fn search(&self, window: &[u32], max_ber: f64) -> Vec<AudioHit> {
-        let mut candidates: Vec<(u32, i64)> = Vec::new();
+        // Alignments packed in a u64 (clip, then offset biased to be unsigned) so that one
+        // integer sort groups the votes for each.
+        let bias = window.len() as i64;
+        let mut votes: Vec<u64> = Vec::new();
         for (i, &v) in window.iter().enumerate() {
             for postings in [self.by_low.get(low(v)), self.by_high.get(high(v))] {
                 if postings.len() > MAX_POSTINGS {
@@ -155,13 +160,28 @@ impl AudioIndex {
                 }
                 for &pos in postings {
                     let clip = self.clip_of(pos);
-                    let offset = i64::from(pos - self.starts[clip]) - i as i64;
-                    candidates.push((clip as u32, offset));
+                    let offset = i64::from(pos - self.starts[clip]) - i as i64 + bias;
+                    votes.push(((clip as u64) << 32) | offset as u64);
                 }
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
+        votes.sort_unstable();
+        let mut candidates: Vec<(u32, i64)> = Vec::new();
+        let mut k = 0;
+        while k < votes.len() {
+            let mut run = 1;
+            while k + run < votes.len() && votes[k + run] == votes[k] {
+                run += 1;
+            }
+            // One shared half could be chance; the same alignment twice is not. (With fewer
+            // than `MIN_VOTES` items in the window, one vote has to do.)
+            if run >= MIN_VOTES.min(window.len()) {
+                let clip = (votes[k] >> 32) as u32;
+                let offset = (votes[k] & 0xFFFF_FFFF) as i64 - bias;
+                candidates.push((clip, offset));
+            }
+            k += run;
+        }
         let mut best: Vec<AudioHit> = Vec::new();
         for (clip, offset) in candidates {
             let clip = clip as usize;
@@ -225,19 +245,26 @@ impl AudioIndex {
         best
     }
 
-    /// Whether some item of `window` shares a looked-up key with the clip item it is aligned
-    /// with at `offset` (the index can only find such alignments).
+    /// Whether at least [`MIN_VOTES`] looked-up keys of `window` match the clip items they are
+    /// aligned with at `offset` (the index can only find such alignments).
     pub fn shares_key(&self, window: &[u32], clip: usize, offset: i64) -> bool {
         let c = &self.clips[clip].items;
-        window.iter().enumerate().any(|(i, &v)| {
-            let j = offset + i as i64;
-            if j < 0 || j >= c.len() as i64 {
-                return false;
-            }
-            let r = c[j as usize];
-            (low(r) == low(v) && self.by_low.get(low(v)).len() <= MAX_POSTINGS)
-                || (high(r) == high(v) && self.by_high.get(high(v)).len() <= MAX_POSTINGS)
-        })
+        let hits: usize = window
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let j = offset + i as i64;
+                if j < 0 || j >= c.len() as i64 {
+                    return 0;
+                }
+                let r = c[j as usize];
+                usize::from(low(r) == low(v) && self.by_low.get(low(v)).len() <= MAX_POSTINGS)
+                    + usize::from(
+                        high(r) == high(v) && self.by_high.get(high(v)).len() <= MAX_POSTINGS,
+                    )
+            })
+            .sum();
+        hits >= MIN_VOTES.min(window.len())
     }
 }
 

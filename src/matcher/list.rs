@@ -66,14 +66,14 @@ pub struct ListSettings {
     #[serde(default = "default_enabled")]
     pub enabled: bool,
     /// Audio lists: the largest bit error rate of an aligned window that matches (default
-    /// 0.30; unrelated audio sits near 0.5, the same audio re-encoded under 0.1).
+    /// 0.20; unrelated audio sits near 0.5, the same audio re-encoded under 0.1).
     pub max_ber: Option<f64>,
-    /// Audio lists: seconds of stream audio a match is judged over (default 5).
+    /// Audio lists: seconds of stream audio a match rests on (default 5, at least 3).
     pub min_seconds: Option<f64>,
 }
 
 /// Default bit error rate threshold of audio lists.
-pub const DEFAULT_MAX_BER: f64 = 0.30;
+pub const DEFAULT_MAX_BER: f64 = 0.20;
 /// Default seconds of audio a match is judged over.
 pub const DEFAULT_MIN_SECONDS: f64 = 5.0;
 
@@ -114,10 +114,12 @@ impl ListSettings {
         self.max_ber.unwrap_or(DEFAULT_MAX_BER)
     }
 
-    /// Sub-fingerprints an audio match is judged over.
+    /// Sub-fingerprints an audio match is judged over: as many as `min_seconds` of audio
+    /// yields (each item rests on 2.6 s of audio, and they come every 0.124 s).
     pub fn window_items(&self) -> usize {
+        use crate::hash::chromaprint::{ITEM_SECONDS, REACH_SECONDS};
         let seconds = self.min_seconds.unwrap_or(DEFAULT_MIN_SECONDS);
-        ((seconds / crate::hash::chromaprint::ITEM_SECONDS).round() as usize).max(1)
+        (((seconds - REACH_SECONDS) / ITEM_SECONDS).floor() as i64 + 1).max(4) as usize
     }
 
     /// The effective match threshold.
