@@ -259,3 +259,68 @@ fn with_frames_an_audio_match_alone_does_not_cut() {
         .iter()
         .all(|m| m["signal"] == "audio"));
 }
+
+#[test]
+fn scan_reports_audio_matches_on_the_timeline() {
+    let dir = temp_dir();
+    let soundtrack = known_soundtrack(dir.path());
+    let known = dir.path().join("known.flv");
+    clip_with_soundtrack(
+        &known,
+        &picture("mandelbrot"),
+        "",
+        &soundtrack,
+        0.0,
+        20.0,
+        "128k",
+    );
+    let list = dir.path().join("known-audio.txt");
+    audio_list(&known, &list);
+    let restream = dir.path().join("restream.flv");
+    clip_with_soundtrack(
+        &restream,
+        &picture("testsrc2"),
+        "",
+        &soundtrack,
+        3.0,
+        10.0,
+        "48k",
+    );
+    let benign = dir.path().join("benign.flv");
+    let other = benign_soundtrack(dir.path(), "samevoice");
+    clip_with_soundtrack(&benign, &picture("testsrc2"), "", &other, 0.0, 10.0, "48k");
+    let config = dir.path().join("scan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[[lists]]\npath = \"{}\"\nalgorithm = \"chromaprint\"\n",
+            list.display()
+        ),
+    )
+    .expect("config");
+    let scan = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .arg("scan")
+            .arg("--config")
+            .arg(&config)
+            .arg(file)
+            .output()
+            .expect("hashgate scan");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = scan(&restream);
+    let cut = text
+        .lines()
+        .find_map(|l| l.strip_prefix("audio: CUT at "))
+        .unwrap_or_else(|| panic!("no audio cut: {text}"));
+    let at: f64 = cut.trim_end_matches('s').parse().expect("seconds");
+    assert!(at <= 6.0, "audio cut at {at} s");
+    assert!(text.contains("audio BER"), "{text}");
+    let text = scan(&benign);
+    assert!(text.contains("audio: no match"), "{text}");
+}

@@ -1,7 +1,9 @@
 //! `hashgate scan --config config.toml VIDEO`: a file through the live pipeline (sampling,
 //! hashing, matching, policy) with a timeline of matches and the verdict the live policy would
 //! give; with several `--fps` rates, when the first match and the cut would come at each, and
-//! what each rate cost in CPU — the table for tuning `[sampling] fps`.
+//! what each rate cost in CPU — the table for tuning `[sampling] fps`. With an audio list, the
+//! soundtrack is fingerprinted and matched as live (a window every 0.5 s): its matches join the
+//! timeline and the table gains the audio decision.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,7 +39,16 @@ struct RateResult {
     cut_at: Option<f64>,
     alerts: u64,
     cpu_seconds: f64,
-    timeline: Vec<String>,
+    timeline: Vec<(f64, String)>,
+}
+
+/// What the soundtrack gave.
+#[derive(Default)]
+struct AudioScan {
+    timeline: Vec<(f64, String)>,
+    first_match: Option<f64>,
+    /// When an audio match of a cut list would cut (`verdict.audio = "alone"`).
+    cut_at: Option<f64>,
 }
 
 /// Runs `scan`.
@@ -56,18 +67,37 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
     for fps in rates {
         results.push(scan_at(&config, &matcher, args, fps)?);
     }
+    let audio = scan_audio(&config, &matcher, args);
+    let show = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{t:.3}"));
     if let [only] = results.as_slice() {
-        for line in &only.timeline {
+        let mut timeline = only.timeline.clone();
+        if let Some(a) = &audio {
+            timeline.extend(a.timeline.iter().cloned());
+        }
+        timeline.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, line) in &timeline {
             println!("{line}");
         }
         println!("{}", verdict_line(only));
+        if let Some(a) = &audio {
+            println!("{}", audio_line(a));
+        }
     } else {
-        println!("| fps | frames hashed | first match s | cut at s | CPU s |");
-        println!("|---|---|---|---|---|");
-        let show = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{t:.3}"));
+        let with_audio = audio.is_some();
+        if with_audio {
+            println!("| fps | frames hashed | first match s | cut at s | audio cut at s | CPU s |");
+            println!("|---|---|---|---|---|---|");
+        } else {
+            println!("| fps | frames hashed | first match s | cut at s | CPU s |");
+            println!("|---|---|---|---|---|");
+        }
         for r in &results {
+            let audio_cell = audio
+                .as_ref()
+                .map(|a| format!(" {} |", show(a.cut_at)))
+                .unwrap_or_default();
             println!(
-                "| {} | {} | {} | {} | {:.2} |",
+                "| {} | {} | {} | {} |{audio_cell} {:.2} |",
                 r.fps,
                 r.hashed,
                 show(r.first_match),
@@ -77,6 +107,75 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The soundtrack through the live audio path, when an audio list is configured and the file
+/// has audio.
+fn scan_audio(config: &Config, matcher: &Matcher, args: &ScanArgs) -> Option<AudioScan> {
+    use crate::hash::chromaprint::{StreamFingerprinter, ITEM_SECONDS, REACH_SECONDS};
+    use crate::inspect::audio::{decode_file_audio, EVALUATE_EVERY};
+    use crate::matcher::list::Action;
+    use crate::verdict::policy::AudioPolicy;
+    let window = matcher.audio_window_items();
+    if window == 0 {
+        return None;
+    }
+    let samples = match decode_file_audio(&args.video) {
+        Ok((samples, _)) => samples,
+        Err(e) => {
+            eprintln!("hashgate: {}: audio not scanned: {e}", args.video.display());
+            return None;
+        }
+    };
+    let mut scan = AudioScan::default();
+    let mut printer = StreamFingerprinter::default();
+    let mut items: Vec<u32> = Vec::new();
+    let mut since = 0usize;
+    for chunk in samples.chunks(1024) {
+        let mut fresh = Vec::new();
+        printer.consume(chunk, |v| fresh.push(v));
+        for v in fresh {
+            items.push(v);
+            since += 1;
+            if items.len() < window || since < EVALUATE_EVERY {
+                continue;
+            }
+            since = 0;
+            // The window's audio is in once its last item's audio is.
+            let at = (items.len() - 1) as f64 * ITEM_SECONDS + REACH_SECONDS;
+            let newest = &items[items.len() - window..];
+            if !crate::verdict::audio_window_informative(newest) {
+                continue;
+            }
+            for m in matcher.match_audio(newest) {
+                scan.timeline.push((
+                    at,
+                    format!(
+                        "{at:>9.3}s  audio BER {:.3} at clip {:.1}s  {:?}  {} / {}  ({})",
+                        m.hit.ber,
+                        m.hit.offset as f64 * ITEM_SECONDS,
+                        m.action,
+                        m.list,
+                        m.label,
+                        m.source
+                    ),
+                ));
+                scan.first_match.get_or_insert(at);
+                if m.action == Action::Cut && config.verdict.audio == AudioPolicy::Alone {
+                    scan.cut_at.get_or_insert(at);
+                }
+            }
+        }
+    }
+    Some(scan)
+}
+
+fn audio_line(a: &AudioScan) -> String {
+    match (a.cut_at, a.first_match) {
+        (Some(t), _) => format!("audio: CUT at {t:.3}s"),
+        (None, Some(t)) => format!("audio: matches from {t:.3}s, no cut on audio alone"),
+        (None, None) => "audio: no match".to_owned(),
+    }
 }
 
 fn scan_at(
@@ -112,16 +211,22 @@ fn scan_at(
         let hashes = hash_frame(&frame.luma, settings.letterbox);
         let found = matcher.match_frame(&hashes, &frame.luma);
         if let Some(allowed) = &found.allowed {
-            result.timeline.push(format!(
-                "{:>9.3}s  allowed by {} ({})",
-                frame.seconds, allowed.label, allowed.source
+            result.timeline.push((
+                frame.seconds,
+                format!(
+                    "{:>9.3}s  allowed by {} ({})",
+                    frame.seconds, allowed.label, allowed.source
+                ),
             ));
             return;
         }
         for m in &found.matches {
-            result.timeline.push(format!(
-                "{:>9.3}s  distance {:>3}  {:?}  {} / {}  ({})",
-                frame.seconds, m.distance, m.action, m.list, m.label, m.source
+            result.timeline.push((
+                frame.seconds,
+                format!(
+                    "{:>9.3}s  distance {:>3}  {:?}  {} / {}  ({})",
+                    frame.seconds, m.distance, m.action, m.list, m.label, m.source
+                ),
             ));
         }
         if found.matches.is_empty() {

@@ -149,7 +149,7 @@ pub enum EventKind {
         ber: f64,
         /// Seconds into the clip where the window starts (negative: before it).
         clip_offset_s: f64,
-        /// Seconds of audio compared.
+        /// Seconds of audio the aligned window rests on.
         window_s: f64,
         /// Stream time of the newest audio in the window, in milliseconds.
         stream_ms: i64,
@@ -171,7 +171,7 @@ pub enum EventKind {
         ber: f64,
         /// Seconds into the clip where the window starts.
         clip_offset_s: f64,
-        /// Seconds of audio compared.
+        /// Seconds of audio the aligned window rests on.
         window_s: f64,
         /// Stream time of the newest audio in the window, in milliseconds.
         stream_ms: i64,

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::{AudioPolicy, StreamState, Verdict, VerdictMode};
 use crate::events::EventKind;
-use crate::hash::chromaprint::ITEM_SECONDS;
+use crate::hash::chromaprint::{ITEM_SECONDS, REACH_SECONDS};
 use crate::inspect::audio::AudioWindow;
 use crate::matcher::list::Action;
 use crate::metrics::metrics;
@@ -59,7 +59,7 @@ impl Verdict {
                     source: m.source.clone(),
                     ber: round3(m.hit.ber),
                     clip_offset_s: round3(m.hit.offset as f64 * ITEM_SECONDS),
-                    window_s: round3(m.hit.compared as f64 * ITEM_SECONDS),
+                    window_s: round3(audio_seconds(m.hit.compared)),
                     stream_ms: window.stream_ms,
                     action: match m.action {
                         Action::Cut => "cut".into(),
@@ -114,7 +114,7 @@ impl Verdict {
                 source: best.source.clone(),
                 ber: round3(best.hit.ber),
                 clip_offset_s: round3(best.hit.offset as f64 * ITEM_SECONDS),
-                window_s: round3(best.hit.compared as f64 * ITEM_SECONDS),
+                window_s: round3(audio_seconds(best.hit.compared)),
                 stream_ms: window.stream_ms,
                 latency_ms,
                 probation,
@@ -134,6 +134,11 @@ impl Verdict {
                 .save_audio_evidence(&stream.stream_key, line, window.pcm);
         }
     }
+}
+
+/// Seconds of audio `items` sub-fingerprints rest on.
+fn audio_seconds(items: usize) -> f64 {
+    items.saturating_sub(1) as f64 * ITEM_SECONDS + REACH_SECONDS
 }
 
 fn round3(x: f64) -> f64 {

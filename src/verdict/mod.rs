@@ -8,6 +8,7 @@
 //! `on_uninspectable`.
 
 mod audio;
+pub use audio::informative as audio_window_informative;
 pub mod coverage;
 pub mod flood;
 pub mod policy;
