@@ -574,6 +574,12 @@ impl Config {
         }
         for (i, list) in self.lists.iter().enumerate() {
             if list.is_audio() {
+                if list.kind == crate::matcher::list::ListKind::Allow {
+                    return Err(invalid(
+                        &format!("lists[{i}].kind"),
+                        "audio lists are block lists (allow is for frames)".into(),
+                    ));
+                }
                 if list.threshold.is_some() {
                     return Err(invalid(
                         &format!("lists[{i}].threshold"),

@@ -324,3 +324,54 @@ fn scan_reports_audio_matches_on_the_timeline() {
     let text = scan(&benign);
     assert!(text.contains("audio: no match"), "{text}");
 }
+
+#[test]
+fn audio_inspection_cannot_decode_raises_an_event_and_the_video_goes_on() {
+    let f = fixture(false, "");
+    // Linear PCM in FLV (sound format 3): audio inspection does not decode it.
+    let file = f.dir.join("pcm.flv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &picture("testsrc2"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=6",
+        "-t",
+        "6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "30",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "pcm_s16le",
+        "-ar",
+        "44100",
+        "-f",
+        "flv",
+        file.to_str().expect("utf-8"),
+    ]);
+    publish_ok(
+        ffmpeg_publish(&file, &f.hashgate.url("pcm")),
+        Duration::from_secs(60),
+    );
+    wait_until("the unpublish event", Duration::from_secs(10), || {
+        !of_kind(&read_events(&f.log), "unpublish").is_empty()
+    });
+    let all = read_events(&f.log);
+    let reported = of_kind(&all, "uninspectable");
+    assert_eq!(reported.len(), 1, "reported once: {all:?}");
+    let cause = reported[0]["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with("audio: ") && cause.contains("PCM"),
+        "{cause}"
+    );
+    assert_eq!(reported[0]["action"], "alert");
+    assert!(of_kind(&all, "cut").is_empty(), "{all:?}");
+}

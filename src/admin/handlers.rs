@@ -150,6 +150,7 @@ pub async fn streams(State(state): Shared) -> Json<Value> {
                 "sampling_level": stats.degraded.load(Ordering::Relaxed),
                 "blind_ms": blind_ms(stats),
                 "inspection_dropped": stats.inspection_dropped.load(Ordering::Relaxed),
+                "audio_dropped": stats.audio_dropped.load(Ordering::Relaxed),
                 "decode_errors": stats.decode_errors.load(Ordering::Relaxed),
                 "matches": stats.matches.load(Ordering::Relaxed),
             })

@@ -92,6 +92,13 @@ impl Default for StreamFingerprinter {
 impl StreamFingerprinter {
     /// Feeds mono samples at [`SAMPLE_RATE`]; calls `item` with each new sub-fingerprint.
     pub fn consume(&mut self, samples: &[i16], mut item: impl FnMut(u32)) {
+        // In pieces of a few items, so a rotation never jumps past its overlap in one call.
+        for piece in samples.chunks(16 * ITEM_SAMPLES as usize) {
+            self.consume_piece(piece, &mut item);
+        }
+    }
+
+    fn consume_piece(&mut self, samples: &[i16], item: &mut impl FnMut(u32)) {
         let chunk_start = self.fed;
         self.current.consume(samples);
         self.fed += samples.len() as u64;

@@ -26,6 +26,13 @@ const PADDING: usize = 64;
 pub const EVALUATE_EVERY: usize = 4;
 /// The longest window kept, in sub-fingerprints (60 s, the largest `min_seconds`).
 pub const MAX_WINDOW_ITEMS: usize = 485;
+/// The largest audio message decoded: an AAC or MP3 frame is a few hundred bytes, so a
+/// message this large is built to make one decode call take seconds.
+pub const MAX_AUDIO_MESSAGE: usize = 64 * 1024;
+/// Samples (at 11025 Hz) one packet may yield: a second; the rest is dropped and counted.
+const MAX_SAMPLES_PER_PACKET: usize = SAMPLE_RATE as usize;
+/// Packets in a row that yield no audio before the stream's audio is reported undecodable.
+const FAILURES_REPORTED: u32 = 50;
 
 /// Audio codecs inspection decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +143,9 @@ pub struct AudioDecoder {
     decoder: ffmpeg::decoder::Audio,
     frame: ffmpeg::frame::Audio,
     resampler: Option<(resampling::Context, (Sample, u64, u32))>,
-    /// Packets FFmpeg rejected.
+    /// Samples given out for the current packet.
+    packet_samples: usize,
+    /// Packets FFmpeg rejected (or that decoded to more than a second of audio).
     pub errors: u64,
 }
 
@@ -175,6 +184,7 @@ impl AudioDecoder {
             decoder,
             frame: ffmpeg::frame::Audio::empty(),
             resampler: None,
+            packet_samples: 0,
             errors: 0,
         })
     }
@@ -193,6 +203,7 @@ impl AudioDecoder {
     }
 
     fn decode_packet(&mut self, packet: &ffmpeg::Packet, mut out: impl FnMut(&[i16])) {
+        self.packet_samples = 0;
         if self.decoder.send_packet(packet).is_err() {
             self.errors += 1;
             return;
@@ -246,12 +257,21 @@ impl AudioDecoder {
         let Some((context, _)) = self.resampler.as_mut() else {
             return Ok(());
         };
+        if self.packet_samples >= MAX_SAMPLES_PER_PACKET {
+            // Decoded and dropped: one packet cannot make audio inspection spend seconds.
+            self.errors += 1;
+            return Ok(());
+        }
         // SAFETY: the frame was filled by the decoder; its layout field is set to what the
         // resampler was built for, so libswresample reads it as such.
         unsafe {
             (*self.frame.as_mut_ptr()).channel_layout = layout.bits();
         }
-        let mut resampled = ffmpeg::frame::Audio::empty();
+        // Room for all of it: below 11025 Hz the output has more samples than the input, and
+        // libswresample keeps what does not fit (and would keep it, growing, forever).
+        let room = self.frame.samples() * SAMPLE_RATE as usize / rate as usize + 256;
+        let mut resampled =
+            ffmpeg::frame::Audio::new(Sample::I16(SampleType::Packed), room, ChannelLayout::MONO);
         context.run(&self.frame, &mut resampled)?;
         let n = resampled.samples();
         if n == 0 {
@@ -262,6 +282,7 @@ impl AudioDecoder {
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect();
+        self.packet_samples += samples.len();
         out(&samples);
         Ok(())
     }
@@ -336,6 +357,10 @@ pub struct AudioStats {
 pub struct AudioInspector {
     window_items: usize,
     decoder: Option<AudioDecoder>,
+    /// The configuration record the decoder was opened with.
+    config: Option<(AudioCodec, Bytes)>,
+    /// Packets in a row that yielded no audio.
+    failures: u32,
     fingerprinter: StreamFingerprinter,
     items: VecDeque<u32>,
     pcm: VecDeque<i16>,
@@ -353,6 +378,8 @@ impl AudioInspector {
         AudioInspector {
             window_items: window_items.clamp(1, MAX_WINDOW_ITEMS),
             decoder: None,
+            config: None,
+            failures: 0,
             fingerprinter: StreamFingerprinter::default(),
             items: VecDeque::new(),
             pcm: VecDeque::new(),
@@ -373,21 +400,47 @@ impl AudioInspector {
     /// Reads one audio message.
     pub fn push(&mut self, audio: &TappedAudio, mut out: impl FnMut(AudioFinding)) {
         self.stats.messages += 1;
+        if audio.payload.len() > MAX_AUDIO_MESSAGE {
+            return self.report(
+                format!(
+                    "an audio message of {} bytes (audio frames are a few hundred)",
+                    audio.payload.len()
+                ),
+                &mut out,
+            );
+        }
         match parse_audio_tag(&audio.payload) {
             AudioTag::Other => {}
             AudioTag::Unsupported(cause) => self.report(cause, &mut out),
             AudioTag::Config(codec, config) => {
-                let same = self.decoder.as_ref().is_some_and(|d| d.codec() == codec);
-                if same && codec == AudioCodec::Mp3 {
+                // The same header again (some encoders repeat it) changes nothing; reopening
+                // would drop the decoder's overlap and the resampler's history each time.
+                if self.config.as_ref() == Some(&(codec, config.clone())) {
                     return;
                 }
                 match AudioDecoder::open(codec, &config) {
-                    Ok(decoder) => self.decoder = Some(decoder),
+                    Ok(decoder) => {
+                        self.decoder = Some(decoder);
+                        self.config = Some((codec, config));
+                    }
                     Err(cause) => self.report(cause, &mut out),
                 }
             }
             AudioTag::Frame(codec, data) => {
-                if self.decoder.as_ref().is_none_or(|d| d.codec() != codec) {
+                if let Some(current) = self.decoder.as_ref().map(AudioDecoder::codec) {
+                    if current != codec {
+                        // A stray frame of another codec does not replace a working decoder.
+                        return self.report(
+                            format!(
+                                "{} frames in a {} audio stream",
+                                codec.name(),
+                                current.name()
+                            ),
+                            &mut out,
+                        );
+                    }
+                }
+                if self.decoder.is_none() {
                     if codec == AudioCodec::Mp3 {
                         // MP3 frames carry their own headers: no configuration to wait for.
                         match AudioDecoder::open(codec, &[]) {
@@ -409,6 +462,20 @@ impl AudioInspector {
                     fresh.extend_from_slice(s)
                 });
                 self.stats.decode_errors = decoder.errors;
+                if fresh.is_empty() {
+                    self.failures += 1;
+                    if self.failures == FAILURES_REPORTED {
+                        self.report(
+                            format!(
+                                "{FAILURES_REPORTED} {} packets in a row decoded to no audio",
+                                codec.name()
+                            ),
+                            &mut out,
+                        );
+                    }
+                } else {
+                    self.failures = 0;
+                }
                 self.take_samples(&fresh);
                 if self.since_window >= EVALUATE_EVERY && self.items.len() >= self.window_items {
                     self.since_window = 0;
@@ -531,5 +598,61 @@ mod tests {
             );
         }
         assert_eq!(findings.len(), 1, "{findings:?}");
+    }
+
+    fn message(body: &[u8], ts: u32) -> TappedAudio {
+        TappedAudio {
+            timestamp: ts,
+            payload: Bytes::copy_from_slice(body),
+            arrived: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_header_does_not_reopen_and_a_stray_codec_does_not_replace() {
+        let mut inspector = AudioInspector::new(40, false);
+        let mut findings = Vec::new();
+        inspector.push(&message(b"\xAF\x00\x12\x10", 0), |f| findings.push(f));
+        let opened = inspector.decoder.as_ref().map(|d| d as *const AudioDecoder);
+        inspector.push(&message(b"\xAF\x00\x12\x10", 23), |f| findings.push(f));
+        assert_eq!(
+            inspector.decoder.as_ref().map(|d| d as *const AudioDecoder),
+            opened,
+            "the same header reopened the decoder"
+        );
+        inspector.push(&message(b"\x2F\xFF\xFB\x90\x00", 46), |f| findings.push(f));
+        assert_eq!(
+            inspector.decoder.as_ref().map(AudioDecoder::codec),
+            Some(AudioCodec::Aac)
+        );
+        assert!(
+            matches!(&findings[..], [AudioFinding::Uninspectable(c)] if c.contains("mp3 frames")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn oversized_messages_and_undecodable_streams_are_reported() {
+        let mut inspector = AudioInspector::new(40, false);
+        let mut findings = Vec::new();
+        let mut huge = vec![0xAF, 0x01];
+        huge.resize(MAX_AUDIO_MESSAGE + 1, 0);
+        inspector.push(&message(&huge, 0), |f| findings.push(f));
+        inspector.push(&message(b"\xAF\x00\x12\x10", 0), |f| findings.push(f));
+        for i in 0..FAILURES_REPORTED {
+            inspector.push(&message(b"\xAF\x01\xDE\xAD\xBE\xEF", i * 23), |f| {
+                findings.push(f)
+            });
+        }
+        let causes: Vec<String> = findings
+            .iter()
+            .map(|f| match f {
+                AudioFinding::Uninspectable(c) => c.clone(),
+                AudioFinding::Window(_) => "window".into(),
+            })
+            .collect();
+        assert_eq!(causes.len(), 2, "{causes:?}");
+        assert!(causes[0].contains("bytes"), "{causes:?}");
+        assert!(causes[1].contains("decoded to no audio"), "{causes:?}");
     }
 }

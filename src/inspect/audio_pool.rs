@@ -33,8 +33,12 @@ pub struct AudioPoolSettings {
 
 struct Inbox {
     queue: VecDeque<TappedAudio>,
+    bytes: usize,
     closed: bool,
 }
+
+/// Bytes of audio waiting per stream, at most (a minute of 128 kbit/s AAC).
+const MAX_INBOX_BYTES: usize = 1 << 20;
 
 struct Slot {
     stream: StreamInfo,
@@ -142,10 +146,15 @@ impl AudioSink for SlotSink {
             let Ok(mut inbox) = self.slot.inbox.lock() else {
                 return false;
             };
-            if inbox.closed || inbox.queue.len() >= self.shared.settings.queue.max(1) {
+            let size = audio.payload.len();
+            if inbox.closed
+                || inbox.queue.len() >= self.shared.settings.queue.max(1)
+                || inbox.bytes + size > MAX_INBOX_BYTES
+            {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
+            inbox.bytes += size;
             inbox.queue.push_back(audio);
         }
         self.shared.schedule(&self.slot);
@@ -166,6 +175,7 @@ impl AudioTapProvider for AudioPool {
             stream: stream.clone(),
             inbox: Mutex::new(Inbox {
                 queue: VecDeque::new(),
+                bytes: 0,
                 closed: false,
             }),
             scheduled: AtomicBool::new(false),
@@ -185,7 +195,11 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     if let Ok(mut work) = slot.work.lock() {
         if let Some(inspector) = work.as_mut() {
             for _ in 0..BATCH {
-                let next = slot.inbox.lock().ok().and_then(|mut i| i.queue.pop_front());
+                let next = slot.inbox.lock().ok().and_then(|mut i| {
+                    let audio = i.queue.pop_front();
+                    i.bytes -= audio.as_ref().map_or(0, |a| a.payload.len());
+                    audio
+                });
                 let Some(audio) = next else {
                     break;
                 };

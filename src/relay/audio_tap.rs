@@ -40,16 +40,18 @@ impl AudioTap {
         AudioTap { sink, dropped: 0 }
     }
 
-    /// Offers an audio message; never waits.
-    pub fn offer(&mut self, msg: &Message, arrived: Instant) {
+    /// Offers an audio message; never waits. False when it was dropped.
+    pub fn offer(&mut self, msg: &Message, arrived: Instant) -> bool {
         let audio = TappedAudio {
             timestamp: msg.timestamp,
             payload: msg.payload.clone(),
             arrived,
         };
-        if !self.sink.push(audio) {
+        let queued = self.sink.push(audio);
+        if !queued {
             self.dropped += 1;
         }
+        queued
     }
 
     /// Messages dropped because inspection was behind.

@@ -94,6 +94,10 @@ pub struct StreamStats {
     target_fps_bits: AtomicU64,
     /// Sampling level: 0 as configured, 1 keyframes only (overload), 2 keyframes, fewer.
     pub degraded: AtomicU64,
+    /// The relay has ended the stream (what inspection still finds of it cuts nothing).
+    pub ended: std::sync::atomic::AtomicBool,
+    /// Audio messages audio inspection never heard: dropped by a full inbox or refused.
+    pub audio_dropped: AtomicU64,
     clock: Mutex<ClockState>,
     received_wall_ms: AtomicU64,
     received_stream_ms: AtomicU64,
@@ -120,6 +124,8 @@ impl Default for StreamStats {
             inspection_dropped: AtomicU64::new(0),
             target_fps_bits: AtomicU64::new(0),
             degraded: AtomicU64::new(0),
+            ended: std::sync::atomic::AtomicBool::new(false),
+            audio_dropped: AtomicU64::new(0),
             clock: Mutex::default(),
             received_wall_ms: AtomicU64::new(0),
             received_stream_ms: AtomicU64::new(0),

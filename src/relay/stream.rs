@@ -285,7 +285,9 @@ async fn publish(
                         .chain(parts.iter())
                         .filter(|m| m.type_id == kind::AUDIO)
                     {
-                        audio_tap.offer(audio, arrived);
+                        if !audio_tap.offer(audio, arrived) {
+                            info.stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 let videos = std::iter::once(&msg)
@@ -411,6 +413,7 @@ async fn publish(
         Err(RelayError::Upstream { .. }) => "upstream",
         Err(_) => "error",
     };
+    info.stats.ended.store(true, Ordering::Release);
     relay.events.emit(
         &key.name,
         peer,

@@ -30,6 +30,11 @@ pub fn informative(items: &[u32]) -> bool {
 impl Verdict {
     /// Matches one audio window and cuts when the policy says so.
     pub(super) fn hear(&self, stream: &StreamInfo, window: AudioWindow) {
+        // Audio still queued when the relay ended the stream: it can cut nothing, and a state
+        // made for it now would outlive the stream.
+        if stream.stats.ended.load(Ordering::Acquire) {
+            return;
+        }
         if !informative(&window.items) {
             tracing::debug!(
                 stream_ms = window.stream_ms,

@@ -54,8 +54,8 @@ struct StreamState {
     last_frame_match: Option<Instant>,
     /// The last audio match of a cut list (arrival), for `audio = "with_frames"`.
     last_audio_match: Option<Instant>,
-    /// Audio uninspectable was reported.
-    audio_reported: bool,
+    /// Causes of audio uninspectable already reported (a few).
+    audio_reported: Vec<String>,
 }
 
 impl StreamState {
@@ -70,7 +70,7 @@ impl StreamState {
             gone_since: None,
             last_frame_match: None,
             last_audio_match: None,
-            audio_reported: false,
+            audio_reported: Vec::new(),
         }
     }
 }
@@ -390,6 +390,13 @@ impl FrameSink for Verdict {
     }
 
     fn audio_uninspectable(&self, stream: &StreamInfo, cause: &str) {
+        if stream
+            .stats
+            .ended
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
         {
             let Ok(mut streams) = self.streams.lock() else {
                 return;
@@ -397,10 +404,14 @@ impl FrameSink for Verdict {
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
-            if state.cut || state.audio_reported {
+            // Each cause once (a harmless first one must not hide a later one), a few at most.
+            if state.cut
+                || state.audio_reported.len() >= 8
+                || state.audio_reported.iter().any(|c| c == cause)
+            {
                 return;
             }
-            state.audio_reported = true;
+            state.audio_reported.push(cause.to_owned());
         }
         self.uninspectable_with(
             stream,
