@@ -457,3 +457,78 @@ fn webhook_gets_signed_events_and_a_silent_webhook_delays_no_cut() {
         !of_kind(&read_events(&log2), "cut").is_empty()
     });
 }
+
+#[test]
+fn a_cropped_restream_is_cut_with_a_crop_augmented_list() {
+    let dir = temp_dir();
+    // 15 % off each side, scaled back to 640x360: far from every whole-frame hash of the clip
+    // (the game of life in 4-pixel cells: a fractal would survive the crop, being alike at
+    // every scale, smooth gradients have no PDQ quality, 1-pixel cells do not survive scaling;
+    // two generations a second, so any sampled frame has its entry).
+    let clip = known_clip_fixture_from(
+        dir.path(),
+        "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=7:life_color=white:death_color=#802010:\
+         mold_color=#205080,scale=640:360:flags=neighbor",
+        "crop=iw*0.7:ih*0.7,scale=640:360",
+    );
+    let augmented = dir.path().join("known-crops.tsv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2", "--augment", "crops"])
+        .arg(dir.path().join("known.mp4"))
+        .output()
+        .expect("hashgate hash --augment crops");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.ends_with("\tcrop=c15")), "{text}");
+    std::fs::write(&augmented, &out.stdout).expect("list");
+
+    // The plain list does not see it (the file through the same pipeline)...
+    let scan_config = dir.path().join("scan.toml");
+    std::fs::write(
+        &scan_config,
+        format!(
+            "[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[[lists]]\npath = \"{}\"\n",
+            clip.list.display()
+        ),
+    )
+    .expect("config");
+    let scan = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .arg("scan")
+        .arg("--config")
+        .arg(&scan_config)
+        .arg(&clip.restream)
+        .output()
+        .expect("scan");
+    let scanned = String::from_utf8_lossy(&scan.stdout);
+    assert!(scanned.contains("verdict: pass"), "{scanned}");
+
+    // ...the augmented list cuts it through the relay.
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let augmented_clip = KnownClip {
+        restream: clip.restream.clone(),
+        benign: clip.benign.clone(),
+        list: augmented,
+    };
+    let hashgate = Hashgate::start(dir.path(), &config(&nginx, &augmented_clip, &log, ""));
+    let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("cropped"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("publisher closed");
+    assert!(
+        !status.success(),
+        "the broadcaster must see the cut: {:?}",
+        of_kind(&read_events(&log), "match")
+    );
+    wait_until("the cut event", Duration::from_secs(10), || {
+        !of_kind(&read_events(&log), "cut").is_empty()
+    });
+    let all = read_events(&log);
+    let cut = of_kind(&all, "cut")[0];
+    println!("cropped 15 %: cut {cut}");
+    assert_eq!(cut["stream"], "cropped");
+}

@@ -46,12 +46,58 @@ pub struct HashArgs {
     /// picture: one `FILE=`/`DURATION=`/`FINGERPRINT=` block per file, an audio list.
     #[arg(long)]
     pub audio: bool,
+    /// Also hash each sampled frame at crops (`crops`): a list that matches re-streams cropped
+    /// by up to the largest `--crops` percentage. TSV only; a fifth column names the crop.
+    #[arg(long, value_enum)]
+    pub augment: Option<Augment>,
+    /// Crop sizes for `--augment crops`, in percent of the width and height taken off each
+    /// side (centred), or off two sides (towards a corner).
+    #[arg(long, value_delimiter = ',', default_value = "5,10,15,20")]
+    pub crops: Vec<f64>,
+}
+
+/// Extra variants of each frame hashed into a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Augment {
+    /// Centred crops and crops towards the top-left and bottom-right corners.
+    Crops,
+}
+
+/// The crops of `luma` for `--augment crops`: (name, picture) per percentage, centred and
+/// towards two corners (the same size: a re-streamer's crop need not be centred).
+pub fn crops_of(luma: &LumaImage, percents: &[f64]) -> Vec<(String, LumaImage)> {
+    let mut out = Vec::new();
+    for &p in percents {
+        let fx = (luma.width as f64 * p / 100.0).round() as usize;
+        let fy = (luma.height as f64 * p / 100.0).round() as usize;
+        if fx == 0 || fy == 0 || 2 * fx >= luma.width || 2 * fy >= luma.height {
+            continue;
+        }
+        let width = luma.width - 2 * fx;
+        let height = luma.height - 2 * fy;
+        for (name, left, top) in [("c", fx, fy), ("tl", 0, 0), ("br", 2 * fx, 2 * fy)] {
+            let area = letterbox::ContentArea {
+                left,
+                top,
+                width,
+                height,
+            };
+            out.push((format!("crop={name}{p}"), letterbox::crop(luma, area)));
+        }
+    }
+    out
 }
 
 /// Runs `hash`; returns how many files failed.
 pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
     if args.format == VideoFormat::Vpdq && args.algorithm != Algorithm::Pdq {
         anyhow::bail!("--format vpdq needs --algorithm pdq");
+    }
+    if args.augment.is_some() && args.format != VideoFormat::Tsv {
+        anyhow::bail!("--augment needs --format tsv (a fifth column names each variant)");
+    }
+    if args.crops.iter().any(|p| !(*p > 0.0 && *p < 50.0)) {
+        anyhow::bail!("--crops: percentages must be above 0 and below 50");
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -149,8 +195,15 @@ fn hash_luma(args: &HashArgs, luma: &LumaImage) -> (String, String) {
 
 fn hash_image(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let rgb = load_rgb(path)?;
-    let (hash, quality) = hash_luma(args, &image_input::luma(&rgb));
+    let luma = image_input::luma(&rgb);
+    let (hash, quality) = hash_luma(args, &luma);
     writeln!(out, "{hash}\t{quality}\t{}", path.display())?;
+    if args.augment == Some(Augment::Crops) {
+        for (name, crop) in crops_of(&luma, &args.crops) {
+            let (hash, quality) = hash_luma(args, &crop);
+            writeln!(out, "{hash}\t{quality}\t{}\t\t{name}", path.display())?;
+        }
+    }
     Ok(())
 }
 
@@ -180,6 +233,20 @@ fn hash_video(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Res
             return;
         }
         let (hash, quality) = hash_luma(args, &frame.luma);
+        if args.augment == Some(Augment::Crops) {
+            for (name, crop) in crops_of(&frame.luma, &args.crops) {
+                let (hash, quality) = hash_luma(args, &crop);
+                let line = format!(
+                    "{hash}\t{quality}\t{}\t{:.3}\t{name}",
+                    path.display(),
+                    frame.seconds
+                );
+                if let Err(e) = writeln!(out, "{line}") {
+                    write_error = Some(e);
+                    return;
+                }
+            }
+        }
         let line = match args.format {
             VideoFormat::Vpdq => {
                 format!("{},{quality},{hash},{:.3}", frame.number, frame.seconds)
@@ -209,4 +276,31 @@ fn hash_video(args: &HashArgs, path: &Path, out: &mut impl Write) -> anyhow::Res
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_are_centred_and_towards_two_corners() {
+        let luma = LumaImage {
+            width: 100,
+            height: 50,
+            pixels: (0..5000).map(|i| i as f32).collect(),
+        };
+        let crops = crops_of(&luma, &[10.0, 60.0]);
+        let names: Vec<&str> = crops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["crop=c10", "crop=tl10", "crop=br10"],
+            "60 % is skipped"
+        );
+        for (_, c) in &crops {
+            assert_eq!((c.width, c.height), (80, 40));
+        }
+        assert_eq!(crops[0].1.pixels[0], (5 * 100 + 10) as f32);
+        assert_eq!(crops[1].1.pixels[0], 0.0);
+        assert_eq!(crops[2].1.pixels[0], (10 * 100 + 20) as f32);
+    }
 }

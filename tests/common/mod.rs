@@ -604,9 +604,14 @@ pub fn known_clip_fixture(dir: &Path) -> KnownClip {
 /// The same, with `transform` (an ffmpeg filter such as `hflip`, or empty) applied to the known
 /// clip where it plays in the re-stream: a re-broadcaster mirroring footage to dodge matching.
 pub fn known_clip_fixture_with(dir: &Path, transform: &str) -> KnownClip {
+    known_clip_fixture_from(dir, "mandelbrot=size=640x360:rate=30", transform)
+}
+
+/// The same with the known clip made by the lavfi `source` (640x360, 30 fps).
+pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> KnownClip {
     require("ffmpeg");
     let known = dir.join("known.mp4");
-    lavfi_clip(&known, "mandelbrot=size=640x360:rate=30", 3, &["-r", "30"]);
+    lavfi_clip(&known, source, 3, &["-r", "30"]);
     let benign = dir.join("benign.mp4");
     lavfi_clip(&benign, "testsrc2=size=640x360:rate=30", 6, &["-r", "30"]);
     let restream = dir.join(if transform.is_empty() {
