@@ -235,15 +235,27 @@ mod tests {
             fixed_takes.iter().all(|&t| benign(t)),
             "the weakness this fixes"
         );
-        let mut live = Sampler::live(2.0);
-        let takes: Vec<i64> = frames
-            .iter()
-            .copied()
-            .filter(|&t| live.take(t, t0 + Duration::from_millis(t as u64)))
-            .collect();
+        // Seeded, so the test is the same every run; over many seeds.
+        for seed in 0..20 {
+            let mut live = Sampler {
+                jitter: Some(StdRng::seed_from_u64(seed)),
+                ..Sampler::new(2.0)
+            };
+            let takes: Vec<i64> = frames
+                .iter()
+                .copied()
+                .filter(|&t| live.take(t, t0 + Duration::from_millis(t as u64)))
+                .collect();
+            check_live_takes(&takes, benign);
+        }
+    }
+
+    fn check_live_takes(takes: &[i64], benign: impl Fn(i64) -> bool) {
         let clip = takes.iter().filter(|&&t| !benign(t)).count();
+        // One sample point per 500 ms interval: a point past the interval's last frame is taken
+        // on the next frame, so a few intervals share their frames with the next.
         assert!(
-            (110..=125).contains(&takes.len()),
+            (100..=125).contains(&takes.len()),
             "{} samples in 60 s",
             takes.len()
         );
