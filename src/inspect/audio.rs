@@ -16,12 +16,10 @@ use ffmpeg::software::resampling;
 use ffmpeg::util::channel_layout::ChannelLayout;
 use ffmpeg_next as ffmpeg;
 
-use super::decoder::init_ffmpeg;
+use super::decoder::{init_ffmpeg, stream_context};
 use crate::hash::chromaprint::{StreamFingerprinter, SAMPLE_RATE};
 use crate::relay::TappedAudio;
 
-/// FFmpeg's padding requirement after extradata.
-const PADDING: usize = 64;
 /// New sub-fingerprints between two looks at the window (~0.5 s).
 pub const EVALUATE_EVERY: usize = 4;
 /// The longest window kept, in sub-fingerprints (60 s, the largest `min_seconds`).
@@ -155,22 +153,7 @@ impl AudioDecoder {
         init_ffmpeg();
         let found = ffmpeg::decoder::find(codec.id())
             .ok_or_else(|| format!("FFmpeg has no {} decoder", codec.name()))?;
-        let mut context = codec::Context::new_with_codec(found);
-        // SAFETY: the context was just allocated and is exclusively ours; extradata comes from
-        // av_mallocz (FFmpeg frees it with the context), padded as FFmpeg requires.
-        unsafe {
-            let ptr = context.as_mut_ptr();
-            if !config.is_empty() {
-                let extradata = ffmpeg::ffi::av_mallocz(config.len() + PADDING) as *mut u8;
-                if !extradata.is_null() {
-                    std::ptr::copy_nonoverlapping(config.as_ptr(), extradata, config.len());
-                    (*ptr).extradata = extradata;
-                    (*ptr).extradata_size = config.len() as i32;
-                }
-            }
-            (*ptr).thread_count = 1;
-            (*ptr).pkt_timebase = ffmpeg::ffi::AVRational { num: 1, den: 1000 };
-        }
+        let context = stream_context(found, config);
         AudioDecoder::from_context(codec, context)
     }
 

@@ -47,6 +47,29 @@ pub fn init_ffmpeg() {
     });
 }
 
+/// A decoder context for one live stream's codec: `config` (the sequence header's record) as
+/// extradata, one thread (streams are decoded in parallel with one another), millisecond
+/// packet times. Shared by the video and the audio decoders.
+pub fn stream_context(found: ffmpeg::Codec, config: &[u8]) -> codec::Context {
+    let mut context = codec::Context::new_with_codec(found);
+    // SAFETY: the context was just allocated by FFmpeg and is exclusively ours; extradata is
+    // allocated with av_mallocz (FFmpeg frees it with the context) and padded as required.
+    unsafe {
+        let ptr = context.as_mut_ptr();
+        if !config.is_empty() {
+            let extradata = ffmpeg::ffi::av_mallocz(config.len() + PADDING) as *mut u8;
+            if !extradata.is_null() {
+                std::ptr::copy_nonoverlapping(config.as_ptr(), extradata, config.len());
+                (*ptr).extradata = extradata;
+                (*ptr).extradata_size = config.len() as i32;
+            }
+        }
+        (*ptr).thread_count = 1;
+        (*ptr).pkt_timebase = ffmpeg::ffi::AVRational { num: 1, den: 1000 };
+    }
+    context
+}
+
 /// A decoded picture's luma, ready for hashing.
 pub struct DecodedFrame {
     /// Presentation time in the stream's milliseconds.
@@ -95,23 +118,10 @@ impl VideoDecoder {
         init_ffmpeg();
         let found =
             ffmpeg::decoder::find(ffmpeg_id(codec)).ok_or(DecodeError::NoDecoder(codec.name()))?;
-        let mut context = codec::Context::new_with_codec(found);
-        // SAFETY: the context was just allocated by FFmpeg and is exclusively ours; extradata is
-        // allocated with av_mallocz (FFmpeg frees it with the context) and padded as required.
+        let mut context = stream_context(found, config);
+        // SAFETY: the context is exclusively ours; a plain field is set.
         unsafe {
-            let ptr = context.as_mut_ptr();
-            if !config.is_empty() {
-                let extradata = ffmpeg::ffi::av_mallocz(config.len() + PADDING) as *mut u8;
-                if !extradata.is_null() {
-                    std::ptr::copy_nonoverlapping(config.as_ptr(), extradata, config.len());
-                    (*ptr).extradata = extradata;
-                    (*ptr).extradata_size = config.len() as i32;
-                }
-            }
-            // Streams are decoded in parallel with one another, each on one thread.
-            (*ptr).thread_count = 1;
-            (*ptr).pkt_timebase = ffmpeg::ffi::AVRational { num: 1, den: 1000 };
-            (*ptr).max_pixels = max_pixels.min(i64::MAX as u64) as i64;
+            (*context.as_mut_ptr()).max_pixels = max_pixels.min(i64::MAX as u64) as i64;
         }
         let mut decoder = context.decoder();
         if keyframes_only {
