@@ -191,7 +191,7 @@ fn with_the_delay_buffer_no_flagged_frame_reaches_the_platform() {
     let clip = known_clip_fixture(dir.path());
     let nginx = Nginx::start(dir.path());
     let log = dir.path().join("events.jsonl");
-    // The cut comes ~0.5 s after the clip's first frame at 2 fps: 1.5 s of delay covers it.
+    // The cut comes within ~0.5 s of the clip's first frame at 2 fps: 1.5 s of delay covers it.
     let settings = "delay = \"1500ms\"\n";
     let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip, &log, settings));
     let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url("delayed"));
@@ -208,9 +208,13 @@ fn with_the_delay_buffer_no_flagged_frame_reaches_the_platform() {
     println!(
         "with a 1.5 s delay the platform recorded until {until:.3} s (clip from {CLIP_START_S} s)"
     );
+    // How much of the benign start aired depends on when the cut came (as early as the clip's
+    // first frame, 2 s, with the random sample point) and on the machine's load; that some of
+    // it aired shows the buffer delays rather than withholds.
+    let video_frames = packets(&recording).iter().filter(|p| p.stream == 0).count();
     assert!(
-        until > 0.5,
-        "the benign start must still have been forwarded: {until} s"
+        video_frames >= 2 && until > 0.0,
+        "the benign start must still have been forwarded: {video_frames} frames until {until} s"
     );
     assert!(
         until < CLIP_START_S,
