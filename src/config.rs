@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::events::EventsConfig;
+use crate::hash::inset::InsetSettings;
 use crate::hash::letterbox::LetterboxSettings;
 use crate::inspect::pool::PoolSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
@@ -242,6 +243,9 @@ pub struct SamplingConfig {
     /// Also hash the picture inside letterbox/pillarbox bars when a frame has them.
     #[serde(default = "yes")]
     pub letterbox: bool,
+    /// Also hash the video playing inside a static layout (frame-in-frame) when one is found.
+    #[serde(default = "yes")]
+    pub frame_in_frame: bool,
 }
 
 impl Default for SamplingConfig {
@@ -250,6 +254,7 @@ impl Default for SamplingConfig {
             fps: default_fps(),
             mode: SamplingMode::All,
             letterbox: true,
+            frame_in_frame: true,
         }
     }
 }
@@ -723,6 +728,7 @@ impl Config {
             fps: route.and_then(|r| r.fps).unwrap_or(self.sampling.fps),
             mode: route.and_then(|r| r.mode).unwrap_or(self.sampling.mode),
             letterbox: self.sampling.letterbox.then(LetterboxSettings::default),
+            frame_in_frame: self.sampling.frame_in_frame.then(InsetSettings::default),
             max_pixels: self.inspect.max_pixels,
             max_blind: self.verdict.max_blind,
             max_blind_degraded: self.verdict.max_blind_degraded,

@@ -13,6 +13,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::hash::hash_frame;
+use crate::hash::inset::InsetTracker;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
 use crate::inspect::stream::SamplingMode;
@@ -28,6 +29,10 @@ pub struct ScanArgs {
     /// Sampling rates to compare, e.g. `0.5,1,2,4`; `[sampling] fps` when absent.
     #[arg(long, value_delimiter = ',')]
     pub fps: Vec<f64>,
+    /// Also report the list entry nearest to any hashed frame, at any distance (how far
+    /// benign content stays from the threshold); scans every entry, so slow on large lists.
+    #[arg(long)]
+    pub nearest: bool,
     /// The video file.
     pub video: PathBuf,
 }
@@ -40,6 +45,8 @@ struct RateResult {
     alerts: u64,
     cpu_seconds: f64,
     timeline: Vec<(f64, String)>,
+    /// With `--nearest`: the nearest entry's distance, the frame's time and the entry.
+    nearest: Option<(u32, f64, String)>,
 }
 
 /// What the soundtrack gave.
@@ -79,6 +86,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
             println!("{line}");
         }
         println!("{}", verdict_line(only));
+        if args.nearest {
+            println!("{}", nearest_line(only));
+        }
         if let Some(a) = &audio {
             println!("{}", audio_line(a));
         }
@@ -92,6 +102,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
             println!("|---|---|---|---|---|");
         }
         for r in &results {
+            if args.nearest {
+                eprintln!("{} fps: {}", r.fps, nearest_line(r));
+            }
             let audio_cell = audio
                 .as_ref()
                 .map(|a| format!(" {} |", show(a.cut_at)))
@@ -186,6 +199,7 @@ fn scan_at(
 ) -> anyhow::Result<RateResult> {
     let settings = config.inspect_settings("");
     let mut sampler = Sampler::new(fps);
+    let mut inset = settings.frame_in_frame.map(InsetTracker::new);
     let mut window = MatchWindow::new(config.verdict.window);
     // A file has no wall clock: frames "arrive" at their stream time.
     let clock = Instant::now();
@@ -198,6 +212,7 @@ fn scan_at(
         alerts: 0,
         cpu_seconds: 0.0,
         timeline: Vec::new(),
+        nearest: None,
     };
     decode_file(&args.video, |frame| {
         if settings.mode == SamplingMode::Keyframes && !frame.keyframe {
@@ -208,7 +223,16 @@ fn scan_at(
             return;
         }
         result.hashed += 1;
-        let hashes = hash_frame(&frame.luma, settings.letterbox);
+        let inset = inset.as_mut().and_then(|t| t.observe(&frame.luma));
+        let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
+        if args.nearest {
+            if let Some(m) = matcher.nearest_pdq(&hashes) {
+                if result.nearest.as_ref().is_none_or(|(d, _, _)| m.distance < *d) {
+                    let entry = format!("{} / {} ({})", m.list, m.label, m.source);
+                    result.nearest = Some((m.distance, frame.seconds, entry));
+                }
+            }
+        }
         let found = matcher.match_frame(&hashes, &frame.luma);
         if let Some(allowed) = &found.allowed {
             result.timeline.push((
@@ -247,6 +271,13 @@ fn scan_at(
     })?;
     result.cpu_seconds = started.elapsed().as_secs_f64();
     Ok(result)
+}
+
+fn nearest_line(r: &RateResult) -> String {
+    match &r.nearest {
+        Some((d, t, entry)) => format!("nearest: distance {d} at {t:.3}s ({entry})"),
+        None => "nearest: none (no PDQ block list, or no frame of enough quality)".to_owned(),
+    }
 }
 
 fn verdict_line(r: &RateResult) -> String {

@@ -297,7 +297,7 @@ fn first_match(video: &Path, matcher: &Matcher) -> anyhow::Result<Option<f64>> {
 }
 
 fn matches(matcher: &Matcher, luma: &crate::hash::pdq::LumaImage) -> bool {
-    let hashes = hash_frame(luma, Some(LetterboxSettings::default()));
+    let hashes = hash_frame(luma, Some(LetterboxSettings::default()), None);
     let found = matcher.match_frame(&hashes, luma);
     found.allowed.is_none() && !found.matches.is_empty()
 }

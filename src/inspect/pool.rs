@@ -661,6 +661,7 @@ impl FrameSink for LogSink {
             pdq = %frame.hashes.full.hash(),
             quality = frame.hashes.full.quality,
             letterboxed = frame.hashes.content.is_some(),
+            inset = ?frame.hashes.inset.as_ref().map(|(area, _)| area),
             "frame hashed"
         );
     }

@@ -22,6 +22,7 @@ use super::decoder::{DecodedFrame, VideoDecoder};
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
 use super::params::{self, DecodingConfig, PictureSize};
 use super::sampler::Sampler;
+use crate::hash::inset::{InsetSettings, InsetTracker};
 use crate::hash::letterbox::LetterboxSettings;
 use crate::hash::pdq::LumaImage;
 use crate::hash::{hash_frame, FrameHashes};
@@ -61,6 +62,8 @@ pub struct InspectSettings {
     pub mode: SamplingMode,
     /// Letterbox detection for the content-area hash; `None` hashes whole frames only.
     pub letterbox: Option<LetterboxSettings>,
+    /// Frame-in-frame detection for the inset hash; `None` looks for no inset.
+    pub frame_in_frame: Option<InsetSettings>,
     /// Largest picture decoded, in pixels; larger makes the stream uninspectable.
     pub max_pixels: u64,
     /// The coverage bound (`verdict.max_blind`): keyframes mode decodes a GOP's other frames
@@ -76,6 +79,7 @@ impl Default for InspectSettings {
             fps: 2.0,
             mode: SamplingMode::All,
             letterbox: Some(LetterboxSettings::default()),
+            frame_in_frame: Some(InsetSettings::default()),
             max_pixels: DEFAULT_MAX_PIXELS,
             max_blind: Duration::from_millis(1500),
             max_blind_degraded: Duration::from_secs(4),
@@ -151,7 +155,7 @@ struct ActiveDecoder {
 pub struct StreamInspector {
     settings: InspectSettings,
     active: Option<ActiveDecoder>,
-    sampler: Sampler,
+    picker: Picker,
     /// 0: as configured; 1: keyframes only; 2: keyframes only, fewer of them.
     level: u8,
     gop: Vec<HeldFrame>,
@@ -182,7 +186,10 @@ impl StreamInspector {
         StreamInspector {
             settings,
             active: None,
-            sampler: Sampler::live(settings.fps),
+            picker: Picker {
+                sampler: Sampler::live(settings.fps),
+                inset: settings.frame_in_frame.map(InsetTracker::new),
+            },
             level: 0,
             gop: Vec::new(),
             gop_bytes: 0,
@@ -221,7 +228,7 @@ impl StreamInspector {
     /// A frame just matched a list: sample more densely until `until` (arrival time), so the
     /// match is confirmed, or not, within a fraction of a second.
     pub fn boost(&mut self, until: Instant) {
-        self.sampler.boost(until);
+        self.picker.sampler.boost(until);
     }
 
     /// The settings it was made with.
@@ -410,7 +417,7 @@ impl StreamInspector {
         }
         self.carried_by
             .push_back((frame.pts, frame.arrived, frame.clock));
-        let (settings, sampler) = (&self.settings, &mut self.sampler);
+        let (settings, picker) = (&self.settings, &mut self.picker);
         let carried_by = &self.carried_by;
         let (arrived, clock) = (frame.arrived, frame.clock);
         active.decoder.decode(
@@ -424,7 +431,7 @@ impl StreamInspector {
                     .rev()
                     .find(|(pts, _, _)| *pts == picture.pts_ms)
                     .map_or((arrived, clock), |(_, a, c)| (*a, *c));
-                sample(settings, sampler, stats, arrived, clock, picture, out)
+                sample(settings, picker, stats, arrived, clock, picture, out)
             },
         );
     }
@@ -565,11 +572,11 @@ impl StreamInspector {
         let Some(active) = self.active.as_mut() else {
             return;
         };
-        let (settings, sampler) = (&self.settings, &mut self.sampler);
+        let (settings, picker) = (&self.settings, &mut self.picker);
         let clock = CoverageClock::default();
         active
             .decoder
-            .finish(|frame| sample(settings, sampler, stats, arrived, clock, frame, out));
+            .finish(|frame| sample(settings, picker, stats, arrived, clock, frame, out));
     }
 }
 
@@ -581,10 +588,17 @@ fn picture_size(codec: VideoCodec, config: &DecodingConfig) -> Option<PictureSiz
     }
 }
 
+/// What decides which frames are hashed and what of them: the sampler, and the motion history
+/// that finds an inset.
+struct Picker {
+    sampler: Sampler,
+    inset: Option<InsetTracker>,
+}
+
 /// Counts a decoded frame and, when the sampler picks it, hashes it and hands it on.
 fn sample(
     settings: &InspectSettings,
-    sampler: &mut Sampler,
+    picker: &mut Picker,
     stats: &InspectStats,
     arrived: Instant,
     clock: CoverageClock,
@@ -593,10 +607,11 @@ fn sample(
 ) {
     stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
     metrics().frames_decoded.inc();
-    if sampler.take(frame.pts_ms, arrived) {
+    if picker.sampler.take(frame.pts_ms, arrived) {
         metrics().frames_sampled.inc();
         let started = Instant::now();
-        let hashes = hash_frame(&frame.luma, settings.letterbox);
+        let inset = picker.inset.as_mut().and_then(|t| t.observe(&frame.luma));
+        let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
         metrics().hash_duration.observe(started.elapsed());
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
         metrics().frames_hashed.inc();

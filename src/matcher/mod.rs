@@ -199,6 +199,34 @@ impl Matcher {
 }
 
 impl Matcher {
+    /// The entry of a PDQ block list nearest to any of the frame's hashes (as `match_frame`
+    /// queries them), at any distance: how far benign content stays from a list. Scans every
+    /// entry: for benchmarks and `scan --nearest`, not for the live path.
+    pub fn nearest_pdq(&self, hashes: &FrameHashes) -> Option<Match> {
+        let lists = self.lists.load();
+        let mut nearest: Option<Match> = None;
+        for list in lists.iter() {
+            let s = &list.settings;
+            if s.algorithm != Algorithm::Pdq || s.kind != ListKind::Block {
+                continue;
+            }
+            for dct in hashes.all().filter(|d| d.quality >= s.min_quality) {
+                let queries = if s.mirror() {
+                    dct.dihedrals().to_vec()
+                } else {
+                    vec![dct.hash()]
+                };
+                let best = list.lookup_pdq(&queries, Some(256)).into_iter().next();
+                if let Some(m) = best {
+                    if nearest.as_ref().is_none_or(|n| m.distance < n.distance) {
+                        nearest = Some(m);
+                    }
+                }
+            }
+        }
+        nearest
+    }
+
     /// Matches a stream's newest audio sub-fingerprints (oldest first) against every audio
     /// list, best first.
     pub fn match_audio(&self, newest: &[u32]) -> Vec<AudioMatch> {

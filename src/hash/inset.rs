@@ -1,0 +1,425 @@
+//! Frame-in-frame: the rectangle where embedded video plays inside a layout (a "reaction" frame,
+//! a picture-in-picture, a player window re-streamed with its surroundings).
+//!
+//! What gives the embedded picture away is that it changes while its surroundings do not. Each
+//! sampled frame is reduced to a working picture at most [`WORK`] pixels wide; the change of
+//! every working pixel since the previous sample is folded into a motion map that fades over a
+//! few samples, so the parts of the clip that moved recently all count. On a coarse grid of that
+//! map, the inset is the rectangle with the most moving cells net of the static cells it takes
+//! in (a maximum-sum subrectangle: a static patch inside the clip does not split it, a static
+//! layout around it is left out). Each side, known to a grid cell, is then set where the motion
+//! map steps from still (outside) to moving (inside) along the side's length, and at full
+//! resolution on the strongest luma step there: a drawn border or a player's frame is static, so
+//! it stays outside.
+//!
+//! Memory per stream is two working pictures of bytes (at most [`WORK`]² of them); the cost per
+//! sampled frame is one pass over the frame, a grid of a few thousand cells and four short scans,
+//! small next to the PDQ of the inset itself, the one extra hash per sampled frame.
+
+use super::letterbox::ContentArea;
+use super::pdq::LumaImage;
+
+/// Largest side of the working picture, in pixels.
+const WORK: usize = 640;
+/// Largest side of the motion grid, in cells.
+const GRID: usize = 96;
+/// Per sample, the motion map keeps this fraction of what it held (about 4 samples, 2 s at the
+/// default 2 fps, to fall below the threshold).
+const FADE: f32 = 0.7;
+/// A cell or pixel whose luma changed by more than this between samples is moving.
+const MOVING: f32 = 3.0;
+/// A pixel whose motion stays at or below this is still (compression noise on a static layout).
+const STILL: u8 = 2;
+/// In the rectangle search a moving cell counts +1 and a static one −this: a rectangle of the
+/// clip with a third of it static (sky, a still backdrop) is still taken whole.
+const STATIC_COST: f32 = 0.5;
+/// A side is moved onto a still-to-moving boundary only where at least this fraction of its
+/// length shows one.
+const BOUNDARY: f32 = 0.25;
+
+/// Which insets are worth a hash.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InsetSettings {
+    /// Smallest inset, as a fraction of the frame's area.
+    pub min_area: f32,
+    /// Largest: above it the whole frame's hash already sees the clip.
+    pub max_area: f32,
+}
+
+impl Default for InsetSettings {
+    fn default() -> Self {
+        InsetSettings {
+            min_area: 0.2,
+            max_area: 0.9,
+        }
+    }
+}
+
+/// One stream's motion history, fed every sampled frame.
+#[derive(Debug, Clone)]
+pub struct InsetTracker {
+    settings: InsetSettings,
+    frame: (usize, usize),
+    /// Frame pixels per working pixel, each way.
+    scale: usize,
+    work: (usize, usize),
+    grid: (usize, usize),
+    previous: Vec<u8>,
+    motion: Vec<u8>,
+}
+
+impl InsetTracker {
+    /// A tracker with no history.
+    pub fn new(settings: InsetSettings) -> InsetTracker {
+        InsetTracker {
+            settings,
+            frame: (0, 0),
+            scale: 1,
+            work: (0, 0),
+            grid: (0, 0),
+            previous: Vec::new(),
+            motion: Vec::new(),
+        }
+    }
+
+    /// Folds `image` into the motion history and returns the inset it shows, if any. A frame of
+    /// another size starts the history again.
+    pub fn observe(&mut self, image: &LumaImage) -> Option<ContentArea> {
+        let (w, h) = (image.width, image.height);
+        if w < 64 || h < 64 || image.pixels.len() != w * h {
+            return None;
+        }
+        if self.frame != (w, h) {
+            self.frame = (w, h);
+            self.scale = w.max(h).div_ceil(WORK);
+            self.work = (w / self.scale, h / self.scale);
+            let cell = self.work.0.max(self.work.1).div_ceil(GRID);
+            self.grid = (self.work.0 / cell, self.work.1 / cell);
+            self.previous.clear();
+            self.motion = vec![0; self.work.0 * self.work.1];
+        }
+        let now = shrink_image(image, self.scale, self.work);
+        let first = self.previous.is_empty();
+        if !first {
+            for ((m, a), b) in self.motion.iter_mut().zip(&now).zip(&self.previous) {
+                let faded = (f32::from(*m) * FADE) as u8;
+                *m = faded.max(a.abs_diff(*b));
+            }
+        }
+        self.previous = now;
+        if first {
+            return None;
+        }
+        let coarse = self.moving_rectangle()?;
+        let area = self.refine(image, coarse);
+        let fraction = (area.width * area.height) as f32 / (w * h) as f32;
+        (self.settings.min_area..=self.settings.max_area)
+            .contains(&fraction)
+            .then_some(area)
+    }
+
+    /// The rectangle of grid cells (left, top, right, bottom; exclusive) with the most moving
+    /// cells net of static ones, in working pixels.
+    fn moving_rectangle(&self) -> Option<[usize; 4]> {
+        let (ww, wh) = self.work;
+        let (gw, gh) = self.grid;
+        let mut sums = vec![0u32; gw * gh];
+        let mut counts = vec![0u32; gw * gh];
+        for y in 0..wh {
+            let base = (y * gh / wh).min(gh - 1) * gw;
+            for x in 0..ww {
+                let cell = base + (x * gw / ww).min(gw - 1);
+                sums[cell] += u32::from(self.motion[y * ww + x]);
+                counts[cell] += 1;
+            }
+        }
+        let weight: Vec<f32> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(&s, &n)| {
+                if n > 0 && s as f32 / n as f32 > MOVING {
+                    1.0
+                } else {
+                    -STATIC_COST
+                }
+            })
+            .collect();
+        let mut best = (0.0f32, None);
+        let mut columns = vec![0.0f32; gw];
+        for top in 0..gh {
+            columns.iter_mut().for_each(|c| *c = 0.0);
+            for bottom in top..gh {
+                for (c, w) in columns.iter_mut().zip(&weight[bottom * gw..(bottom + 1) * gw]) {
+                    *c += w;
+                }
+                // Kadane over the column sums of rows top..=bottom.
+                let (mut run, mut start) = (0.0f32, 0);
+                for (x, &c) in columns.iter().enumerate() {
+                    if run <= 0.0 {
+                        run = 0.0;
+                        start = x;
+                    }
+                    run += c;
+                    if run > best.0 {
+                        best = (run, Some([start, top, x + 1, bottom + 1]));
+                    }
+                }
+            }
+        }
+        let [l, t, r, b] = best.1?;
+        Some([l * ww / gw, t * wh / gh, r * ww / gw, b * wh / gh])
+    }
+
+    /// Moves each side of the coarse rectangle onto the still-to-moving boundary near it, then
+    /// onto the strongest luma step at full resolution; returns frame pixels.
+    fn refine(&self, image: &LumaImage, [l, t, r, b]: [usize; 4]) -> ContentArea {
+        let (ww, wh) = self.work;
+        // Search two cells inward, and outward far enough for a clip whose margins held still
+        // (an eighth of the frame).
+        let cell = ww.max(wh).div_ceil(GRID) * 2;
+        let (reach_x, reach_y) = (ww / 8, wh / 8);
+        let (span_x, span_y) = (inner(l, r), inner(t, b));
+        let row = |y: usize, inside: usize| self.boundary(Side::Row(y, inside), span_x);
+        let col = |x: usize, inside: usize| self.boundary(Side::Column(x, inside), span_y);
+        // A side at p: the step is between p-1 and p; for top and left p is inside, for bottom
+        // and right p-1 is.
+        let top = best_boundary(t, t.saturating_sub(reach_y).max(1), (t + cell).min(wh - 1), |y| row(y, y));
+        let bottom = best_boundary(b, b.saturating_sub(cell).max(1), (b + reach_y).min(wh - 1), |y| row(y, y - 1));
+        let left = best_boundary(l, l.saturating_sub(reach_x).max(1), (l + cell).min(ww - 1), |x| col(x, x));
+        let right = best_boundary(r, r.saturating_sub(cell).max(1), (r + reach_x).min(ww - 1), |x| col(x, x - 1));
+        let s = self.scale;
+        let (w, h) = self.frame;
+        let (fx, fy) = (inner(left * s, right * s), inner(top * s, bottom * s));
+        let sharpen_row = |y: usize| sharpest(y * s, s, h, |p| step(image, Side::Row(p, p), fx));
+        let sharpen_col = |x: usize| sharpest(x * s, s, w, |p| step(image, Side::Column(p, p), fy));
+        let (top, bottom) = (sharpen_row(top), sharpen_row(bottom));
+        let (left, right) = (sharpen_col(left), sharpen_col(right));
+        ContentArea {
+            left,
+            top,
+            width: right.saturating_sub(left),
+            height: bottom.saturating_sub(top),
+        }
+    }
+
+    /// The fraction of a side's length where the pixel inside is moving and the one outside
+    /// (across the step) is still.
+    fn boundary(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+        let ww = self.work.0;
+        let m = |x: usize, y: usize| self.motion[y * ww + x];
+        let mut hits = 0u32;
+        let mut n = 0u32;
+        for along in from..to {
+            let (inside, outside) = match side {
+                Side::Row(y, i) => {
+                    let o = if i == y { y - 1 } else { y };
+                    (m(along, i), m(along, o))
+                }
+                Side::Column(x, i) => {
+                    let o = if i == x { x - 1 } else { x };
+                    (m(i, along), m(o, along))
+                }
+            };
+            hits += u32::from(f32::from(inside) > MOVING && outside <= STILL);
+            n += 1;
+        }
+        if n == 0 {
+            0.0
+        } else {
+            hits as f32 / n as f32
+        }
+    }
+}
+
+/// Mean luma of each `scale`×`scale` block, as bytes.
+fn shrink_image(image: &LumaImage, scale: usize, (ww, wh): (usize, usize)) -> Vec<u8> {
+    let w = image.width;
+    let mut sums = vec![0.0f32; ww * wh];
+    for y in 0..wh * scale {
+        let row = &image.pixels[y * w..y * w + ww * scale];
+        let out = &mut sums[(y / scale) * ww..(y / scale + 1) * ww];
+        for (x, v) in row.iter().enumerate() {
+            out[x / scale] += v;
+        }
+    }
+    let n = (scale * scale) as f32;
+    sums.iter()
+        .map(|s| (s / n).round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+/// The inner 80 % of a side's span, away from the corners.
+fn inner(from: usize, to: usize) -> (usize, usize) {
+    let margin = to.saturating_sub(from) / 10;
+    (from + margin, to.saturating_sub(margin))
+}
+
+/// Among positions `from..=to`, the one with the clearest boundary (less a small pull towards
+/// `start`, so that of two equal ones the nearer wins); `start` when none is clear.
+fn best_boundary(start: usize, from: usize, to: usize, clarity: impl Fn(usize) -> f32) -> usize {
+    let mut best = (0.0f32, start);
+    for at in from..=to {
+        let c = clarity(at);
+        let score = c - 0.002 * at.abs_diff(start) as f32;
+        if c >= BOUNDARY && score > best.0 {
+            best = (score, at);
+        }
+    }
+    best.1
+}
+
+/// Of the full-resolution positions a working pixel covers (`at..at + scale`, and the one
+/// before), the one with the largest luma step.
+fn sharpest(at: usize, scale: usize, limit: usize, step: impl Fn(usize) -> f32) -> usize {
+    if scale == 1 {
+        return at;
+    }
+    let from = at.saturating_sub(1).max(1);
+    let to = (at + scale).min(limit.saturating_sub(1));
+    (from..=to)
+        .map(|p| (step(p), p))
+        .fold((f32::MIN, at), |best, (s, p)| if s > best.0 { (s, p) } else { best })
+        .1
+}
+
+/// The mean absolute luma step across a side at full resolution.
+fn step(image: &LumaImage, side: Side, (from, to): (usize, usize)) -> f32 {
+    let w = image.width;
+    let px = |x: usize, y: usize| image.pixels[y * w + x];
+    let mut sum = 0.0;
+    let mut n = 0u32;
+    for along in (from..to).step_by(2) {
+        sum += match side {
+            Side::Row(y, _) => (px(along, y) - px(along, y - 1)).abs(),
+            Side::Column(x, _) => (px(x, along) - px(x - 1, along)).abs(),
+        };
+        n += 1;
+    }
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f32
+    }
+}
+
+/// A candidate side of the inset.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The step between row `.0 - 1` and row `.0`; row `.1` is the inside.
+    Row(usize, usize),
+    /// The step between column `.0 - 1` and column `.0`; column `.1` is the inside.
+    Column(usize, usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A static layout (a fine, fixed texture) with a moving picture in `inset`, optionally
+    /// framed by a flat border of `border` pixels; `t` moves the picture.
+    fn layout(w: usize, h: usize, inset: ContentArea, border: usize, t: usize) -> LumaImage {
+        let mut pixels = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                pixels[y * w + x] = 90.0 + ((x / 9 + y / 7) % 3) as f32 * 20.0;
+            }
+        }
+        let (l, top) = (inset.left, inset.top);
+        let (r, b) = (l + inset.width, top + inset.height);
+        for y in top.saturating_sub(border)..(b + border).min(h) {
+            for x in l.saturating_sub(border)..(r + border).min(w) {
+                pixels[y * w + x] = if x < l || x >= r || y < top || y >= b {
+                    235.0
+                } else {
+                    let (u, v) = ((x + 7 * t) as f32, (y + 3 * t) as f32);
+                    128.0 + 80.0 * ((u * 0.05).sin() * (v * 0.07).cos())
+                };
+            }
+        }
+        LumaImage {
+            width: w,
+            height: h,
+            pixels,
+        }
+    }
+
+    fn tracked(w: usize, h: usize, inset: ContentArea, border: usize) -> Option<ContentArea> {
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        let mut found = None;
+        for t in 0..4 {
+            found = tracker.observe(&layout(w, h, inset, border, t));
+        }
+        found
+    }
+
+    fn close(a: ContentArea, b: ContentArea, tolerance: usize) -> bool {
+        a.left.abs_diff(b.left) <= tolerance
+            && a.top.abs_diff(b.top) <= tolerance
+            && (a.left + a.width).abs_diff(b.left + b.width) <= tolerance
+            && (a.top + a.height).abs_diff(b.top + b.height) <= tolerance
+    }
+
+    #[test]
+    fn finds_an_off_centre_inset_to_the_pixel() {
+        let inset = ContentArea {
+            left: 203,
+            top: 61,
+            width: 640,
+            height: 360,
+        };
+        let found = tracked(1280, 720, inset, 0).expect("an inset");
+        assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
+    }
+
+    #[test]
+    fn a_border_is_left_out() {
+        let inset = ContentArea {
+            left: 100,
+            top: 50,
+            width: 400,
+            height: 240,
+        };
+        let found = tracked(640, 360, inset, 6).expect("an inset");
+        assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
+    }
+
+    #[test]
+    fn no_inset_in_a_still_frame_in_full_frame_motion_or_in_a_small_corner() {
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        let whole = ContentArea {
+            left: 0,
+            top: 0,
+            width: 320,
+            height: 180,
+        };
+        for t in 0..4 {
+            assert_eq!(tracker.observe(&layout(320, 180, whole, 0, t)), None);
+        }
+        let still = layout(320, 180, whole, 0, 0);
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        for _ in 0..4 {
+            assert_eq!(tracker.observe(&still), None);
+        }
+        let corner = ContentArea {
+            left: 10,
+            top: 10,
+            width: 80,
+            height: 45,
+        };
+        assert_eq!(tracked(320, 180, corner, 0), None);
+    }
+
+    #[test]
+    fn a_new_frame_size_restarts_the_history() {
+        let inset = ContentArea {
+            left: 40,
+            top: 20,
+            width: 360,
+            height: 200,
+        };
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        tracker.observe(&layout(320, 180, inset, 0, 0));
+        assert_eq!(tracker.observe(&layout(640, 360, inset, 0, 1)), None);
+        assert!(tracker.observe(&layout(640, 360, inset, 0, 2)).is_some());
+    }
+}
