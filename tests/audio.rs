@@ -12,10 +12,6 @@ use common::sound::*;
 use common::*;
 use hashgate::hash::chromaprint::{bit_error_rate, decode_compressed, parse_raw};
 
-fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
-}
-
 fn fpcalc(args: &[&str], file: &Path) -> String {
     require("fpcalc");
     let out = Command::new("fpcalc")

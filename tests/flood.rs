@@ -24,10 +24,6 @@ fn replay(file: &Path, url: &str, count: usize) -> Output {
         .expect("run hashgate replay")
 }
 
-fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
-}
-
 fn gate(dir: &Path, nginx: &Nginx, list: &Path, log: &Path) -> Hashgate {
     Hashgate::start(
         dir,

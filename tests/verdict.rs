@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
-}
-
 fn config(nginx: &Nginx, clip: &KnownClip, log: &Path, verdict: &str) -> String {
     format!(
         "{}[[lists]]\npath = \"{}\"\nlabel = \"known-clips\"\n[events]\nlog = \"{}\"\n[verdict]\n{verdict}",

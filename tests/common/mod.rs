@@ -660,6 +660,11 @@ pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> Kno
     }
 }
 
+/// The events of one kind (`"cut"`, `"match"`, ...).
+pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
 /// The JSON lines of an event log written so far.
 pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)

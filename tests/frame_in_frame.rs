@@ -1,0 +1,149 @@
+//! Frame-in-frame through the relay: a known clip re-streamed inside a static layout (a framed
+//! player over a test card, 56 % of the frame) is cut before any of it reaches nginx-rtmp, and
+//! the same layout with benign video in the player and a moving element beside it is not.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// `inner` (the whole re-stream or the benign clip) scaled to 480x270 inside a 640x360 test
+/// card, in a white 4-pixel frame at (96, 46); with `moving`, a small clip also slides along
+/// the bottom of the layout.
+fn in_layout(dir: &Path, inner: &Path, name: &str, moving: bool) -> PathBuf {
+    let out = dir.join(name);
+    let slider = if moving {
+        "[2:v]scale=80:40[s];[framed][s]overlay=x='mod(t*60,560)':y=325:shortest=1[v]"
+    } else {
+        "[framed]null[v]"
+    };
+    let filter = format!(
+        "[0:v]scale=480:270,setpts=PTS-STARTPTS[in];\
+         [1:v]drawbox=x=96:y=46:w=488:h=278:color=white:t=4[bg];\
+         [bg][in]overlay=100:50:shortest=1[framed];{slider}"
+    );
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(inner)
+        .args(["-f", "lavfi", "-i", "smptebars=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=160x80:rate=30"])
+        .args(["-filter_complex", &filter, "-map", "[v]"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+        .args(["-r", "30", "-g", "30", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    out
+}
+
+fn config(nginx: &Nginx, list: &Path, log: &Path, sampling: &str) -> String {
+    format!(
+        "{}[sampling]\n{sampling}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        list.display(),
+        log.display()
+    )
+}
+
+/// What `hashgate scan` says of `video` with `config`.
+fn scan(config: &Path, video: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["scan", "--nearest", "--config"])
+        .arg(config)
+        .arg(video)
+        .output()
+        .expect("scan");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_clip_inside_a_static_layout_is_cut_before_it_airs() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let layout = in_layout(dir.path(), &clip.restream, "layout.flv", false);
+    let nginx = Nginx::start(dir.path());
+
+    // Without frame-in-frame, hashing the whole frame and its letterbox crop sees nothing.
+    let off = dir.path().join("off.toml");
+    std::fs::write(
+        &off,
+        config(
+            &nginx,
+            &clip.list,
+            &dir.path().join("unused.jsonl"),
+            "frame_in_frame = false\n",
+        ),
+    )
+    .expect("config");
+    let without = scan(&off, &layout);
+    assert!(without.contains("verdict: pass (no match"), "{without}");
+
+    // With it (the default), through the relay with the shipped delay.
+    let log = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(dir.path(), &config(&nginx, &clip.list, &log, ""));
+    let mut publisher = ffmpeg_publish(&layout, &hashgate.url("reaction"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("publisher closed");
+    assert!(!status.success(), "the layout with the clip must be cut");
+    wait_until("the cut event", Duration::from_secs(10), || {
+        !of_kind(&read_events(&log), "cut").is_empty()
+    });
+    let events = read_events(&log);
+    let matches = of_kind(&events, "match");
+    assert!(!matches.is_empty(), "cut by a match");
+    println!("first match: {}", matches[0]);
+
+    // The platform got the layout's benign start and nothing of the clip.
+    nginx.wait_closed("reaction", Duration::from_secs(20));
+    let recording = nginx.recording("reaction");
+    let on = dir.path().join("on.toml");
+    std::fs::write(
+        &on,
+        config(&nginx, &clip.list, &dir.path().join("unused.jsonl"), ""),
+    )
+    .expect("config");
+    let aired = scan(&on, &recording);
+    println!("the recording: {aired}");
+    assert!(aired.contains("verdict: pass (no match"), "{aired}");
+}
+
+#[test]
+fn a_benign_layout_with_moving_content_is_not_cut() {
+    let dir = temp_dir();
+    let clip = known_clip_fixture(dir.path());
+    let layout = in_layout(dir.path(), &clip.benign, "benign-layout.flv", true);
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let settings = config(&nginx, &clip.list, &log, "");
+    let hashgate = Hashgate::start(dir.path(), &settings);
+    publish_ok(
+        ffmpeg_publish(&layout, &hashgate.url("calm-layout")),
+        Duration::from_secs(60),
+    );
+    wait_until("the unpublish event", Duration::from_secs(10), || {
+        !of_kind(&read_events(&log), "unpublish").is_empty()
+    });
+    let events = read_events(&log);
+    assert!(of_kind(&events, "match").is_empty(), "{events:?}");
+    assert!(of_kind(&events, "cut").is_empty(), "{events:?}");
+
+    // The nearest any hash of it (whole, letterbox crop, inset) comes to the list leaves a
+    // margin of more than 20 bits over the threshold (31).
+    let file = dir.path().join("scan.toml");
+    std::fs::write(&file, &settings).expect("config");
+    let report = scan(&file, &layout);
+    let nearest: u32 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("nearest: distance "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|d| d.parse().ok())
+        .expect("a nearest distance");
+    println!("{report}");
+    assert!(nearest > 31 + 20, "benign margin under 20 bits: {nearest}");
+}
