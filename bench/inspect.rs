@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use bytes::Bytes;
+use hashgate::hash::inset::{InsetSettings, InsetTracker};
 use hashgate::hash::pdq::{pdq, LumaImage};
 use hashgate::inspect::stream::{InspectSettings, InspectStats, SamplingMode, StreamInspector};
 use hashgate::relay::TappedVideo;
@@ -37,18 +38,31 @@ fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
     path
 }
 
+/// The same clip scaled to 960x540 (56 % of the area) inside a static 720p layout: the frame-in-frame
+/// lookup finds an inset on every sampled frame and pays its extra hash.
+fn make_layout_clip(dir: &Path, bitrate: &str) -> PathBuf {
+    let path = dir.join("layout-720p.flv");
+    let source = "testsrc2=size=960x540:rate=30,noise=alls=12:allf=t[in];\
+                  smptebars=size=1280x720:rate=30[bg];[bg][in]overlay=100:60[out0]";
+    let extra = ["-b:v", bitrate, "-g", "60", "-f", "flv"];
+    common::lavfi_clip(&path, source, SECONDS, &extra);
+    path
+}
+
 /// Runs the clip through a stream inspector; returns (seconds of CPU, frames decoded, hashed).
 fn inspect(
     tags: &[(u32, Bytes)],
     mode: SamplingMode,
     fps: f64,
     max_blind: Duration,
+    frame_in_frame: bool,
 ) -> (f64, u64, u64) {
     let stats = InspectStats::default();
     let mut inspector = StreamInspector::new(InspectSettings {
         fps,
         mode,
         letterbox: None,
+        frame_in_frame: frame_in_frame.then(InsetSettings::default),
         max_blind,
         ..InspectSettings::default()
     });
@@ -114,6 +128,29 @@ fn pdq_ms(width: usize, height: usize) -> f64 {
     times[runs / 2].as_secs_f64() * 1000.0
 }
 
+/// The median time of one `InsetTracker::observe` on alternating 720p frames.
+fn inset_search_ms(width: usize, height: usize) -> f64 {
+    let frame = |t: usize| LumaImage {
+        width,
+        height,
+        pixels: (0..width * height)
+            .map(|i| ((i * 7 + i / width * 13 + t * 31) % 251) as f32)
+            .collect(),
+    };
+    let frames = [frame(0), frame(1)];
+    let mut tracker = InsetTracker::new(InsetSettings::default());
+    let runs = 40;
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|i| {
+            let t = Instant::now();
+            std::hint::black_box(tracker.observe(&frames[i % 2]));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2].as_secs_f64() * 1000.0
+}
+
 fn pdqhash_ms(width: usize, height: usize) -> Option<f64> {
     let script = format!(
         "import time, numpy as np, pdqhash\n\
@@ -155,7 +192,7 @@ fn main() {
     println!("|---|---|---|---|");
     for (mode, keyframes) in [(SamplingMode::All, false), (SamplingMode::Keyframes, true)] {
         // fps 0.001: decode as the mode says, hash almost nothing, so this is decoding alone.
-        let (ours, decoded, _) = inspect(&tags, mode, 0.001, Duration::from_secs(4));
+        let (ours, decoded, _) = inspect(&tags, mode, 0.001, Duration::from_secs(4), false);
         let theirs = ffmpeg_null(&clip, keyframes);
         println!(
             "| {mode:?} | {:.0} ({decoded} frames) | {:.0} | {:.2} |",
@@ -178,7 +215,7 @@ fn main() {
         (SamplingMode::Keyframes, Duration::from_secs(4)),
     ] {
         for fps in [1.0, 2.0] {
-            let (cpu, _, hashed) = inspect(&tags, mode, fps, max_blind);
+            let (cpu, _, hashed) = inspect(&tags, mode, fps, max_blind, false);
             let per_stream_second = cpu / SECONDS as f64;
             println!(
                 "| {mode:?} | {:.1}s | {fps} | {per_stream_second:.4} | {:.0} | {hashed} |",
@@ -186,5 +223,37 @@ fn main() {
                 1.0 / per_stream_second
             );
         }
+    }
+
+    println!("\n| frame-in-frame per sampled 720p frame | ms |");
+    println!("|---|---|");
+    println!("| motion map and inset search | {:.2} |", inset_search_ms(1280, 720));
+    println!("| PDQ of a 960x540 inset | {:.2} |", pdq_ms(960, 540));
+
+    println!(
+        "\n| frame-in-frame cost, 720p30, `all`, 2 fps | CPU s per stream-s, off | on | extra |"
+    );
+    println!("|---|---|---|---|");
+    let layout = make_layout_clip(dir.path(), "3M");
+    for (name, tags) in [
+        ("full-frame video (no inset found)", &tags),
+        (
+            "video in a layout (an inset every frame)",
+            &common::flv_video_tags(&layout),
+        ),
+    ] {
+        // Interleaved runs, the median of each: the box is shared and noisy.
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            off.push(inspect(tags, SamplingMode::All, 2.0, default_blind, false).0);
+            on.push(inspect(tags, SamplingMode::All, 2.0, default_blind, true).0);
+        }
+        off.sort_by(f64::total_cmp);
+        on.sort_by(f64::total_cmp);
+        let (off, on) = (off[1] / SECONDS as f64, on[1] / SECONDS as f64);
+        println!(
+            "| {name} | {off:.4} | {on:.4} | {:+.1} % |",
+            (on / off - 1.0) * 100.0
+        );
     }
 }

@@ -31,7 +31,9 @@ fn in_layout(dir: &Path, inner: &Path, name: &str, moving: bool) -> PathBuf {
         .args(["-f", "lavfi", "-i", "smptebars=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "testsrc=size=160x80:rate=30"])
         .args(["-filter_complex", &filter, "-map", "[v]"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
         .args(["-r", "30", "-g", "30", "-f", "flv"])
         .arg(&out)
         .status()
@@ -57,7 +59,11 @@ fn scan(config: &Path, video: &Path) -> String {
         .arg(video)
         .output()
         .expect("scan");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -227,7 +227,11 @@ fn scan_at(
         let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
         if args.nearest {
             if let Some(m) = matcher.nearest_pdq(&hashes) {
-                if result.nearest.as_ref().is_none_or(|(d, _, _)| m.distance < *d) {
+                if result
+                    .nearest
+                    .as_ref()
+                    .is_none_or(|(d, _, _)| m.distance < *d)
+                {
                     let entry = format!("{} / {} ({})", m.list, m.label, m.source);
                     result.nearest = Some((m.distance, frame.seconds, entry));
                 }

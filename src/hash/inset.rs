@@ -125,12 +125,12 @@ impl InsetTracker {
         let (gw, gh) = self.grid;
         let mut sums = vec![0u32; gw * gh];
         let mut counts = vec![0u32; gw * gh];
-        for y in 0..wh {
+        let column_cell: Vec<usize> = (0..ww).map(|x| (x * gw / ww).min(gw - 1)).collect();
+        for (y, row) in self.motion.chunks_exact(ww).enumerate() {
             let base = (y * gh / wh).min(gh - 1) * gw;
-            for x in 0..ww {
-                let cell = base + (x * gw / ww).min(gw - 1);
-                sums[cell] += u32::from(self.motion[y * ww + x]);
-                counts[cell] += 1;
+            for (&cell, &m) in column_cell.iter().zip(row) {
+                sums[base + cell] += u32::from(m);
+                counts[base + cell] += 1;
             }
         }
         let weight: Vec<f32> = sums
@@ -149,7 +149,10 @@ impl InsetTracker {
         for top in 0..gh {
             columns.iter_mut().for_each(|c| *c = 0.0);
             for bottom in top..gh {
-                for (c, w) in columns.iter_mut().zip(&weight[bottom * gw..(bottom + 1) * gw]) {
+                for (c, w) in columns
+                    .iter_mut()
+                    .zip(&weight[bottom * gw..(bottom + 1) * gw])
+                {
                     *c += w;
                 }
                 // Kadane over the column sums of rows top..=bottom.
@@ -183,10 +186,30 @@ impl InsetTracker {
         let col = |x: usize, inside: usize| self.boundary(Side::Column(x, inside), span_y);
         // A side at p: the step is between p-1 and p; for top and left p is inside, for bottom
         // and right p-1 is.
-        let top = best_boundary(t, t.saturating_sub(reach_y).max(1), (t + cell).min(wh - 1), |y| row(y, y));
-        let bottom = best_boundary(b, b.saturating_sub(cell).max(1), (b + reach_y).min(wh - 1), |y| row(y, y - 1));
-        let left = best_boundary(l, l.saturating_sub(reach_x).max(1), (l + cell).min(ww - 1), |x| col(x, x));
-        let right = best_boundary(r, r.saturating_sub(cell).max(1), (r + reach_x).min(ww - 1), |x| col(x, x - 1));
+        let top = best_boundary(
+            t,
+            t.saturating_sub(reach_y).max(1),
+            (t + cell).min(wh - 1),
+            |y| row(y, y),
+        );
+        let bottom = best_boundary(
+            b,
+            b.saturating_sub(cell).max(1),
+            (b + reach_y).min(wh - 1),
+            |y| row(y, y - 1),
+        );
+        let left = best_boundary(
+            l,
+            l.saturating_sub(reach_x).max(1),
+            (l + cell).min(ww - 1),
+            |x| col(x, x),
+        );
+        let right = best_boundary(
+            r,
+            r.saturating_sub(cell).max(1),
+            (r + reach_x).min(ww - 1),
+            |x| col(x, x - 1),
+        );
         let s = self.scale;
         let (w, h) = self.frame;
         let (fx, fy) = (inner(left * s, right * s), inner(top * s, bottom * s));
@@ -234,18 +257,25 @@ impl InsetTracker {
 /// Mean luma of each `scale`×`scale` block, as bytes.
 fn shrink_image(image: &LumaImage, scale: usize, (ww, wh): (usize, usize)) -> Vec<u8> {
     let w = image.width;
-    let mut sums = vec![0.0f32; ww * wh];
-    for y in 0..wh * scale {
-        let row = &image.pixels[y * w..y * w + ww * scale];
-        let out = &mut sums[(y / scale) * ww..(y / scale + 1) * ww];
-        for (x, v) in row.iter().enumerate() {
-            out[x / scale] += v;
-        }
-    }
+    let mut sums = vec![0.0f32; ww];
+    let mut out = Vec::with_capacity(ww * wh);
     let n = (scale * scale) as f32;
-    sums.iter()
-        .map(|s| (s / n).round().clamp(0.0, 255.0) as u8)
-        .collect()
+    for rows in image
+        .pixels
+        .chunks_exact(w)
+        .take(wh * scale)
+        .collect::<Vec<_>>()
+        .chunks_exact(scale)
+    {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for row in rows {
+            for (sum, block) in sums.iter_mut().zip(row.chunks_exact(scale)) {
+                *sum += block.iter().sum::<f32>();
+            }
+        }
+        out.extend(sums.iter().map(|s| (s / n).round().clamp(0.0, 255.0) as u8));
+    }
+    out
 }
 
 /// The inner 80 % of a side's span, away from the corners.
@@ -278,7 +308,10 @@ fn sharpest(at: usize, scale: usize, limit: usize, step: impl Fn(usize) -> f32) 
     let to = (at + scale).min(limit.saturating_sub(1));
     (from..=to)
         .map(|p| (step(p), p))
-        .fold((f32::MIN, at), |best, (s, p)| if s > best.0 { (s, p) } else { best })
+        .fold(
+            (f32::MIN, at),
+            |best, (s, p)| if s > best.0 { (s, p) } else { best },
+        )
         .1
 }
 
