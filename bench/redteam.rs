@@ -214,6 +214,11 @@ fn main() {
         ("noise added", "noise", "[0:v]noise=alls=20:allf=t"),
         ("cropped 10 % each side", "crop", "[0:v]crop=iw*0.8:ih*0.8,scale=640:360"),
         (
+            "in a framed player over a still test card, 56 % of the area",
+            "player",
+            "smptebars=size=640x360:rate=30,drawbox=x=96:y=46:w=488:h=278:color=white:t=4[bg];[0:v]scale=480:270[fg];[bg][fg]overlay=100:50:shortest=1",
+        ),
+        (
             "picture-in-picture, half size over a test pattern",
             "pip",
             "testsrc2=size=640x360:rate=30[bg];[0:v]scale=320:180[fg];[bg][fg]overlay=160:90:shortest=1",
