@@ -227,7 +227,10 @@ fn main() {
 
     println!("\n| frame-in-frame per sampled 720p frame | ms |");
     println!("|---|---|");
-    println!("| motion map and inset search | {:.2} |", inset_search_ms(1280, 720));
+    println!(
+        "| motion map and inset search | {:.2} |",
+        inset_search_ms(1280, 720)
+    );
     println!("| PDQ of a 960x540 inset | {:.2} |", pdq_ms(960, 540));
 
     println!(
