@@ -37,6 +37,12 @@ const STATIC_COST: f32 = 0.5;
 /// length shows one.
 const BOUNDARY: f32 = 0.25;
 
+/// Luma step (levels) across a side that counts towards an edge, and the fractions of a side's
+/// length that make an edge, or make clearly none.
+const EDGE_STEP: f32 = 10.0;
+const EDGE: f32 = 0.6;
+const NO_EDGE: f32 = 0.3;
+
 /// Which insets are worth a hash.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InsetSettings {
@@ -210,6 +216,23 @@ impl InsetTracker {
             (r + reach_x).min(ww - 1),
             |x| col(x, x - 1),
         );
+        // A side the motion put where the picture shows no edge may be inside the clip, at the
+        // end of a part that held still (a sky): it moves out, across still lines only, to the
+        // nearest straight edge.
+        let (span_x, span_y) = (inner(left, right), inner(top, bottom));
+        let row_edge = |y: usize| self.straightness(Side::Row(y, y), span_x);
+        let col_edge = |x: usize| self.straightness(Side::Column(x, x), span_y);
+        let row_still = |y: usize| self.stillness(Side::Row(y, y), span_x) >= 0.5;
+        let col_still = |x: usize| self.stillness(Side::Column(x, x), span_y) >= 0.5;
+        let top = widen(top, (1..top).rev().take(reach_y), row_edge, |y| {
+            row_still(y)
+        });
+        let bottom = widen(bottom, bottom + 1..wh, row_edge, |y| row_still(y - 1));
+        let left = widen(left, (1..left).rev().take(reach_x), col_edge, |x| {
+            col_still(x)
+        });
+        let right = widen(right, right + 1..ww, col_edge, |x| col_still(x - 1));
+
         let s = self.scale;
         let (w, h) = self.frame;
         let (fx, fy) = (inner(left * s, right * s), inner(top * s, bottom * s));
@@ -223,6 +246,46 @@ impl InsetTracker {
             width: right.saturating_sub(left),
             height: bottom.saturating_sub(top),
         }
+    }
+
+    /// The fraction of a side's length where the working picture steps by more than
+    /// [`EDGE_STEP`] across it.
+    fn straightness(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+        let (ww, wh) = self.work;
+        match side {
+            Side::Row(y, _) if y == 0 || y >= wh => return 0.0,
+            Side::Column(x, _) if x == 0 || x >= ww => return 0.0,
+            _ => {}
+        }
+        let px = |x: usize, y: usize| f32::from(self.previous[y * ww + x]);
+        let hits = (from..to)
+            .filter(|&along| {
+                let (a, b) = match side {
+                    Side::Row(y, _) => (px(along, y - 1), px(along, y)),
+                    Side::Column(x, _) => (px(x - 1, along), px(x, along)),
+                };
+                (a - b).abs() > EDGE_STEP
+            })
+            .count();
+        hits as f32 / to.saturating_sub(from).max(1) as f32
+    }
+
+    /// The fraction of line `.1` of `side`, over its span, whose motion is at most [`STILL`].
+    fn stillness(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+        let (ww, wh) = self.work;
+        match side {
+            Side::Row(_, i) if i >= wh => return 0.0,
+            Side::Column(_, i) if i >= ww => return 0.0,
+            _ => {}
+        }
+        let m = |x: usize, y: usize| self.motion[y * ww + x];
+        let still = (from..to)
+            .filter(|&along| match side {
+                Side::Row(_, i) => m(along, i) <= STILL,
+                Side::Column(_, i) => m(i, along) <= STILL,
+            })
+            .count();
+        still as f32 / to.saturating_sub(from).max(1) as f32
     }
 
     /// The fraction of a side's length where the pixel inside is moving and the one outside
@@ -252,6 +315,28 @@ impl InsetTracker {
             hits as f32 / n as f32
         }
     }
+}
+
+/// `at`, or when the picture shows no edge there, the first position of `outward` with a
+/// straight edge, provided every line crossed on the way is still.
+fn widen(
+    at: usize,
+    outward: impl Iterator<Item = usize>,
+    edge: impl Fn(usize) -> f32,
+    still: impl Fn(usize) -> bool,
+) -> usize {
+    if edge(at) >= NO_EDGE {
+        return at;
+    }
+    for p in outward {
+        if !still(p) {
+            break;
+        }
+        if edge(p) >= EDGE {
+            return p;
+        }
+    }
+    at
 }
 
 /// Mean luma of each `scale`×`scale` block, as bytes.
@@ -351,6 +436,18 @@ mod tests {
     /// A static layout (a fine, fixed texture) with a moving picture in `inset`, optionally
     /// framed by a flat border of `border` pixels; `t` moves the picture.
     fn layout(w: usize, h: usize, inset: ContentArea, border: usize, t: usize) -> LumaImage {
+        layout_with_still_top(w, h, inset, border, t, 0)
+    }
+
+    /// The same, with the picture's top `still` rows not moving (a sky, a still backdrop).
+    fn layout_with_still_top(
+        w: usize,
+        h: usize,
+        inset: ContentArea,
+        border: usize,
+        t: usize,
+        still: usize,
+    ) -> LumaImage {
         let mut pixels = vec![0.0; w * h];
         for y in 0..h {
             for x in 0..w {
@@ -364,6 +461,14 @@ mod tests {
                 pixels[y * w + x] = if x < l || x >= r || y < top || y >= b {
                     235.0
                 } else {
+                    // A wavy boundary, as skies and backdrops have: no straight edge at the
+                    // end of the still part.
+                    let wave = (6.0 + 6.0 * (x as f32 * 0.05).sin()) as usize;
+                    let t = if still > 0 && y < top + still + wave {
+                        0
+                    } else {
+                        t
+                    };
                     let (u, v) = ((x + 7 * t) as f32, (y + 3 * t) as f32);
                     128.0 + 80.0 * ((u * 0.05).sin() * (v * 0.07).cos())
                 };
@@ -401,6 +506,23 @@ mod tests {
             height: 360,
         };
         let found = tracked(1280, 720, inset, 0).expect("an inset");
+        assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
+    }
+
+    #[test]
+    fn a_still_band_at_the_top_of_the_picture_is_kept() {
+        let inset = ContentArea {
+            left: 120,
+            top: 60,
+            width: 400,
+            height: 240,
+        };
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        let mut found = None;
+        for t in 0..4 {
+            found = tracker.observe(&layout_with_still_top(640, 360, inset, 0, t, 40));
+        }
+        let found = found.expect("an inset");
         assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
     }
 
