@@ -145,12 +145,13 @@ pub fn picture(source: &str) -> String {
     format!("{source}=size=640x360:rate=30")
 }
 
-/// The known clip's picture cropped 15 % and shrunk into one tile of a busy layout (a test
-/// pattern around it): what a re-streamer's overlay does.
+/// The known clip's picture cropped 15 %, turned by 7 degrees and shrunk into one tile of a busy
+/// layout (a test pattern around it): beyond every frame hash (the frame-in-frame lookup finds
+/// the tile, but PDQ does not survive the turn; see the evasion table in the README).
 pub fn in_layout(source: &str) -> String {
     format!(
         "testsrc2=size=640x360:rate=30[bg];{source}=size=640x360:rate=30,crop=iw*0.85:ih*0.85,\
-         scale=352:198[fg];[bg][fg]overlay=240:120"
+         rotate=7*PI/180,scale=352:198[fg];[bg][fg]overlay=240:120"
     )
 }
 
