@@ -152,4 +152,18 @@ fn a_benign_layout_with_moving_content_is_not_cut() {
         .expect("a nearest distance");
     println!("{report}");
     assert!(nearest > 31 + 20, "benign margin under 20 bits: {nearest}");
+    // ...with the player found and hashed on at least half the sampled frames (the first has
+    // no history; testsrc2's flat areas and the slider touching the frame move the rectangle).
+    let (found, hashed): (u32, u32) = report
+        .lines()
+        .find_map(|l| l.strip_prefix("insets: found in "))
+        .and_then(|rest| {
+            let mut words = rest.split(' ');
+            Some((words.next()?.parse().ok()?, words.nth(1)?.parse().ok()?))
+        })
+        .expect("an inset count");
+    assert!(
+        found * 2 >= hashed && found > 0,
+        "insets in {found} of {hashed} frames"
+    );
 }

@@ -14,6 +14,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::hash::hash_frame;
 use crate::hash::inset::InsetTracker;
+use crate::hash::letterbox::ContentArea;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
 use crate::inspect::stream::SamplingMode;
@@ -47,6 +48,9 @@ struct RateResult {
     timeline: Vec<(f64, String)>,
     /// With `--nearest`: the nearest entry's distance, the frame's time and the entry.
     nearest: Option<(u32, f64, String)>,
+    /// Hashed frames in which the frame-in-frame lookup found an inset, and the last inset.
+    insets: u64,
+    last_inset: Option<ContentArea>,
 }
 
 /// What the soundtrack gave.
@@ -213,6 +217,8 @@ fn scan_at(
         cpu_seconds: 0.0,
         timeline: Vec::new(),
         nearest: None,
+        insets: 0,
+        last_inset: None,
     };
     decode_file(&args.video, |frame| {
         if settings.mode == SamplingMode::Keyframes && !frame.keyframe {
@@ -223,8 +229,12 @@ fn scan_at(
             return;
         }
         result.hashed += 1;
-        let inset = inset.as_mut().and_then(|t| t.observe(&frame.luma));
+        let inset = inset.as_mut().and_then(|t| t.observe(&frame.luma, ms));
         let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
+        if let Some((area, _)) = &hashes.inset {
+            result.insets += 1;
+            result.last_inset = Some(*area);
+        }
         if args.nearest {
             if let Some(m) = matcher.nearest_pdq(&hashes) {
                 if result
@@ -278,10 +288,20 @@ fn scan_at(
 }
 
 fn nearest_line(r: &RateResult) -> String {
-    match &r.nearest {
+    let nearest = match &r.nearest {
         Some((d, t, entry)) => format!("nearest: distance {d} at {t:.3}s ({entry})"),
         None => "nearest: none (no PDQ block list, or no frame of enough quality)".to_owned(),
-    }
+    };
+    let last = r.last_inset.map_or(String::new(), |a| {
+        format!(
+            " (the last at {},{} {}x{})",
+            a.left, a.top, a.width, a.height
+        )
+    });
+    format!(
+        "{nearest}\ninsets: found in {} of {} hashed frames{last}",
+        r.insets, r.hashed
+    )
 }
 
 fn verdict_line(r: &RateResult) -> String {

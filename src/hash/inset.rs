@@ -23,9 +23,15 @@ use super::pdq::LumaImage;
 const WORK: usize = 640;
 /// Largest side of the motion grid, in cells.
 const GRID: usize = 96;
-/// Per sample, the motion map keeps this fraction of what it held (about 4 samples, 2 s at the
-/// default 2 fps, to fall below the threshold).
+/// Motion is measured between pictures at least this far apart in stream time, whatever the
+/// sampling rate (2 fps, 8 fps after a match, every frame): in between, the map stands.
+const INTERVAL_MS: i64 = 400;
+/// ...or this many samples apart, when timestamps do not advance.
+const BACKSTOP_SAMPLES: u32 = 4;
+/// Per 500 ms of stream time, the motion map keeps this fraction of what it held; with changes
+/// capped at [`MOTION_CAP`], a cell that stops moving is still after about 3 s.
 const FADE: f32 = 0.7;
+const MOTION_CAP: f32 = 32.0;
 /// A cell or pixel whose luma changed by more than this between samples is moving.
 const MOVING: f32 = 3.0;
 /// A pixel whose motion stays at or below this is still (compression noise on a static layout).
@@ -70,8 +76,13 @@ pub struct InsetTracker {
     scale: usize,
     work: (usize, usize),
     grid: (usize, usize),
+    /// The picture motion is measured against, and its stream time.
     previous: Vec<u8>,
+    previous_ms: i64,
+    /// Samples since `previous` was taken.
+    waiting: u32,
     motion: Vec<u8>,
+    measured: bool,
 }
 
 impl InsetTracker {
@@ -84,13 +95,16 @@ impl InsetTracker {
             work: (0, 0),
             grid: (0, 0),
             previous: Vec::new(),
+            previous_ms: 0,
+            waiting: 0,
             motion: Vec::new(),
+            measured: false,
         }
     }
 
-    /// Folds `image` into the motion history and returns the inset it shows, if any. A frame of
-    /// another size starts the history again.
-    pub fn observe(&mut self, image: &LumaImage) -> Option<ContentArea> {
+    /// Folds `image` (at `stream_ms`) into the motion history and returns the inset it shows, if
+    /// any. A frame of another size starts the history again.
+    pub fn observe(&mut self, image: &LumaImage, stream_ms: i64) -> Option<ContentArea> {
         let (w, h) = (image.width, image.height);
         if w < 64 || h < 64 || image.pixels.len() != w * h {
             return None;
@@ -102,18 +116,37 @@ impl InsetTracker {
             let cell = self.work.0.max(self.work.1).div_ceil(GRID);
             self.grid = (self.work.0 / cell, self.work.1 / cell);
             self.previous.clear();
+            self.measured = false;
             self.motion = vec![0; self.work.0 * self.work.1];
         }
-        let now = shrink_image(image, self.scale, self.work);
-        let first = self.previous.is_empty();
-        if !first {
-            for ((m, a), b) in self.motion.iter_mut().zip(&now).zip(&self.previous) {
-                let faded = (f32::from(*m) * FADE) as u8;
-                *m = faded.max(a.abs_diff(*b));
-            }
+        // A picture of extreme proportions (90:1) leaves no grid to search.
+        if self.grid.0 == 0 || self.grid.1 == 0 {
+            return None;
         }
-        self.previous = now;
-        if first {
+        self.waiting += 1;
+        let elapsed = stream_ms.saturating_sub(self.previous_ms);
+        let due = self.previous.is_empty()
+            || elapsed >= INTERVAL_MS
+            || elapsed < 0
+            || self.waiting >= BACKSTOP_SAMPLES;
+        if due {
+            let now = shrink_image(image, self.scale, self.work);
+            if !self.previous.is_empty() {
+                let fade = FADE.powf(elapsed.clamp(INTERVAL_MS, 5000) as f32 / 500.0);
+                // A change of the whole picture's brightness (a flicker laid over the layout)
+                // is not motion.
+                let shift = median_change(&now, &self.previous);
+                for ((m, &a), &b) in self.motion.iter_mut().zip(&now).zip(&self.previous) {
+                    let change = (f32::from(a) - f32::from(b) - shift).abs().min(MOTION_CAP);
+                    *m = ((f32::from(*m) * fade) as u8).max(change as u8);
+                }
+                self.measured = true;
+            }
+            self.previous = now;
+            self.previous_ms = stream_ms;
+            self.waiting = 0;
+        }
+        if !self.measured {
             return None;
         }
         let coarse = self.moving_rectangle()?;
@@ -220,18 +253,22 @@ impl InsetTracker {
         // end of a part that held still (a sky): it moves out, across still lines only, to the
         // nearest straight edge.
         let (span_x, span_y) = (inner(left, right), inner(top, bottom));
-        let row_edge = |y: usize| self.straightness(Side::Row(y, y), span_x);
-        let col_edge = |x: usize| self.straightness(Side::Column(x, x), span_y);
+        let row_edge = |y: usize| self.straightness(image, Side::Row(y, y), span_x);
+        let col_edge = |x: usize| self.straightness(image, Side::Column(x, x), span_y);
         let row_still = |y: usize| self.stillness(Side::Row(y, y), span_x) >= 0.5;
         let col_still = |x: usize| self.stillness(Side::Column(x, x), span_y) >= 0.5;
         let top = widen(top, (1..top).rev().take(reach_y), row_edge, |y| {
             row_still(y)
         });
-        let bottom = widen(bottom, bottom + 1..wh, row_edge, |y| row_still(y - 1));
+        let bottom = widen(bottom, (bottom + 1..wh).take(reach_y), row_edge, |y| {
+            row_still(y - 1)
+        });
         let left = widen(left, (1..left).rev().take(reach_x), col_edge, |x| {
             col_still(x)
         });
-        let right = widen(right, right + 1..ww, col_edge, |x| col_still(x - 1));
+        let right = widen(right, (right + 1..ww).take(reach_x), col_edge, |x| {
+            col_still(x - 1)
+        });
 
         let s = self.scale;
         let (w, h) = self.frame;
@@ -248,23 +285,28 @@ impl InsetTracker {
         }
     }
 
-    /// The fraction of a side's length where the working picture steps by more than
-    /// [`EDGE_STEP`] across it.
-    fn straightness(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+    /// The fraction of a side's length (working pixels) where the picture steps by more than
+    /// [`EDGE_STEP`] across it, at full resolution.
+    fn straightness(&self, image: &LumaImage, side: Side, (from, to): (usize, usize)) -> f32 {
         let (ww, wh) = self.work;
         match side {
             Side::Row(y, _) if y == 0 || y >= wh => return 0.0,
             Side::Column(x, _) if x == 0 || x >= ww => return 0.0,
             _ => {}
         }
-        let px = |x: usize, y: usize| f32::from(self.previous[y * ww + x]);
+        // The step between working pixels p-1 and p lies within scale-1 full-resolution pixels
+        // of p*scale: any position there counts.
+        let s = self.scale;
+        let (w, h) = (image.width, image.height);
+        let px = |x: usize, y: usize| image.pixels[y * w + x];
+        let near =
+            |p: usize, limit: usize| (p * s + 1).saturating_sub(s).max(1)..(p * s + s).min(limit);
         let hits = (from..to)
-            .filter(|&along| {
-                let (a, b) = match side {
-                    Side::Row(y, _) => (px(along, y - 1), px(along, y)),
-                    Side::Column(x, _) => (px(x - 1, along), px(x, along)),
-                };
-                (a - b).abs() > EDGE_STEP
+            .filter(|&along| match side {
+                Side::Row(y, _) => near(y, h)
+                    .any(|fy| (px(along * s, fy) - px(along * s, fy - 1)).abs() > EDGE_STEP),
+                Side::Column(x, _) => near(x, w)
+                    .any(|fx| (px(fx, along * s) - px(fx - 1, along * s)).abs() > EDGE_STEP),
             })
             .count();
         hits as f32 / to.saturating_sub(from).max(1) as f32
@@ -339,6 +381,24 @@ fn widen(
     at
 }
 
+/// The median of the per-pixel change from `before` to `now`: what a brightness change of the
+/// whole picture shifts every pixel by, whatever moves in part of it.
+fn median_change(now: &[u8], before: &[u8]) -> f32 {
+    let mut histogram = [0u32; 511];
+    for (&a, &b) in now.iter().zip(before) {
+        histogram[(i32::from(a) - i32::from(b) + 255) as usize] += 1;
+    }
+    let half = now.len().min(before.len()) as u32 / 2;
+    let mut seen = 0;
+    for (bin, &count) in histogram.iter().enumerate() {
+        seen += count;
+        if seen > half {
+            return bin as f32 - 255.0;
+        }
+    }
+    0.0
+}
+
 /// Mean luma of each `scale`×`scale` block, as bytes.
 fn shrink_image(image: &LumaImage, scale: usize, (ww, wh): (usize, usize)) -> Vec<u8> {
     let w = image.width;
@@ -383,14 +443,14 @@ fn best_boundary(start: usize, from: usize, to: usize, clarity: impl Fn(usize) -
     best.1
 }
 
-/// Of the full-resolution positions a working pixel covers (`at..at + scale`, and the one
-/// before), the one with the largest luma step.
+/// Of the full-resolution positions where a step between working pixels can lie (within
+/// `scale - 1` of `at`), the one with the largest luma step.
 fn sharpest(at: usize, scale: usize, limit: usize, step: impl Fn(usize) -> f32) -> usize {
     if scale == 1 {
         return at;
     }
-    let from = at.saturating_sub(1).max(1);
-    let to = (at + scale).min(limit.saturating_sub(1));
+    let from = at.saturating_sub(scale - 1).max(1);
+    let to = (at + scale - 1).min(limit.saturating_sub(1));
     (from..=to)
         .map(|p| (step(p), p))
         .fold(
@@ -485,7 +545,7 @@ mod tests {
         let mut tracker = InsetTracker::new(InsetSettings::default());
         let mut found = None;
         for t in 0..4 {
-            found = tracker.observe(&layout(w, h, inset, border, t));
+            found = tracker.observe(&layout(w, h, inset, border, t), 500 * t as i64);
         }
         found
     }
@@ -520,7 +580,10 @@ mod tests {
         let mut tracker = InsetTracker::new(InsetSettings::default());
         let mut found = None;
         for t in 0..4 {
-            found = tracker.observe(&layout_with_still_top(640, 360, inset, 0, t, 40));
+            found = tracker.observe(
+                &layout_with_still_top(640, 360, inset, 0, t, 40),
+                500 * t as i64,
+            );
         }
         let found = found.expect("an inset");
         assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
@@ -548,12 +611,15 @@ mod tests {
             height: 180,
         };
         for t in 0..4 {
-            assert_eq!(tracker.observe(&layout(320, 180, whole, 0, t)), None);
+            assert_eq!(
+                tracker.observe(&layout(320, 180, whole, 0, t), 500 * t as i64),
+                None
+            );
         }
         let still = layout(320, 180, whole, 0, 0);
         let mut tracker = InsetTracker::new(InsetSettings::default());
-        for _ in 0..4 {
-            assert_eq!(tracker.observe(&still), None);
+        for t in 0..4 {
+            assert_eq!(tracker.observe(&still, 500 * t), None);
         }
         let corner = ContentArea {
             left: 10,
@@ -573,8 +639,74 @@ mod tests {
             height: 200,
         };
         let mut tracker = InsetTracker::new(InsetSettings::default());
-        tracker.observe(&layout(320, 180, inset, 0, 0));
-        assert_eq!(tracker.observe(&layout(640, 360, inset, 0, 1)), None);
-        assert!(tracker.observe(&layout(640, 360, inset, 0, 2)).is_some());
+        tracker.observe(&layout(320, 180, inset, 0, 0), 0);
+        assert_eq!(tracker.observe(&layout(640, 360, inset, 0, 1), 500), None);
+        assert!(tracker
+            .observe(&layout(640, 360, inset, 0, 2), 1000)
+            .is_some());
+    }
+
+    #[test]
+    fn the_sampling_rate_does_not_change_what_is_found() {
+        let inset = ContentArea {
+            left: 203,
+            top: 61,
+            width: 640,
+            height: 360,
+        };
+        // 8 samples a second (the rate after a match), every frame at 30 fps, and frozen
+        // timestamps: the picture moves a little between samples, as video does.
+        for (step_ms, moves_every) in [(125, 1), (33, 4), (0, 1)] {
+            let mut tracker = InsetTracker::new(InsetSettings::default());
+            let mut found = None;
+            for i in 0..16 {
+                let frame = layout(1280, 720, inset, 0, i / moves_every);
+                found = tracker.observe(&frame, step_ms * i as i64);
+            }
+            let found = found.unwrap_or_else(|| panic!("no inset every {step_ms} ms"));
+            assert!(
+                close(found, inset, 2),
+                "{step_ms} ms: {found:?} vs {inset:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_flicker_of_the_whole_picture_is_not_motion() {
+        let inset = ContentArea {
+            left: 100,
+            top: 50,
+            width: 400,
+            height: 240,
+        };
+        let mut tracker = InsetTracker::new(InsetSettings::default());
+        let mut found = None;
+        for t in 0..6 {
+            let mut frame = layout(640, 360, inset, 0, t);
+            let flicker = if t % 2 == 0 { 5.0 } else { -5.0 };
+            frame.pixels.iter_mut().for_each(|p| *p += flicker);
+            found = tracker.observe(&frame, 500 * t as i64);
+        }
+        let found = found.expect("an inset");
+        assert!(close(found, inset, 1), "{found:?} vs {inset:?}");
+    }
+
+    #[test]
+    fn pictures_of_extreme_proportions_are_left_alone() {
+        // No grid to search: nothing. One cell across: whatever it finds, no panic.
+        for (w, h, none) in [(64, 6000, true), (6000, 64, true), (65, 5000, false)] {
+            let mut tracker = InsetTracker::new(InsetSettings::default());
+            for t in 0..3 {
+                let frame = LumaImage {
+                    width: w,
+                    height: h,
+                    pixels: (0..w * h)
+                        .map(|i| ((i * 7 + t * 13) % 251) as f32)
+                        .collect(),
+                };
+                let found = tracker.observe(&frame, 500 * t as i64);
+                assert!(!none || found.is_none(), "{w}x{h}: {found:?}");
+            }
+        }
     }
 }

@@ -610,7 +610,10 @@ fn sample(
     if picker.sampler.take(frame.pts_ms, arrived) {
         metrics().frames_sampled.inc();
         let started = Instant::now();
-        let inset = picker.inset.as_mut().and_then(|t| t.observe(&frame.luma));
+        let inset = picker
+            .inset
+            .as_mut()
+            .and_then(|t| t.observe(&frame.luma, frame.pts_ms));
         let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
         metrics().hash_duration.observe(started.elapsed());
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
