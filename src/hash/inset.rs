@@ -125,9 +125,9 @@ impl InsetTracker {
         }
         self.waiting += 1;
         let elapsed = stream_ms.saturating_sub(self.previous_ms);
+        // Timestamps that went back count as a new interval.
         let due = self.previous.is_empty()
-            || elapsed >= INTERVAL_MS
-            || elapsed < 0
+            || !(0..INTERVAL_MS).contains(&elapsed)
             || self.waiting >= BACKSTOP_SAMPLES;
         if due {
             let now = shrink_image(image, self.scale, self.work);
