@@ -31,11 +31,16 @@ fn run(
     key: &str,
 ) -> Option<(u64, u64, f64)> {
     let log = dir.join(format!("events-{key}.jsonl"));
+    // The coverage bound must allow the sampling interval (random sample points: up to two
+    // intervals apart) and, in keyframes mode, the 1 s GOP; otherwise the stream is cut as
+    // uninspectable before the clip, which is not what this measures.
+    let blind_ms = (2000.0 / fps) as u64 + 500;
     let config = format!(
-        "{}[[lists]]\npath = \"{}\"\n[sampling]\nfps = {fps}\nmode = \"{mode}\"\n[events]\nlog = \"{}\"\n[verdict]\ndelay = \"{delay_ms}ms\"\ncooldown = \"0s\"\n",
+        "{}[[lists]]\npath = \"{}\"\n[sampling]\nfps = {fps}\nmode = \"{mode}\"\n[events]\nlog = \"{}\"\n[verdict]\ndelay = \"{delay_ms}ms\"\ncooldown = \"0s\"\nmax_blind = \"{blind_ms}ms\"\nmax_blind_degraded = \"{}ms\"\n",
         upstream(&nginx.url()),
         clip.list.display(),
-        log.display()
+        log.display(),
+        blind_ms.max(4000)
     );
     let hashgate = Hashgate::start(dir, &config);
     let mut publisher = ffmpeg_publish(&clip.restream, &hashgate.url(key));
