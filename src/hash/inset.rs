@@ -2,19 +2,22 @@
 //! a picture-in-picture, a player window re-streamed with its surroundings).
 //!
 //! What gives the embedded picture away is that it changes while its surroundings do not. Each
-//! sampled frame is reduced to a working picture at most [`WORK`] pixels wide; the change of
-//! every working pixel since the previous sample is folded into a motion map that fades over a
-//! few samples, so the parts of the clip that moved recently all count. On a coarse grid of that
-//! map, the inset is the rectangle with the most moving cells net of the static cells it takes
-//! in (a maximum-sum subrectangle: a static patch inside the clip does not split it, a static
-//! layout around it is left out). Each side, known to a grid cell, is then set where the motion
-//! map steps from still (outside) to moving (inside) along the side's length, and at full
-//! resolution on the strongest luma step there: a drawn border or a player's frame is static, so
-//! it stays outside.
+//! sampled frame is reduced to a working picture at most [`WORK`] pixels wide; every
+//! [`INTERVAL_MS`] of stream time (whatever the sampling rate) the change of every working pixel
+//! since the last such picture, less the change of the whole picture's brightness, is folded
+//! into a motion map that fades within a few seconds, so the parts of the clip that moved
+//! recently all count. On a coarse grid of that map, the inset is the rectangle with the most
+//! moving cells net of the static cells it takes in (a maximum-sum subrectangle: a static patch
+//! inside the clip does not split it, a static layout around it is left out). Each side, known
+//! to a grid cell, is then set where the motion map steps from still (outside) to moving
+//! (inside) along the side's length; moved out to the nearest straight edge when the picture
+//! shows none there (a part of the clip that held still); and set at full resolution on the
+//! strongest luma step: a drawn border or a player's frame is static, so it stays outside.
 //!
-//! Memory per stream is two working pictures of bytes (at most [`WORK`]² of them); the cost per
-//! sampled frame is one pass over the frame, a grid of a few thousand cells and four short scans,
-//! small next to the PDQ of the inset itself, the one extra hash per sampled frame.
+//! Memory per stream is two working pictures of bytes (at most [`WORK`]² each: the last
+//! picture and the motion map); the cost per sampled frame is one pass over the frame, a grid
+//! of a few thousand cells and short scans along the sides, next to the PDQ of the inset
+//! itself, the one extra hash per sampled frame.
 
 use super::letterbox::ContentArea;
 use super::pdq::LumaImage;
