@@ -2,8 +2,8 @@
 //! a picture-in-picture, a player window re-streamed with its surroundings).
 //!
 //! What gives the embedded picture away is that it changes while its surroundings do not. Each
-//! sampled frame is reduced to a working picture at most [`WORK`] pixels wide; every
-//! [`INTERVAL_MS`] of stream time (whatever the sampling rate) the change of every working pixel
+//! sampled frame is reduced to a working picture at most 640 pixels wide; every
+//! 0.4 s of stream time (whatever the sampling rate) the change of every working pixel
 //! since the last such picture, less the change of the whole picture's brightness, is folded
 //! into a motion map that fades within a few seconds, so the parts of the clip that moved
 //! recently all count. On a coarse grid of that map, the inset is the rectangle with the most
@@ -14,7 +14,7 @@
 //! shows none there (a part of the clip that held still); and set at full resolution on the
 //! strongest luma step: a drawn border or a player's frame is static, so it stays outside.
 //!
-//! Memory per stream is two working pictures of bytes (at most [`WORK`]² each: the last
+//! Memory per stream is two working pictures of bytes (at most 640² each: the last
 //! picture and the motion map); the cost per sampled frame is one pass over the frame, a grid
 //! of a few thousand cells and short scans along the sides, next to the PDQ of the inset
 //! itself, the one extra hash per sampled frame.
