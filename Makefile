@@ -11,7 +11,7 @@ APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	libchromaprint-tools espeak-ng
+	libchromaprint-tools espeak-ng fonts-dejavu-core
 
 # OBS Studio as a broadcaster (tests/obs.rs): a large install, so not part of `make test`.
 INTEROP_PACKAGES := obs-studio xvfb

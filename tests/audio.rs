@@ -294,21 +294,7 @@ fn scan_reports_audio_matches_on_the_timeline() {
         ),
     )
     .expect("config");
-    let scan = |file: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-            .arg("scan")
-            .arg("--config")
-            .arg(&config)
-            .arg(file)
-            .output()
-            .expect("hashgate scan");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let scan = |file: &Path| hashgate_scan(&config, file, &[]);
     let text = scan(&restream);
     let cut = text
         .lines()

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -25,20 +24,36 @@ fn in_layout(dir: &Path, inner: &Path, name: &str, moving: bool) -> PathBuf {
          [1:v]drawbox=x=96:y=46:w=488:h=278:color=white:t=4[bg];\
          [bg][in]overlay=100:50:shortest=1[framed];{slider}"
     );
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(inner)
-        .args(["-f", "lavfi", "-i", "smptebars=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=160x80:rate=30"])
-        .args(["-filter_complex", &filter, "-map", "[v]"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-r", "30", "-g", "30", "-f", "flv"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg could not make {name}");
+    let (inner, target) = (inner.display().to_string(), out.display().to_string());
+    sound::ffmpeg(&[
+        "-i",
+        &inner,
+        "-f",
+        "lavfi",
+        "-i",
+        "smptebars=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x80:rate=30",
+        "-filter_complex",
+        &filter,
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        "30",
+        "-g",
+        "30",
+        "-f",
+        "flv",
+        &target,
+    ]);
     out
 }
 
@@ -51,20 +66,16 @@ fn config(nginx: &Nginx, list: &Path, log: &Path, sampling: &str) -> String {
     )
 }
 
-/// What `hashgate scan` says of `video` with `config`.
+/// What `hashgate scan --nearest` says of `video` with `config`.
 fn scan(config: &Path, video: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["scan", "--nearest", "--config"])
-        .arg(config)
-        .arg(video)
-        .output()
-        .expect("scan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    hashgate_scan(config, video, &["--nearest"])
+}
+
+/// Writes `contents` to `name` in `dir`.
+fn config_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("config");
+    path
 }
 
 #[test]
@@ -75,17 +86,12 @@ fn a_clip_inside_a_static_layout_is_cut_before_it_airs() {
     let nginx = Nginx::start(dir.path());
 
     // Without frame-in-frame, hashing the whole frame and its letterbox crop sees nothing.
-    let off = dir.path().join("off.toml");
-    std::fs::write(
-        &off,
-        config(
-            &nginx,
-            &clip.list,
-            &dir.path().join("unused.jsonl"),
-            "frame_in_frame = false\n",
-        ),
-    )
-    .expect("config");
+    let unused_log = dir.path().join("unused.jsonl");
+    let off = config_file(
+        dir.path(),
+        "off.toml",
+        &config(&nginx, &clip.list, &unused_log, "frame_in_frame = false\n"),
+    );
     let without = scan(&off, &layout);
     assert!(without.contains("verdict: pass (no match"), "{without}");
 
@@ -108,12 +114,11 @@ fn a_clip_inside_a_static_layout_is_cut_before_it_airs() {
     // The platform got the layout's benign start and nothing of the clip.
     nginx.wait_closed("reaction", Duration::from_secs(20));
     let recording = nginx.recording("reaction");
-    let on = dir.path().join("on.toml");
-    std::fs::write(
-        &on,
-        config(&nginx, &clip.list, &dir.path().join("unused.jsonl"), ""),
-    )
-    .expect("config");
+    let on = config_file(
+        dir.path(),
+        "on.toml",
+        &config(&nginx, &clip.list, &unused_log, ""),
+    );
     let aired = scan(&on, &recording);
     println!("the recording: {aired}");
     assert!(aired.contains("verdict: pass (no match"), "{aired}");
@@ -141,8 +146,7 @@ fn a_benign_layout_with_moving_content_is_not_cut() {
 
     // The nearest any hash of it (whole, letterbox crop, inset) comes to the list leaves a
     // margin of more than 20 bits over the threshold (31).
-    let file = dir.path().join("scan.toml");
-    std::fs::write(&file, &settings).expect("config");
+    let file = config_file(dir.path(), "scan.toml", &settings);
     let report = scan(&file, &layout);
     let nearest: u32 = report
         .lines()

@@ -304,62 +304,54 @@ impl InsetTracker {
         let px = |x: usize, y: usize| image.pixels[y * w + x];
         let near =
             |p: usize, limit: usize| (p * s + 1).saturating_sub(s).max(1)..(p * s + s).min(limit);
-        let hits = (from..to)
-            .filter(|&along| match side {
-                Side::Row(y, _) => near(y, h)
-                    .any(|fy| (px(along * s, fy) - px(along * s, fy - 1)).abs() > EDGE_STEP),
-                Side::Column(x, _) => near(x, w)
-                    .any(|fx| (px(fx, along * s) - px(fx - 1, along * s)).abs() > EDGE_STEP),
-            })
-            .count();
-        hits as f32 / to.saturating_sub(from).max(1) as f32
+        fraction((from, to), |along| match side {
+            Side::Row(y, _) => {
+                near(y, h).any(|fy| (px(along * s, fy) - px(along * s, fy - 1)).abs() > EDGE_STEP)
+            }
+            Side::Column(x, _) => {
+                near(x, w).any(|fx| (px(fx, along * s) - px(fx - 1, along * s)).abs() > EDGE_STEP)
+            }
+        })
     }
 
     /// The fraction of line `.1` of `side`, over its span, whose motion is at most [`STILL`].
-    fn stillness(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+    fn stillness(&self, side: Side, span: (usize, usize)) -> f32 {
         let (ww, wh) = self.work;
         match side {
             Side::Row(_, i) if i >= wh => return 0.0,
             Side::Column(_, i) if i >= ww => return 0.0,
             _ => {}
         }
-        let m = |x: usize, y: usize| self.motion[y * ww + x];
-        let still = (from..to)
-            .filter(|&along| match side {
-                Side::Row(_, i) => m(along, i) <= STILL,
-                Side::Column(_, i) => m(i, along) <= STILL,
-            })
-            .count();
-        still as f32 / to.saturating_sub(from).max(1) as f32
+        fraction(span, |along| self.motion_inside(side, along) <= STILL)
     }
 
     /// The fraction of a side's length where the pixel inside is moving and the one outside
     /// (across the step) is still.
-    fn boundary(&self, side: Side, (from, to): (usize, usize)) -> f32 {
+    fn boundary(&self, side: Side, span: (usize, usize)) -> f32 {
+        let outside = match side {
+            Side::Row(y, i) => Side::Row(y, if i == y { y - 1 } else { y }),
+            Side::Column(x, i) => Side::Column(x, if i == x { x - 1 } else { x }),
+        };
+        fraction(span, |along| {
+            f32::from(self.motion_inside(side, along)) > MOVING
+                && self.motion_inside(outside, along) <= STILL
+        })
+    }
+
+    /// The motion map on line `.1` of `side`, `along` it.
+    fn motion_inside(&self, side: Side, along: usize) -> u8 {
         let ww = self.work.0;
-        let m = |x: usize, y: usize| self.motion[y * ww + x];
-        let mut hits = 0u32;
-        let mut n = 0u32;
-        for along in from..to {
-            let (inside, outside) = match side {
-                Side::Row(y, i) => {
-                    let o = if i == y { y - 1 } else { y };
-                    (m(along, i), m(along, o))
-                }
-                Side::Column(x, i) => {
-                    let o = if i == x { x - 1 } else { x };
-                    (m(i, along), m(o, along))
-                }
-            };
-            hits += u32::from(f32::from(inside) > MOVING && outside <= STILL);
-            n += 1;
-        }
-        if n == 0 {
-            0.0
-        } else {
-            hits as f32 / n as f32
+        match side {
+            Side::Row(_, i) => self.motion[i * ww + along],
+            Side::Column(_, i) => self.motion[along * ww + i],
         }
     }
+}
+
+/// The fraction of the positions of `from..to` where `holds`.
+fn fraction((from, to): (usize, usize), holds: impl Fn(usize) -> bool) -> f32 {
+    let hits = (from..to).filter(|&along| holds(along)).count();
+    hits as f32 / to.saturating_sub(from).max(1) as f32
 }
 
 /// `at`, or when the picture shows no edge there, the first position of `outward` with a
@@ -657,9 +649,10 @@ mod tests {
             width: 640,
             height: 360,
         };
-        // 8 samples a second (the rate after a match), every frame at 30 fps, and frozen
+        // 8 samples a second (the rate after a match), every frame at 30 fps, frozen
         // timestamps: the picture moves a little between samples, as video does.
-        for (step_ms, moves_every) in [(125, 1), (33, 4), (0, 1)] {
+        // Also timestamps 100 s apart (a publisher stretching them).
+        for (step_ms, moves_every) in [(125, 1), (33, 4), (0, 1), (100_000, 1)] {
             let mut tracker = InsetTracker::new(InsetSettings::default());
             let mut found = None;
             for i in 0..16 {

@@ -660,6 +660,25 @@ pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> Kno
     }
 }
 
+/// What `hashgate scan` prints for `video` with `config` and `extra` arguments; panics with its
+/// error output when it fails.
+pub fn hashgate_scan(config: &Path, video: &Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .arg("scan")
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .arg(video)
+        .output()
+        .expect("hashgate scan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The events of one kind (`"cut"`, `"match"`, ...).
 pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
