@@ -13,8 +13,12 @@ mod common;
 
 use bytes::Bytes;
 use hashgate::hash::inset::{InsetSettings, InsetTracker};
+use hashgate::hash::pdq::PdqHash;
 use hashgate::hash::pdq::{pdq, LumaImage};
-use hashgate::inspect::stream::{InspectSettings, InspectStats, SamplingMode, StreamInspector};
+use hashgate::inspect::decoder::Shortcuts;
+use hashgate::inspect::stream::{
+    Finding, InspectSettings, InspectStats, SamplingMode, StreamInspector,
+};
 use hashgate::relay::TappedVideo;
 
 const SECONDS: u32 = 20;
@@ -31,6 +35,8 @@ fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
         bitrate,
         "-g",
         "60",
+        "-sc_threshold",
+        "0",
         "-f",
         "flv",
     ];
@@ -49,28 +55,42 @@ fn make_layout_clip(dir: &Path, bitrate: &str) -> PathBuf {
     path
 }
 
-/// Runs the clip through a stream inspector; returns (seconds of CPU, frames decoded, hashed).
-fn inspect(
-    tags: &[(u32, Bytes)],
-    mode: SamplingMode,
-    fps: f64,
-    max_blind: Duration,
-    frame_in_frame: bool,
-) -> (f64, u64, u64) {
+/// What one run of a clip through a stream inspector measured.
+struct Run {
+    /// CPU seconds of the inspecting thread.
+    cpu: f64,
+    decoded: u64,
+    hashed: u64,
+    /// Presentation time and whole-frame PDQ of each hashed frame.
+    sampled: Vec<(i64, PdqHash)>,
+}
+
+/// CPU time of the calling thread: the inspection runs on it alone, so other processes on
+/// the shared box slow it less than they would a wall-clock figure.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Runs the clip through a stream inspector with `settings`.
+fn run(tags: &[(u32, Bytes)], settings: InspectSettings) -> Run {
     let stats = InspectStats::default();
-    let mut inspector = StreamInspector::new(InspectSettings {
-        fps,
-        mode,
-        letterbox: None,
-        frame_in_frame: frame_in_frame.then(InsetSettings::default),
-        max_blind,
-        ..InspectSettings::default()
-    });
+    let mut inspector = StreamInspector::new(settings);
     // Messages "arrive" at their stream time, as from a live encoder, so that keyframes mode
     // decodes long GOPs the way it does live (the default coverage bound).
     let arrived = Instant::now();
-    let started = Instant::now();
-    let mut sink = |_frame| {};
+    let started = thread_cpu();
+    let mut sampled = Vec::new();
+    let mut sink = |finding| {
+        if let Finding::Frame(frame) = finding {
+            sampled.push((frame.stream_time_ms, frame.hashes.full.hash()));
+        }
+    };
     for (ts, payload) in tags {
         let video = TappedVideo {
             timestamp: *ts,
@@ -81,12 +101,36 @@ fn inspect(
         inspector.handle(&video, &stats, &mut sink);
     }
     inspector.flush(&stats, arrived, &mut sink);
+    let cpu = thread_cpu() - started;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    (
-        started.elapsed().as_secs_f64(),
-        load(&stats.frames_decoded),
-        load(&stats.frames_hashed),
-    )
+    Run {
+        cpu,
+        decoded: load(&stats.frames_decoded),
+        hashed: load(&stats.frames_hashed),
+        sampled,
+    }
+}
+
+/// Runs the clip through a stream inspector; returns (seconds of CPU, frames decoded, hashed).
+fn inspect(
+    tags: &[(u32, Bytes)],
+    mode: SamplingMode,
+    fps: f64,
+    max_blind: Duration,
+    frame_in_frame: bool,
+) -> (f64, u64, u64) {
+    let r = run(
+        tags,
+        InspectSettings {
+            fps,
+            mode,
+            letterbox: None,
+            frame_in_frame: frame_in_frame.then(InsetSettings::default),
+            max_blind,
+            ..InspectSettings::default()
+        },
+    );
+    (r.cpu, r.decoded, r.hashed)
 }
 
 fn ffmpeg_null(path: &Path, keyframes: bool) -> f64 {
@@ -168,8 +212,360 @@ fn pdqhash_ms(width: usize, height: usize) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// The reference: every frame decoded whole and hashed at full size, by presentation time.
+fn full_decode(tags: &[(u32, Bytes)]) -> std::collections::BTreeMap<i64, PdqHash> {
+    run(
+        tags,
+        InspectSettings {
+            fps: 0.0,
+            letterbox: None,
+            frame_in_frame: None,
+            shortcuts: Shortcuts::EXACT,
+            ..InspectSettings::default()
+        },
+    )
+    .sampled
+    .into_iter()
+    .collect()
+}
+
+fn percentile<T: Copy + PartialOrd>(values: &mut [T], p: f64) -> Option<T> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((values.len() - 1) as f64 * p).round() as usize;
+    Some(values[i])
+}
+
+/// One way of inspecting, measured over interleaved runs.
+struct Variant {
+    name: &'static str,
+    mode: SamplingMode,
+    fps: f64,
+    max_blind: Duration,
+    shortcuts: Shortcuts,
+}
+
+/// What the variant's runs of a clip measured: CPU per stream-second (median run), frames
+/// decoded and hashed per run, decision time p50/p95 in seconds, and the distance of each
+/// sampled hash to the same frame decoded whole.
+struct Measured {
+    cpu_per_second: f64,
+    decoded: u64,
+    hashed: u64,
+    decision: (f64, f64),
+    distance: (u32, u32, u32),
+}
+
+const RUNS: usize = 3;
+
+fn measure_variants(tags: &[(u32, Bytes)], seconds: f64, variants: &[Variant]) -> Vec<Measured> {
+    let reference = full_decode(tags);
+    let frame_times: Vec<i64> = reference.keys().copied().collect();
+    let mut cpu = vec![Vec::new(); variants.len()];
+    let mut last = Vec::new();
+    let mut distances = vec![Vec::new(); variants.len()];
+    let mut decisions = vec![Vec::new(); variants.len()];
+    for round in 0..RUNS {
+        for (i, v) in variants.iter().enumerate() {
+            let r = run(
+                tags,
+                InspectSettings {
+                    fps: v.fps,
+                    mode: v.mode,
+                    letterbox: None,
+                    frame_in_frame: None,
+                    max_blind: v.max_blind,
+                    shortcuts: v.shortcuts,
+                    ..InspectSettings::default()
+                },
+            );
+            cpu[i].push(r.cpu);
+            for (pts, hash) in &r.sampled {
+                if let Some(full) = reference.get(pts) {
+                    distances[i].push(hash.distance(full));
+                }
+            }
+            // How long a clip starting at each frame waits for its first hashed frame.
+            let mut times: Vec<i64> = r.sampled.iter().map(|(t, _)| *t).collect();
+            times.sort_unstable();
+            for &t in &frame_times {
+                let at = times.partition_point(|&s| s < t);
+                if let Some(&s) = times.get(at) {
+                    decisions[i].push((s - t) as f64 / 1000.0);
+                }
+            }
+            if round == RUNS - 1 {
+                last.push((r.decoded, r.hashed));
+            }
+        }
+    }
+    (0..variants.len())
+        .map(|i| Measured {
+            cpu_per_second: percentile(&mut cpu[i], 0.5).unwrap_or(0.0) / seconds,
+            decoded: last[i].0,
+            hashed: last[i].1,
+            decision: (
+                percentile(&mut decisions[i], 0.5).unwrap_or(f64::NAN),
+                percentile(&mut decisions[i], 0.95).unwrap_or(f64::NAN),
+            ),
+            distance: (
+                percentile(&mut distances[i], 0.5).unwrap_or(0),
+                percentile(&mut distances[i], 0.99).unwrap_or(0),
+                distances[i].iter().copied().max().unwrap_or(0),
+            ),
+        })
+        .collect()
+}
+
+fn print_modes(dir: &Path) {
+    let clip = make_clip(dir, "1280x720", "3M");
+    let tags = common::flv_video_tags(&clip);
+    let blind = InspectSettings::default().max_blind;
+    let long_blind = Duration::from_secs(4);
+    let full = Shortcuts::EXACT;
+    let unref = Shortcuts {
+        skip_unreferenced: true,
+        ..full
+    };
+    let scaled = Shortcuts {
+        hash_width: 640,
+        ..full
+    };
+    let default = Shortcuts::default();
+    let no_deblock = Shortcuts {
+        skip_loop_filter: true,
+        ..default
+    };
+    let all = |name, shortcuts| Variant {
+        name,
+        mode: SamplingMode::All,
+        fps: 2.0,
+        max_blind: blind,
+        shortcuts,
+    };
+    let hybrid = |name, fps| Variant {
+        name,
+        mode: SamplingMode::Hybrid,
+        fps,
+        max_blind: blind,
+        shortcuts: default,
+    };
+    let keyframes = |name, max_blind, shortcuts| Variant {
+        name,
+        mode: SamplingMode::Keyframes,
+        fps: 2.0,
+        max_blind,
+        shortcuts,
+    };
+    let variants = [
+        all("all, full decode, full-size hash (before)", full),
+        all("all, unreferenced frames skipped", unref),
+        all("all, hashed at 640 px", scaled),
+        all("all, both (default)", default),
+        all("all, default + no deblocking on unsampled", no_deblock),
+        hybrid("hybrid (default shortcuts)", 2.0),
+        hybrid("hybrid, fps 1", 1.0),
+        keyframes(
+            "keyframes, max_blind 1.5 s (decodes long GOPs)",
+            blind,
+            default,
+        ),
+        keyframes("keyframes, max_blind 4 s, full-size hash", long_blind, full),
+        keyframes(
+            "keyframes, max_blind 4 s (default shortcuts)",
+            long_blind,
+            default,
+        ),
+    ];
+    println!(
+        "\n| 720p30 H.264, one thread, fps 2 unless said | CPU s per stream-s | streams per core | decoded | hashed | decision p50 / p95 s | bits to full decode p50 / p99 / max |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let measured = measure_variants(&tags, f64::from(SECONDS), &variants);
+    for (v, m) in variants.iter().zip(&measured) {
+        println!(
+            "| {} | {:.4} | {:.0} | {} | {} | {:.2} / {:.2} | {} / {} / {} |",
+            v.name,
+            m.cpu_per_second,
+            1.0 / m.cpu_per_second,
+            m.decoded,
+            m.hashed,
+            m.decision.0,
+            m.decision.1,
+            m.distance.0,
+            m.distance.1,
+            m.distance.2
+        );
+    }
+}
+
+/// A corpus clip: lavfi source (or a file to re-encode), size, rate, B-frames, GOP seconds.
+struct CorpusClip {
+    name: String,
+    tags: Vec<(u32, Bytes)>,
+    seconds: f64,
+}
+
+const CORPUS_SECONDS: u32 = 10;
+
+fn corpus(dir: &Path) -> Vec<CorpusClip> {
+    let mut clips = Vec::new();
+    let mut add = |name: String, source: String, input_is_file: bool, extra: Vec<String>| {
+        let path = dir.join(format!("corpus-{}.flv", clips.len()));
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-loglevel", "error", "-y"]);
+        if input_is_file {
+            cmd.args(["-stream_loop", "-1"]);
+        } else {
+            cmd.args(["-f", "lavfi"]);
+        }
+        cmd.args(["-i", &source, "-t", &CORPUS_SECONDS.to_string(), "-an"])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args(&extra)
+            .args(["-f", "flv"])
+            .arg(&path);
+        let status = cmd.status().expect("ffmpeg");
+        assert!(status.success(), "ffmpeg could not make {name}");
+        clips.push(CorpusClip {
+            name,
+            tags: common::flv_video_tags(&path),
+            seconds: f64::from(CORPUS_SECONDS),
+        });
+    };
+    let noisy =
+        |size: &str, rate: u32| format!("testsrc2=size={size}:rate={rate},noise=alls=12:allf=t");
+    for (size, rate, bframes, gop_s, bitrate) in [
+        ("640x360", 30, 2, 1, "800k"),
+        ("1280x720", 30, 0, 2, "3M"),
+        ("1280x720", 30, 2, 2, "3M"),
+        ("1280x720", 30, 3, 4, "3M"),
+        ("1920x1080", 60, 2, 2, "6M"),
+    ] {
+        add(
+            format!("{size}@{rate}, noise, B {bframes}, GOP {gop_s} s"),
+            noisy(size, rate),
+            false,
+            vec![
+                "-bf".into(),
+                bframes.to_string(),
+                "-g".into(),
+                (rate * gop_s).to_string(),
+                "-b:v".into(),
+                bitrate.into(),
+                // Keyframes where the GOP says, none on scene cuts (as OBS sets x264).
+                "-sc_threshold".into(),
+                "0".into(),
+            ],
+        );
+    }
+    // Camera video: the vPDQ sample of a chair (see ../shared/vectors/SOURCES.md), at 720p30.
+    let chair = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors/vpdq/sample-videos/chair-19-sd-bar.mp4");
+    if chair.exists() {
+        add(
+            "1280x720@30, camera (vPDQ chair sample), B 2, GOP 2 s".into(),
+            chair.display().to_string(),
+            true,
+            [
+                "-vf",
+                "scale=1280:720",
+                "-r",
+                "30",
+                "-bf",
+                "2",
+                "-g",
+                "60",
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "3M",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+    } else {
+        println!("(camera clip skipped: ../shared/vectors is absent)");
+    }
+    clips
+}
+
+fn print_corpus(dir: &Path) {
+    let blind = InspectSettings::default().max_blind;
+    let variant = |name, mode, shortcuts| Variant {
+        name,
+        mode,
+        fps: 2.0,
+        max_blind: blind,
+        shortcuts,
+    };
+    let variants = [
+        variant("all, full decode", SamplingMode::All, Shortcuts::EXACT),
+        variant(
+            "all, default shortcuts",
+            SamplingMode::All,
+            Shortcuts::default(),
+        ),
+        variant(
+            "hybrid, default shortcuts",
+            SamplingMode::Hybrid,
+            Shortcuts::default(),
+        ),
+        variant(
+            "hybrid, exact hash",
+            SamplingMode::Hybrid,
+            Shortcuts {
+                hash_width: 0,
+                ..Shortcuts::default()
+            },
+        ),
+    ];
+    println!(
+        "\n| corpus clip ({CORPUS_SECONDS} s), fps 2, one thread | mode | streams per core | decoded | decision p95 s | bits to full decode p50 / p99 / max |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for clip in corpus(dir) {
+        let measured = measure_variants(&clip.tags, clip.seconds, &variants);
+        for (v, m) in variants.iter().zip(&measured) {
+            println!(
+                "| {} | {} | {:.1} | {} | {:.2} | {} / {} / {} |",
+                clip.name,
+                v.name,
+                1.0 / m.cpu_per_second,
+                m.decoded,
+                m.decision.1,
+                m.distance.0,
+                m.distance.1,
+                m.distance.2
+            );
+        }
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("modes") => return print_modes(dir.path()),
+        Ok("corpus") => return print_corpus(dir.path()),
+        Ok("profile-keyframes") => {
+            // For `perf record`: keyframes mode alone, many times over.
+            let tags = common::flv_video_tags(&make_clip(dir.path(), "1280x720", "3M"));
+            for _ in 0..30 {
+                inspect(
+                    &tags,
+                    SamplingMode::Keyframes,
+                    2.0,
+                    Duration::from_secs(4),
+                    false,
+                );
+            }
+            return;
+        }
+        _ => {}
+    }
     println!("inspection benchmark ({SECONDS} s clips, 30 fps, keyframe every 2 s, one thread)\n");
 
     println!("| PDQ per frame | hashgate (luma) ms | pdqhash (PyPI, RGB) ms | ratio |");

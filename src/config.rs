@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::events::EventsConfig;
 use crate::hash::inset::InsetSettings;
 use crate::hash::letterbox::LetterboxSettings;
+use crate::inspect::decoder::Shortcuts;
 use crate::inspect::pool::PoolSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::matcher::list::ListSettings;
@@ -237,7 +238,8 @@ pub struct SamplingConfig {
     /// Frames per second of stream time to hash; 0 hashes every decoded frame.
     #[serde(default = "default_fps")]
     pub fps: f64,
-    /// `"all"` decodes every frame (exact sampling), `"keyframes"` only keyframes (cheap).
+    /// `"hybrid"` (default) decodes what the samples need, `"all"` every frame, `"keyframes"`
+    /// only keyframes (cheap).
     #[serde(default)]
     pub mode: SamplingMode,
     /// Also hash the picture inside letterbox/pillarbox bars when a frame has them.
@@ -252,7 +254,7 @@ impl Default for SamplingConfig {
     fn default() -> Self {
         SamplingConfig {
             fps: default_fps(),
-            mode: SamplingMode::All,
+            mode: SamplingMode::default(),
             letterbox: true,
             frame_in_frame: true,
         }
@@ -284,6 +286,19 @@ pub struct InspectConfig {
     /// Audio messages buffered per stream before audio inspection drops (~5 s of AAC).
     #[serde(default = "default_tap_capacity")]
     pub audio_queue: usize,
+    /// Frames nothing references and the sampler will not pick are not decoded.
+    #[serde(default = "yes")]
+    pub skip_unreferenced: bool,
+    /// Frames the sampler will not pick are decoded without the deblocking filter.
+    #[serde(default)]
+    pub skip_loop_filter: bool,
+    /// Sampled pictures wider than this are scaled down to it before hashing; 0 = full size.
+    #[serde(default = "default_hash_width")]
+    pub hash_width: u32,
+}
+
+fn default_hash_width() -> u32 {
+    Shortcuts::default().hash_width
 }
 
 fn default_audio_threads() -> usize {
@@ -300,6 +315,9 @@ impl Default for InspectConfig {
             max_stream_cost: default_max_stream_cost(),
             audio_threads: default_audio_threads(),
             audio_queue: default_tap_capacity(),
+            skip_unreferenced: true,
+            skip_loop_filter: false,
+            hash_width: default_hash_width(),
         }
     }
 }
@@ -732,6 +750,11 @@ impl Config {
             max_pixels: self.inspect.max_pixels,
             max_blind: self.verdict.max_blind,
             max_blind_degraded: self.verdict.max_blind_degraded,
+            shortcuts: Shortcuts {
+                skip_unreferenced: self.inspect.skip_unreferenced,
+                skip_loop_filter: self.inspect.skip_loop_filter,
+                hash_width: self.inspect.hash_width,
+            },
         }
     }
 

@@ -63,7 +63,7 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     let dir = temp_dir();
     let nginx = Nginx::start(dir.path());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n{}[sampling]\nfps = 2.0\n[verdict]\nmax_blind = \"4s\"\n[[routes]]\nkey = \"keys\"\nmode = \"keyframes\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}[sampling]\nfps = 2.0\n[verdict]\nmax_blind = \"4s\"\n[[routes]]\nkey = \"keys\"\nmode = \"keyframes\"\n[[routes]]\nkey = \"all\"\nmode = \"all\"\n",
         upstream(&nginx.url())
     );
     let config = Config::parse(&text, Path::new("test.toml")).expect("config");
@@ -90,20 +90,23 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     let running = tokio::spawn(relay.clone().run(listener));
 
     let clip = source_clip();
-    let (all, keys) = (
+    let (all, keys, hybrid) = (
         format!("rtmp://127.0.0.1:{port}/live/all"),
         format!("rtmp://127.0.0.1:{port}/live/keys"),
+        format!("rtmp://127.0.0.1:{port}/live/hybrid"),
     );
     tokio::task::spawn_blocking(move || {
         let a = ffmpeg_publish(clip, &all);
         let b = ffmpeg_publish(clip, &keys);
+        let c = ffmpeg_publish(clip, &hybrid);
         publish_ok(a, Duration::from_secs(60));
         publish_ok(b, Duration::from_secs(60));
+        publish_ok(c, Duration::from_secs(60));
     })
     .await
     .expect("publishers");
     for _ in 0..100 {
-        if sink.ended.lock().map(|e| e.len() >= 2).unwrap_or(false) {
+        if sink.ended.lock().map(|e| e.len() >= 3).unwrap_or(false) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -139,4 +142,27 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     let key_times: Vec<i64> = keys.iter().map(|(t, _)| *t).collect();
     assert_eq!(key_times.len(), 2, "keyframes sampled at {key_times:?}");
     assert!((key_times[1] - key_times[0] - 2000).abs() <= 34);
+    // Hybrid (the default mode) samples as `all` does, hashes both keyframes besides, and its
+    // hashes are those of the file's frames although it decodes only what the samples need.
+    let hybrid = frames.get("hybrid").cloned().unwrap_or_default();
+    let times: Vec<i64> = hybrid.iter().map(|(t, _)| *t).collect();
+    assert!((7..=11).contains(&hybrid.len()), "hybrid sampled {times:?}");
+    for key in &key_times {
+        let offset = key - key_times[0];
+        assert!(
+            times.iter().any(|t| (t - times[0] - offset).abs() <= 250),
+            "hybrid hashed nothing near the keyframe at +{offset} ms: {times:?}"
+        );
+    }
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] <= 1000 + 34, "gap {times:?}");
+    }
+    for (t, hash) in &hybrid {
+        let offset = t - times[0];
+        let (rt, want) = reference
+            .iter()
+            .find(|(rt, _)| (rt - reference[0].0 - offset).abs() <= 1)
+            .unwrap_or_else(|| panic!("no frame of the file at {offset} ms"));
+        assert_eq!(hash.distance(want), 0, "hybrid at {t} ms (file {rt} ms)");
+    }
 }

@@ -225,7 +225,11 @@ fn scan_at(
             return;
         }
         let ms = (frame.seconds * 1000.0).round() as i64;
-        if !sampler.take_in_stream_time(ms) {
+        let take = sampler.take_in_stream_time(ms)
+            || (settings.mode == SamplingMode::Hybrid
+                && frame.keyframe
+                && sampler.extra_keyframe(ms));
+        if !take {
             return;
         }
         result.hashed += 1;

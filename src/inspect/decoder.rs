@@ -70,14 +70,67 @@ pub fn stream_context(found: ffmpeg::Codec, config: &[u8]) -> codec::Context {
     context
 }
 
-/// A decoded picture's luma, ready for hashing.
-pub struct DecodedFrame {
+/// What a live stream's decoder may leave out, for frames the sampler will not pick. Each
+/// shortcut is measured in `bench/inspect.sh` against a full decode (the distance of the sampled
+/// frames' PDQ to the same frames decoded whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shortcuts {
+    /// Frames that no other frame references (most B-frames) are not decoded at all unless
+    /// the sampler may pick them. Lossless: nothing decoded later depends on them.
+    pub skip_unreferenced: bool,
+    /// Frames the sampler will not pick are decoded without the in-loop deblocking filter.
+    /// Lossy: later frames predict from the unfiltered pictures.
+    pub skip_loop_filter: bool,
+    /// Sampled pictures wider than this are scaled down (libswscale, area filter) to this
+    /// width before hashing; 0 hashes them at full size.
+    pub hash_width: u32,
+}
+
+impl Shortcuts {
+    /// Every frame decoded whole, every sampled picture hashed at full size: what `hashgate
+    /// hash` and the reference vectors use.
+    pub const EXACT: Shortcuts = Shortcuts {
+        skip_unreferenced: false,
+        skip_loop_filter: false,
+        hash_width: 0,
+    };
+}
+
+impl Default for Shortcuts {
+    fn default() -> Self {
+        // Measured in bench/inspect.sh: skipping unreferenced frames changes no sampled hash;
+        // hashing at 640 px moved them 8-12 bits at p99 and skipping deblocking ~50, so both
+        // are off.
+        Shortcuts {
+            skip_unreferenced: true,
+            skip_loop_filter: false,
+            hash_width: 0,
+        }
+    }
+}
+
+/// A picture that came out of the decoder. Its luma is read only when asked for: most pictures
+/// are decoded only so that later ones can be, and are never hashed.
+pub struct DecodedFrame<'a> {
     /// Presentation time in the stream's milliseconds.
     pub pts_ms: i64,
     /// Whether FFmpeg marked it a keyframe.
     pub keyframe: bool,
-    /// Luma, stretched to full range.
-    pub luma: LumaImage,
+    frame: &'a ffmpeg::frame::Video,
+    luma: &'a mut LumaExtractor,
+    hash_width: u32,
+}
+
+impl DecodedFrame<'_> {
+    /// The picture's luma, stretched to full range, scaled down to the configured hashing
+    /// width if it is wider. `None` for an empty picture.
+    pub fn luma(&mut self) -> Option<LumaImage> {
+        if self.hash_width > 0 && self.frame.width() > self.hash_width {
+            self.luma.extract_scaled(self.frame, self.hash_width)
+        } else {
+            self.luma.extract(self.frame)
+        }
+    }
 }
 
 /// One stream's decoder.
@@ -87,6 +140,7 @@ pub struct VideoDecoder {
     frame: ffmpeg::frame::Video,
     luma: LumaExtractor,
     keyframes_only: bool,
+    shortcuts: Shortcuts,
     new_extradata: Option<bytes::Bytes>,
     /// Packets FFmpeg rejected.
     pub errors: u64,
@@ -108,12 +162,13 @@ fn ffmpeg_id(codec: VideoCodec) -> Id {
 impl VideoDecoder {
     /// Opens a decoder from the configuration record of a sequence header. `keyframes_only`
     /// makes FFmpeg skip every frame that is not a keyframe; pictures of more than `max_pixels`
-    /// are refused.
+    /// are refused; `shortcuts` say what may be left out of frames that are not wanted.
     pub fn open(
         codec: VideoCodec,
         config: &[u8],
         keyframes_only: bool,
         max_pixels: u64,
+        shortcuts: Shortcuts,
     ) -> Result<Self, DecodeError> {
         init_ffmpeg();
         let found =
@@ -137,6 +192,7 @@ impl VideoDecoder {
             frame: ffmpeg::frame::Video::empty(),
             luma: LumaExtractor::default(),
             keyframes_only,
+            shortcuts,
             new_extradata: None,
             errors: 0,
             concealed: 0,
@@ -155,12 +211,27 @@ impl VideoDecoder {
     pub fn set_keyframes_only(&mut self, keyframes_only: bool) {
         if keyframes_only != self.keyframes_only {
             self.keyframes_only = keyframes_only;
-            self.decoder.skip_frame(if keyframes_only {
-                ffmpeg::Discard::NonKey
-            } else {
-                ffmpeg::Discard::Default
-            });
+            self.set_discards(true);
         }
+    }
+
+    /// What FFmpeg leaves out of the next packet. Both fields are read per slice as it is
+    /// decoded (one thread, no frame threading), so they apply packet by packet.
+    fn set_discards(&mut self, wanted: bool) {
+        let skip_frame = if self.keyframes_only {
+            ffmpeg::Discard::NonKey
+        } else if !wanted && self.shortcuts.skip_unreferenced {
+            ffmpeg::Discard::NonReference
+        } else {
+            ffmpeg::Discard::Default
+        };
+        let skip_loop_filter = if !wanted && self.shortcuts.skip_loop_filter {
+            ffmpeg::Discard::All
+        } else {
+            ffmpeg::Discard::Default
+        };
+        self.decoder.skip_frame(skip_frame);
+        self.decoder.skip_loop_filter(skip_loop_filter);
     }
 
     /// The codec this decoder was opened for.
@@ -170,15 +241,19 @@ impl VideoDecoder {
 
     /// Decodes one coded frame; calls `out` for each picture that comes out. Every frame goes to
     /// FFmpeg, keyframe or not: it knows better than the FLV tag's flag where decoding can
-    /// start (a publisher could flag no frame at all as a keyframe).
+    /// start (a publisher could flag no frame at all as a keyframe). A frame not `wanted` (the
+    /// sampler cannot pick it) is decoded with the configured shortcuts: FFmpeg drops it if
+    /// nothing references it, and may skip its deblocking.
     pub fn decode(
         &mut self,
         data: &[u8],
         dts_ms: i64,
         pts_ms: i64,
         keyframe: bool,
+        wanted: bool,
         mut out: impl FnMut(DecodedFrame),
     ) {
+        self.set_discards(wanted);
         let mut packet = ffmpeg::Packet::copy(data);
         packet.set_dts(Some(dts_ms));
         packet.set_pts(Some(pts_ms));
@@ -221,12 +296,14 @@ impl VideoDecoder {
                         self.concealed += 1;
                     }
                     self.last_size = Some((self.frame.width(), self.frame.height()));
-                    if let Some(luma) = self.luma.extract(&self.frame) {
+                    if self.frame.width() > 0 && self.frame.height() > 0 {
                         let pts_ms = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
                         out(DecodedFrame {
                             pts_ms,
                             keyframe: self.frame.is_key(),
-                            luma,
+                            frame: &self.frame,
+                            luma: &mut self.luma,
+                            hash_width: self.shortcuts.hash_width,
                         });
                     }
                 }
@@ -263,15 +340,46 @@ fn attach_new_extradata(packet: &mut ffmpeg::Packet, config: &[u8]) {
 
 /// Luma out of decoded frames: read in place for 8-bit YUV and grey formats, converted with
 /// swscale for anything else (10-bit, RGB, palettes). Limited-range luma is stretched to full.
+/// The scaled path (live streams) has libswscale's area filter average the luma plane down to
+/// a hashing width first, so the hash reads a quarter of the pixels of a 720p picture.
 #[derive(Default)]
 pub(crate) struct LumaExtractor {
     to_gray: Option<(Pixel, u32, u32, scaling::Context)>,
+    scaled: Option<(ScaleKey, scaling::Context)>,
 }
+
+/// What a scaling context was made for: source format and size, target size.
+type ScaleKey = (Pixel, u32, u32, u32, u32);
 
 // SAFETY: an SwsContext has no thread affinity; it is owned by one stream's extractor and used
 // by whichever inspection worker runs that stream, never by two threads at once (the pool hands
 // a stream to one worker at a time, behind a mutex).
 unsafe impl Send for LumaExtractor {}
+
+/// Formats whose first plane is 8-bit luma, read in place.
+fn eight_bit_luma(format: Pixel) -> bool {
+    matches!(
+        format,
+        Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8
+    )
+}
+
+fn full_range(frame: &ffmpeg::frame::Video) -> bool {
+    frame.color_range() == color::Range::JPEG
+        || matches!(
+            frame.format(),
+            Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P
+        )
+}
 
 impl LumaExtractor {
     pub(crate) fn extract(&mut self, frame: &ffmpeg::frame::Video) -> Option<LumaImage> {
@@ -279,28 +387,13 @@ impl LumaExtractor {
         if w == 0 || h == 0 {
             return None;
         }
-        let full_range = frame.color_range() == color::Range::JPEG
-            || matches!(format, Pixel::YUVJ420P | Pixel::YUVJ422P | Pixel::YUVJ444P);
-        let eight_bit_luma = matches!(
-            format,
-            Pixel::YUV420P
-                | Pixel::YUVJ420P
-                | Pixel::YUV422P
-                | Pixel::YUVJ422P
-                | Pixel::YUV444P
-                | Pixel::YUVJ444P
-                | Pixel::YUV440P
-                | Pixel::NV12
-                | Pixel::NV21
-                | Pixel::GRAY8
-        );
-        if eight_bit_luma {
+        if eight_bit_luma(format) {
             return Some(LumaImage::from_luma_plane(
                 w as usize,
                 h as usize,
                 frame.stride(0),
                 frame.data(0),
-                !full_range,
+                !full_range(frame),
             ));
         }
         let stale =
@@ -320,6 +413,73 @@ impl LumaExtractor {
             gray.stride(0),
             gray.data(0),
             false,
+        ))
+    }
+
+    /// The luma averaged down (area filter) to `width` pixels wide, height in proportion.
+    pub(crate) fn extract_scaled(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        width: u32,
+    ) -> Option<LumaImage> {
+        let (w, h, format) = (frame.width(), frame.height(), frame.format());
+        if w == 0 || h == 0 || width == 0 || width >= w {
+            return self.extract(frame);
+        }
+        let height = ((u64::from(h) * u64::from(width) + u64::from(w) / 2) / u64::from(w)).max(1);
+        let height = height as u32;
+        // 8-bit luma planes are scaled as a grey picture: the plane alone, no format
+        // conversion, its range stretched afterwards as on the exact path.
+        let in_place = eight_bit_luma(format);
+        let source = if in_place { Pixel::GRAY8 } else { format };
+        let key = (source, w, h, width, height);
+        if !matches!(&self.scaled, Some((k, _)) if *k == key) {
+            let ctx = scaling::Context::get(
+                source,
+                w,
+                h,
+                Pixel::GRAY8,
+                width,
+                height,
+                scaling::Flags::AREA,
+            )
+            .ok()?;
+            self.scaled = Some((key, ctx));
+        }
+        let (_, ctx) = self.scaled.as_mut()?;
+        let mut gray = ffmpeg::frame::Video::new(Pixel::GRAY8, width, height);
+        if in_place {
+            // SAFETY: the context was made for a GRAY8 source of w x h and a GRAY8 target of
+            // width x height; the source pointer and stride are the frame's first plane (w x h
+            // bytes of luma, FFmpeg's own buffer), the target is a frame just allocated at that
+            // size. sws_scale reads and writes nothing else.
+            let scaled = unsafe {
+                let src = frame.as_ptr();
+                let dst = gray.as_mut_ptr();
+                let src_planes = [(*src).data[0] as *const u8];
+                let src_strides = [(*src).linesize[0]];
+                ffmpeg::ffi::sws_scale(
+                    ctx.as_mut_ptr(),
+                    src_planes.as_ptr(),
+                    src_strides.as_ptr(),
+                    0,
+                    h as i32,
+                    (*dst).data.as_ptr(),
+                    (*dst).linesize.as_ptr(),
+                )
+            };
+            if scaled <= 0 {
+                return None;
+            }
+        } else {
+            ctx.run(frame, &mut gray).ok()?;
+        }
+        Some(LumaImage::from_luma_plane(
+            width as usize,
+            height as usize,
+            gray.stride(0),
+            gray.data(0),
+            in_place && !full_range(frame),
         ))
     }
 }

@@ -228,6 +228,47 @@ fn unescape(data: &[u8]) -> Vec<u8> {
 
 struct ByteReader<'a>(&'a [u8]);
 
+/// Whether a coded frame (length-prefixed NAL units, as RTMP carries them) is an instantaneous
+/// decoder refresh: every picture slice in it is an IDR slice, so no frame after it refers to
+/// one before it. Recovery points, open-GOP I-frames (HEVC CRA) and anything malformed are not.
+pub fn is_idr(hevc: bool, length_size: u8, frame: &[u8]) -> bool {
+    let size = usize::from(length_size);
+    if !(1..=4).contains(&size) {
+        return false;
+    }
+    let mut rest = frame;
+    let mut slices = 0;
+    while !rest.is_empty() {
+        let Some(prefix) = rest.get(..size) else {
+            return false;
+        };
+        let len = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let Some(nal) = rest.get(size..size + len) else {
+            return false;
+        };
+        rest = &rest[size + len..];
+        let Some(&header) = nal.first() else {
+            continue;
+        };
+        let (slice, idr) = if hevc {
+            let kind = (header >> 1) & 0x3f;
+            (kind < 32, kind == 19 || kind == 20)
+        } else {
+            let kind = header & 0x1f;
+            ((1..=5).contains(&kind), kind == 5)
+        };
+        if slice {
+            if !idr {
+                return false;
+            }
+            slices += 1;
+        }
+    }
+    slices > 0
+}
+
 impl<'a> ByteReader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
@@ -389,5 +430,34 @@ mod tests {
             vec![Some(0), Some(1), Some(2), Some(3), Some(4)]
         );
         assert_eq!(unescape(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn idr_frames_are_told_from_other_keyframes() {
+        let nal = |bytes: &[u8]| {
+            let mut v = (bytes.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(bytes);
+            v
+        };
+        // H.264: SEI + IDR slice; an I slice without IDR (recovery point); IDR mixed with a
+        // non-IDR slice; truncated.
+        let idr = [nal(&[0x06, 1, 2]), nal(&[0x65, 0x88, 0x80])].concat();
+        assert!(is_idr(false, 4, &idr));
+        assert!(!is_idr(false, 4, &nal(&[0x41, 0x9a])));
+        assert!(!is_idr(
+            false,
+            4,
+            &[nal(&[0x65, 0x88]), nal(&[0x41, 0x9a])].concat()
+        ));
+        assert!(!is_idr(false, 4, &idr[..idr.len() - 1]));
+        assert!(!is_idr(false, 4, &nal(&[0x06, 1])), "no slice at all");
+        assert!(!is_idr(false, 0, &idr));
+        // HEVC: IDR_W_RADL (19) and IDR_N_LP (20) are; CRA (21) and TRAIL_R (1) are not.
+        assert!(is_idr(true, 4, &nal(&[19 << 1, 1, 0xaf])));
+        assert!(is_idr(true, 4, &nal(&[20 << 1, 1, 0xaf])));
+        assert!(!is_idr(true, 4, &nal(&[21 << 1, 1, 0xaf])));
+        assert!(!is_idr(true, 4, &nal(&[1 << 1, 1, 0xaf])));
+        // A two-byte length prefix.
+        assert!(is_idr(false, 2, &[0, 2, 0x65, 0x88]));
     }
 }

@@ -23,6 +23,8 @@ pub struct Sampler {
     next_due_ms: f64,
     last_seen_ms: Option<f64>,
     last_taken_at: Option<Instant>,
+    /// Stream time of the last frame taken.
+    last_taken_ms: Option<f64>,
     /// Draws the sample point within each interval (live sampling only).
     jitter: Option<StdRng>,
     /// Until then (arrival time), sample [`BOOST`] times as often: a match was just seen.
@@ -51,6 +53,7 @@ impl Sampler {
             next_due_ms: 0.0,
             last_seen_ms: None,
             last_taken_at: None,
+            last_taken_ms: None,
             jitter: None,
             boost_until: None,
         }
@@ -109,16 +112,73 @@ impl Sampler {
         };
         if take {
             self.last_taken_at = Some(arrived);
+            self.last_taken_ms = Some(pts_ms as f64);
         }
         take
     }
 
+    /// [`Sampler::take`] for a keyframe in hybrid mode: a keyframe is also taken when it is not
+    /// due, unless a frame was taken within half an interval of it (so a stream of keyframes
+    /// cannot more than triple the hashing).
+    pub fn take_keyframe(&mut self, pts_ms: i64, arrived: Instant) -> bool {
+        if self.take(pts_ms, arrived) {
+            return true;
+        }
+        let extra = self.extra_keyframe(pts_ms);
+        if extra {
+            self.last_taken_at = Some(arrived);
+        }
+        extra
+    }
+
+    /// Whether a keyframe that is not due is taken all the same (hybrid mode): when no frame
+    /// was taken within half an interval of it.
+    pub fn extra_keyframe(&mut self, pts_ms: i64) -> bool {
+        let Some(interval) = self.interval_ms else {
+            return true;
+        };
+        let t = pts_ms as f64;
+        let spaced = self
+            .last_taken_ms
+            .is_none_or(|last| (t - last).abs() >= interval / 2.0);
+        if spaced {
+            self.last_taken_ms = Some(t);
+        }
+        spaced
+    }
+
+    /// Whether the frame presented at `pts_ms` (arriving at `arrived`) could be picked when its
+    /// picture comes out of the decoder, judged before it is decoded and without changing the
+    /// schedule. Never `false` for a frame [`Sampler::take`] would pick: pictures come out in
+    /// presentation order, and every one taken before this frame's only moves the next sample
+    /// point later. (A boost moves it earlier; then the next picture decoded is taken.)
+    pub fn may_take(&self, pts_ms: i64, arrived: Instant) -> bool {
+        let Some(base) = self.interval_ms else {
+            return true;
+        };
+        let boosted = self.boost_until.is_some_and(|until| arrived < until);
+        let interval = if boosted { base / BOOST } else { base };
+        let wall_due = self.last_taken_at.is_none_or(|last| {
+            arrived.saturating_duration_since(last)
+                >= Duration::from_secs_f64(interval * WALL_SLACK / 1000.0)
+        });
+        let t = pts_ms as f64;
+        let jumped_back = self
+            .last_seen_ms
+            .is_some_and(|last| t < last - JUMP_BACK_MS);
+        wall_due || jumped_back || self.window_start_ms.is_none() || t + 0.5 >= self.next_due_ms
+    }
+
     /// For files, which have no wall clock: whether the frame at `pts_ms` is due in stream time.
     pub fn take_in_stream_time(&mut self, pts_ms: i64) -> bool {
-        match self.interval_ms {
+        let take = match self.interval_ms {
             Some(interval) => self.stream_due(pts_ms, interval),
             None => true,
+        };
+        if take {
+            self.last_taken_ms = Some(pts_ms as f64);
         }
+        take
     }
 
     /// The stream-time schedule: whether `pts_ms` is due, advancing the schedule when it is.
@@ -311,5 +371,85 @@ mod tests {
             .filter(|&i| s.take((i * 33 * 200) as i64, wall(i)))
             .count();
         assert_eq!(n, 90);
+    }
+
+    /// Decode order of an IBBP stream (GOP of 12 at 30 fps): presentation index of each packet.
+    fn ibbp_decode_order(frames: usize) -> Vec<usize> {
+        let mut order = Vec::new();
+        let mut i = 0;
+        while i < frames {
+            if i % 12 == 0 {
+                order.push(i);
+                i += 1;
+                continue;
+            }
+            // P at i+2, then the two B-frames before it.
+            let p = (i + 2).min(frames - 1);
+            order.push(p);
+            for b in i..p {
+                order.push(b);
+            }
+            i = p + 1;
+        }
+        order
+    }
+
+    #[test]
+    fn may_take_is_never_false_for_a_frame_take_picks() {
+        for (seed, crawl) in [(1, false), (2, false), (3, true), (4, true)] {
+            let t0 = Instant::now();
+            let mut s = live(seed);
+            let order = ibbp_decode_order(900);
+            let pts = |i: usize| (i * 1000 / 30) as i64;
+            // Arrival in decode order at 30 fps; crawling timestamps arrive 3x slower (the
+            // wall clock then takes frames the stream schedule would not).
+            let arrival =
+                |k: usize| t0 + Duration::from_millis((k as u64 * 33) * if crawl { 3 } else { 1 });
+            let mut peeked = std::collections::HashMap::new();
+            let mut reorder: Vec<(usize, Instant)> = Vec::new();
+            let mut taken = 0;
+            for (k, &i) in order.iter().enumerate() {
+                peeked.insert(i, s.may_take(pts(i), arrival(k)));
+                reorder.push((i, arrival(k)));
+                // Pictures come out in presentation order, two packets late.
+                while reorder.len() > 2 || (k + 1 == order.len() && !reorder.is_empty()) {
+                    reorder.sort_by_key(|(i, _)| *i);
+                    let (i, at) = reorder.remove(0);
+                    if s.take(pts(i), at) {
+                        taken += 1;
+                        assert!(
+                            peeked[&i],
+                            "seed {seed}: frame {i} taken but judged not wanted"
+                        );
+                    }
+                }
+            }
+            assert!(
+                taken >= 50,
+                "seed {seed}: {taken} frames taken over 30 s at 2 fps"
+            );
+            let skipped = peeked.values().filter(|w| !**w).count();
+            assert!(
+                skipped > 600,
+                "seed {seed}: only {skipped} of 900 frames could be skipped"
+            );
+        }
+    }
+
+    #[test]
+    fn keyframes_add_samples_but_not_too_many() {
+        // Hybrid mode: a keyframe every frame (an all-intra stream) hashes at most three times
+        // the rate; a keyframe right after a sample is not hashed again.
+        let mut s = Sampler::new(2.0);
+        let t0 = Instant::now();
+        let taken = (0..300)
+            .map(|i| i * 1000 / 30)
+            .filter(|&t| s.take_keyframe(t, t0 + Duration::from_millis(t as u64)))
+            .count();
+        assert!((20..=60).contains(&taken), "{taken} of 10 s at fps 2");
+        let mut s = Sampler::new(2.0);
+        assert!(s.take_keyframe(0, t0));
+        assert!(!s.take_keyframe(100, t0 + Duration::from_millis(100)));
+        assert!(s.take_keyframe(300, t0 + Duration::from_millis(300)));
     }
 }

@@ -8,6 +8,11 @@
 //! itself suspicious. A declared picture over `max_pixels`, or video in a codec or packaging
 //! inspection cannot decode, makes the stream uninspectable at once.
 //!
+//! Hybrid mode holds each frame until a sampled frame needs it: a frame the sampler may pick
+//! is decoded with the frames held before it, and the frames held when an IDR keyframe comes
+//! (nothing after an IDR refers to them) are dropped undecoded. It decodes what `all` mode
+//! would need for the same samples and no more, and hashes each keyframe besides.
+//!
 //! Keyframes mode decodes keyframes only, but keeps the GOP's other frames: when no keyframe
 //! has come for two thirds of the coverage bound, it decodes them too (from the keyframe on)
 //! until the next keyframe, so a long GOP cannot make the stream blind.
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::decoder::{DecodedFrame, VideoDecoder};
+use super::decoder::{DecodedFrame, Shortcuts, VideoDecoder};
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
 use super::params::{self, DecodingConfig, PictureSize};
 use super::sampler::Sampler;
@@ -46,11 +51,16 @@ const MAX_GOP_BYTES: usize = 16 << 20;
 #[serde(rename_all = "lowercase")]
 pub enum SamplingMode {
     /// Decode every frame, hash the sampled ones: exact sampling times.
-    #[default]
     All,
     /// Decode keyframes only (FFmpeg skips the rest): far cheaper, one frame per GOP at most,
     /// unless a GOP runs longer than the coverage bound allows.
     Keyframes,
+    /// Hash every keyframe, plus frames sampled as in `All`; decode a frame only once a
+    /// sampled frame needs it. The frames after a GOP's last sample are dropped undecoded when
+    /// the next IDR keyframe makes them useless. The default: the same samples as `All` (and
+    /// keyframes besides) for less decoding.
+    #[default]
+    Hybrid,
 }
 
 /// How a stream is sampled and hashed.
@@ -71,18 +81,21 @@ pub struct InspectSettings {
     pub max_blind: Duration,
     /// The coverage bound while the pool sheds load (`verdict.max_blind_degraded`).
     pub max_blind_degraded: Duration,
+    /// What decoding may leave out of frames the sampler will not pick.
+    pub shortcuts: Shortcuts,
 }
 
 impl Default for InspectSettings {
     fn default() -> Self {
         InspectSettings {
             fps: 2.0,
-            mode: SamplingMode::All,
+            mode: SamplingMode::default(),
             letterbox: Some(LetterboxSettings::default()),
             frame_in_frame: Some(InsetSettings::default()),
             max_pixels: DEFAULT_MAX_PIXELS,
             max_blind: Duration::from_millis(1500),
             max_blind_degraded: Duration::from_secs(4),
+            shortcuts: Shortcuts::default(),
         }
     }
 }
@@ -161,6 +174,9 @@ pub struct StreamInspector {
     gop: Vec<HeldFrame>,
     gop_bytes: usize,
     catching_up: bool,
+    /// Hybrid mode: frames not decoded yet, since the last one decoded.
+    pending: Vec<HeldFrame>,
+    pending_bytes: usize,
     /// Arrival of the last keyframe decoded, and of the last one seen.
     last_keyframe_at: Option<Instant>,
     last_keyframe_seen: Option<Instant>,
@@ -194,6 +210,8 @@ impl StreamInspector {
             gop: Vec::new(),
             gop_bytes: 0,
             catching_up: false,
+            pending: Vec::new(),
+            pending_bytes: 0,
             last_keyframe_at: None,
             last_keyframe_seen: None,
             skip_to_keyframe: false,
@@ -211,6 +229,9 @@ impl StreamInspector {
     pub fn set_level(&mut self, level: u8) {
         let was_keyframes_only = self.keyframes_only();
         self.level = level.min(2);
+        if self.keyframes_only() {
+            self.clear_pending();
+        }
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
             // The decoder skipped the GOP's other frames: every frame decodes again from the
             // next keyframe.
@@ -245,6 +266,7 @@ impl StreamInspector {
     pub fn resync(&mut self) {
         self.skip_to_keyframe = true;
         self.clear_gop();
+        self.clear_pending();
         self.catching_up = false;
     }
 
@@ -318,6 +340,8 @@ impl StreamInspector {
                 };
                 if self.keyframes_only() {
                     self.keyframes_mode(frame, stats, out);
+                } else if self.settings.mode == SamplingMode::Hybrid {
+                    self.hybrid_mode(frame, stats, out);
                 } else {
                     self.decode(&frame, stats, out);
                 }
@@ -393,6 +417,59 @@ impl StreamInspector {
         }
     }
 
+    /// Hybrid mode: a frame is decoded (after those held before it) when the sampler may pick
+    /// it or it is a keyframe; otherwise held. An IDR keyframe drops what is held.
+    fn hybrid_mode(
+        &mut self,
+        frame: HeldFrame,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        if frame.keyframe && self.is_idr(&frame) {
+            self.clear_pending();
+        }
+        let wanted = frame.keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
+        if !wanted && self.pending_bytes + frame.data.len() <= MAX_GOP_BYTES {
+            self.pending_bytes += frame.data.len();
+            self.pending.push(frame);
+            return;
+        }
+        self.decode_pending(stats, out);
+        self.decode(&frame, stats, out);
+    }
+
+    fn decode_pending(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        let held = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        for f in &held {
+            self.decode(f, stats, out);
+        }
+        // Keep the allocation for the next stretch.
+        self.pending = held;
+        self.pending.clear();
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_bytes = 0;
+    }
+
+    /// Whether nothing after this frame can refer to a frame before it (H.264 and HEVC IDR
+    /// pictures; other codecs are never assumed to be).
+    fn is_idr(&self, frame: &HeldFrame) -> bool {
+        let Some(active) = self.active.as_ref() else {
+            return false;
+        };
+        let Some(config) = active.config.as_ref() else {
+            return false;
+        };
+        match active.codec {
+            VideoCodec::H264 => params::is_idr(false, config.length_size, &frame.data),
+            VideoCodec::Hevc => params::is_idr(true, config.length_size, &frame.data),
+            VideoCodec::Av1 | VideoCodec::Vp9 => false,
+        }
+    }
+
     fn hold(&mut self, frame: HeldFrame) {
         if self.gop_bytes + frame.data.len() > MAX_GOP_BYTES {
             // Too long to catch up on: the coverage watch will see the gap.
@@ -420,11 +497,14 @@ impl StreamInspector {
         let (settings, picker) = (&self.settings, &mut self.picker);
         let carried_by = &self.carried_by;
         let (arrived, clock) = (frame.arrived, frame.clock);
+        // A frame the sampler cannot pick is decoded only as far as later frames need it.
+        let wanted = picker.sampler.may_take(frame.pts, frame.arrived);
         active.decoder.decode(
             &frame.data,
             frame.dts,
             frame.pts,
             frame.keyframe,
+            wanted,
             |picture| {
                 let (arrived, clock) = carried_by
                     .iter()
@@ -479,6 +559,9 @@ impl StreamInspector {
         out: &mut dyn FnMut(Finding),
     ) {
         stats.sequence_headers.fetch_add(1, Ordering::Relaxed);
+        // Frames held in hybrid mode were coded with the parameter sets in force before this
+        // header: they go to the decoder first.
+        self.decode_pending(stats, out);
         self.headers.push_back(arrived);
         while self
             .headers
@@ -543,7 +626,13 @@ impl StreamInspector {
             return;
         }
         self.last_open = Some(arrived);
-        match VideoDecoder::open(codec, &raw, self.keyframes_only(), self.settings.max_pixels) {
+        match VideoDecoder::open(
+            codec,
+            &raw,
+            self.keyframes_only(),
+            self.settings.max_pixels,
+            self.settings.shortcuts,
+        ) {
             Ok(decoder) => {
                 tracing::debug!(codec = codec.name(), "decoder opened");
                 stats.decoder_opens.fetch_add(1, Ordering::Relaxed);
@@ -602,19 +691,27 @@ fn sample(
     stats: &InspectStats,
     arrived: Instant,
     clock: CoverageClock,
-    frame: DecodedFrame,
+    mut frame: DecodedFrame,
     out: &mut dyn FnMut(Finding),
 ) {
     stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
     metrics().frames_decoded.inc();
-    if picker.sampler.take(frame.pts_ms, arrived) {
+    let take = if settings.mode == SamplingMode::Hybrid && frame.keyframe {
+        picker.sampler.take_keyframe(frame.pts_ms, arrived)
+    } else {
+        picker.sampler.take(frame.pts_ms, arrived)
+    };
+    if take {
         metrics().frames_sampled.inc();
         let started = Instant::now();
+        let Some(luma) = frame.luma() else {
+            return;
+        };
         let inset = picker
             .inset
             .as_mut()
-            .and_then(|t| t.observe(&frame.luma, frame.pts_ms));
-        let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
+            .and_then(|t| t.observe(&luma, frame.pts_ms));
+        let hashes = hash_frame(&luma, settings.letterbox, inset);
         metrics().hash_duration.observe(started.elapsed());
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
         metrics().frames_hashed.inc();
@@ -623,7 +720,7 @@ fn sample(
             arrived,
             clock,
             hashes,
-            luma: frame.luma,
+            luma,
         })));
     }
 }

@@ -1,0 +1,240 @@
+//! What inspection leaves undecoded must not change what it sees: in `all` and `hybrid` modes,
+//! with the default shortcuts (unreferenced frames the sampler will not pick are not decoded;
+//! hybrid holds frames until a sample needs them and drops them at an IDR), every sampled frame
+//! hashes exactly as the same frame of a full decode. Clips from the ffmpeg CLI's x264 with
+//! B-frames 0 and 3, and an open GOP (keyframes that are not IDR), fed to the stream inspector
+//! as the relay would, arriving at their stream time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use hashgate::hash::pdq::PdqHash;
+use hashgate::inspect::decoder::Shortcuts;
+use hashgate::inspect::flv::{parse_video_tag, VideoTag};
+use hashgate::inspect::params::{avc_config, is_idr};
+use hashgate::inspect::stream::{
+    Finding, InspectSettings, InspectStats, SamplingMode, StreamInspector,
+};
+use hashgate::relay::TappedVideo;
+
+const SECONDS: u32 = 10;
+
+/// A 360p30 clip with motion everywhere, a keyframe every 2 s (none on scene cuts).
+fn clip(dir: &Path, name: &str, x264: &[&str]) -> Vec<(u32, Bytes)> {
+    let path = dir.join(name);
+    let mut extra = vec!["-g", "60", "-sc_threshold", "0", "-b:v", "800k"];
+    extra.extend_from_slice(x264);
+    extra.extend_from_slice(&["-f", "flv"]);
+    lavfi_clip(
+        &path,
+        "testsrc2=size=640x360:rate=30,noise=alls=8:allf=t",
+        SECONDS,
+        &extra,
+    );
+    flv_video_tags(&path)
+}
+
+struct Run {
+    hashed: BTreeMap<i64, PdqHash>,
+    decoded: u64,
+}
+
+fn run(tags: &[(u32, Bytes)], mode: SamplingMode, fps: f64, shortcuts: Shortcuts) -> Run {
+    let stats = InspectStats::default();
+    let mut inspector = StreamInspector::new(InspectSettings {
+        fps,
+        mode,
+        letterbox: None,
+        frame_in_frame: None,
+        shortcuts,
+        ..InspectSettings::default()
+    });
+    let t0 = Instant::now();
+    let mut hashed = BTreeMap::new();
+    let mut sink = |f| {
+        if let Finding::Frame(f) = f {
+            hashed.insert(f.stream_time_ms, f.hashes.full.hash());
+        }
+    };
+    for (ts, payload) in tags {
+        let video = TappedVideo {
+            timestamp: *ts,
+            payload: payload.clone(),
+            arrived: t0 + Duration::from_millis(u64::from(*ts)),
+            clock: Default::default(),
+        };
+        inspector.handle(&video, &stats, &mut sink);
+    }
+    inspector.flush(&stats, t0, &mut sink);
+    Run {
+        hashed,
+        decoded: stats.frames_decoded.load(Ordering::Relaxed),
+    }
+}
+
+/// Presentation times of the frames no other frame references (nal_ref_idc 0 in every NAL).
+fn unreferenced(tags: &[(u32, Bytes)]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for (ts, payload) in tags {
+        if let Ok(VideoTag::Frame {
+            composition_time,
+            data,
+            ..
+        }) = parse_video_tag(payload)
+        {
+            let mut rest = &data[..];
+            let mut referenced = false;
+            while rest.len() > 4 {
+                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                if let Some(&header) = rest.get(4) {
+                    referenced |= header & 0x60 != 0 && (1..=5).contains(&(header & 0x1f));
+                }
+                rest = rest.get(4 + len..).unwrap_or(&[]);
+            }
+            if !referenced {
+                out.push(i64::from(*ts) + i64::from(composition_time));
+            }
+        }
+    }
+    out
+}
+
+/// Presentation times of the frames flagged as keyframes, and whether each is an IDR.
+fn keyframes(tags: &[(u32, Bytes)]) -> Vec<(i64, bool)> {
+    let mut length_size = 4;
+    let mut out = Vec::new();
+    for (ts, payload) in tags {
+        match parse_video_tag(payload) {
+            Ok(VideoTag::SequenceStart { config, .. }) => {
+                length_size = avc_config(&config).map_or(4, |c| c.length_size);
+            }
+            Ok(VideoTag::Frame {
+                keyframe: true,
+                composition_time,
+                data,
+                ..
+            }) => out.push((
+                i64::from(*ts) + i64::from(composition_time),
+                is_idr(false, length_size, &data),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every sampled frame hashes as in a full decode; no two samples more than an interval and a
+/// frame apart (what `all` mode guarantees at 2 fps with random sample points: 2 intervals).
+fn assert_exact(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
+    assert!(
+        run.hashed.len() >= 15,
+        "{name}: {} frames hashed",
+        run.hashed.len()
+    );
+    for (pts, hash) in &run.hashed {
+        let full = reference
+            .get(pts)
+            .unwrap_or_else(|| panic!("{name}: hashed a frame at {pts} ms the file lacks"));
+        assert_eq!(
+            hash.distance(full),
+            0,
+            "{name}: the frame at {pts} ms hashes differently from a full decode"
+        );
+    }
+    let times: Vec<i64> = run.hashed.keys().copied().collect();
+    let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(widest <= 1034, "{name}: {widest} ms between two samples");
+}
+
+#[test]
+fn shortcuts_decode_less_and_see_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let defaults = Shortcuts::default();
+    assert!(
+        defaults.skip_unreferenced && !defaults.skip_loop_filter && defaults.hash_width == 0,
+        "the lossless shortcuts are the default"
+    );
+    for (name, x264) in [
+        ("no B-frames", &["-bf", "0"][..]),
+        ("B-frames 3, pyramid", &["-bf", "3", "-b_strategy", "0"][..]),
+        (
+            "open GOP",
+            &["-bf", "2", "-x264-params", "open-gop=1:b-pyramid=none"][..],
+        ),
+    ] {
+        let tags = clip(dir.path(), &format!("{}.flv", name.replace(' ', "-")), x264);
+        let keys = keyframes(&tags);
+        assert!(keys.len() >= 4, "{name}: {} keyframes", keys.len());
+        let idr = keys.iter().filter(|(_, idr)| *idr).count();
+        if name == "open GOP" {
+            assert!(
+                idr < keys.len(),
+                "{name}: every keyframe is an IDR: not an open GOP"
+            );
+        } else {
+            assert_eq!(idr, keys.len(), "{name}: keyframes that are not IDR");
+        }
+        let reference = run(&tags, SamplingMode::All, 0.0, Shortcuts::EXACT).hashed;
+        assert_eq!(
+            reference.len(),
+            30 * SECONDS as usize,
+            "{name}: full decode"
+        );
+
+        let all = run(&tags, SamplingMode::All, 2.0, defaults);
+        assert_exact(&format!("{name}, all"), &reference, &all);
+        // A publisher who knows B-frames are skipped could show the clip in them alone: the
+        // sampler must land on them as often as on any frame.
+        let b_frames = unreferenced(&tags);
+        if b_frames.len() * 2 > reference.len() {
+            for (mode, r) in [
+                ("all", &all),
+                ("hybrid", &run(&tags, SamplingMode::Hybrid, 2.0, defaults)),
+            ] {
+                let sampled = r.hashed.keys().filter(|t| b_frames.contains(t)).count();
+                assert!(
+                    sampled * 4 >= r.hashed.len(),
+                    "{name}, {mode}: {sampled} of {} samples are unreferenced frames, which are {} of {}",
+                    r.hashed.len(),
+                    b_frames.len(),
+                    reference.len()
+                );
+            }
+        }
+        if name != "no B-frames" {
+            assert!(
+                all.decoded < reference.len() as u64 * 9 / 10,
+                "{name}: all mode decoded {} of {} frames: unreferenced B-frames were decoded",
+                all.decoded,
+                reference.len()
+            );
+        }
+
+        let hybrid = run(&tags, SamplingMode::Hybrid, 2.0, defaults);
+        assert_exact(&format!("{name}, hybrid"), &reference, &hybrid);
+        // Frames after a GOP's last sample are dropped at the next IDR; an open GOP's
+        // keyframes are not IDR, so there hybrid must decode them (its hashes are exact above).
+        if idr == keys.len() {
+            assert!(
+                hybrid.decoded < all.decoded,
+                "{name}: hybrid decoded {} frames, all {}",
+                hybrid.decoded,
+                all.decoded
+            );
+        }
+        // Each keyframe is hashed, unless a sample lies within half an interval of it.
+        for (pts, _) in &keys {
+            let near = hybrid.hashed.range(pts - 250..=pts + 250).next().is_some();
+            assert!(
+                near,
+                "{name}: hybrid hashed nothing near the keyframe at {pts} ms"
+            );
+        }
+    }
+}
