@@ -1,6 +1,11 @@
 //! Inspection benchmark, in one run: PDQ per frame (luma path) next to the `pdqhash` Python
 //! package on RGB; decode throughput in `all` and `keyframes` modes next to
-//! `ffmpeg -threads 1 -f null`; and what that makes in live 720p30 streams per core.
+//! `ffmpeg -threads 1 -f null`; each sampling mode and decoding shortcut side by side (CPU per
+//! stream-second, streams per core, decision time, distance of the sampled hashes to a full
+//! decode) on a 720p30 clip, then over a corpus (360p-1080p60, B-frames 0-3, GOP 1-4 s, and a
+//! camera clip when ../shared/vectors is present); the frame-in-frame cost.
+//!
+//! `BENCH_ONLY=modes` or `BENCH_ONLY=corpus` runs one part.
 //!
 //! Run with `bench/inspect.sh` (or `cargo bench --bench inspect`).
 
@@ -319,9 +324,7 @@ fn measure_variants(tags: &[(u32, Bytes)], seconds: f64, variants: &[Variant]) -
         .collect()
 }
 
-fn print_modes(dir: &Path) {
-    let clip = make_clip(dir, "1280x720", "3M");
-    let tags = common::flv_video_tags(&clip);
+fn print_modes(tags: &[(u32, Bytes)]) {
     let blind = InspectSettings::default().max_blind;
     let long_blind = Duration::from_secs(4);
     let full = Shortcuts::EXACT;
@@ -383,7 +386,7 @@ fn print_modes(dir: &Path) {
         "\n| 720p30 H.264, one thread, fps 2 unless said | CPU s per stream-s | streams per core | decoded | hashed | decision p50 / p95 s | bits to full decode p50 / p99 / max |"
     );
     println!("|---|---|---|---|---|---|---|");
-    let measured = measure_variants(&tags, f64::from(SECONDS), &variants);
+    let measured = measure_variants(tags, f64::from(SECONDS), &variants);
     for (v, m) in variants.iter().zip(&measured) {
         println!(
             "| {} | {:.4} | {:.0} | {} | {} | {:.2} / {:.2} | {} / {} / {} |",
@@ -548,7 +551,10 @@ fn print_corpus(dir: &Path) {
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     match std::env::var("BENCH_ONLY").as_deref() {
-        Ok("modes") => return print_modes(dir.path()),
+        Ok("modes") => {
+            let clip = make_clip(dir.path(), "1280x720", "3M");
+            return print_modes(&common::flv_video_tags(&clip));
+        }
         Ok("corpus") => return print_corpus(dir.path()),
         Ok("profile-keyframes") => {
             // For `perf record`: keyframes mode alone, many times over.
@@ -602,24 +608,7 @@ fn main() {
         );
     }
 
-    println!("\n| live 720p30 streams per core | max_blind | sampling fps | CPU s per stream-s | streams per core | frames hashed |");
-    println!("|---|---|---|---|---|---|");
-    let default_blind = InspectSettings::default().max_blind;
-    for (mode, max_blind) in [
-        (SamplingMode::All, default_blind),
-        (SamplingMode::Keyframes, default_blind),
-        (SamplingMode::Keyframes, Duration::from_secs(4)),
-    ] {
-        for fps in [1.0, 2.0] {
-            let (cpu, _, hashed) = inspect(&tags, mode, fps, max_blind, false);
-            let per_stream_second = cpu / SECONDS as f64;
-            println!(
-                "| {mode:?} | {:.1}s | {fps} | {per_stream_second:.4} | {:.0} | {hashed} |",
-                max_blind.as_secs_f64(),
-                1.0 / per_stream_second
-            );
-        }
-    }
+    print_modes(&tags);
 
     println!("\n| frame-in-frame per sampled 720p frame | ms |");
     println!("|---|---|");
@@ -655,4 +644,5 @@ fn main() {
             (on / off - 1.0) * 100.0
         );
     }
+    print_corpus(dir.path());
 }

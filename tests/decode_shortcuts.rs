@@ -238,3 +238,79 @@ fn shortcuts_decode_less_and_see_the_same() {
         }
     }
 }
+
+/// Messages a decoder may hold a picture back for B-frame reordering (x264 with 2 B-frames).
+const REORDER: u64 = 4;
+
+/// Hybrid mode holds frames undecoded until a sample needs them; the delay buffer lets a message
+/// out only once inspection has *settled* it. A held frame must never count as settled: a
+/// frame hashed later would be one the platform already has.
+#[test]
+fn held_frames_are_not_settled_until_judged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tags = clip(dir.path(), "held.flv", &["-bf", "2"]);
+    let stats = InspectStats::default();
+    let mut inspector = StreamInspector::new(InspectSettings {
+        fps: 2.0,
+        mode: SamplingMode::Hybrid,
+        letterbox: None,
+        frame_in_frame: None,
+        ..InspectSettings::default()
+    });
+    let t0 = Instant::now();
+    // Each message's clock (wall ms) is its index; a hashed frame's is its carrying message's.
+    let mut clock_of_pts = BTreeMap::new();
+    let (mut lagging, mut hashed) = (0, 0);
+    let mut settled = 0;
+    for (i, (ts, payload)) in tags.iter().enumerate() {
+        let clock = hashgate::relay::stats::CoverageClock {
+            wall_ms: i as u64 + 1,
+            stream_ms: u64::from(*ts),
+        };
+        if let Ok(VideoTag::Frame {
+            composition_time, ..
+        }) = parse_video_tag(payload)
+        {
+            clock_of_pts.insert(i64::from(*ts) + i64::from(composition_time), clock.wall_ms);
+        }
+        let video = TappedVideo {
+            timestamp: *ts,
+            payload: payload.clone(),
+            arrived: t0 + Duration::from_millis(u64::from(*ts)),
+            clock,
+        };
+        let mut out = Vec::new();
+        inspector.handle(&video, &stats, &mut |f| {
+            if let Finding::Frame(f) = f {
+                out.push(f.stream_time_ms);
+            }
+        });
+        for pts in out {
+            // The decoder holds pictures back a few messages for B-frame reordering (in every
+            // mode); a held frame would be up to half a second of messages behind.
+            let carried = clock_of_pts[&pts];
+            assert!(
+                carried + REORDER >= settled,
+                "the frame at {pts} ms (message {carried}) was hashed after inspection had \
+                 settled up to message {settled}"
+            );
+            hashed += 1;
+        }
+        settled = inspector.settled().wall_ms;
+        assert!(settled <= clock.wall_ms);
+        if settled < clock.wall_ms {
+            lagging += 1;
+        }
+    }
+    assert!(hashed >= 15, "{hashed} frames hashed");
+    assert!(
+        lagging > 100,
+        "hybrid held frames after only {lagging} messages"
+    );
+    inspector.flush(&stats, t0, &mut |_| {});
+    assert_eq!(
+        inspector.settled().wall_ms,
+        tags.len() as u64,
+        "the end of the stream settles everything"
+    );
+}

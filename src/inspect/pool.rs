@@ -498,6 +498,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             let mut out = |f: Finding| deliver(shared, slot, f);
             work.inspector
                 .flush(&work.stats, work.last_arrival, &mut out);
+            slot.stream.stats.processed(work.inspector.settled());
             shared.sink.stream_ended(&slot.stream, &work.stats);
             *guard = None;
         }
@@ -549,7 +550,7 @@ fn inspect_message(shared: &Shared, slot: &Slot, work: &mut Work, video: &Tapped
     let matches_before = stats.matches.load(Ordering::Relaxed);
     let mut out = |f: Finding| deliver(shared, slot, f);
     work.inspector.handle(video, &work.stats, &mut out);
-    stats.processed(video.clock);
+    stats.processed(work.inspector.settled());
     if stats.matches.load(Ordering::Relaxed) > matches_before {
         work.inspector.boost(video.arrived + BOOST_FOR);
     }

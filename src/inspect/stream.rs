@@ -177,6 +177,8 @@ pub struct StreamInspector {
     /// Hybrid mode: frames not decoded yet, since the last one decoded.
     pending: Vec<HeldFrame>,
     pending_bytes: usize,
+    /// The newest message inspection has finished with: nothing before it is held undecoded.
+    settled: CoverageClock,
     /// Arrival of the last keyframe decoded, and of the last one seen.
     last_keyframe_at: Option<Instant>,
     last_keyframe_seen: Option<Instant>,
@@ -212,6 +214,7 @@ impl StreamInspector {
             catching_up: false,
             pending: Vec::new(),
             pending_bytes: 0,
+            settled: CoverageClock::default(),
             last_keyframe_at: None,
             last_keyframe_seen: None,
             skip_to_keyframe: false,
@@ -284,6 +287,26 @@ impl StreamInspector {
 
     /// Handles one video message; calls `out` for each hashed frame and finding.
     pub fn handle(
+        &mut self,
+        video: &TappedVideo,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        self.handle_message(video, stats, out);
+        if self.pending.is_empty() {
+            self.settled = video.clock;
+        }
+    }
+
+    /// Where inspection stands on the stream's coverage clocks: the newest message it has
+    /// finished with. Frames hybrid mode holds undecoded are not finished: the delay buffer
+    /// must not let them out before the sample that needs them (or the IDR that makes them
+    /// useless) has been judged.
+    pub fn settled(&self) -> CoverageClock {
+        self.settled
+    }
+
+    fn handle_message(
         &mut self,
         video: &TappedVideo,
         stats: &InspectStats,
@@ -443,6 +466,9 @@ impl StreamInspector {
         self.pending_bytes = 0;
         for f in &held {
             self.decode(f, stats, out);
+        }
+        if let Some(last) = held.last() {
+            self.settled = last.clock;
         }
         // Keep the allocation for the next stretch.
         self.pending = held;
@@ -656,8 +682,10 @@ impl StreamInspector {
         }
     }
 
-    /// Emits the frames the decoder still holds (end of sequence or of stream).
+    /// Emits the frames the decoder still holds (end of sequence or of stream), after decoding
+    /// those hybrid mode held: their sample never came, but the wall clock may still take one.
     pub fn flush(&mut self, stats: &InspectStats, arrived: Instant, out: &mut dyn FnMut(Finding)) {
+        self.decode_pending(stats, out);
         let Some(active) = self.active.as_mut() else {
             return;
         };

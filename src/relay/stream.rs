@@ -264,6 +264,9 @@ async fn publish(
             Step::Publisher(Ok(Err(e))) => Err(e.into()),
             Step::Publisher(Ok(Ok(PublisherEvent::Closed | PublisherEvent::Unpublished))) => {
                 publisher_done = true;
+                if let Some(tap) = tap.as_mut() {
+                    tap.end();
+                }
                 Ok(())
             }
             Step::Publisher(Ok(Ok(PublisherEvent::Media(msg)))) => {

@@ -137,6 +137,7 @@ pub struct VideoTap {
     sequence_header: Option<TappedVideo>,
     resync: bool,
     dropped: u64,
+    ended: bool,
 }
 
 impl VideoTap {
@@ -147,6 +148,17 @@ impl VideoTap {
             sequence_header: None,
             resync: false,
             dropped: 0,
+            ended: false,
+        }
+    }
+
+    /// The broadcaster is done: inspection finishes what it holds now (hybrid mode's frames
+    /// waiting for a sample), so the delay buffer can let the end of the stream out without
+    /// waiting for the tap to be dropped.
+    pub fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.sink.close();
         }
     }
 
@@ -159,6 +171,9 @@ impl VideoTap {
     /// Offers a video message that arrived at `arrived`, at `clock` on the coverage clocks.
     /// Never waits.
     pub fn offer(&mut self, msg: &Message, arrived: Instant, clock: CoverageClock) {
+        if self.ended {
+            return;
+        }
         let video = TappedVideo {
             timestamp: msg.timestamp,
             payload: msg.payload.clone(),
@@ -205,7 +220,7 @@ impl VideoTap {
 
 impl Drop for VideoTap {
     fn drop(&mut self) {
-        self.sink.close();
+        self.end();
     }
 }
 
