@@ -29,7 +29,7 @@ use hashgate::relay::TappedVideo;
 const SECONDS: u32 = 20;
 
 /// A 30 fps H.264 FLV clip with film-like noise (so it costs what camera video costs to decode),
-/// a keyframe every 2 s, as streaming encoders are set.
+/// a keyframe every 2 s and constant bitrate (a 1 s VBV buffer), as OBS sets x264.
 fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
     let path = dir.join(format!("clip-{size}.flv"));
     let source = format!("testsrc2=size={size}:rate=30");
@@ -37,6 +37,10 @@ fn make_clip(dir: &Path, size: &str, bitrate: &str) -> PathBuf {
         "-vf",
         "noise=alls=12:allf=t",
         "-b:v",
+        bitrate,
+        "-maxrate",
+        bitrate,
+        "-bufsize",
         bitrate,
         "-g",
         "60",
@@ -459,6 +463,10 @@ fn corpus(dir: &Path) -> Vec<CorpusClip> {
                 (rate * gop_s).to_string(),
                 "-b:v".into(),
                 bitrate.into(),
+                "-maxrate".into(),
+                bitrate.into(),
+                "-bufsize".into(),
+                bitrate.into(),
                 // Keyframes where the GOP says, none on scene cuts (as OBS sets x264).
                 "-sc_threshold".into(),
                 "0".into(),
@@ -485,6 +493,10 @@ fn corpus(dir: &Path) -> Vec<CorpusClip> {
                 "-sc_threshold",
                 "0",
                 "-b:v",
+                "3M",
+                "-maxrate",
+                "3M",
+                "-bufsize",
                 "3M",
             ]
             .map(String::from)
