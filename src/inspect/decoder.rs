@@ -75,8 +75,10 @@ pub fn stream_context(found: ffmpeg::Codec, config: &[u8]) -> codec::Context {
 /// frames' PDQ to the same frames decoded whole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shortcuts {
-    /// Frames that no other frame references (most B-frames) are not decoded at all unless
-    /// the sampler may pick them. Lossless: nothing decoded later depends on them.
+    /// H.264 frames that no other frame can reference (every slice has nal_ref_idc 0, and
+    /// nothing but SEI rides with them: most B-frames) are not handed to the decoder unless the
+    /// sampler may pick them. Lossless: nothing decoded later depends on them. (HEVC's
+    /// "sub-layer non-reference" NAL types are not that, so HEVC frames are always decoded.)
     pub skip_unreferenced: bool,
     /// Frames the sampler will not pick are decoded without the in-loop deblocking filter.
     /// Lossy: later frames predict from the unfiltered pictures.
@@ -216,12 +218,11 @@ impl VideoDecoder {
     }
 
     /// What FFmpeg leaves out of the next packet. Both fields are read per slice as it is
-    /// decoded (one thread, no frame threading), so they apply packet by packet.
+    /// decoded by the H.264 and HEVC decoders (one thread, no frame threading), so they apply
+    /// packet by packet.
     fn set_discards(&mut self, wanted: bool) {
         let skip_frame = if self.keyframes_only {
             ffmpeg::Discard::NonKey
-        } else if !wanted && self.shortcuts.skip_unreferenced {
-            ffmpeg::Discard::NonReference
         } else {
             ffmpeg::Discard::Default
         };
@@ -242,8 +243,7 @@ impl VideoDecoder {
     /// Decodes one coded frame; calls `out` for each picture that comes out. Every frame goes to
     /// FFmpeg, keyframe or not: it knows better than the FLV tag's flag where decoding can
     /// start (a publisher could flag no frame at all as a keyframe). A frame not `wanted` (the
-    /// sampler cannot pick it) is decoded with the configured shortcuts: FFmpeg drops it if
-    /// nothing references it, and may skip its deblocking.
+    /// sampler cannot pick it) may be decoded without deblocking, if so configured.
     pub fn decode(
         &mut self,
         data: &[u8],
@@ -450,14 +450,20 @@ impl LumaExtractor {
         let mut gray = ffmpeg::frame::Video::new(Pixel::GRAY8, width, height);
         if in_place {
             // SAFETY: the context was made for a GRAY8 source of w x h and a GRAY8 target of
-            // width x height; the source pointer and stride are the frame's first plane (w x h
-            // bytes of luma, FFmpeg's own buffer), the target is a frame just allocated at that
-            // size. sws_scale reads and writes nothing else.
+            // width x height; the source is the frame's first plane (w x h bytes of luma,
+            // FFmpeg's own buffer) with null for the planes a grey picture does not have (the
+            // arrays have the four entries sws_scale reads); the target is a frame just
+            // allocated at that size.
             let scaled = unsafe {
                 let src = frame.as_ptr();
                 let dst = gray.as_mut_ptr();
-                let src_planes = [(*src).data[0] as *const u8];
-                let src_strides = [(*src).linesize[0]];
+                let src_planes = [
+                    (*src).data[0] as *const u8,
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                ];
+                let src_strides = [(*src).linesize[0], 0, 0, 0];
                 ffmpeg::ffi::sws_scale(
                     ctx.as_mut_ptr(),
                     src_planes.as_ptr(),

@@ -228,45 +228,107 @@ fn unescape(data: &[u8]) -> Vec<u8> {
 
 struct ByteReader<'a>(&'a [u8]);
 
-/// Whether a coded frame (length-prefixed NAL units, as RTMP carries them) is an instantaneous
-/// decoder refresh: every picture slice in it is an IDR slice, so no frame after it refers to
-/// one before it. Recovery points, open-GOP I-frames (HEVC CRA) and anything malformed are not.
-pub fn is_idr(hevc: bool, length_size: u8, frame: &[u8]) -> bool {
+/// What the NAL units of one coded frame (length-prefixed, as RTMP carries them) say about it,
+/// as far as skipping or dropping it is concerned. Anything malformed or unusual reads as "decode
+/// it": no shortcut is ever taken on a frame this parser does not fully understand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameNals {
+    /// Picture slices seen.
+    pub slices: usize,
+    /// Every slice is a well-formed IDR slice that starts an intra picture (H.264: forbidden bit
+    /// clear, nal_ref_idc set, first_mb_in_slice 0 or continuing, I/SI slice type; HEVC: layer
+    /// 0, a valid temporal id, IDR_W_RADL or IDR_N_LP with first_slice_segment_in_pic_flag):
+    /// nothing after it can refer to a frame before it.
+    pub idr: bool,
+    /// H.264 only: every slice has nal_ref_idc 0 and nothing else but SEI, access unit
+    /// delimiters and filler is present, so no later frame can depend on decoding it.
+    pub unreferenced: bool,
+    /// Parameter sets (H.264 SPS, PPS, SPS extension, subset SPS; HEVC VPS, SPS, PPS) ride
+    /// inside the frame: it must reach the decoder even if its picture is not needed.
+    pub parameter_sets: bool,
+}
+
+/// Reads the NAL units of a coded frame; `None` when the framing is not clean length-prefixed
+/// NAL units (a start code, a length past the end, a forbidden bit).
+pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals> {
     let size = usize::from(length_size);
-    if !(1..=4).contains(&size) {
-        return false;
+    if !(1..=4).contains(&size) || frame.starts_with(&[0, 0, 1]) || frame.starts_with(&[0, 0, 0, 1])
+    {
+        return None;
     }
+    let mut nals = FrameNals {
+        idr: true,
+        unreferenced: !hevc,
+        ..FrameNals::default()
+    };
     let mut rest = frame;
-    let mut slices = 0;
     while !rest.is_empty() {
-        let Some(prefix) = rest.get(..size) else {
-            return false;
-        };
+        let prefix = rest.get(..size)?;
         let len = prefix
             .iter()
             .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        let Some(nal) = rest.get(size..size + len) else {
-            return false;
-        };
-        rest = &rest[size + len..];
+        let end = size.checked_add(len)?;
+        let nal = rest.get(size..end)?;
+        rest = &rest[end..];
         let Some(&header) = nal.first() else {
             continue;
         };
-        let (slice, idr) = if hevc {
+        if header & 0x80 != 0 {
+            return None;
+        }
+        if hevc {
             let kind = (header >> 1) & 0x3f;
-            (kind < 32, kind == 19 || kind == 20)
-        } else {
-            let kind = header & 0x1f;
-            ((1..=5).contains(&kind), kind == 5)
-        };
-        if slice {
-            if !idr {
-                return false;
+            let layer = (u16::from(header & 1) << 5) | u16::from(nal.get(1)? >> 3);
+            let temporal_plus1 = nal.get(1)? & 0x07;
+            if layer != 0 || temporal_plus1 == 0 {
+                return None;
             }
-            slices += 1;
+            // 0-31 are picture slices (22-31 reserved, counted as slices so they block a drop).
+            if kind < 32 {
+                nals.slices += 1;
+                let first_in_picture = nal.get(2).is_some_and(|b| b & 0x80 != 0);
+                nals.idr &= (kind == 19 || kind == 20) && (nals.slices > 1 || first_in_picture);
+            } else if (32..=34).contains(&kind) {
+                nals.parameter_sets = true;
+            }
+        } else {
+            let (kind, ref_idc) = (header & 0x1f, header >> 5);
+            match kind {
+                1..=5 => {
+                    nals.slices += 1;
+                    nals.unreferenced &= ref_idc == 0;
+                    nals.idr &=
+                        kind == 5 && ref_idc != 0 && h264_intra_slice(&nal[1..], nals.slices == 1);
+                }
+                6 | 9 | 12 => {}
+                7 | 8 | 13 | 15 => {
+                    nals.parameter_sets = true;
+                    nals.unreferenced = false;
+                }
+                _ => nals.unreferenced = false,
+            }
         }
     }
-    slices > 0
+    if nals.slices == 0 {
+        nals.idr = false;
+        nals.unreferenced = false;
+    }
+    Some(nals)
+}
+
+/// An H.264 slice header that starts with an I or SI slice (and, for the first slice of the
+/// frame, at macroblock 0).
+fn h264_intra_slice(header: &[u8], first: bool) -> bool {
+    let mut bits = BitReader::new(header);
+    let (Some(first_mb), Some(slice_type)) = (bits.ue(), bits.ue()) else {
+        return false;
+    };
+    (!first || first_mb == 0) && matches!(slice_type % 5, 2 | 4)
+}
+
+/// Whether a coded frame is an IDR that nothing after it can look past (see [`FrameNals::idr`]).
+pub fn is_idr(hevc: bool, length_size: u8, frame: &[u8]) -> bool {
+    frame_nals(hevc, length_size, frame).is_some_and(|n| n.idr)
 }
 
 impl<'a> ByteReader<'a> {
@@ -459,5 +521,48 @@ mod tests {
         assert!(!is_idr(true, 4, &nal(&[1 << 1, 1, 0xaf])));
         // A two-byte length prefix.
         assert!(is_idr(false, 2, &[0, 2, 0x65, 0x88]));
+        // What FFmpeg would not treat as an IDR: the forbidden bit, nal_ref_idc 0, a P slice
+        // type (ue 0 = P) in an IDR NAL, a start code instead of a length, HEVC layer 1,
+        // temporal id 0, a slice that does not start the picture.
+        assert!(!is_idr(false, 4, &nal(&[0xe5, 0x88, 0x80])));
+        assert!(!is_idr(false, 4, &nal(&[0x05, 0x88, 0x80])));
+        assert!(
+            !is_idr(false, 4, &nal(&[0x65, 0xc0])),
+            "IDR NAL with a P slice"
+        );
+        assert!(!is_idr(false, 4, &[0, 0, 0, 1, 0x65, 0x88, 0x80]));
+        assert!(!is_idr(true, 4, &nal(&[(19 << 1) | 1, 1, 0xaf])));
+        assert!(!is_idr(true, 4, &nal(&[19 << 1, 0, 0xaf])));
+        assert!(!is_idr(true, 4, &nal(&[19 << 1, 1, 0x2f])));
+        // A length that runs past the end, or overflows.
+        assert!(!is_idr(false, 4, &[0xff, 0xff, 0xff, 0xff, 0x65, 0x88]));
+    }
+
+    #[test]
+    fn unreferenced_frames_are_only_those_nothing_can_depend_on() {
+        let nal = |bytes: &[u8]| {
+            let mut v = (bytes.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(bytes);
+            v
+        };
+        let b_slice = nal(&[0x01, 0x9a, 0x00]);
+        let summary = |frame: &[u8]| frame_nals(false, 4, frame).expect("well formed");
+        assert!(summary(&b_slice).unreferenced);
+        // SEI and an access unit delimiter with it: still unreferenced.
+        assert!(
+            summary(&[nal(&[0x09, 0x10]), nal(&[0x06, 5, 1]), b_slice.clone()].concat())
+                .unreferenced
+        );
+        // A reference slice, or a PPS riding along (it changes how later frames decode).
+        assert!(!summary(&nal(&[0x41, 0x9a])).unreferenced);
+        let with_pps = summary(&[b_slice.clone(), nal(&[0x08, 0xce, 0x38, 0x80])].concat());
+        assert!(!with_pps.unreferenced && with_pps.parameter_sets);
+        // No slice at all, or HEVC (its "non-reference" NAL types are not that): never.
+        assert!(!summary(&nal(&[0x06, 5, 1])).unreferenced);
+        assert!(
+            !frame_nals(true, 4, &nal(&[0, 1, 0xaf]))
+                .expect("hevc")
+                .unreferenced
+        );
     }
 }

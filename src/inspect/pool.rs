@@ -447,6 +447,8 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             match next {
                 Next::Message(video) => inspect_message(shared, slot, work, &video),
                 Next::Skipped { dropped, span } => {
+                    // Frames hybrid mode held undecoded before the dropped ones go unseen too.
+                    let span = span + Duration::from_millis(work.inspector.held_span_ms());
                     let stats = &slot.stream.stats;
                     stats
                         .inspection_dropped

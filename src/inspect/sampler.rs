@@ -25,6 +25,8 @@ pub struct Sampler {
     last_taken_at: Option<Instant>,
     /// Stream time of the last frame taken.
     last_taken_ms: Option<f64>,
+    /// Arrival of the last keyframe taken as an extra sample (hybrid mode).
+    last_extra_at: Option<Instant>,
     /// Draws the sample point within each interval (live sampling only).
     jitter: Option<StdRng>,
     /// Until then (arrival time), sample [`BOOST`] times as often: a match was just seen.
@@ -54,6 +56,7 @@ impl Sampler {
             last_seen_ms: None,
             last_taken_at: None,
             last_taken_ms: None,
+            last_extra_at: None,
             jitter: None,
             boost_until: None,
         }
@@ -118,21 +121,29 @@ impl Sampler {
     }
 
     /// [`Sampler::take`] for a keyframe in hybrid mode: a keyframe is also taken when it is not
-    /// due, unless a frame was taken within half an interval of it (so a stream of keyframes
-    /// cannot more than triple the hashing).
+    /// due, as an extra sample. Extras are purely additive: they move neither the schedule nor
+    /// the wall-clock backstop (keyframes the publisher places cannot stand in for samples),
+    /// and they are spaced half an interval apart in stream time and in arrival time, so a
+    /// stream of keyframes at most triples the hashing.
     pub fn take_keyframe(&mut self, pts_ms: i64, arrived: Instant) -> bool {
         if self.take(pts_ms, arrived) {
             return true;
         }
-        let extra = self.extra_keyframe(pts_ms);
+        let Some(interval) = self.interval_ms else {
+            return true;
+        };
+        let wall_spaced = self.last_extra_at.is_none_or(|last| {
+            arrived.saturating_duration_since(last) >= Duration::from_secs_f64(interval / 2000.0)
+        });
+        let extra = wall_spaced && self.extra_keyframe(pts_ms);
         if extra {
-            self.last_taken_at = Some(arrived);
+            self.last_extra_at = Some(arrived);
         }
         extra
     }
 
     /// Whether a keyframe that is not due is taken all the same (hybrid mode): when no frame
-    /// was taken within half an interval of it.
+    /// was taken within half an interval of it, in stream time.
     pub fn extra_keyframe(&mut self, pts_ms: i64) -> bool {
         let Some(interval) = self.interval_ms else {
             return true;
@@ -149,9 +160,12 @@ impl Sampler {
 
     /// Whether the frame presented at `pts_ms` (arriving at `arrived`) could be picked when its
     /// picture comes out of the decoder, judged before it is decoded and without changing the
-    /// schedule. Never `false` for a frame [`Sampler::take`] would pick: pictures come out in
-    /// presentation order, and every one taken before this frame's only moves the next sample
-    /// point later. (A boost moves it earlier; then the next picture decoded is taken.)
+    /// schedule. Pictures come out in presentation order, and each one taken before this
+    /// frame's moves the next sample point later, so in a stream with ordered timestamps this is
+    /// never `false` for a frame [`Sampler::take`] would pick. Where it is wrong (a boost, a
+    /// backstop sample or a jump back between this frame and its picture, timestamps out of
+    /// order) the sample shifts to the next picture decoded, a frame or two later: coverage is
+    /// unchanged.
     pub fn may_take(&self, pts_ms: i64, arrived: Instant) -> bool {
         let Some(base) = self.interval_ms else {
             return true;
@@ -451,5 +465,30 @@ mod tests {
         assert!(s.take_keyframe(0, t0));
         assert!(!s.take_keyframe(100, t0 + Duration::from_millis(100)));
         assert!(s.take_keyframe(300, t0 + Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn keyframes_do_not_stand_in_for_the_wall_clock_backstop() {
+        // Every timestamp held within the first half second (the stream schedule never comes
+        // due again), keyframes once a second alternating between two times: the backstop
+        // still takes a frame every 1.1 s of arrival, whatever the keyframes do.
+        let t0 = Instant::now();
+        let mut s = Sampler::new(2.0);
+        let mut backstop = 0;
+        for i in 0..300u64 {
+            let arrived = t0 + Duration::from_millis(i * 33);
+            let keyframe = i % 30 == 0;
+            let pts = if keyframe {
+                ((i / 30) % 2 * 300) as i64
+            } else {
+                100
+            };
+            if keyframe {
+                s.take_keyframe(pts, arrived);
+            } else if s.take(pts, arrived) {
+                backstop += 1;
+            }
+        }
+        assert!(backstop >= 8, "{backstop} backstop samples in 10 s");
     }
 }

@@ -179,6 +179,14 @@ pub struct StreamInspector {
     pending_bytes: usize,
     /// The newest message inspection has finished with: nothing before it is held undecoded.
     settled: CoverageClock,
+    /// The clock of the last message handled.
+    last_clock: CoverageClock,
+    /// A wanted frame whose picture the decoder still holds (reordering), and the packets
+    /// decoded since.
+    awaiting: Option<(i64, u32)>,
+    /// Hybrid mode given up on for this stream: an IDR that dropped held frames did not
+    /// decode.
+    hybrid_off: bool,
     /// Arrival of the last keyframe decoded, and of the last one seen.
     last_keyframe_at: Option<Instant>,
     last_keyframe_seen: Option<Instant>,
@@ -197,6 +205,9 @@ pub struct StreamInspector {
 
 /// Packets remembered for crediting pictures to their messages.
 const CARRIED_BY: usize = 64;
+/// Packets decoded whole while waiting for a wanted picture to leave the decoder's reorder
+/// buffer (x264 holds at most a few).
+const AWAIT_PACKETS: u32 = 16;
 
 impl StreamInspector {
     /// A fresh inspector.
@@ -215,6 +226,9 @@ impl StreamInspector {
             pending: Vec::new(),
             pending_bytes: 0,
             settled: CoverageClock::default(),
+            last_clock: CoverageClock::default(),
+            awaiting: None,
+            hybrid_off: false,
             last_keyframe_at: None,
             last_keyframe_seen: None,
             skip_to_keyframe: false,
@@ -270,6 +284,7 @@ impl StreamInspector {
         self.skip_to_keyframe = true;
         self.clear_gop();
         self.clear_pending();
+        self.awaiting = None;
         self.catching_up = false;
     }
 
@@ -293,7 +308,8 @@ impl StreamInspector {
         out: &mut dyn FnMut(Finding),
     ) {
         self.handle_message(video, stats, out);
-        if self.pending.is_empty() {
+        self.last_clock = video.clock;
+        if self.pending.is_empty() && self.awaiting.is_none() {
             self.settled = video.clock;
         }
     }
@@ -441,24 +457,73 @@ impl StreamInspector {
     }
 
     /// Hybrid mode: a frame is decoded (after those held before it) when the sampler may pick
-    /// it or it is a keyframe; otherwise held. An IDR keyframe drops what is held.
+    /// it, it is a keyframe, or it carries parameter sets; otherwise held. An IDR keyframe
+    /// drops what is held.
     fn hybrid_mode(
         &mut self,
         frame: HeldFrame,
         stats: &InspectStats,
         out: &mut dyn FnMut(Finding),
     ) {
-        if frame.keyframe && self.is_idr(&frame) {
-            self.clear_pending();
+        let nals = self.frame_nals(&frame);
+        if self.hybrid_off {
+            self.decode_pending(stats, out);
+            self.decode(&frame, stats, out);
+            return;
         }
-        let wanted = frame.keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
+        let wanted = frame.keyframe
+            || self.awaiting.is_some()
+            || nals.is_none_or(|n| n.parameter_sets)
+            || self.picker.sampler.may_take(frame.pts, frame.arrived);
         if !wanted && self.pending_bytes + frame.data.len() <= MAX_GOP_BYTES {
             self.pending_bytes += frame.data.len();
             self.pending.push(frame);
             return;
         }
-        self.decode_pending(stats, out);
+        let dropping = frame.keyframe && !self.pending.is_empty() && nals.is_some_and(|n| n.idr);
+        if !dropping {
+            self.decode_pending(stats, out);
+            self.decode(&frame, stats, out);
+            return;
+        }
+        let errors = self.active.as_ref().map_or(0, |a| a.decoder.errors);
+        self.clear_pending();
         self.decode(&frame, stats, out);
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.decoder.errors > errors)
+        {
+            // The frames dropped for it may have been needed after all: decode everything
+            // from now on, as in `all` mode.
+            self.hybrid_off = true;
+            self.report_once(
+                out,
+                Finding::Anomaly("an IDR keyframe did not decode: hybrid decoding is off".into()),
+            );
+        }
+    }
+
+    /// The NAL summary of a frame of the active codec; `None` when it is not H.264 or HEVC
+    /// with a parsed configuration, or does not parse.
+    fn frame_nals(&self, frame: &HeldFrame) -> Option<params::FrameNals> {
+        let active = self.active.as_ref()?;
+        let config = active.config.as_ref()?;
+        let hevc = match active.codec {
+            VideoCodec::H264 => false,
+            VideoCodec::Hevc => true,
+            VideoCodec::Av1 | VideoCodec::Vp9 => return None,
+        };
+        params::frame_nals(hevc, config.length_size, &frame.data)
+    }
+
+    /// Wall-clock span of the frames hybrid mode holds undecoded, in milliseconds (unseen
+    /// video, should they be dropped).
+    pub fn held_span_ms(&self) -> u64 {
+        match (self.pending.first(), self.pending.last()) {
+            (Some(first), Some(last)) => last.clock.wall_ms.saturating_sub(first.clock.wall_ms),
+            _ => 0,
+        }
     }
 
     fn decode_pending(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
@@ -478,22 +543,6 @@ impl StreamInspector {
     fn clear_pending(&mut self) {
         self.pending.clear();
         self.pending_bytes = 0;
-    }
-
-    /// Whether nothing after this frame can refer to a frame before it (H.264 and HEVC IDR
-    /// pictures; other codecs are never assumed to be).
-    fn is_idr(&self, frame: &HeldFrame) -> bool {
-        let Some(active) = self.active.as_ref() else {
-            return false;
-        };
-        let Some(config) = active.config.as_ref() else {
-            return false;
-        };
-        match active.codec {
-            VideoCodec::H264 => params::is_idr(false, config.length_size, &frame.data),
-            VideoCodec::Hevc => params::is_idr(true, config.length_size, &frame.data),
-            VideoCodec::Av1 | VideoCodec::Vp9 => false,
-        }
     }
 
     fn hold(&mut self, frame: HeldFrame) {
@@ -524,7 +573,24 @@ impl StreamInspector {
         let carried_by = &self.carried_by;
         let (arrived, clock) = (frame.arrived, frame.clock);
         // A frame the sampler cannot pick is decoded only as far as later frames need it.
-        let wanted = picker.sampler.may_take(frame.pts, frame.arrived);
+        // While a wanted picture is still held in the decoder for reordering, the frames that
+        // push it out are decoded whole, so its hash is not delayed.
+        let hybrid_keyframe = settings.mode == SamplingMode::Hybrid && frame.keyframe;
+        let wanted = hybrid_keyframe
+            || self.awaiting.is_some()
+            || picker.sampler.may_take(frame.pts, frame.arrived);
+        if !wanted
+            && settings.shortcuts.skip_unreferenced
+            && active.codec == VideoCodec::H264
+            && active.config.as_ref().is_some_and(|c| {
+                params::frame_nals(false, c.length_size, &frame.data)
+                    .is_some_and(|n| n.unreferenced)
+            })
+        {
+            // Nothing decoded later can refer to it: it never reaches FFmpeg.
+            return;
+        }
+        let mut newest_out = None;
         active.decoder.decode(
             &frame.data,
             frame.dts,
@@ -532,6 +598,7 @@ impl StreamInspector {
             frame.keyframe,
             wanted,
             |picture| {
+                newest_out = newest_out.max(Some(picture.pts_ms));
                 let (arrived, clock) = carried_by
                     .iter()
                     .rev()
@@ -540,6 +607,14 @@ impl StreamInspector {
                 sample(settings, picker, stats, arrived, clock, picture, out)
             },
         );
+        self.awaiting = match self.awaiting {
+            // Out, or given up on (a damaged stream may never emit it).
+            Some((pts, _)) if newest_out.is_some_and(|o| o >= pts) => None,
+            Some((_, n)) if n >= AWAIT_PACKETS => None,
+            Some((pts, n)) => Some((pts, n + 1)),
+            None if wanted && newest_out.is_none_or(|o| o < frame.pts) => Some((frame.pts, 0)),
+            None => None,
+        };
     }
 
     fn count_decoder_errors(&mut self, stats: &InspectStats) {
@@ -666,6 +741,7 @@ impl StreamInspector {
                 self.counted_concealed = 0;
                 self.clear_gop();
                 self.catching_up = false;
+                self.awaiting = None;
                 self.active = Some(ActiveDecoder {
                     codec,
                     raw,
@@ -686,6 +762,8 @@ impl StreamInspector {
     /// those hybrid mode held: their sample never came, but the wall clock may still take one.
     pub fn flush(&mut self, stats: &InspectStats, arrived: Instant, out: &mut dyn FnMut(Finding)) {
         self.decode_pending(stats, out);
+        self.awaiting = None;
+        self.settled = self.last_clock;
         let Some(active) = self.active.as_mut() else {
             return;
         };
