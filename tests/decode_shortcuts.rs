@@ -269,7 +269,7 @@ fn held_frames_are_not_settled_until_judged() {
     let t0 = Instant::now();
     // Each message's clock (wall ms) is its index; a hashed frame's is its carrying message's.
     let mut clock_of_pts = BTreeMap::new();
-    let (mut lagging, mut hashed) = (0, 0);
+    let (mut lagging, mut hashed, mut paused) = (0, 0, false);
     let mut settled = 0;
     for (i, (ts, payload)) in tags.iter().enumerate() {
         let clock = hashgate::relay::stats::CoverageClock {
@@ -309,6 +309,19 @@ fn held_frames_are_not_settled_until_judged() {
         assert!(settled <= clock.wall_ms);
         if settled < clock.wall_ms {
             lagging += 1;
+            if !paused && i >= tags.len() / 2 {
+                paused = true;
+                // The video pauses here and the delay line asks inspection to finish what it
+                // holds: everything handled so far is settled at once.
+                inspector.settle(&stats, &mut |f| {
+                    if let Finding::Frame(f) = f {
+                        assert!(clock_of_pts[&f.stream_time_ms] > settled);
+                        hashed += 1;
+                    }
+                });
+                settled = inspector.settled().wall_ms;
+                assert_eq!(settled, clock.wall_ms, "settle() left frames held");
+            }
         }
     }
     assert!(hashed >= 15, "{hashed} frames hashed");

@@ -91,6 +91,8 @@ struct Inbox {
     queue: VecDeque<TappedVideo>,
     capacity: usize,
     closed: bool,
+    /// The relay's delay line waits on video inspection holds (see [`TapSink::settle`]).
+    settle: bool,
 }
 
 struct Work {
@@ -224,6 +226,13 @@ impl TapSink for SlotTap {
         }
         self.shared.schedule(&self.slot);
     }
+
+    fn settle(&mut self) {
+        if let Ok(mut inbox) = self.slot.inbox.lock() {
+            inbox.settle = true;
+        }
+        self.shared.schedule(&self.slot);
+    }
 }
 
 /// The pool. Implements [`TapProvider`], so the relay opens one tap per stream through it.
@@ -304,6 +313,7 @@ impl TapProvider for Inspector {
                 queue: VecDeque::new(),
                 capacity: self.shared.settings.queue.max(1),
                 closed: false,
+                settle: false,
             }),
             scheduled: AtomicBool::new(false),
             work: Mutex::new(Some(Work {
@@ -483,6 +493,16 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 }
                 Next::Empty { closed } => {
                     finished = closed;
+                    let settle = slot
+                        .inbox
+                        .lock()
+                        .map(|mut inbox| std::mem::take(&mut inbox.settle))
+                        .unwrap_or(false);
+                    if settle && !closed {
+                        let mut out = |f: Finding| deliver(shared, slot, f);
+                        work.inspector.settle(&work.stats, &mut out);
+                        slot.stream.stats.processed(work.inspector.settled());
+                    }
                     break;
                 }
             }
@@ -713,6 +733,7 @@ mod tests {
                 .collect(),
             capacity: 16,
             closed: false,
+            settle: false,
         };
         let Next::Skipped { dropped, .. } = take_next(&mut inbox, Duration::from_secs(1), now)
         else {

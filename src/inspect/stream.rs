@@ -314,6 +314,15 @@ impl StreamInspector {
         }
     }
 
+    /// Finishes what is held now, without waiting for more video: the frames hybrid mode holds
+    /// are decoded (and sampled if due by then), and a wanted picture still in the decoder's
+    /// reorder buffer is let go (more frames would push it out; none are coming yet).
+    pub fn settle(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        self.decode_pending(stats, out);
+        self.awaiting = None;
+        self.settled = self.last_clock;
+    }
+
     /// Where inspection stands on the stream's coverage clocks: the newest message it has
     /// finished with. Frames hybrid mode holds undecoded are not finished: the delay buffer
     /// must not let them out before the sample that needs them (or the IDR that makes them

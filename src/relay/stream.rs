@@ -201,6 +201,7 @@ async fn publish(
     let inspected = tap.is_some();
     let mut publisher_done = false;
     let mut drain_deadline: Option<Instant> = None;
+    let mut settle_asked = false;
 
     let ending: Result<(), RelayError> = loop {
         // With a delay buffer, the stream ends when the broadcaster has and the line is empty.
@@ -209,11 +210,22 @@ async fn publish(
         }
         let release_at = match (&delay_line, &upstream) {
             // Due but waiting for inspection: look again shortly (inspection runs elsewhere and
-            // does not signal this task; 10 ms is well under a frame).
+            // does not signal this task; 10 ms is well under a frame). Inspection may be holding
+            // frames for a sample that only more video would bring (the video paused): ask it
+            // to finish them, once per wait.
             (Some(line), Upstream::Ready(_)) if line.waiting_for_inspection(Instant::now()) => {
+                if !settle_asked {
+                    settle_asked = true;
+                    if let Some(tap) = tap.as_mut() {
+                        tap.settle();
+                    }
+                }
                 Some(Instant::now() + INSPECTION_POLL)
             }
-            (Some(line), Upstream::Ready(_)) => line.next_release(),
+            (Some(line), Upstream::Ready(_)) => {
+                settle_asked = false;
+                line.next_release()
+            }
             _ => None,
         };
         let step = tokio::select! {

@@ -36,6 +36,10 @@ pub trait TapSink: Send {
     fn push(&mut self, video: TappedVideo) -> bool;
     /// The stream ended: no more messages.
     fn close(&mut self) {}
+    /// The relay's delay line is waiting for inspection to finish with video it has: finish
+    /// what is held now (hybrid mode's frames waiting for a sample that has not come, as
+    /// when the video pauses) rather than wait for more video.
+    fn settle(&mut self) {}
 }
 
 impl TapSink for mpsc::Sender<TappedVideo> {
@@ -166,6 +170,14 @@ impl VideoTap {
     pub fn channel(capacity: usize) -> (VideoTap, mpsc::Receiver<TappedVideo>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (VideoTap::new(Box::new(tx)), rx)
+    }
+
+    /// The delay line waits for inspection: ask it to finish what it holds (see
+    /// [`TapSink::settle`]).
+    pub fn settle(&mut self) {
+        if !self.ended {
+            self.sink.settle();
+        }
     }
 
     /// Offers a video message that arrived at `arrived`, at `clock` on the coverage clocks.
