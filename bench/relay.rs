@@ -283,7 +283,11 @@ fn start_hashgate(dir: &Path, platform: u16) -> (Killed, u16) {
         format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"rtmp://127.0.0.1:{platform}/live\"\n[verdict]\ndelay = \"0s\"\n[admin]\nenabled = false\n"),
     )
     .expect("config");
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hashgate");
+    // HASHGATE_BIN: another build to measure (say, the previous commit's, side by side).
+    let bin = std::env::var_os("HASHGATE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hashgate"),
+        PathBuf::from,
+    );
     assert!(bin.exists(), "build first: cargo build --release");
     let child = Command::new(bin)
         .args(["serve", "--config"])
