@@ -273,7 +273,9 @@ pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals
         let Some(&header) = nal.first() else {
             continue;
         };
-        if header & 0x80 != 0 {
+        // A forbidden bit, or bytes a conforming NAL unit cannot contain (a start code hidden
+        // inside: a decoder that splits on start codes would read other NAL units).
+        if header & 0x80 != 0 || nal.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2) {
             return None;
         }
         if hevc {
@@ -534,6 +536,10 @@ mod tests {
         assert!(!is_idr(true, 4, &nal(&[(19 << 1) | 1, 1, 0xaf])));
         assert!(!is_idr(true, 4, &nal(&[19 << 1, 0, 0xaf])));
         assert!(!is_idr(true, 4, &nal(&[19 << 1, 1, 0x2f])));
+        // A start code hidden inside a NAL unit, and a frame shaped like an avcC record.
+        assert!(!is_idr(false, 4, &nal(&[0x65, 0x88, 0, 0, 1, 0x41])));
+        assert!(frame_nals(false, 4, &nal(&[0x01, 0x9a, 0, 0, 1, 0x41, 0x9a])).is_none());
+        assert!(frame_nals(false, 4, &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4]).is_none());
         // A length that runs past the end, or overflows.
         assert!(!is_idr(false, 4, &[0xff, 0xff, 0xff, 0xff, 0x65, 0x88]));
     }

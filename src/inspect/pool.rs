@@ -532,7 +532,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     let more = slot
         .inbox
         .lock()
-        .is_ok_and(|i| !i.queue.is_empty() || i.closed)
+        .is_ok_and(|i| !i.queue.is_empty() || i.closed || i.settle)
         && slot.work.lock().is_ok_and(|w| w.is_some());
     if more {
         shared.schedule(slot);

@@ -184,9 +184,10 @@ pub struct StreamInspector {
     /// A wanted frame whose picture the decoder still holds (reordering), and the packets
     /// decoded since.
     awaiting: Option<(i64, u32)>,
-    /// Hybrid mode given up on for this stream: an IDR that dropped held frames did not
-    /// decode.
-    hybrid_off: bool,
+    /// Decoding shortcuts given up on for this decoder: a frame whose NAL units this parser
+    /// cannot read as FFmpeg does (framing, start codes, an in-band avcC), or an IDR that
+    /// dropped held frames and did not decode. Every frame is decoded from then on.
+    shortcuts_off: bool,
     /// Arrival of the last keyframe decoded, and of the last one seen.
     last_keyframe_at: Option<Instant>,
     last_keyframe_seen: Option<Instant>,
@@ -228,7 +229,7 @@ impl StreamInspector {
             settled: CoverageClock::default(),
             last_clock: CoverageClock::default(),
             awaiting: None,
-            hybrid_off: false,
+            shortcuts_off: false,
             last_keyframe_at: None,
             last_keyframe_seen: None,
             skip_to_keyframe: false,
@@ -248,6 +249,7 @@ impl StreamInspector {
         self.level = level.min(2);
         if self.keyframes_only() {
             self.clear_pending();
+            self.awaiting = None;
         }
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
             // The decoder skipped the GOP's other frames: every frame decodes again from the
@@ -475,7 +477,7 @@ impl StreamInspector {
         out: &mut dyn FnMut(Finding),
     ) {
         let nals = self.frame_nals(&frame);
-        if self.hybrid_off {
+        if self.shortcuts_off {
             self.decode_pending(stats, out);
             self.decode(&frame, stats, out);
             return;
@@ -505,7 +507,7 @@ impl StreamInspector {
         {
             // The frames dropped for it may have been needed after all: decode everything
             // from now on, as in `all` mode.
-            self.hybrid_off = true;
+            self.shortcuts_off = true;
             self.report_once(
                 out,
                 Finding::Anomaly("an IDR keyframe did not decode: hybrid decoding is off".into()),
@@ -513,17 +515,26 @@ impl StreamInspector {
         }
     }
 
-    /// The NAL summary of a frame of the active codec; `None` when it is not H.264 or HEVC
-    /// with a parsed configuration, or does not parse.
-    fn frame_nals(&self, frame: &HeldFrame) -> Option<params::FrameNals> {
+    /// The NAL summary of a frame of the active codec; `None` when it is not H.264 or HEVC in
+    /// length-prefixed framing with a parsed configuration, or does not parse (which turns the
+    /// shortcuts off for this decoder).
+    fn frame_nals(&mut self, frame: &HeldFrame) -> Option<params::FrameNals> {
         let active = self.active.as_ref()?;
-        let config = active.config.as_ref()?;
         let hevc = match active.codec {
             VideoCodec::H264 => false,
             VideoCodec::Hevc => true,
             VideoCodec::Av1 | VideoCodec::Vp9 => return None,
         };
-        params::frame_nals(hevc, config.length_size, &frame.data)
+        let nals = active
+            .config
+            .as_ref()
+            .filter(|_| length_prefixed(hevc, &active.raw))
+            .and_then(|c| params::frame_nals(hevc, c.length_size, &frame.data));
+        if nals.is_none() && !self.shortcuts_off {
+            self.shortcuts_off = true;
+            tracing::debug!("a frame not read as FFmpeg reads it: decoding shortcuts off");
+        }
+        nals
     }
 
     /// Wall-clock span of the frames hybrid mode holds undecoded, in milliseconds (unseen
@@ -570,6 +581,22 @@ impl StreamInspector {
     }
 
     fn decode(&mut self, frame: &HeldFrame, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        let hybrid_keyframe = self.settings.mode == SamplingMode::Hybrid && frame.keyframe;
+        // Wanted for itself (it may be hashed), or to push an awaited picture out.
+        let for_itself = hybrid_keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
+        let wanted = for_itself || self.awaiting.is_some();
+        let skippable = !wanted
+            && self.settings.shortcuts.skip_unreferenced
+            && !self.shortcuts_off
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.codec == VideoCodec::H264)
+            && self.frame_nals(frame).is_some_and(|n| n.unreferenced);
+        if skippable {
+            // Nothing decoded later can refer to it: it never reaches FFmpeg.
+            return;
+        }
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -616,14 +643,16 @@ impl StreamInspector {
                 sample(settings, picker, stats, arrived, clock, picture, out)
             },
         );
-        self.awaiting = match self.awaiting {
-            // Out, or given up on (a damaged stream may never emit it).
-            Some((pts, _)) if newest_out.is_some_and(|o| o >= pts) => None,
-            Some((_, n)) if n >= AWAIT_PACKETS => None,
+        // Await the newest wanted picture not out yet (a later wanted frame restarts the
+        // count); give up after AWAIT_PACKETS (a damaged stream may never emit it).
+        let target = match self.awaiting {
+            Some((pts, _)) if for_itself && frame.pts > pts => Some((frame.pts, 0)),
             Some((pts, n)) => Some((pts, n + 1)),
-            None if wanted && newest_out.is_none_or(|o| o < frame.pts) => Some((frame.pts, 0)),
+            None if for_itself => Some((frame.pts, 0)),
             None => None,
         };
+        self.awaiting =
+            target.filter(|&(pts, n)| n < AWAIT_PACKETS && newest_out.is_none_or(|o| o < pts));
     }
 
     fn count_decoder_errors(&mut self, stats: &InspectStats) {
@@ -751,6 +780,7 @@ impl StreamInspector {
                 self.clear_gop();
                 self.catching_up = false;
                 self.awaiting = None;
+                self.shortcuts_off = false;
                 self.active = Some(ActiveDecoder {
                     codec,
                     raw,
@@ -781,6 +811,17 @@ impl StreamInspector {
         active
             .decoder
             .finish(|frame| sample(settings, picker, stats, arrived, clock, frame, out));
+    }
+}
+
+/// Whether FFmpeg reads this codec's frames as length-prefixed NAL units under the sequence
+/// header `raw` (its own tests: an avcC starts with version 1; an hvcC does not start like an
+/// Annex B start code). Otherwise it reads start codes, and so must any shortcut: none is taken.
+fn length_prefixed(hevc: bool, raw: &[u8]) -> bool {
+    if hevc {
+        raw.len() > 3 && (raw[0] != 0 || raw[1] != 0 || raw[2] > 1)
+    } else {
+        raw.first() == Some(&1)
     }
 }
 
