@@ -585,7 +585,9 @@ impl StreamInspector {
         // Wanted for itself (it may be hashed), or to push an awaited picture out.
         let for_itself = hybrid_keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
         let wanted = for_itself || self.awaiting.is_some();
-        let skippable = !wanted
+        // Unreferenced frames are skipped even while a picture is awaited: reference frames
+        // push it out as well.
+        let skippable = !for_itself
             && self.settings.shortcuts.skip_unreferenced
             && !self.shortcuts_off
             && self
@@ -608,24 +610,8 @@ impl StreamInspector {
         let (settings, picker) = (&self.settings, &mut self.picker);
         let carried_by = &self.carried_by;
         let (arrived, clock) = (frame.arrived, frame.clock);
-        // A frame the sampler cannot pick is decoded only as far as later frames need it.
-        // While a wanted picture is still held in the decoder for reordering, the frames that
-        // push it out are decoded whole, so its hash is not delayed.
-        let hybrid_keyframe = settings.mode == SamplingMode::Hybrid && frame.keyframe;
-        let wanted = hybrid_keyframe
-            || self.awaiting.is_some()
-            || picker.sampler.may_take(frame.pts, frame.arrived);
-        if !wanted
-            && settings.shortcuts.skip_unreferenced
-            && active.codec == VideoCodec::H264
-            && active.config.as_ref().is_some_and(|c| {
-                params::frame_nals(false, c.length_size, &frame.data)
-                    .is_some_and(|n| n.unreferenced)
-            })
-        {
-            // Nothing decoded later can refer to it: it never reaches FFmpeg.
-            return;
-        }
+        // While a picture wanted for itself is still held in the decoder for reordering, the
+        // frames that push it out are decoded, so its hash is not delayed.
         let mut newest_out = None;
         active.decoder.decode(
             &frame.data,
