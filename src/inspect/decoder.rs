@@ -240,9 +240,9 @@ impl VideoDecoder {
         self.codec
     }
 
-    /// Decodes one coded frame; calls `out` for each picture that comes out. Every frame goes to
-    /// FFmpeg, keyframe or not: it knows better than the FLV tag's flag where decoding can
-    /// start (a publisher could flag no frame at all as a keyframe). A frame not `wanted` (the
+    /// Decodes one coded frame; calls `out` for each picture that comes out. Keyframe or not,
+    /// what the stream inspector hands over goes to FFmpeg: it knows better than the FLV tag's
+    /// flag where decoding can start (a publisher could flag no frame at all as a keyframe). A frame not `wanted` (the
     /// sampler cannot pick it) may be decoded without deblocking, if so configured.
     pub fn decode(
         &mut self,
