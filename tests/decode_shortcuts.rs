@@ -336,3 +336,46 @@ fn held_frames_are_not_settled_until_judged() {
         "the end of the stream settles everything"
     );
 }
+
+/// The frame_num guard reads what x264 writes: IDRs are 0, every other frame is the last
+/// reference frame's number plus one (mod 2^bits), and reference frames count up.
+#[test]
+fn frame_numbers_are_read_from_real_slices() {
+    use hashgate::inspect::params::{frame_nals, h264_frame_num, h264_frame_num_syntax};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tags = clip(dir.path(), "numbers.flv", &["-bf", "3"]);
+    let (mut syntax, mut length_size) = (None, 4);
+    let (mut last_ref, mut checked, mut unreferenced) = (None::<u32>, 0, 0);
+    for (_, payload) in &tags {
+        match parse_video_tag(payload) {
+            Ok(VideoTag::SequenceStart { config, .. }) => {
+                let config = avc_config(&config).expect("avcC");
+                length_size = config.length_size;
+                syntax = h264_frame_num_syntax(&config);
+            }
+            Ok(VideoTag::Frame { data, .. }) => {
+                let sx = syntax.expect("an SPS before the first frame");
+                let num = h264_frame_num(length_size, &data, sx).expect("a slice");
+                let nals = frame_nals(false, length_size, &data).expect("clean framing");
+                let max = 1u32 << sx.bits;
+                if nals.idr {
+                    assert_eq!(num, 0, "an IDR's frame_num");
+                } else {
+                    let last = last_ref.expect("a reference before");
+                    assert_eq!(num, (last + 1) % max, "frame_num after reference {last}");
+                    checked += 1;
+                }
+                if nals.unreferenced {
+                    unreferenced += 1;
+                } else {
+                    last_ref = Some(num);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        checked > 250 && unreferenced > 30,
+        "{checked} frames, {unreferenced} unreferenced"
+    );
+}

@@ -108,20 +108,73 @@ pub fn hevc_picture_size(config: &DecodingConfig) -> Option<PictureSize> {
         .max_by_key(|s| s.pixels())
 }
 
+/// How an H.264 slice header codes `frame_num` under an SPS: its width in bits, and whether a
+/// colour plane id comes before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameNumSyntax {
+    /// log2_max_frame_num.
+    pub bits: u32,
+    /// separate_colour_plane_flag (4:4:4 coded as three planes).
+    pub colour_plane: bool,
+}
+
+/// The frame_num syntax of an H.264 config with exactly one SPS (with several, a slice's SPS
+/// depends on its PPS: `None`, and no shortcut relies on it).
+pub fn h264_frame_num_syntax(config: &DecodingConfig) -> Option<FrameNumSyntax> {
+    let mut sps = config.parameter_sets.iter().filter(|(t, _)| *t == 7);
+    let (_, nal) = sps.next()?;
+    if sps.next().is_some() {
+        return None;
+    }
+    h264_sps(nal).and_then(|(_, syntax)| syntax)
+}
+
+/// `frame_num` of the first slice of a coded frame (length-prefixed NAL units).
+pub fn h264_frame_num(length_size: u8, frame: &[u8], syntax: FrameNumSyntax) -> Option<u32> {
+    let size = usize::from(length_size);
+    let mut rest = frame;
+    while rest.len() > size {
+        let len = rest[..size]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let end = size.checked_add(len)?;
+        let nal = rest.get(size..end)?;
+        rest = &rest[end..];
+        if !nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1f))) {
+            continue;
+        }
+        let rbsp = unescape(nal.get(1..nal.len().min(17))?);
+        let mut b = BitReader::new(&rbsp);
+        b.ue()?; // first_mb_in_slice
+        b.ue()?; // slice_type
+        b.ue()?; // pic_parameter_set_id
+        if syntax.colour_plane {
+            b.skip(2)?;
+        }
+        return b.bits(syntax.bits);
+    }
+    None
+}
+
 /// Coded size from an H.264 SPS NAL unit (header byte included).
 pub fn h264_sps_size(nal: &[u8]) -> Option<PictureSize> {
+    h264_sps(nal).map(|(size, _)| size)
+}
+
+fn h264_sps(nal: &[u8]) -> Option<(PictureSize, Option<FrameNumSyntax>)> {
     let rbsp = unescape(nal.get(1..)?);
     let mut b = BitReader::new(&rbsp);
     let profile_idc = b.bits(8)?;
     b.skip(16)?; // constraint flags, level_idc
     b.ue()?; // seq_parameter_set_id
+    let mut colour_plane = false;
     if matches!(
         profile_idc,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
     ) {
         let chroma_format_idc = b.ue()?;
         if chroma_format_idc == 3 {
-            b.skip(1)?;
+            colour_plane = b.bit()?;
         }
         b.ue()?; // bit_depth_luma_minus8
         b.ue()?; // bit_depth_chroma_minus8
@@ -135,7 +188,8 @@ pub fn h264_sps_size(nal: &[u8]) -> Option<PictureSize> {
             }
         }
     }
-    b.ue()?; // log2_max_frame_num_minus4
+    // Out of range (over 16) is FFmpeg's to refuse; the size is still read.
+    let log2_max_frame_num = b.ue()?.checked_add(4).filter(|&n| n <= 16);
     match b.ue()? {
         0 => {
             b.ue()?;
@@ -160,10 +214,13 @@ pub fn h264_sps_size(nal: &[u8]) -> Option<PictureSize> {
     let height_map_units = b.ue()?.checked_add(1)?;
     let frame_mbs_only = b.bit()?;
     let height_mbs = height_map_units.checked_mul(if frame_mbs_only { 1 } else { 2 })?;
-    Some(PictureSize {
-        width: width_mbs.checked_mul(16)?,
-        height: height_mbs.checked_mul(16)?,
-    })
+    Some((
+        PictureSize {
+            width: width_mbs.checked_mul(16)?,
+            height: height_mbs.checked_mul(16)?,
+        },
+        log2_max_frame_num.map(|bits| FrameNumSyntax { bits, colour_plane }),
+    ))
 }
 
 fn skip_scaling_list(b: &mut BitReader, size: usize) -> Option<()> {
@@ -243,6 +300,8 @@ pub struct FrameNals {
     /// H.264 only: every slice has nal_ref_idc 0 and nothing else but SEI, access unit
     /// delimiters and filler is present, so no later frame can depend on decoding it.
     pub unreferenced: bool,
+    /// H.264 only: a slice has nal_ref_idc set (a reference picture).
+    pub referenced: bool,
     /// Parameter sets (H.264 SPS, PPS, SPS extension, subset SPS; HEVC VPS, SPS, PPS) ride
     /// inside the frame: it must reach the decoder even if its picture is not needed.
     pub parameter_sets: bool,
@@ -299,6 +358,7 @@ pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals
                 1..=5 => {
                     nals.slices += 1;
                     nals.unreferenced &= ref_idc == 0;
+                    nals.referenced |= ref_idc != 0;
                     nals.idr &=
                         kind == 5 && ref_idc != 0 && h264_intra_slice(&nal[1..], nals.slices == 1);
                 }

@@ -148,6 +148,7 @@ pub enum Finding {
 }
 
 /// A coded frame kept for a catch-up decode.
+#[derive(Clone)]
 struct HeldFrame {
     data: Bytes,
     dts: i64,
@@ -184,6 +185,11 @@ pub struct StreamInspector {
     /// A wanted frame whose picture the decoder still holds (reordering), and the packets
     /// decoded since.
     awaiting: Option<(i64, u32)>,
+    /// H.264: frame_num of the last reference frame sent to the decoder, and the last frame
+    /// skipped since (sent after all if the next frame's frame_num shows FFmpeg would have
+    /// needed it to follow the sequence as the platform's decoder does).
+    last_ref_frame_num: Option<u32>,
+    last_skipped: Option<HeldFrame>,
     /// Decoding shortcuts given up on for this decoder: a frame whose NAL units this parser
     /// cannot read as FFmpeg does (framing, start codes, an in-band avcC), or an IDR that
     /// dropped held frames and did not decode. Every frame is decoded from then on.
@@ -229,6 +235,8 @@ impl StreamInspector {
             settled: CoverageClock::default(),
             last_clock: CoverageClock::default(),
             awaiting: None,
+            last_ref_frame_num: None,
+            last_skipped: None,
             shortcuts_off: false,
             last_keyframe_at: None,
             last_keyframe_seen: None,
@@ -287,6 +295,8 @@ impl StreamInspector {
         self.clear_gop();
         self.clear_pending();
         self.awaiting = None;
+        self.last_ref_frame_num = None;
+        self.last_skipped = None;
         self.catching_up = false;
     }
 
@@ -584,21 +594,59 @@ impl StreamInspector {
         let hybrid_keyframe = self.settings.mode == SamplingMode::Hybrid && frame.keyframe;
         // Wanted for itself (it may be hashed), or to push an awaited picture out.
         let for_itself = hybrid_keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
-        let wanted = for_itself || self.awaiting.is_some();
         // Unreferenced frames are skipped even while a picture is awaited: reference frames
-        // push it out as well.
-        let skippable = !for_itself
-            && self.settings.shortcuts.skip_unreferenced
+        // push it out as well. Only in sequence: a skipped picture must not change how FFmpeg
+        // reads the frame_num of the next one (it gap-fills references on a jump).
+        let h264 = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.codec == VideoCodec::H264);
+        let tracked = h264 && self.settings.shortcuts.skip_unreferenced && !self.shortcuts_off;
+        let nals = if tracked {
+            self.frame_nals(frame)
+        } else {
+            None
+        };
+        let syntax = self.active.as_ref().and_then(|a| {
+            let config = a.config.as_ref()?;
+            Some((config.length_size, params::h264_frame_num_syntax(config)?))
+        });
+        let frame_num = syntax
+            .and_then(|(size, sx)| Some((params::h264_frame_num(size, &frame.data, sx)?, sx)));
+        let in_sequence = frame_num.is_some_and(|(num, sx)| {
+            self.last_ref_frame_num
+                .is_some_and(|last| num == (last + 1) & ((1u32 << sx.bits) - 1))
+        });
+        if tracked
+            && !for_itself
+            && in_sequence
             && !self.shortcuts_off
-            && self
-                .active
-                .as_ref()
-                .is_some_and(|a| a.codec == VideoCodec::H264)
-            && self.frame_nals(frame).is_some_and(|n| n.unreferenced);
-        if skippable {
+            && nals.is_some_and(|n| n.unreferenced)
+        {
             // Nothing decoded later can refer to it: it never reaches FFmpeg.
+            self.last_skipped = Some(frame.clone());
             return;
         }
+        if let Some(skipped) = self.last_skipped.take() {
+            if !in_sequence {
+                self.send(&skipped, false, stats, out);
+            }
+        }
+        if nals.is_some_and(|n| n.referenced) {
+            self.last_ref_frame_num = frame_num.map(|(num, _)| num);
+        }
+        self.send(frame, for_itself, stats, out);
+    }
+
+    /// Hands a frame to FFmpeg; `for_itself`: it may be hashed (see `decode`).
+    fn send(
+        &mut self,
+        frame: &HeldFrame,
+        for_itself: bool,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        let wanted = for_itself || self.awaiting.is_some();
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -737,6 +785,8 @@ impl StreamInspector {
                 // The parameter sets changed: FFmpeg re-reads them with the next packet.
                 active.decoder.reconfigure(raw);
                 active.config = config;
+                self.last_ref_frame_num = None;
+                self.last_skipped = None;
             }
             return;
         }
@@ -767,6 +817,8 @@ impl StreamInspector {
                 self.catching_up = false;
                 self.awaiting = None;
                 self.shortcuts_off = false;
+                self.last_ref_frame_num = None;
+                self.last_skipped = None;
                 self.active = Some(ActiveDecoder {
                     codec,
                     raw,
