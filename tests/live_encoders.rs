@@ -112,6 +112,13 @@ impl Chain {
             shortest >= Duration::from_secs(2) - SCHEDULING_SLACK,
             "{key}: a message was held {shortest:?}, under the 2 s delay"
         );
+        if held.is_empty() {
+            // Nothing aired (nginx recorded no stream at all): then the cut must have been the
+            // clip's, which starts 2 s in, not an early false one.
+            let at = cut["stream_ms"].as_u64().unwrap_or(0);
+            assert!(at >= 1900, "{key}: cut at stream {at} ms, before the clip");
+            return;
+        }
         let matcher =
             Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))]).expect("list");
         let (_, frames, flagged) =
