@@ -90,8 +90,14 @@ fn aired(setup: &Setup, key: &str) -> (f64, u64, u64) {
     let recording = setup.nginx.recording(key);
     match hashgate::demo::count_flagged(&recording, &matcher) {
         Ok(counts) => counts,
-        // Metadata and audio only: no video reached the platform.
-        Err(e) if e.to_string().contains("no video stream") => (0.0, 0, 0),
+        // Metadata and audio only, or nothing at all (a cut before the first release leaves
+        // nginx a recording with no stream): no video reached the platform.
+        Err(e)
+            if e.to_string().contains("no video stream")
+                || e.to_string().contains("Invalid data found") =>
+        {
+            (0.0, 0, 0)
+        }
         Err(e) => panic!("cannot decode the recording of {key}: {e}"),
     }
 }
