@@ -132,6 +132,14 @@ fn keyframes(tags: &[(u32, Bytes)]) -> Vec<(i64, bool)> {
 /// Every sampled frame hashes as in a full decode; no two samples more than an interval and a
 /// frame apart (what `all` mode guarantees at 2 fps with random sample points: 2 intervals).
 fn assert_exact(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
+    assert_same_hashes(name, reference, run);
+    let times: Vec<i64> = run.hashed.keys().copied().collect();
+    let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(widest <= 1034, "{name}: {widest} ms between two samples");
+}
+
+/// Every sampled frame hashes as in a full decode (at least 15 sampled).
+fn assert_same_hashes(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
     assert!(
         run.hashed.len() >= 15,
         "{name}: {} frames hashed",
@@ -147,9 +155,6 @@ fn assert_exact(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
             "{name}: the frame at {pts} ms hashes differently from a full decode"
         );
     }
-    let times: Vec<i64> = run.hashed.keys().copied().collect();
-    let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    assert!(widest <= 1034, "{name}: {widest} ms between two samples");
 }
 
 #[test]
@@ -378,4 +383,46 @@ fn frame_numbers_are_read_from_real_slices() {
         checked > 250 && unreferenced > 30,
         "{checked} frames, {unreferenced} unreferenced"
     );
+}
+
+/// A publisher who has read hybrid mode sends, every two-thirds of a second, a packet flagged as
+/// a keyframe holding a well-formed IDR slice that names a PPS the stream never declared.
+/// FFmpeg (hashgate's and the platform's) refuses it and keeps its references, so the frames
+/// hybrid holds are still needed: dropping them would leave every later sample decoded against
+/// the wrong pictures. Hashes must stay those of a full decode.
+#[test]
+fn a_fake_idr_does_not_make_hybrid_drop_needed_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = clip(dir.path(), "fake-idr.flv", &["-bf", "0"]);
+    // IDR NAL (ref_idc 3, type 5): first_mb 0, slice type 7 (I), PPS id 5, then filler bits.
+    let fake_slice = [0x65u8, 0x88, 0x34, 0x12, 0x34, 0x56];
+    let mut body = vec![0x17, 0x01, 0, 0, 0];
+    body.extend_from_slice(&(fake_slice.len() as u32).to_be_bytes());
+    body.extend_from_slice(&fake_slice);
+    let fake = Bytes::from(body);
+    let mut tags = Vec::new();
+    for (i, (ts, payload)) in clean.iter().enumerate() {
+        tags.push((*ts, payload.clone()));
+        if i % 20 == 10 {
+            tags.push((*ts, fake.clone()));
+        }
+    }
+    let length_size = 4;
+    assert!(
+        is_idr(false, length_size, &fake[5..]),
+        "the fake passes the IDR checks"
+    );
+    let reference = run(&tags, SamplingMode::All, 0.0, Shortcuts::EXACT).hashed;
+    // (FFmpeg withholds some pictures around each refused IDR; the platform's decoder does the
+    // same, and what it shows is the reference. So samples may lie further apart than usual:
+    // only the hashes are compared.)
+    assert!(
+        reference.len() > 100,
+        "{} pictures decoded",
+        reference.len()
+    );
+    for _ in 0..3 {
+        let hybrid = run(&tags, SamplingMode::Hybrid, 2.0, Shortcuts::default());
+        assert_same_hashes("fake IDRs, hybrid", &reference, &hybrid);
+    }
 }

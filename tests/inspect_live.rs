@@ -126,17 +126,9 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     for pair in times.windows(2) {
         assert!(pair[1] - pair[0] <= 1000 + 34, "gap {times:?}");
     }
-    // The same frames hashed from the file give the same hashes. (RTMP time starts where the
-    // FLV muxer put the first timestamp, the file's at its start time: compare from the first.)
+    // The same frames hashed from the file give the same hashes.
     let reference = file_hashes(clip);
-    for (i, (t, hash)) in all.iter().enumerate() {
-        let offset = t - times[0];
-        let (rt, want) = reference
-            .iter()
-            .find(|(rt, _)| (rt - reference[0].0 - offset).abs() <= 1)
-            .unwrap_or_else(|| panic!("no frame of the file at {offset} ms"));
-        assert_eq!(hash.distance(want), 0, "frame {i} at {t} ms (file {rt} ms)");
-    }
+    assert_hashes_of_the_file("all", &all, &reference);
     // Keyframes mode decodes one frame per 2 s GOP.
     let keys = frames.get("keys").cloned().unwrap_or_default();
     let key_times: Vec<i64> = keys.iter().map(|(t, _)| *t).collect();
@@ -157,12 +149,20 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     for pair in times.windows(2) {
         assert!(pair[1] - pair[0] <= 1000 + 34, "gap {times:?}");
     }
-    for (t, hash) in &hybrid {
-        let offset = t - times[0];
+    assert_hashes_of_the_file("hybrid", &hybrid, &reference);
+}
+
+/// Each hashed frame of a live stream has the hash of the file's frame at the same time. (RTMP
+/// time starts where the FLV muxer put the first timestamp, the file's at its start time:
+/// offsets are compared from the first of each.)
+fn assert_hashes_of_the_file(mode: &str, live: &[(i64, PdqHash)], reference: &[(i64, PdqHash)]) {
+    let first = live.first().map_or(0, |(t, _)| *t);
+    for (t, hash) in live {
+        let offset = t - first;
         let (rt, want) = reference
             .iter()
             .find(|(rt, _)| (rt - reference[0].0 - offset).abs() <= 1)
-            .unwrap_or_else(|| panic!("no frame of the file at {offset} ms"));
-        assert_eq!(hash.distance(want), 0, "hybrid at {t} ms (file {rt} ms)");
+            .unwrap_or_else(|| panic!("{mode}: no frame of the file at {offset} ms"));
+        assert_eq!(hash.distance(want), 0, "{mode} at {t} ms (file {rt} ms)");
     }
 }

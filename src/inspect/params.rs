@@ -305,6 +305,10 @@ pub struct FrameNals {
     /// Parameter sets (H.264 SPS, PPS, SPS extension, subset SPS; HEVC VPS, SPS, PPS) ride
     /// inside the frame: it must reach the decoder even if its picture is not needed.
     pub parameter_sets: bool,
+    /// The picture parameter set every IDR slice names (`None` when they differ or it does not
+    /// parse). FFmpeg refuses a slice naming a PPS it has not seen, and then an "IDR" clears
+    /// nothing: an IDR counts only with a PPS the configuration declares.
+    pub idr_pps: Option<u32>,
 }
 
 /// Reads the NAL units of a coded frame; `None` when the framing is not clean length-prefixed
@@ -349,6 +353,10 @@ pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals
                 nals.slices += 1;
                 let first_in_picture = nal.get(2).is_some_and(|b| b & 0x80 != 0);
                 nals.idr &= (kind == 19 || kind == 20) && (nals.slices > 1 || first_in_picture);
+                if nals.idr {
+                    let pps = hevc_slice_pps(nal.get(2..)?);
+                    same_pps(&mut nals, pps);
+                }
             } else if (32..=34).contains(&kind) {
                 nals.parameter_sets = true;
             }
@@ -359,8 +367,11 @@ pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals
                     nals.slices += 1;
                     nals.unreferenced &= ref_idc == 0;
                     nals.referenced |= ref_idc != 0;
-                    nals.idr &=
-                        kind == 5 && ref_idc != 0 && h264_intra_slice(&nal[1..], nals.slices == 1);
+                    let pps = h264_intra_slice_pps(&nal[1..], nals.slices == 1);
+                    nals.idr &= kind == 5 && ref_idc != 0 && pps.is_some();
+                    if nals.idr {
+                        same_pps(&mut nals, pps);
+                    }
                 }
                 6 | 9 | 12 => {}
                 7 | 8 | 13 | 15 => {
@@ -378,14 +389,76 @@ pub fn frame_nals(hevc: bool, length_size: u8, frame: &[u8]) -> Option<FrameNals
     Some(nals)
 }
 
-/// An H.264 slice header that starts with an I or SI slice (and, for the first slice of the
-/// frame, at macroblock 0).
-fn h264_intra_slice(header: &[u8], first: bool) -> bool {
-    let mut bits = BitReader::new(header);
-    let (Some(first_mb), Some(slice_type)) = (bits.ue(), bits.ue()) else {
-        return false;
-    };
-    (!first || first_mb == 0) && matches!(slice_type % 5, 2 | 4)
+/// The PPS id of an H.264 slice header that starts with an I or SI slice (and, for the first
+/// slice of the frame, at macroblock 0); `None` for any other.
+fn h264_intra_slice_pps(header: &[u8], first: bool) -> Option<u32> {
+    let rbsp = unescape(header.get(..header.len().min(16))?);
+    let mut bits = BitReader::new(&rbsp);
+    let (first_mb, slice_type) = (bits.ue()?, bits.ue()?);
+    ((!first || first_mb == 0) && matches!(slice_type % 5, 2 | 4)).then_some(())?;
+    bits.ue()
+}
+
+/// The PPS id of an HEVC IDR slice segment header (after the two-byte NAL header).
+fn hevc_slice_pps(header: &[u8]) -> Option<u32> {
+    let rbsp = unescape(header.get(..header.len().min(16))?);
+    let mut bits = BitReader::new(&rbsp);
+    bits.skip(2)?; // first_slice_segment_in_pic_flag, no_output_of_prior_pics_flag (IRAP)
+    bits.ue()
+}
+
+/// Every IDR slice of a frame must name the same PPS.
+fn same_pps(nals: &mut FrameNals, pps: Option<u32>) {
+    match (nals.slices, nals.idr_pps, pps) {
+        (1, _, Some(id)) => nals.idr_pps = Some(id),
+        (_, Some(a), Some(b)) if a == b => {}
+        _ => {
+            nals.idr = false;
+            nals.idr_pps = None;
+        }
+    }
+}
+
+/// Whether every parameter set riding inside a frame is one the configuration record already
+/// declares, byte for byte (encoders that repeat their SPS/PPS before each keyframe). One that
+/// is new may change what the shortcuts read from the record (frame_num width, PPS ids).
+pub fn repeats_config(hevc: bool, config: &DecodingConfig, frame: &[u8]) -> bool {
+    let size = usize::from(config.length_size);
+    let mut rest = frame;
+    while rest.len() > size {
+        let len = rest[..size]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let Some(nal) = size.checked_add(len).and_then(|end| rest.get(size..end)) else {
+            return false;
+        };
+        rest = &rest[size + len..];
+        let kind = match (hevc, nal.first()) {
+            (true, Some(h)) => (h >> 1) & 0x3f,
+            (false, Some(h)) => h & 0x1f,
+            (_, None) => continue,
+        };
+        let parameter_set = if hevc {
+            (32..=34).contains(&kind)
+        } else {
+            matches!(kind, 7 | 8 | 13 | 15)
+        };
+        if parameter_set && !config.parameter_sets.iter().any(|(_, p)| p[..] == nal[..]) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The ids of the picture parameter sets a configuration record declares.
+pub fn pps_ids(hevc: bool, config: &DecodingConfig) -> Vec<u32> {
+    let (kind, header) = if hevc { (34, 2) } else { (8, 1) };
+    config
+        .parameter_sets
+        .iter()
+        .filter(|(t, _)| *t == kind)
+        .filter_map(|(_, nal)| BitReader::new(&unescape(nal.get(header..)?)).ue())
+        .collect()
 }
 
 /// Whether a coded frame is an IDR that nothing after it can look past (see [`FrameNals::idr`]).
@@ -582,7 +655,7 @@ mod tests {
         assert!(!is_idr(true, 4, &nal(&[21 << 1, 1, 0xaf])));
         assert!(!is_idr(true, 4, &nal(&[1 << 1, 1, 0xaf])));
         // A two-byte length prefix.
-        assert!(is_idr(false, 2, &[0, 2, 0x65, 0x88]));
+        assert!(is_idr(false, 2, &[0, 3, 0x65, 0x88, 0x80]));
         // What FFmpeg would not treat as an IDR: the forbidden bit, nal_ref_idc 0, a P slice
         // type (ue 0 = P) in an IDR NAL, a start code instead of a length, HEVC layer 1,
         // temporal id 0, a slice that does not start the picture.
@@ -596,12 +669,47 @@ mod tests {
         assert!(!is_idr(true, 4, &nal(&[(19 << 1) | 1, 1, 0xaf])));
         assert!(!is_idr(true, 4, &nal(&[19 << 1, 0, 0xaf])));
         assert!(!is_idr(true, 4, &nal(&[19 << 1, 1, 0x2f])));
+        // The PPS an IDR names is reported (FFmpeg refuses one it has not seen); two slices
+        // naming different ones make no IDR.
+        let summary = frame_nals(false, 4, &nal(&[0x65, 0x88, 0x34])).expect("well formed");
+        assert!(summary.idr && summary.idr_pps == Some(5));
+        assert!(!is_idr(
+            false,
+            4,
+            &[nal(&[0x65, 0x88, 0x80]), nal(&[0x65, 0x88, 0x34])].concat()
+        ));
         // A start code hidden inside a NAL unit, and a frame shaped like an avcC record.
         assert!(!is_idr(false, 4, &nal(&[0x65, 0x88, 0, 0, 1, 0x41])));
         assert!(frame_nals(false, 4, &nal(&[0x01, 0x9a, 0, 0, 1, 0x41, 0x9a])).is_none());
         assert!(frame_nals(false, 4, &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4]).is_none());
         // A length that runs past the end, or overflows.
         assert!(!is_idr(false, 4, &[0xff, 0xff, 0xff, 0xff, 0x65, 0x88]));
+    }
+
+    #[test]
+    fn parameter_sets_in_frames_are_told_new_from_repeated() {
+        let nal = |bytes: &[u8]| {
+            let mut v = (bytes.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(bytes);
+            v
+        };
+        let pps = Bytes::from_static(&[0x68, 0xce, 0x38, 0x80]);
+        let config = DecodingConfig {
+            length_size: 4,
+            parameter_sets: vec![(8, pps.clone())],
+        };
+        assert_eq!(pps_ids(false, &config), vec![0]);
+        let slice = nal(&[0x65, 0x88, 0x80]);
+        assert!(repeats_config(
+            false,
+            &config,
+            &[nal(&pps), slice.clone()].concat()
+        ));
+        assert!(!repeats_config(
+            false,
+            &config,
+            &[nal(&[0x68, 0xce, 0x3c, 0x80]), slice].concat()
+        ));
     }
 
     #[test]

@@ -93,17 +93,10 @@ impl Sampler {
     /// Whether the frame presented at `pts_ms`, whose message arrived at `arrived`, is to be
     /// hashed.
     pub fn take(&mut self, pts_ms: i64, arrived: Instant) -> bool {
-        let Some(base) = self.interval_ms else {
+        let Some(interval) = self.interval_at(arrived) else {
             return true;
         };
-        let boosted = self.boost_until.is_some_and(|until| arrived < until);
-        let interval = if boosted { base / BOOST } else { base };
-        // The wall clock is the backstop: it takes a frame only once stream time has fallen
-        // half an interval behind it, so ordinary arrival jitter never adds a frame.
-        let wall_due = self.last_taken_at.is_none_or(|last| {
-            arrived.saturating_duration_since(last)
-                >= Duration::from_secs_f64(interval * WALL_SLACK / 1000.0)
-        });
+        let wall_due = self.wall_due(arrived, interval);
         let take = if self.stream_due(pts_ms, interval) {
             true
         } else if wall_due {
@@ -167,20 +160,34 @@ impl Sampler {
     /// order) the sample shifts to the next picture decoded, a frame or two later: coverage is
     /// unchanged.
     pub fn may_take(&self, pts_ms: i64, arrived: Instant) -> bool {
-        let Some(base) = self.interval_ms else {
+        let Some(interval) = self.interval_at(arrived) else {
             return true;
         };
-        let boosted = self.boost_until.is_some_and(|until| arrived < until);
-        let interval = if boosted { base / BOOST } else { base };
-        let wall_due = self.last_taken_at.is_none_or(|last| {
-            arrived.saturating_duration_since(last)
-                >= Duration::from_secs_f64(interval * WALL_SLACK / 1000.0)
-        });
         let t = pts_ms as f64;
         let jumped_back = self
             .last_seen_ms
             .is_some_and(|last| t < last - JUMP_BACK_MS);
-        wall_due || jumped_back || self.window_start_ms.is_none() || t + 0.5 >= self.next_due_ms
+        self.wall_due(arrived, interval)
+            || jumped_back
+            || self.window_start_ms.is_none()
+            || t + 0.5 >= self.next_due_ms
+    }
+
+    /// The sampling interval for a frame arriving at `arrived` (denser while boosted); `None`
+    /// when every frame is taken.
+    fn interval_at(&self, arrived: Instant) -> Option<f64> {
+        let base = self.interval_ms?;
+        let boosted = self.boost_until.is_some_and(|until| arrived < until);
+        Some(if boosted { base / BOOST } else { base })
+    }
+
+    /// The wall clock is the backstop: it takes a frame only once stream time has fallen
+    /// behind it by [`WALL_SLACK`] intervals, so ordinary arrival jitter never adds a frame.
+    fn wall_due(&self, arrived: Instant, interval: f64) -> bool {
+        self.last_taken_at.is_none_or(|last| {
+            arrived.saturating_duration_since(last)
+                >= Duration::from_secs_f64(interval * WALL_SLACK / 1000.0)
+        })
     }
 
     /// For files, which have no wall clock: whether the frame at `pts_ms` is due in stream time.

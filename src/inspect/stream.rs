@@ -156,13 +156,51 @@ struct HeldFrame {
     keyframe: bool,
     arrived: Instant,
     clock: CoverageClock,
+    /// What its NAL units say, read once on arrival (`None`: not read, or not readable).
+    nals: Option<params::FrameNals>,
 }
 
 struct ActiveDecoder {
     codec: VideoCodec,
     raw: Bytes,
     config: Option<DecodingConfig>,
+    /// What the decoding shortcuts need from `config`, derived when it is set.
+    facts: ConfigFacts,
     decoder: VideoDecoder,
+}
+
+/// What the decoding shortcuts need to know of a configuration record.
+#[derive(Default)]
+struct ConfigFacts {
+    /// Length size for reading frames, when FFmpeg reads them as length-prefixed NAL units
+    /// (H.264 or HEVC with a parsed record); `None`: no shortcut.
+    length_size: Option<u8>,
+    hevc: bool,
+    /// H.264: how slice headers code frame_num (one SPS).
+    frame_num: Option<params::FrameNumSyntax>,
+    /// PPS ids the record declares: an IDR naming another is not trusted to clear anything.
+    pps_ids: Vec<u32>,
+}
+
+impl ConfigFacts {
+    fn of(codec: VideoCodec, raw: &[u8], config: Option<&DecodingConfig>) -> ConfigFacts {
+        let hevc = match codec {
+            VideoCodec::H264 => false,
+            VideoCodec::Hevc => true,
+            VideoCodec::Av1 | VideoCodec::Vp9 => return ConfigFacts::default(),
+        };
+        let Some(config) = config.filter(|_| length_prefixed(hevc, raw)) else {
+            return ConfigFacts::default();
+        };
+        ConfigFacts {
+            length_size: Some(config.length_size),
+            hevc,
+            frame_num: (!hevc)
+                .then(|| params::h264_frame_num_syntax(config))
+                .flatten(),
+            pps_ids: params::pps_ids(hevc, config),
+        }
+    }
 }
 
 /// One stream's decoder, sampler and hasher.
@@ -390,6 +428,7 @@ impl StreamInspector {
                 }
                 self.skip_to_keyframe = false;
                 let dts = video.timestamp as i64;
+                let nals = self.read_nals(&data);
                 let frame = HeldFrame {
                     data,
                     dts,
@@ -397,6 +436,7 @@ impl StreamInspector {
                     keyframe,
                     arrived: video.arrived,
                     clock: video.clock,
+                    nals,
                 };
                 if self.keyframes_only() {
                     self.keyframes_mode(frame, stats, out);
@@ -486,7 +526,7 @@ impl StreamInspector {
         stats: &InspectStats,
         out: &mut dyn FnMut(Finding),
     ) {
-        let nals = self.frame_nals(&frame);
+        let nals = frame.nals;
         if self.shortcuts_off {
             self.decode_pending(stats, out);
             self.decode(&frame, stats, out);
@@ -501,7 +541,14 @@ impl StreamInspector {
             self.pending.push(frame);
             return;
         }
-        let dropping = frame.keyframe && !self.pending.is_empty() && nals.is_some_and(|n| n.idr);
+        let known_pps = |n: params::FrameNals| {
+            self.active
+                .as_ref()
+                .is_some_and(|a| n.idr_pps.is_some_and(|id| a.facts.pps_ids.contains(&id)))
+        };
+        let dropping = frame.keyframe
+            && !self.pending.is_empty()
+            && nals.is_some_and(|n| n.idr && known_pps(n));
         if !dropping {
             self.decode_pending(stats, out);
             self.decode(&frame, stats, out);
@@ -526,23 +573,25 @@ impl StreamInspector {
     }
 
     /// The NAL summary of a frame of the active codec; `None` when it is not H.264 or HEVC in
-    /// length-prefixed framing with a parsed configuration, or does not parse (which turns the
-    /// shortcuts off for this decoder).
-    fn frame_nals(&mut self, frame: &HeldFrame) -> Option<params::FrameNals> {
+    /// length-prefixed framing with a parsed configuration, or when shortcuts are off. A frame
+    /// that does not parse turns them off for this decoder.
+    fn read_nals(&mut self, data: &[u8]) -> Option<params::FrameNals> {
+        if self.shortcuts_off {
+            return None;
+        }
         let active = self.active.as_ref()?;
-        let hevc = match active.codec {
-            VideoCodec::H264 => false,
-            VideoCodec::Hevc => true,
-            VideoCodec::Av1 | VideoCodec::Vp9 => return None,
-        };
-        let nals = active
-            .config
-            .as_ref()
-            .filter(|_| length_prefixed(hevc, &active.raw))
-            .and_then(|c| params::frame_nals(hevc, c.length_size, &frame.data));
-        if nals.is_none() && !self.shortcuts_off {
+        let facts = &active.facts;
+        let nals = params::frame_nals(facts.hevc, facts.length_size?, data);
+        // Parameter sets the record does not declare change what the shortcuts read from it.
+        let new_parameter_sets = nals.is_some_and(|n| n.parameter_sets)
+            && !active
+                .config
+                .as_ref()
+                .is_some_and(|c| params::repeats_config(facts.hevc, c, data));
+        if nals.is_none() || new_parameter_sets {
             self.shortcuts_off = true;
-            tracing::debug!("a frame not read as FFmpeg reads it: decoding shortcuts off");
+            tracing::debug!("a frame not read as the record says: decoding shortcuts off");
+            return None;
         }
         nals
     }
@@ -597,32 +646,21 @@ impl StreamInspector {
         // Unreferenced frames are skipped even while a picture is awaited: reference frames
         // push it out as well. Only in sequence: a skipped picture must not change how FFmpeg
         // reads the frame_num of the next one (it gap-fills references on a jump).
-        let h264 = self
+        let nals = frame
+            .nals
+            .filter(|_| self.settings.shortcuts.skip_unreferenced && !self.shortcuts_off);
+        let syntax = self
             .active
             .as_ref()
-            .is_some_and(|a| a.codec == VideoCodec::H264);
-        let tracked = h264 && self.settings.shortcuts.skip_unreferenced && !self.shortcuts_off;
-        let nals = if tracked {
-            self.frame_nals(frame)
-        } else {
-            None
-        };
-        let syntax = self.active.as_ref().and_then(|a| {
-            let config = a.config.as_ref()?;
-            Some((config.length_size, params::h264_frame_num_syntax(config)?))
-        });
+            .and_then(|a| Some((a.facts.length_size?, a.facts.frame_num?)));
         let frame_num = syntax
+            .filter(|_| nals.is_some())
             .and_then(|(size, sx)| Some((params::h264_frame_num(size, &frame.data, sx)?, sx)));
         let in_sequence = frame_num.is_some_and(|(num, sx)| {
             self.last_ref_frame_num
                 .is_some_and(|last| num == (last + 1) & ((1u32 << sx.bits) - 1))
         });
-        if tracked
-            && !for_itself
-            && in_sequence
-            && !self.shortcuts_off
-            && nals.is_some_and(|n| n.unreferenced)
-        {
+        if !for_itself && in_sequence && nals.is_some_and(|n| n.unreferenced) {
             // Nothing decoded later can refer to it: it never reaches FFmpeg.
             self.last_skipped = Some(frame.clone());
             return;
@@ -783,6 +821,7 @@ impl StreamInspector {
             active.raw = raw.clone();
             if !same {
                 // The parameter sets changed: FFmpeg re-reads them with the next packet.
+                active.facts = ConfigFacts::of(codec, &raw, config.as_ref());
                 active.decoder.reconfigure(raw);
                 active.config = config;
                 self.last_ref_frame_num = None;
@@ -821,6 +860,7 @@ impl StreamInspector {
                 self.last_skipped = None;
                 self.active = Some(ActiveDecoder {
                     codec,
+                    facts: ConfigFacts::of(codec, &raw, config.as_ref()),
                     raw,
                     config,
                     decoder,
