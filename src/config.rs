@@ -101,9 +101,15 @@ pub struct AdminConfig {
     /// Listening address, `"127.0.0.1:8935"` by default.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
-    /// Bearer token; the environment variable `HASHGATE_ADMIN_TOKEN` overrides it.
+    /// Bearer token; the environment variable `HASHGATE_ADMIN_TOKEN` overrides it when set and
+    /// not empty. At least [`AdminConfig::MIN_TOKEN_LEN`] characters.
     #[serde(default)]
     pub token: Option<String>,
+    /// Names the API answers to in the `Host` header besides the loopback ones (`127.0.0.1`,
+    /// `[::1]`, `localhost`) and the listening address: a request naming another host (a web
+    /// page reaching it by DNS rebinding) is refused.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -112,6 +118,7 @@ impl Default for AdminConfig {
             enabled: true,
             listen: default_admin_listen(),
             token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -120,12 +127,33 @@ impl AdminConfig {
     /// Environment variable that overrides `admin.token`.
     pub const TOKEN_ENV: &'static str = "HASHGATE_ADMIN_TOKEN";
 
-    /// The token in force: the environment's, else the config's; empty means none.
+    /// Shortest token accepted: a guessable one is no guard.
+    pub const MIN_TOKEN_LEN: usize = 16;
+
+    /// The token in force: the environment's when set and not empty, else the config's. An
+    /// empty variable (an unset secret in a deployment template) must not erase a configured
+    /// token and open the API.
     pub fn token(&self) -> Option<String> {
         std::env::var(Self::TOKEN_ENV)
             .ok()
+            .filter(|t| !t.is_empty())
             .or_else(|| self.token.clone())
             .filter(|t| !t.is_empty())
+    }
+
+    /// Why the token in force is unusable: too short, or with white space in it.
+    fn token_problem(&self) -> Option<String> {
+        let token = self.token()?;
+        if token.trim().chars().count() < Self::MIN_TOKEN_LEN {
+            return Some(format!(
+                "must be at least {} characters (not counting white space)",
+                Self::MIN_TOKEN_LEN
+            ));
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Some("must not contain white space or control characters".into());
+        }
+        None
     }
 }
 
@@ -642,6 +670,12 @@ impl Config {
                     format!("must be at most {bits} (the hash has {bits} bits)"),
                 ));
             }
+            if list.max_shrink.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+                return Err(invalid(
+                    &format!("lists[{i}].max_shrink"),
+                    "must be a share from 0 to 1 (0.5: a reload may drop half the entries)".into(),
+                ));
+            }
             if list.min_quality > 100 {
                 return Err(invalid(
                     &format!("lists[{i}].min_quality"),
@@ -658,6 +692,19 @@ impl Config {
         if let Some(url) = &self.events.webhook {
             crate::events::webhook::Endpoint::parse(url)
                 .map_err(|e| invalid("events.webhook", e))?;
+        }
+        if let Some(problem) = self
+            .admin
+            .enabled
+            .then(|| self.admin.token_problem())
+            .flatten()
+        {
+            let from = if std::env::var(AdminConfig::TOKEN_ENV).is_ok_and(|t| !t.is_empty()) {
+                AdminConfig::TOKEN_ENV
+            } else {
+                "admin.token"
+            };
+            return Err(invalid(from, problem));
         }
         if self.admin.enabled
             && !self.admin.listen.ip().is_loopback()

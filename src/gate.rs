@@ -28,9 +28,17 @@ impl Gate {
     /// Loads the lists (a broken list is an error: running without it would fail open), opens
     /// the event log and starts the inspection workers.
     pub fn build(config: Config) -> anyhow::Result<Gate> {
+        crate::registry::key::set_redacted(config.events.redact_keys);
         let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
         for list in matcher.lists().iter() {
-            tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
+            if list.is_empty() {
+                tracing::warn!(
+                    list = list.name(),
+                    "hash list loaded empty: it matches nothing"
+                );
+            } else {
+                tracing::info!(list = list.name(), entries = list.len(), "hash list loaded");
+            }
         }
         let events = Arc::new(
             Events::open(&config.events)

@@ -209,10 +209,26 @@ fn operator_lists_cuts_and_unblocks_a_live_stream() {
         ("cut".into(), "test cut".into())
     );
     assert_eq!(operator[1]["action"], "unblock");
+    let position = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        events.iter().position(pred).expect("event present")
+    };
+    let cut_at = position(&|e| e["event"] == "operator" && e["action"] == "cut");
+    let ended_at = position(&|e| e["event"] == "unpublish" && e["reason"] == "cut");
+    assert!(
+        cut_at < ended_at,
+        "the cut is logged before the unpublish it causes: {events:?}"
+    );
+    let times: Vec<&str> = events.iter().filter_map(|e| e["at"].as_str()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {times:?}"
+    );
 }
 
+const TOKEN: &str = "0123456789abcdef-s3cret";
+
 #[test]
-fn token_guards_mutations_on_loopback_and_everything_off_it() {
+fn token_guards_every_call_but_health_and_browsers_are_kept_out() {
     let dir = temp_dir();
     let list = dir.path().join("list.txt");
     std::fs::write(&list, format!("{}\n", "ab".repeat(32))).expect("list");
@@ -221,30 +237,126 @@ fn token_guards_mutations_on_loopback_and_everything_off_it() {
         upstream("rtmp://127.0.0.1:1/live"),
         list.display()
     );
+    let token_line = format!("token = \"{TOKEN}\"\n");
 
-    let local = Hashgate::start_with_admin(dir.path(), &extra, "127.0.0.1", "token = \"s3cret\"\n");
-    let port = local.admin_port;
-    assert_eq!(
-        http(port, "GET", "/streams", None).0,
-        200,
-        "loopback reads are open"
+    // An empty HASHGATE_ADMIN_TOKEN (an unset secret in a template) does not erase the token.
+    let local = Hashgate::start_with_admin_env(
+        dir.path(),
+        &extra,
+        "127.0.0.1",
+        &token_line,
+        &[("HASHGATE_ADMIN_TOKEN", "")],
     );
-    assert_eq!(http(port, "GET", "/metrics", None).0, 200);
-    assert_eq!(http(port, "POST", "/lists/reload", None).0, 401);
-    assert_eq!(http(port, "POST", "/lists/reload", Some("guess")).0, 401);
-    assert_eq!(http(port, "DELETE", "/blocks/x", None).0, 401);
-    assert_eq!(http(port, "POST", "/streams/x/cut", None).0, 401);
-    let (status, body) = http(port, "POST", "/lists/reload", Some("s3cret"));
+    let port = local.admin_port;
+    assert_eq!(http(port, "GET", "/healthz", None).0, 200);
+    for (method, path) in [
+        ("GET", "/streams"),
+        ("GET", "/blocks"),
+        ("GET", "/metrics"),
+        ("POST", "/lists/reload"),
+        ("DELETE", "/blocks/x"),
+        ("POST", "/streams/x/cut"),
+    ] {
+        let (status, body) = http(port, method, path, None);
+        assert_eq!(status, 401, "{method} {path} without the token: {body}");
+        assert_eq!(http(port, method, path, Some("guess")).0, 401);
+    }
+    let (status, body) = http(port, "POST", "/lists/reload", Some(TOKEN));
     assert_eq!(status, 200, "{body}");
+    assert_eq!(http(port, "GET", "/streams", Some(TOKEN)).0, 200);
 
-    // Listening beyond loopback: every call but /healthz needs the token.
-    let open = Hashgate::start_with_admin(dir.path(), &extra, "0.0.0.0", "token = \"s3cret\"\n");
+    // A page in a browser on this host: a cross-origin write is refused even with a token
+    // (a browser could hold one in a page's script), and a DNS-rebound name is refused.
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let (status, body) = http_with(
+        port,
+        "POST",
+        "/lists/reload",
+        &format!("Host: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n{auth}"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("cross-origin"), "{body}");
+    let (status, body) = http_with(
+        port,
+        "GET",
+        "/streams",
+        &format!("Host: rebound.evil.example:{port}\r\n{auth}"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("unexpected Host"), "{body}");
+    for host in ["localhost", "[::1]:8935", "127.0.0.1:1"] {
+        let (status, body) = http_with(port, "GET", "/streams", &format!("Host: {host}\r\n{auth}"));
+        assert_eq!(status, 200, "Host: {host}: {body}");
+    }
+    drop(local);
+
+    // Without a token on loopback, the browser rules are all that guards it.
+    let open_local = Hashgate::start_with_admin(dir.path(), &extra, "127.0.0.1", "");
+    let port = open_local.admin_port;
+    assert_eq!(http(port, "POST", "/lists/reload", None).0, 200);
+    let (status, _) = http_with(
+        port,
+        "POST",
+        "/lists/reload",
+        "Host: 127.0.0.1\r\nOrigin: null\r\n",
+    );
+    assert_eq!(
+        status, 403,
+        "a sandboxed page's Origin: null is a browser too"
+    );
+    let (status, _) = http_with(port, "DELETE", "/blocks/x", "Host: attacker.example\r\n");
+    assert_eq!(status, 403);
+    drop(open_local);
+
+    // Listening beyond loopback: every call but /healthz needs the token, under any host name.
+    let open = Hashgate::start_with_admin(dir.path(), &extra, "0.0.0.0", &token_line);
     let port = open.admin_port;
     assert_eq!(http(port, "GET", "/healthz", None).0, 200);
     for path in ["/streams", "/metrics", "/blocks"] {
         let (status, body) = http(port, "GET", path, None);
         assert_eq!(status, 401, "{path}: {body}");
-        assert_eq!(http(port, "GET", path, Some("s3cret")).0, 200, "{path}");
+        assert_eq!(http(port, "GET", path, Some(TOKEN)).0, 200, "{path}");
+        let (status, _) = http_with(
+            port,
+            "GET",
+            path,
+            &format!("Host: ingest-7.internal\r\n{auth}"),
+        );
+        assert_eq!(status, 200, "{path} by the host's name");
+    }
+}
+
+#[test]
+fn short_or_blank_tokens_are_refused_at_startup() {
+    let dir = temp_dir();
+    let config = dir.path().join("admin.toml");
+    for (token, env) in [
+        ("\"s3cret\"", None),
+        ("\"                        \"", None),
+        (&format!("\"{TOKEN}\"") as &str, Some("short")),
+        (&format!("\"{TOKEN} x\""), None),
+    ] {
+        std::fs::write(
+            &config,
+            format!("[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[admin]\ntoken = {token}\n"),
+        )
+        .expect("config");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hashgate"));
+        command.arg("check-config").arg(&config);
+        if let Some(env) = env {
+            command.env("HASHGATE_ADMIN_TOKEN", env);
+        } else {
+            command.env_remove("HASHGATE_ADMIN_TOKEN");
+        }
+        let out = command.output().expect("run hashgate");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "token {token} accepted: {stderr}");
+        let named = if env.is_some() {
+            "HASHGATE_ADMIN_TOKEN"
+        } else {
+            "admin.token"
+        };
+        assert!(stderr.contains(named), "{token}: {stderr}");
     }
 }
 
@@ -292,4 +404,112 @@ fn lists_reload_through_the_api_and_a_broken_list_keeps_the_old_one() {
     );
     assert!(metrics["hashgate_list_reloads_total{list=known,result=error}"] >= 1.0);
     assert!(metrics["hashgate_list_reloads_total{list=known,result=ok}"] >= 1.0);
+
+    // Truncated to nothing, as a non-atomic writer leaves it for a moment: neither the API's
+    // reload nor the file watcher applies it; the operator can force it.
+    std::fs::write(&list, "").expect("truncate");
+    let (status, body) = http(admin, "POST", "/lists/reload", None);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        json(&body)[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("from 2 to 0 entries")),
+        "{body}"
+    );
+    std::fs::write(&list, "\n\n").expect("blank lines");
+    wait_until(
+        "the file watcher to see the change",
+        Duration::from_secs(10),
+        || hashgate.log().matches("from 2 to 0 entries").count() >= 2,
+    );
+    assert_eq!(scrape(admin)["hashgate_list_entries{list=known}"], 2.0);
+    let (status, body) = http(admin, "POST", "/lists/reload?force=true", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)[0]["entries"], 0);
+    assert_eq!(scrape(admin)["hashgate_list_entries{list=known}"], 0.0);
+}
+
+#[test]
+fn redacted_keys_stay_hidden_in_the_log_the_api_and_the_metrics() {
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    let events = dir.path().join("events.jsonl");
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}[verdict]\ndelay = \"0s\"\n[events]\nlog = \"{}\"\nredact_keys = true\n",
+            upstream(&nginx.url()),
+            events.display()
+        ),
+    );
+    let admin = hashgate.admin_port;
+    let key = "cam-S3CRET-k3y";
+    let hashed = {
+        use sha2::Digest;
+        sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let publisher = ffmpeg_publish(&long_clip(dir.path()), &hashgate.url(key));
+    wait_until("the stream in /streams", Duration::from_secs(20), || {
+        http(admin, "GET", "/streams", None).1.contains(&hashed)
+    });
+    let metrics = scrape(admin);
+    assert!(
+        metrics.contains_key(&format!("hashgate_stream_blind_seconds{{stream={hashed}}}")),
+        "metrics label the stream by its hash"
+    );
+
+    // The operator cuts by the only name they see; the block is listed under it.
+    let (status, body) = http(
+        admin,
+        "POST",
+        &format!("/streams/{hashed}/cut?block=60s"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["key"], hashed.as_str());
+    let mut publisher = publisher;
+    publisher
+        .wait_timeout(Duration::from_secs(10))
+        .expect("ffmpeg ends once cut");
+
+    // A new publish is refused; the refusal's remaining seconds and /blocks' follow one rule.
+    let short = dir.path().join("short.flv");
+    lavfi_clip(&short, "testsrc2=size=320x240:rate=25", 2, &["-f", "flv"]);
+    let mut refused = ffmpeg_publish(&short, &hashgate.url(key));
+    refused
+        .wait_timeout(Duration::from_secs(15))
+        .expect("refused publisher ends");
+    let (_, body) = http(admin, "GET", "/blocks", None);
+    let blocks = json(&body);
+    assert_eq!(blocks[0]["key"], hashed.as_str(), "{body}");
+    let listed = blocks[0]["remaining_s"].as_u64().expect("remaining_s");
+    let logged = read_events(&events);
+    let blocked = of_kind(&logged, "blocked");
+    assert_eq!(blocked.len(), 1, "{logged:?}");
+    let told = blocked[0]["remaining_s"].as_u64().expect("remaining_s");
+    assert!(
+        told >= listed && told - listed <= 1 && (55..=60).contains(&told),
+        "refusal said {told} s, /blocks {listed} s later"
+    );
+    let (status, _) = http(admin, "DELETE", &format!("/blocks/{hashed}"), None);
+    assert_eq!(status, 200, "unblocked by the hash");
+
+    let log = hashgate.log();
+    assert!(
+        log.contains(&hashed),
+        "the log names the stream by its hash"
+    );
+    for (name, text) in [
+        ("text log", log),
+        (
+            "event log",
+            std::fs::read_to_string(&events).unwrap_or_default(),
+        ),
+        ("/streams", http(admin, "GET", "/streams", None).1),
+    ] {
+        assert!(!text.contains(key), "{name} shows the key: {text}");
+    }
 }

@@ -161,7 +161,7 @@ fn reload_under_concurrent_lookups_never_tears_and_broken_files_keep_the_old_lis
         .collect();
     for v in 1..=6 {
         write_atomically(&path, &tsv(&mut seed, 5000, &format!("v{v}"), &[probe]));
-        let report = matcher.reload(true);
+        let report = matcher.reload(hashgate::matcher::ReloadOptions::ALL);
         assert!(report[0].result.is_ok(), "{:?}", report[0].result);
     }
     let before = matcher.lists()[0].lookup_pdq(&[probe], Some(0))[0]
@@ -173,7 +173,7 @@ fn reload_under_concurrent_lookups_never_tears_and_broken_files_keep_the_old_lis
     let mut broken = tsv(&mut seed, 10, "v7", &[probe]);
     broken.push_str("this is not a hash\t100\tv7\n");
     write_atomically(&path, &broken);
-    let report = matcher.reload(true);
+    let report = matcher.reload(hashgate::matcher::ReloadOptions::ALL);
     let err = report[0].result.as_ref().expect_err("broken list rejected");
     assert_eq!(err.line, 12);
     assert!(err.to_string().contains("list.tsv:12:"), "{err}");

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 
 use super::AdminState;
 use crate::events::EventKind;
+use crate::matcher::ReloadOptions;
 use crate::metrics::{metrics as process_metrics, Exposition};
+use crate::registry::key::shown;
+use crate::registry::seconds_left;
 
 type Shared = State<Arc<AdminState>>;
 
@@ -67,14 +70,7 @@ pub async fn metrics(State(state): Shared) -> Response {
     );
     // Per stream, labelled by key (its SHA-256 with events.redact_keys): at most
     // limits.max_connections series each.
-    let redact = state.relay.config().events.redact_keys;
-    let label = |key: &str| {
-        if redact {
-            crate::events::hex_sha256(key)
-        } else {
-            key.to_owned()
-        }
-    };
+    let label = |key: &str| shown(key).to_string();
     out.family(
         "hashgate_stream_sampling_ratio",
         "Frames hashed per second lately over the stream's target rate (1 = on target; streams sampling every frame are left out).",
@@ -135,7 +131,7 @@ pub async fn streams(State(state): Shared) -> Json<Value> {
             let stats = &s.stats;
             let last_hash = stats.last_hash_unix_ms.load(Ordering::Relaxed);
             json!({
-                "key": s.stream_key,
+                "key": shown(&s.stream_key).to_string(),
                 "app": s.app,
                 "peer": s.peer.to_string(),
                 "since": rfc3339(stats.since),
@@ -186,7 +182,7 @@ pub async fn cut(
         Some(Ok(block)) => block,
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
     };
-    let key = crate::registry::key::normal_name(&key);
+    let key = state.relay.resolve(&key);
     let Some(stream) = state
         .relay
         .streams()
@@ -195,14 +191,14 @@ pub async fn cut(
     else {
         return error(
             StatusCode::NOT_FOUND,
-            format!("no live stream under {key:?}"),
+            format!("no live stream under \"{}\"", shown(&key)),
         );
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
     let probation = state.relay.config().verdict.probation;
-    let was_live = state.relay.cut(&key, &reason, block, probation);
     process_metrics().cuts.inc(&["operator"]);
-    tracing::warn!(key = %key.escape_debug(), reason = %reason.escape_debug(), block_s = block.as_secs(), was_live, "cut by operator");
+    // Logged before cutting: the stream's unpublish line and event follow its cut.
+    tracing::warn!(key = %shown(&key), reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator");
     state.events.emit(
         &key,
         stream.peer,
@@ -211,7 +207,8 @@ pub async fn cut(
             reason: reason.clone(),
         },
     );
-    Json(json!({ "key": key, "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
+    let was_live = state.relay.cut(&key, &reason, block, probation);
+    Json(json!({ "key": shown(&key).to_string(), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
         .into_response()
 }
 
@@ -221,18 +218,23 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
         .relay
         .blocks()
         .into_iter()
-        .map(|(key, left)| json!({ "key": key, "remaining_s": left.as_secs_f64().ceil() as u64 }))
+        .map(|(key, left)| {
+            json!({ "key": shown(&key).to_string(), "remaining_s": seconds_left(left) })
+        })
         .collect();
     Json(Value::Array(rows))
 }
 
 /// `DELETE /blocks/{key}`: lets the key publish again.
 pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
-    let key = crate::registry::key::normal_name(&key);
+    let key = state.relay.resolve(&key);
     if !state.relay.unblock(&key) {
-        return error(StatusCode::NOT_FOUND, format!("{key:?} is not blocked"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("\"{}\" is not blocked", shown(&key)),
+        );
     }
-    tracing::info!(key = %key.escape_debug(), "block lifted by operator");
+    tracing::info!(key = %shown(&key), "block lifted by operator");
     let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     state.events.emit(
         &key,
@@ -242,14 +244,31 @@ pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response 
             reason: String::new(),
         },
     );
-    Json(json!({ "key": key, "unblocked": true })).into_response()
+    Json(json!({ "key": shown(&key).to_string(), "unblocked": true })).into_response()
 }
 
-/// `POST /lists/reload`: reloads every list now. 200 when all loaded; 422 when one failed (its
-/// previous version stays in force), with the reason per list.
-pub async fn reload_lists(State(state): Shared) -> Response {
+/// Options of `POST /lists/reload`.
+#[derive(Debug, Deserialize)]
+pub struct ReloadQuery {
+    /// Apply lists that empty or shrink past their `max_shrink`.
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /lists/reload[?force=true]`: reloads every list now. 200 when all loaded; 422 when one
+/// failed or would shrink past its `max_shrink` without `force` (its previous version stays in
+/// force), with the reason per list.
+pub async fn reload_lists(State(state): Shared, Query(query): Query<ReloadQuery>) -> Response {
     let matcher = state.matcher.clone();
-    let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(true)).await else {
+    let how = if query.force {
+        ReloadOptions::FORCED
+    } else {
+        ReloadOptions::ALL
+    };
+    if query.force {
+        tracing::warn!("lists reloaded with force: a list may empty or shrink");
+    }
+    let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(how)).await else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reload task failed".into(),

@@ -1,9 +1,12 @@
 //! The admin HTTP API: health, Prometheus metrics, live streams, operator cuts, key blocks and
 //! list reloads, on `[admin] listen` (loopback by default).
 //!
-//! Access: `/healthz` is always open (load balancers probe it). Off loopback every other call
-//! needs `Authorization: Bearer <token>`; with a token set, calls that change something (POST,
-//! DELETE) need it on loopback too.
+//! Access: `/healthz` is always open (load balancers probe it). With a token configured every
+//! other call needs `Authorization: Bearer <token>`, on loopback too (`/streams`, `/blocks` and
+//! the metrics' labels reveal stream keys, which are credentials); off loopback a token is
+//! required. Browsers are kept out whatever the token: a request whose `Host` is not a name the
+//! API answers to (DNS rebinding) and a write that carries an `Origin` (a web page's form or
+//! fetch: this API serves no pages) are refused with 403.
 
 mod handlers;
 
@@ -34,6 +37,8 @@ pub struct AdminState {
     pub events: Arc<Events>,
     token: Option<String>,
     reads_need_token: bool,
+    /// Names accepted in `Host`; `None`: any (off loopback, where every call needs the token).
+    hosts: Option<Vec<String>>,
 }
 
 impl AdminState {
@@ -50,6 +55,8 @@ impl AdminState {
             events,
             token: config.token(),
             reads_need_token: !config.listen.ip().is_loopback(),
+            hosts: (config.listen.ip().is_loopback() || !config.allowed_hosts.is_empty())
+                .then(|| allowed_hosts(config)),
         }
     }
 }
@@ -103,7 +110,10 @@ async fn authorize(State(state): State<Arc<AdminState>>, request: Request, next:
         return next.run(request).await;
     }
     let mutating = request.method() != Method::GET && request.method() != Method::HEAD;
-    let needed = state.reads_need_token || (mutating && state.token.is_some());
+    if let Some(why) = browser_refusal(&state, &request, mutating) {
+        return refuse(StatusCode::FORBIDDEN, &why);
+    }
+    let needed = state.reads_need_token || state.token.is_some();
     if !needed {
         return next.run(request).await;
     }
@@ -123,6 +133,60 @@ async fn authorize(State(state): State<Arc<AdminState>>, request: Request, next:
     }
 }
 
+/// Host names (lower case, without port) the API answers to: loopback's, the listening
+/// address, and `admin.allowed_hosts`.
+fn allowed_hosts(config: &AdminConfig) -> Vec<String> {
+    let mut hosts: Vec<String> = ["127.0.0.1", "[::1]", "localhost"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let ip = config.listen.ip();
+    if !ip.is_unspecified() {
+        hosts.push(match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        });
+    }
+    hosts.extend(config.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
+    hosts
+}
+
+/// Why a request looks like a browser's reaching in from a web page, if it does.
+fn browser_refusal(state: &AdminState, request: &Request, mutating: bool) -> Option<String> {
+    let headers = request.headers();
+    if mutating {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            return Some(format!(
+                "cross-origin write refused (Origin: {})",
+                String::from_utf8_lossy(origin.as_bytes()).escape_debug()
+            ));
+        }
+    }
+    let hosts = state.hosts.as_ref()?;
+    let Some(host) = headers
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).to_ascii_lowercase())
+    else {
+        return Some("a Host header is required".into());
+    };
+    if hosts.iter().any(|h| h == strip_port(&host)) {
+        None
+    } else {
+        Some(format!(
+            "unexpected Host {:?} (add it to admin.allowed_hosts)",
+            host.escape_debug().to_string()
+        ))
+    }
+}
+
+/// `host[:port]` without the port; IPv6 literals keep their brackets.
+fn strip_port(host: &str) -> &str {
+    if let Some(end) = host.strip_prefix('[').and_then(|h| h.find(']')) {
+        return &host[..end + 2];
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
 fn refuse(status: StatusCode, why: &str) -> Response {
     let body = axum::Json(serde_json::json!({ "error": why }));
     (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
@@ -135,6 +199,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(super::strip_port("127.0.0.1:8935"), "127.0.0.1");
+        assert_eq!(super::strip_port("localhost"), "localhost");
+        assert_eq!(super::strip_port("[::1]:8935"), "[::1]");
+        assert_eq!(super::strip_port("[::1]"), "[::1]");
+        assert_eq!(super::strip_port("evil.example:80"), "evil.example");
+    }
+
     #[test]
     fn token_comparison() {
         assert!(super::constant_time_eq(b"secret", b"secret"));

@@ -182,7 +182,10 @@ async fn reload_on_sighup(matcher: Arc<Matcher>) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading every list");
         let matcher = matcher.clone();
-        if let Ok(outcomes) = tokio::task::spawn_blocking(move || matcher.reload(true)).await {
+        if let Ok(outcomes) =
+            tokio::task::spawn_blocking(move || matcher.reload(crate::matcher::ReloadOptions::ALL))
+                .await
+        {
             outcomes.iter().for_each(log_reload);
         }
     }

@@ -9,11 +9,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// `[events]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +252,7 @@ pub struct Events {
     evidence: Option<evidence::EvidenceSettings>,
     webhook: Option<webhook::Webhook>,
     redact: bool,
+    order: Mutex<()>,
     dropped: AtomicU64,
 }
 
@@ -315,6 +315,7 @@ impl Events {
             webhook,
             redact: config.redact_keys,
             dropped: AtomicU64::new(0),
+            order: Mutex::new(()),
         })
     }
 
@@ -326,11 +327,15 @@ impl Events {
             webhook: None,
             redact: false,
             dropped: AtomicU64::new(0),
+            order: Mutex::new(()),
         }
     }
 
     /// Records an event about `stream` from `peer`; returns its JSON line.
     pub fn emit(&self, stream: &str, peer: SocketAddr, kind: EventKind) -> Option<String> {
+        // Stamped and queued under one lock: the file's order is the order of the `at` times,
+        // and an event emitted before another (a cut before its stream's unpublish) comes first.
+        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let event = Event {
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             stream: if self.redact {
@@ -409,13 +414,7 @@ impl Events {
     }
 }
 
-/// The SHA-256 of `text` in hex: how keys appear where they are redacted.
-pub fn hex_sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::registry::key::hex_sha256;
 
 #[cfg(test)]
 mod tests {

@@ -229,7 +229,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
 
 fn abandon(shared: &Shared, slot: &Arc<Slot>) {
     tracing::error!(
-        key = %slot.stream.stream_key.escape_debug(),
+        key = %crate::registry::key::shown(&slot.stream.stream_key),
         "audio inspection of this stream failed (a panic); its audio is no longer inspected"
     );
     match slot.work.lock() {

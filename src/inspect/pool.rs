@@ -431,7 +431,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         if work.cost > shared.settings.max_stream_cost {
             if work.shed_until.is_none() {
                 tracing::warn!(
-                    key = %slot.stream.stream_key.escape_debug(),
+                    key = %crate::registry::key::shown(&slot.stream.stream_key),
                     cost = format!("{:.2}", work.cost),
                     "inspection: stream over inspect.max_stream_cost; its lateness is its own"
                 );
@@ -543,7 +543,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
 /// reported uninspectable, and the worker goes on with the other streams.
 fn abandon(shared: &Shared, slot: &Arc<Slot>) {
     tracing::error!(
-        key = %slot.stream.stream_key.escape_debug(),
+        key = %crate::registry::key::shown(&slot.stream.stream_key),
         "inspection of this stream failed (a panic); it is no longer inspected"
     );
     let stats = match slot.work.lock() {
@@ -679,7 +679,7 @@ pub struct LogSink;
 impl FrameSink for LogSink {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
         tracing::debug!(
-            key = %stream.stream_key.escape_debug(),
+            key = %crate::registry::key::shown(&stream.stream_key),
             stream_ms = frame.stream_time_ms,
             pdq = %frame.hashes.full.hash(),
             quality = frame.hashes.full.quality,
@@ -692,7 +692,7 @@ impl FrameSink for LogSink {
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         tracing::info!(
-            key = %stream.stream_key.escape_debug(),
+            key = %crate::registry::key::shown(&stream.stream_key),
             decoded = get(&stats.frames_decoded),
             hashed = get(&stats.frames_hashed),
             concealed = get(&stats.frames_concealed),

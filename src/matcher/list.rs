@@ -70,7 +70,13 @@ pub struct ListSettings {
     pub max_ber: Option<f64>,
     /// Audio lists: seconds of stream audio a match rests on (default 5, at least 3).
     pub min_seconds: Option<f64>,
+    /// Largest share of entries a reload may drop (default 0.5); a reload that drops more, or
+    /// empties the list, keeps the previous version unless forced.
+    pub max_shrink: Option<f64>,
 }
+
+/// Default [`ListSettings::max_shrink`].
+pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
 
 /// Default bit error rate threshold of audio lists.
 pub const DEFAULT_MAX_BER: f64 = 0.20;
@@ -101,7 +107,13 @@ impl ListSettings {
             enabled: true,
             max_ber: None,
             min_seconds: None,
+            max_shrink: None,
         }
+    }
+
+    /// Largest share of entries a reload may drop without being forced.
+    pub fn max_shrink(&self) -> f64 {
+        self.max_shrink.unwrap_or(DEFAULT_MAX_SHRINK)
     }
 
     /// Whether the list holds audio fingerprints.

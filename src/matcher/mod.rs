@@ -40,6 +40,61 @@ pub struct Reloaded {
     pub result: Result<usize, ListError>,
 }
 
+/// What [`Matcher::reload`] reloads and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadOptions {
+    /// Every list, changed or not (SIGHUP, `POST /lists/reload`); else only changed files.
+    pub every_list: bool,
+    /// Accept a list that empties or shrinks past its `max_shrink` (the operator says so).
+    pub accept_shrink: bool,
+}
+
+impl ReloadOptions {
+    /// Lists whose files changed, guarded against shrinking: the file watcher.
+    pub const CHANGED: ReloadOptions = ReloadOptions {
+        every_list: false,
+        accept_shrink: false,
+    };
+    /// Every list, guarded against shrinking: SIGHUP and the API's plain reload.
+    pub const ALL: ReloadOptions = ReloadOptions {
+        every_list: true,
+        accept_shrink: false,
+    };
+    /// Every list, whatever its size: the API's `?force=true`.
+    pub const FORCED: ReloadOptions = ReloadOptions {
+        every_list: true,
+        accept_shrink: true,
+    };
+}
+
+/// Refuses a reload that would take a list from `in_force` entries to `loaded` when that empties
+/// it or drops more than its `max_shrink` share, unless `accepted`.
+fn shrink_check(
+    settings: &ListSettings,
+    in_force: usize,
+    loaded: usize,
+    accepted: bool,
+) -> Result<(), ListError> {
+    if accepted || loaded >= in_force {
+        return Ok(());
+    }
+    let share = settings.max_shrink();
+    let lost = (in_force - loaded) as f64 / in_force as f64;
+    if loaded > 0 && lost <= share {
+        return Ok(());
+    }
+    Err(ListError {
+        file: settings.path.display().to_string(),
+        line: 0,
+        reason: format!(
+            "would go from {in_force} to {loaded} entries ({:.0}% fewer; max_shrink is {:.0}%), \
+             as a file caught mid-write looks; not applied (POST /lists/reload?force=true applies it)",
+            lost * 100.0,
+            share * 100.0
+        ),
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
     modified: Option<SystemTime>,
@@ -85,25 +140,31 @@ impl Matcher {
         self.lists.load_full()
     }
 
-    /// Reloads the lists whose files changed (all of them with `force`). A list that fails to
-    /// load keeps its previous version in force.
-    pub fn reload(&self, force: bool) -> Vec<Reloaded> {
-        let Ok(mut stamps) = self.stamps.lock() else {
-            return Vec::new();
-        };
+    /// Reloads the lists whose files changed (every list with `how.every_list`). A list that
+    /// fails to load keeps its previous version in force, and so does one that would empty or
+    /// shrink by more than its `max_shrink` (a file caught mid-write by a non-atomic writer or
+    /// a sync tool), unless `how.accept_shrink`.
+    pub fn reload(&self, how: ReloadOptions) -> Vec<Reloaded> {
+        let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
         let mut next: Vec<Arc<HashList>> = self.lists.load_full().as_ref().clone();
         let mut report = Vec::new();
         for (i, settings) in self.settings.iter().enumerate() {
             let now = stamp(&settings.path);
-            if !force && now == stamps[i] {
+            if !how.every_list && now == stamps[i] {
                 continue;
             }
             stamps[i] = now;
-            let result = HashList::load(settings.clone()).map(|list| {
-                let n = list.len();
-                next[i] = Arc::new(list);
-                n
-            });
+            let in_force = next[i].len();
+            let result = HashList::load(settings.clone())
+                .and_then(|list| {
+                    shrink_check(settings, in_force, list.len(), how.accept_shrink)?;
+                    Ok(list)
+                })
+                .map(|list| {
+                    let n = list.len();
+                    next[i] = Arc::new(list);
+                    n
+                });
             let outcome = if result.is_ok() { "ok" } else { "error" };
             metrics()
                 .list_reloads
@@ -133,7 +194,7 @@ impl Matcher {
                 let Some(matcher) = weak.upgrade() else {
                     return;
                 };
-                for outcome in matcher.reload(false) {
+                for outcome in matcher.reload(ReloadOptions::CHANGED) {
                     log_reload(&outcome);
                 }
             })
@@ -273,5 +334,29 @@ pub fn log_reload(outcome: &Reloaded) {
         Err(e) => {
             tracing::warn!(list = %outcome.list, "list reload failed, previous list stays in force: {e}")
         }
+    }
+}
+
+#[cfg(test)]
+mod shrink_tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_may_shrink_up_to_max_shrink_and_never_empty_unforced() {
+        let mut s = ListSettings::for_path("l.txt");
+        assert!(shrink_check(&s, 100, 50, false).is_ok(), "half may go");
+        assert!(shrink_check(&s, 100, 49, false).is_err());
+        assert!(shrink_check(&s, 100, 0, false).is_err());
+        assert!(shrink_check(&s, 100, 0, true).is_ok(), "forced");
+        assert!(shrink_check(&s, 0, 0, false).is_ok(), "was empty already");
+        assert!(shrink_check(&s, 10, 1000, false).is_ok(), "growth");
+        s.max_shrink = Some(1.0);
+        assert!(shrink_check(&s, 100, 1, false).is_ok());
+        assert!(
+            shrink_check(&s, 100, 0, false).is_err(),
+            "emptying needs force"
+        );
+        s.max_shrink = Some(0.0);
+        assert!(shrink_check(&s, 100, 99, false).is_err());
     }
 }

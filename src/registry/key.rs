@@ -9,6 +9,8 @@
 //! invisible format characters (zero-width, bidirectional overrides, BOM) a platform might strip,
 //! and names over [`MAX_KEY_LEN`] bytes. The query string still goes upstream unchanged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Longest publish name accepted, query included: nginx-rtmp reads the name into a 256-byte
 /// buffer (NUL included), so two longer names differing past byte 255 are one stream to it.
 /// YouTube, Twitch and Facebook keys are under 100 bytes.
@@ -76,6 +78,56 @@ fn invisible(c: char) -> bool {
         c,
         '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
     )
+}
+
+static REDACTED: AtomicBool = AtomicBool::new(false);
+
+/// Turns key redaction on or off for the whole process (`events.redact_keys`): from then on
+/// [`shown`] gives each key's SHA-256, in the text log, the admin API and the metrics alike.
+pub fn set_redacted(on: bool) {
+    REDACTED.store(on, Ordering::Relaxed);
+}
+
+/// Whether keys are redacted (see [`set_redacted`]).
+pub fn redacted() -> bool {
+    REDACTED.load(Ordering::Relaxed)
+}
+
+/// A key as logs and the admin API show it: escaped (a name is the broadcaster's text and may
+/// hold newlines or terminal escapes meant to forge log lines), or its SHA-256 in hex when keys
+/// are redacted, the form the event log uses.
+pub fn shown(key: &str) -> Shown<'_> {
+    Shown(key)
+}
+
+/// See [`shown`].
+pub struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if redacted() {
+            f.write_str(&hex_sha256(self.0))
+        } else {
+            write!(f, "{}", self.0.escape_debug())
+        }
+    }
+}
+
+impl Shown<'_> {
+    /// Whether an operator's `text` names this key: the key itself, or its SHA-256 in hex (the
+    /// only form an operator sees with redaction on).
+    pub fn named_by(&self, text: &str) -> bool {
+        self.0 == text || (text.len() == 64 && text.eq_ignore_ascii_case(&hex_sha256(self.0)))
+    }
+}
+
+/// The SHA-256 of `text` in hex: how keys appear where they are redacted.
+pub fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The identity of a key an operator typed (admin API): the same normal form, or the text as

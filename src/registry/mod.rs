@@ -6,7 +6,7 @@
 pub mod key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::relay::StreamInfo;
@@ -16,6 +16,22 @@ pub use key::{KeyError, StreamKey};
 /// Most keys remembered for blocks and for probation each; past it the oldest are forgotten
 /// first (a flood of distinct keys must not grow memory without bound).
 pub const MAX_REMEMBERED_KEYS: usize = 100_000;
+
+/// Whole seconds a block has left, rounded up (a key told "0 s" is free now): the one rule for
+/// the broadcaster's refusal, the `blocked` event and `GET /blocks`.
+pub fn seconds_left(left: Duration) -> u64 {
+    left.as_secs_f64().ceil() as u64
+}
+
+/// Locks `mutex`, recovering it when a thread panicked while holding it: the maps stay valid
+/// (every update is a single insert or remove), and refusing to read them would fail open,
+/// letting blocked keys publish.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| {
+        tracing::error!("stream registry lock poisoned by a panic; recovering its state");
+        poisoned.into_inner()
+    })
+}
 
 /// A stream being published: how to cut it, and what it is.
 struct LiveStream {
@@ -81,42 +97,45 @@ impl StreamRegistry {
     pub fn cut(&self, key: &str, reason: &str, block_for: Duration, probation: Duration) -> bool {
         let now = Instant::now();
         if !block_for.is_zero() {
-            if let Ok(mut blocks) = self.blocks.lock() {
-                blocks.insert(key, now + block_for);
-            }
+            locked(&self.blocks).insert(key, now + block_for);
         }
         if !probation.is_zero() {
-            if let Ok(mut p) = self.probation.lock() {
-                p.insert(key, now + probation);
-            }
+            locked(&self.probation).insert(key, now + probation);
         }
-        let live = self.live.lock().ok();
-        live.and_then(|l| {
-            l.get(key)
-                .map(|stream| stream.cut.send(reason.to_owned()).is_ok())
-        })
-        .unwrap_or(false)
+        locked(&self.live)
+            .get(key)
+            .is_some_and(|stream| stream.cut.send(reason.to_owned()).is_ok())
+    }
+
+    /// The key an operator means by `text`: a live or blocked key equal to it, or whose SHA-256
+    /// it is (what logs and the admin API show with `events.redact_keys`); else `text` itself.
+    pub fn resolve(&self, text: &str) -> String {
+        let text = key::normal_name(text);
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return text;
+        }
+        let live = locked(&self.live);
+        let blocks = locked(&self.blocks);
+        live.keys()
+            .chain(blocks.until.keys())
+            .find(|k| key::shown(k).named_by(&text))
+            .cloned()
+            .unwrap_or(text)
     }
 
     /// How long `key` stays blocked, if it is.
     pub fn blocked_for(&self, key: &str) -> Option<Duration> {
-        self.blocks.lock().ok()?.remaining(key)
+        locked(&self.blocks).remaining(key)
     }
 
     /// Whether `key` was cut within the probation period.
     pub fn on_probation(&self, key: &str) -> bool {
-        self.probation
-            .lock()
-            .ok()
-            .and_then(|mut p| p.remaining(key))
-            .is_some()
+        locked(&self.probation).remaining(key).is_some()
     }
 
     /// Every blocked key with the time its block has left, soonest to lift first.
     pub fn blocks(&self) -> Vec<(String, Duration)> {
-        let Ok(mut blocks) = self.blocks.lock() else {
-            return Vec::new();
-        };
+        let mut blocks = locked(&self.blocks);
         let now = Instant::now();
         blocks.until.retain(|_, until| *until > now);
         let mut out: Vec<(String, Duration)> = blocks
@@ -131,19 +150,15 @@ impl StreamRegistry {
     /// Lifts the block on `key`; returns whether there was one. Probation stays: the key was
     /// still cut lately.
     pub fn unblock(&self, key: &str) -> bool {
-        self.blocks
-            .lock()
-            .map(|mut b| b.until.remove(key).is_some())
-            .unwrap_or(false)
+        locked(&self.blocks).until.remove(key).is_some()
     }
 
     /// The streams being published now, by key.
     pub fn streams(&self) -> Vec<StreamInfo> {
-        let mut out: Vec<StreamInfo> = self
-            .live
-            .lock()
-            .map(|live| live.values().map(|s| s.info.clone()).collect())
-            .unwrap_or_default();
+        let mut out: Vec<StreamInfo> = locked(&self.live)
+            .values()
+            .map(|s| s.info.clone())
+            .collect();
         out.sort_by(|a, b| a.stream_key.cmp(&b.stream_key));
         out
     }
@@ -154,7 +169,7 @@ impl StreamRegistry {
         self: &Arc<Self>,
         info: &StreamInfo,
     ) -> Option<(LiveGuard, tokio::sync::mpsc::UnboundedReceiver<String>)> {
-        let mut live = self.live.lock().ok()?;
+        let mut live = locked(&self.live);
         if live.contains_key(&info.stream_key) {
             return None;
         }
@@ -182,9 +197,7 @@ pub struct LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        if let Ok(mut live) = self.registry.live.lock() {
-            live.remove(&self.key);
-        }
+        locked(&self.registry.live).remove(&self.key);
     }
 }
 

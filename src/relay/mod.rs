@@ -165,6 +165,11 @@ impl Relay {
         self.registry.on_probation(key)
     }
 
+    /// The key an operator means by `text` (the key, or its SHA-256 when keys are redacted).
+    pub fn resolve(&self, text: &str) -> String {
+        self.registry.resolve(text)
+    }
+
     /// Every blocked key with the time its block has left, soonest to lift first.
     pub fn blocks(&self) -> Vec<(String, Duration)> {
         self.registry.blocks()

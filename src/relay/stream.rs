@@ -104,9 +104,8 @@ pub(super) async fn run(
             limit: "idle_timeout",
             detail: "no publish before the idle timeout".into(),
         })??;
-    // Keys are logged escaped: a name is the broadcaster's text, and may hold newlines or
-    // terminal escapes meant to forge log lines.
-    let span = tracing::info_span!("stream", key = %request.stream_key.escape_debug());
+    let name = crate::registry::key::normal_name(&request.stream_key);
+    let span = tracing::info_span!("stream", key = %crate::registry::key::shown(&name));
     publish(relay, session, request, peer)
         .instrument(span)
         .await
@@ -128,7 +127,7 @@ async fn publish(
         }
     };
     if let Some(remaining) = relay.blocked_for(&key.name) {
-        let secs = remaining.as_secs().max(1);
+        let secs = crate::registry::seconds_left(remaining);
         relay
             .events
             .emit(&key.name, peer, EventKind::Blocked { remaining_s: secs });
@@ -166,7 +165,7 @@ async fn publish(
     tracing::info!(
         app = %request.app.escape_debug(),
         upstream = %target.url,
-        upstream_key = %target.stream_key.escape_debug(),
+        upstream_key = %crate::registry::key::shown(&target.stream_key),
         "publish"
     );
     relay.events.emit(

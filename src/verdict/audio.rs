@@ -99,7 +99,7 @@ impl Verdict {
                 }
             }
             if self.policy.mode == VerdictMode::Shadow {
-                tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, "shadow mode: would cut (audio)");
+                tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, "shadow mode: would cut (audio)");
                 return;
             }
             state.cut = true;
@@ -125,6 +125,7 @@ impl Verdict {
                 probation,
             },
         );
+        tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, ber = best.hit.ber, latency_ms, probation, "cut (audio)");
         let was_live = self.relay().is_some_and(|r| {
             r.cut(
                 &stream.stream_key,
@@ -133,7 +134,9 @@ impl Verdict {
                 self.policy.probation,
             )
         });
-        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, ber = best.hit.ber, latency_ms, probation, was_live, "cut (audio)");
+        if !was_live {
+            tracing::info!(key = %crate::registry::key::shown(&stream.stream_key), "the stream had already ended when it was cut");
+        }
         if let Some(line) = line {
             self.events
                 .save_audio_evidence(&stream.stream_key, line, window.pcm);

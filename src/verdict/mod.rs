@@ -138,7 +138,7 @@ impl Verdict {
         }
         metrics().uninspectable.inc(&[kind]);
         tracing::warn!(
-            key = %stream.stream_key.escape_debug(),
+            key = %crate::registry::key::shown(&stream.stream_key),
             cause,
             action = action.name(),
             "uninspectable"
@@ -315,7 +315,7 @@ impl FrameSink for Verdict {
         let latency = first.elapsed();
         let latency_ms = latency.as_millis() as u64;
         if self.policy.mode == VerdictMode::Shadow {
-            tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, "shadow mode: would cut");
+            tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, "shadow mode: would cut");
             state.window = MatchWindow::new(self.policy.window);
             return;
         }
@@ -339,6 +339,7 @@ impl FrameSink for Verdict {
                 probation,
             },
         );
+        tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, latency_ms, probation, "cut");
         let was_live = self.relay().is_some_and(|r| {
             r.cut(
                 &stream.stream_key,
@@ -347,7 +348,9 @@ impl FrameSink for Verdict {
                 self.policy.probation,
             )
         });
-        tracing::warn!(key = %stream.stream_key.escape_debug(), entry = %best.label, latency_ms, probation, was_live, "cut");
+        if !was_live {
+            tracing::info!(key = %crate::registry::key::shown(&stream.stream_key), "the stream had already ended when it was cut");
+        }
         if let Some(line) = line {
             self.events
                 .save_evidence(&stream.stream_key, line, evidence);

@@ -280,6 +280,17 @@ impl Hashgate {
         admin_host: &str,
         admin_extra: &str,
     ) -> Hashgate {
+        Hashgate::start_with_admin_env(dir, extra, admin_host, admin_extra, &[])
+    }
+
+    /// Like [`Hashgate::start_with_admin`], with `env` set for the process.
+    pub fn start_with_admin_env(
+        dir: &Path,
+        extra: &str,
+        admin_host: &str,
+        admin_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Hashgate {
         let port = free_port();
         let admin_port = free_port();
         let config = dir.join(format!("hashgate-{port}.toml"));
@@ -296,6 +307,7 @@ impl Hashgate {
                 .arg("--config")
                 .arg(&config)
                 .env("RUST_LOG", "hashgate=debug")
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log_file),
         );
@@ -322,13 +334,18 @@ impl Hashgate {
 
 /// An HTTP/1.1 request to 127.0.0.1:`port`: the status and the body.
 pub fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    http_with(port, method, path, &format!("Host: 127.0.0.1\r\n{auth}"))
+}
+
+/// An HTTP/1.1 request with `headers` (each line ending in CRLF) as given: no Host is added.
+pub fn http_with(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(loopback(port)).expect("connect to the admin API");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).expect("send request");
     let mut response = String::new();
