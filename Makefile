@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # System packages the build and the tests need: FFmpeg libraries and CLI, clang for bindgen,
 # nginx with the RTMP module (the platform in tests), stunnel (TLS terminator), GStreamer
 # (a second broadcaster), openssl.
-APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
+APT_PACKAGES := gcc g++ libc6-dev pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
 	libavfilter-dev libavdevice-dev ffmpeg \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
@@ -16,7 +16,7 @@ APT_PACKAGES := gcc libc6-dev pkg-config clang libclang-dev \
 # OBS Studio as a broadcaster (tests/obs.rs): a large install, so not part of `make test`.
 INTEROP_PACKAGES := obs-studio xvfb
 
-.PHONY: deps build test demo bench lint interop redteam
+.PHONY: deps build test demo bench lint interop redteam fuzz-smoke fuzz
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -42,6 +42,15 @@ demo: build
 	@echo
 	@echo "== tuning: when each sampling rate would cut samples/flagged.flv, and its CPU"
 	@target/release/hashgate scan --config samples/demo.toml --fps 0.5,1,2,4 samples/flagged.flv
+
+# Every fuzz target (fuzz/fuzz_targets/) for a short fixed time from its seeds, after every input
+# that once crashed one: CI runs it. `make fuzz TARGET=session SECONDS=600` fuzzes one for longer.
+FUZZ_SECONDS ?= 10
+fuzz-smoke: deps
+	fuzz/run.sh smoke $(FUZZ_SECONDS)
+
+fuzz: deps
+	fuzz/run.sh run $(TARGET) $(or $(SECONDS),600)
 
 bench: build
 	bench/relay.sh

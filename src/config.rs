@@ -194,8 +194,13 @@ fn default_listen() -> SocketAddr {
 pub struct UpstreamConfig {
     /// `rtmp://host:port/app` or `rtmps://…`; the stream key is appended per stream.
     pub url: String,
-    /// PEM CA bundle trusted for rtmps instead of the system roots.
+    /// PEM certificates trusted for rtmps instead of the system roots: CAs, or the platform's
+    /// own (self-signed) certificate, accepted exactly as it is.
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 pins of the platform's public key (base64, `sha256//…`, or hex): with any set,
+    /// an rtmps upstream is accepted when its key matches one, whoever signed its certificate.
+    #[serde(default)]
+    pub pin_sha256: Vec<String>,
     /// Deadline for each step of the upstream connect/publish sequence.
     #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
     pub connect_timeout: Duration,
@@ -227,6 +232,10 @@ pub struct Limits {
     /// How long the tail of a stream may take to reach the platform after the broadcaster ends.
     #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
     pub drain_timeout: Duration,
+    /// How far behind live a stream may fall waiting for the platform to read it before it is
+    /// ended (a platform that reads a trickle would otherwise hold the broadcaster forever).
+    #[serde(default = "secs::<15>", deserialize_with = "duration_value")]
+    pub max_upstream_lag: Duration,
 }
 
 impl Default for Limits {
@@ -239,6 +248,7 @@ impl Default for Limits {
             max_connections: default_connections(),
             queue_bytes: mib::<32>(),
             drain_timeout: secs::<5>(),
+            max_upstream_lag: secs::<15>(),
         }
     }
 }
@@ -689,6 +699,10 @@ impl Config {
                 ));
             }
         }
+        for (i, pin) in self.upstream.pin_sha256.iter().enumerate() {
+            crate::rtmp::tls::parse_pin(pin)
+                .map_err(|e| invalid(&format!("upstream.pin_sha256[{i}]"), e))?;
+        }
         if let Some(url) = &self.events.webhook {
             crate::events::webhook::Endpoint::parse(url)
                 .map_err(|e| invalid("events.webhook", e))?;
@@ -740,6 +754,7 @@ impl Config {
             ("verdict.max_blind", v.max_blind),
             ("verdict.max_blind_degraded", v.max_blind_degraded),
             ("inspect.max_lag", self.inspect.max_lag),
+            ("limits.max_upstream_lag", self.limits.max_upstream_lag),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s".into()));

@@ -35,9 +35,14 @@ pub struct ReplayArgs {
     /// After the last frame, how long to wait for the server's verdict before unpublishing.
     #[arg(long, default_value = "3s", value_parser = crate::config::parse_duration)]
     pub linger: Duration,
-    /// CA certificate (PEM) to trust for rtmps:// instead of the system roots.
+    /// Certificates (PEM) to trust for rtmps:// instead of the system roots: a CA, or the
+    /// server's own self-signed certificate (accepted exactly as it is).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Accept an rtmps:// server whose public key has this SHA-256 (base64, `sha256//…` or
+    /// hex); repeatable.
+    #[arg(long = "pin-sha256")]
+    pub pin_sha256: Vec<String>,
 }
 
 /// Splits `rtmp://host/app/KEY` into the application URL and the key.
@@ -54,7 +59,10 @@ fn split_key(url: &str) -> anyhow::Result<(RtmpUrl, String)> {
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let (url, key) = split_key(&args.url)?;
     let tls = match url.scheme {
-        Scheme::Rtmps => Some(TlsClient::new(args.ca_file.as_deref())?),
+        Scheme::Rtmps => Some(TlsClient::with_trust(&crate::rtmp::tls::UpstreamTrust {
+            ca_file: args.ca_file.clone(),
+            pin_sha256: args.pin_sha256.clone(),
+        })?),
         Scheme::Rtmp => None,
     };
     let keys: Vec<String> = match args.count {

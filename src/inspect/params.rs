@@ -132,6 +132,10 @@ pub fn h264_frame_num_syntax(config: &DecodingConfig) -> Option<FrameNumSyntax> 
 /// `frame_num` of the first slice of a coded frame (length-prefixed NAL units).
 pub fn h264_frame_num(length_size: u8, frame: &[u8], syntax: FrameNumSyntax) -> Option<u32> {
     let size = usize::from(length_size);
+    // A zero-byte length prefix would never advance (found by fuzz/ codec_config).
+    if !(1..=4).contains(&size) {
+        return None;
+    }
     let mut rest = frame;
     while rest.len() > size {
         let len = rest[..size]
@@ -424,6 +428,9 @@ fn same_pps(nals: &mut FrameNals, pps: Option<u32>) {
 /// is new may change what the shortcuts read from the record (frame_num width, PPS ids).
 pub fn repeats_config(hevc: bool, config: &DecodingConfig, frame: &[u8]) -> bool {
     let size = usize::from(config.length_size);
+    if !(1..=4).contains(&size) {
+        return false;
+    }
     let mut rest = frame;
     while rest.len() > size {
         let len = rest[..size]
@@ -542,6 +549,24 @@ impl<'a> BitReader<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_zero_length_prefix_ends_every_walk() {
+        // fuzz/regressions/codec_config/frame-num-zero-length-size: this looped forever.
+        let syntax = super::FrameNumSyntax {
+            bits: 4,
+            colour_plane: false,
+        };
+        let frame = [0u8, 0, 0, 1, 0x65, 0x88];
+        assert_eq!(super::h264_frame_num(0, &frame, syntax), None);
+        assert_eq!(super::h264_frame_num(5, &frame, syntax), None);
+        assert!(super::frame_nals(false, 0, &frame).is_none());
+        let config = super::DecodingConfig {
+            length_size: 0,
+            parameter_sets: Vec::new(),
+        };
+        assert!(!super::repeats_config(false, &config, &frame));
+    }
+
     use super::*;
 
     /// An SPS of x264 for 640x360 High profile (coded 640x368), from `ffmpeg -c:v libx264`.

@@ -8,6 +8,7 @@
 
 pub mod audio_tap;
 pub mod delay;
+pub mod lag;
 mod listener;
 pub mod queue;
 pub mod stats;
@@ -102,8 +103,11 @@ impl Relay {
             .chain(config.routes.iter().filter_map(|r| r.url.as_deref()))
             .any(|url| url.starts_with("rtmps://"));
         let tls_client = if any_rtmps {
-            let client = TlsClient::new(config.upstream.ca_file.as_deref())
-                .map_err(|e| RelayError::Setup(format!("upstream TLS: {e}")))?;
+            let client = TlsClient::with_trust(&tls::UpstreamTrust {
+                ca_file: config.upstream.ca_file.clone(),
+                pin_sha256: config.upstream.pin_sha256.clone(),
+            })
+            .map_err(|e| RelayError::Setup(format!("upstream TLS: {e}")))?;
             Some(client)
         } else {
             None

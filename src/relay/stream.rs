@@ -15,6 +15,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::delay::DelayLine;
+use super::lag::LiveLag;
 use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
@@ -191,7 +192,7 @@ async fn publish(
         url: target.url.to_string(),
         source,
     };
-    let mut forwarded: u64 = 0;
+    let mut forwarded = Forwarded::new(relay.config.limits.max_upstream_lag);
     let delay = relay.config.verdict.delay;
     let gate_timeout = relay.config.verdict.max_blind_degraded;
     let mut delay_line = (!delay.is_zero())
@@ -264,7 +265,9 @@ async fn publish(
                     for msg in line.take_due(Instant::now(), processed) {
                         forward(up, &msg, &mut forwarded);
                     }
-                    write_upstream(up, idle).await.map_err(upstream_failed)
+                    write_upstream(up, idle, &mut forwarded.lag)
+                        .await
+                        .map_err(upstream_failed)
                 }
                 _ => Ok(()),
             },
@@ -344,7 +347,9 @@ async fn publish(
                         }
                         Upstream::Ready(up) => {
                             forward(up, &msg, &mut forwarded);
-                            write_upstream(up, idle).await.map_err(upstream_failed)
+                            write_upstream(up, idle, &mut forwarded.lag)
+                                .await
+                                .map_err(upstream_failed)
                         }
                     }
                 }
@@ -365,7 +370,7 @@ async fn publish(
                             connect_ms = started.elapsed().as_millis() as u64,
                             "upstream publishing"
                         );
-                        let flushed = write_upstream(&mut up, idle).await;
+                        let flushed = write_upstream(&mut up, idle, &mut forwarded.lag).await;
                         upstream = Upstream::Ready(up);
                         flushed.map_err(upstream_failed)
                     }
@@ -377,7 +382,9 @@ async fn publish(
             }
             Step::Upstream(UpstreamStep::Event(event)) => match (event, &mut upstream) {
                 (Ok(UpstreamEvent::Nothing), Upstream::Ready(up)) => {
-                    write_upstream(up, idle).await.map_err(upstream_failed)
+                    write_upstream(up, idle, &mut forwarded.lag)
+                        .await
+                        .map_err(upstream_failed)
                 }
                 (Ok(UpstreamEvent::Closed), _) => Err(upstream_failed(RtmpError::Closed)),
                 (Err(e), _) => Err(upstream_failed(e)),
@@ -437,7 +444,7 @@ async fn publish(
     );
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-        messages = forwarded,
+        messages = forwarded.messages,
         upstream_bytes,
         inspection_dropped = tap.as_ref().map_or(0, VideoTap::dropped),
         "unpublish"
@@ -446,9 +453,27 @@ async fn publish(
 }
 
 /// Queues one message for the platform and counts it.
-fn forward(up: &mut UpstreamPublisher, msg: &crate::rtmp::Message, forwarded: &mut u64) {
+/// What went to the platform: the message count and how far behind live it is.
+struct Forwarded {
+    messages: u64,
+    lag: LiveLag,
+}
+
+impl Forwarded {
+    fn new(max_lag: std::time::Duration) -> Forwarded {
+        Forwarded {
+            messages: 0,
+            lag: LiveLag::new(max_lag),
+        }
+    }
+}
+
+fn forward(up: &mut UpstreamPublisher, msg: &crate::rtmp::Message, forwarded: &mut Forwarded) {
     up.queue_media(msg);
-    *forwarded += 1;
+    forwarded.messages += 1;
+    if matches!(msg.type_id, kind::AUDIO | kind::VIDEO | kind::AGGREGATE) {
+        forwarded.lag.forwarded(msg.timestamp, Instant::now());
+    }
     metrics().bytes_forwarded.add(msg.payload.len() as u64);
 }
 
@@ -468,14 +493,41 @@ async fn connect_upstream(
 }
 
 /// Sends what is queued upstream; a platform that accepts nothing for `limit` fails the stream.
+/// Writes what is queued for the platform. Each write may wait `idle` for progress; and the
+/// stream may fall at most `limits.max_upstream_lag` behind live while waiting on the platform
+/// (a platform that reads a trickle makes progress on every write, and would otherwise hold
+/// the broadcaster forever).
 async fn write_upstream(
     up: &mut UpstreamPublisher,
-    limit: std::time::Duration,
+    idle: std::time::Duration,
+    lag: &mut LiveLag,
 ) -> Result<(), RtmpError> {
-    tokio::time::timeout(limit, up.flush())
-        .await
-        .map_err(|_| RtmpError::Timeout("writing to the platform (idle_timeout)"))?
+    let started = Instant::now();
+    let mut flush = std::pin::pin!(up.flush());
+    let result = loop {
+        let now = Instant::now();
+        let waiting = now - started;
+        if let Some(behind) = lag.over(now, waiting) {
+            break Err(RtmpError::Behind {
+                lag_s: behind.lag.as_secs_f64(),
+                waiting_s: behind.blocked.as_secs_f64(),
+            });
+        }
+        let Some(idle_left) = idle.checked_sub(waiting).filter(|d| !d.is_zero()) else {
+            break Err(RtmpError::Timeout("writing to the platform (idle_timeout)"));
+        };
+        // Wake when the lag could reach its bound, to judge it then.
+        let check = lag.allowance(now).max(LAG_CHECK_MIN).min(idle_left);
+        if let Ok(result) = tokio::time::timeout(check, flush.as_mut()).await {
+            break result;
+        }
+    };
+    lag.waited(started.elapsed());
+    result
 }
+
+/// Shortest wait between two lag checks while a write to the platform waits.
+const LAG_CHECK_MIN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Ends the upstream leg: after a clean end the held tail is sent and the platform gets
 /// FCUnpublish and deleteStream, within `drain`. Returns the bytes sent upstream.
@@ -500,7 +552,7 @@ async fn finish_upstream(
             match tokio::time::timeout(drain, &mut task).await {
                 Ok(Ok(Ok(mut up))) => {
                     for msg in pending.drain() {
-                        forward(&mut up, &msg, &mut 0);
+                        forward(&mut up, &msg, &mut Forwarded::new(drain));
                     }
                     up
                 }

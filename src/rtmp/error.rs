@@ -71,6 +71,14 @@ pub enum RtmpError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Forwarding fell more than `limits.max_upstream_lag` behind live, waiting on the platform.
+    #[error("the platform reads too slowly: the stream is {lag_s:.1} s behind live, {waiting_s:.1} s of it spent waiting for the platform to read (limits.max_upstream_lag)")]
+    Behind {
+        /// How far behind live the forwarded stream was.
+        lag_s: f64,
+        /// How much of that was spent in writes to the platform.
+        waiting_s: f64,
+    },
     /// TLS setup failed (certificate files, server name).
     #[error("TLS: {0}")]
     Tls(String),
@@ -98,6 +106,7 @@ impl RtmpError {
         match self {
             RtmpError::Refused { code, .. } => format!("the platform refused the stream ({code})"),
             RtmpError::Timeout(_) => "the platform did not answer in time".into(),
+            RtmpError::Behind { .. } => "the platform is not keeping up with the stream".into(),
             _ => "the connection to the platform failed".into(),
         }
     }

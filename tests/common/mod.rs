@@ -709,3 +709,74 @@ pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// A link to the platform that reads a trickle: accepts one connection on a free loopback port
+/// and forwards what it reads to `backend` at about `bytes_per_second` (the platform's answers
+/// go back at full speed). Its receive buffer is kept small, so the slowness reaches the
+/// sender within seconds rather than after megabytes of kernel buffering. Stops when dropped.
+pub struct Trickle {
+    /// Where to connect instead of the platform.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Trickle {
+    /// Starts forwarding to 127.0.0.1:`backend`.
+    pub fn start(backend: u16, bytes_per_second: usize) -> Trickle {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind trickle");
+        let small: libc::c_int = 8 * 1024;
+        // SAFETY: setting an int socket option on a socket we own.
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let port = listener.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(loopback(backend)) else {
+                return;
+            };
+            let (mut client_back, mut server_back) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_back, &mut client_back);
+            });
+            let (mut from, mut to) = (client, server);
+            let slice = (bytes_per_second / 10).max(1);
+            let mut buf = vec![0u8; slice];
+            while !flag.load(Ordering::Relaxed) {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+        });
+        Trickle { port, stop }
+    }
+}
+
+impl Drop for Trickle {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
