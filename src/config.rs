@@ -225,6 +225,20 @@ pub struct Limits {
     /// Most simultaneous broadcaster connections.
     #[serde(default = "default_connections")]
     pub max_connections: usize,
+    /// Most simultaneous connections from one address (IPv6: one /64); 0 for no limit.
+    #[serde(default = "default_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// New connections per second one address may open, sustained; 0 for no limit.
+    #[serde(default = "default_connection_rate")]
+    pub connection_rate_per_address: f64,
+    /// New connections one address may open at once before the rate applies.
+    #[serde(default = "default_connection_burst")]
+    pub connection_burst_per_address: f64,
+    /// From accepting a connection to its publish command (TLS, handshake, connect,
+    /// createStream, publish): a connection that has not published by then is closed, so idle
+    /// and half-open sockets free their slots.
+    #[serde(default = "secs::<10>", deserialize_with = "duration_value")]
+    pub publish_timeout: Duration,
     /// Most bytes queued for one stream's upstream (while it connects, or when it is slower than
     /// the broadcaster).
     #[serde(default = "mib::<32>", deserialize_with = "size")]
@@ -246,6 +260,10 @@ impl Default for Limits {
             max_message_size: mib::<8>(),
             max_chunk_streams: default_chunk_streams(),
             max_connections: default_connections(),
+            max_connections_per_address: default_connections_per_address(),
+            connection_rate_per_address: default_connection_rate(),
+            connection_burst_per_address: default_connection_burst(),
+            publish_timeout: secs::<10>(),
             queue_bytes: mib::<32>(),
             drain_timeout: secs::<5>(),
             max_upstream_lag: secs::<15>(),
@@ -422,6 +440,18 @@ const fn mib<const N: usize>() -> usize {
 
 const fn default_chunk_streams() -> usize {
     64
+}
+
+const fn default_connections_per_address() -> usize {
+    64
+}
+
+const fn default_connection_rate() -> f64 {
+    10.0
+}
+
+const fn default_connection_burst() -> f64 {
+    40.0
 }
 
 const fn default_connections() -> usize {

@@ -82,7 +82,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "silent after the handshake",
-            reason: "limit idle_timeout",
+            reason: "limit publish_timeout",
             run: handshaken,
         },
         Case {
@@ -162,7 +162,7 @@ fn bad_clients_are_refused_and_good_streams_keep_flowing() {
     let dir = temp_dir();
     let nginx = Nginx::start(dir.path());
     let config = format!(
-        "{}[limits]\nhandshake_timeout = \"1s\"\nidle_timeout = \"2s\"\n",
+        "{}[limits]\nhandshake_timeout = \"1s\"\nidle_timeout = \"2s\"\npublish_timeout = \"2s\"\n",
         upstream(&nginx.url())
     );
     let hashgate = Hashgate::start(dir.path(), &config);

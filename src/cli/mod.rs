@@ -100,11 +100,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             init_logging(cli.log_format.unwrap_or(config.log.format), "info");
+            raise_fd_limit(config.limits.max_connections);
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard one: each stream holds two sockets and
+/// more, and the usual soft limit of 1024 would refuse connections long before
+/// `max_connections`. Says so when even the hard limit is short.
+fn raise_fd_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit fill and read a plain struct we own.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    let needed = (max_connections as u64)
+        .saturating_mul(3)
+        .saturating_add(64);
+    if !ok || limit.rlim_cur < needed {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            needed,
+            "the open-file limit is short of limits.max_connections (3 per stream): raise it (ulimit -n, LimitNOFILE=)"
+        );
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` filters, `default_filter` otherwise.

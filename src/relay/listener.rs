@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use super::door::Refusal;
 use super::{stream, Relay, RelayError};
 use crate::metrics::metrics;
 use crate::rtmp::connection::BoxTransport;
@@ -30,6 +31,7 @@ impl Relay {
             "rtmp"
         };
         tracing::info!(listen = %local, upstream = %self.config.upstream.url, "listening for {tls}");
+        let mut refusals = RefusalLog::default();
         loop {
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -43,15 +45,13 @@ impl Relay {
                 },
                 _ = self.shutdown.cancelled() => break,
             };
-            let Some(guard) = self.admit() else {
-                metrics().connections.inc(&["refused"]);
-                tracing::warn!(
-                    %peer,
-                    limit = "max_connections",
-                    "refused: limit max_connections = {} reached",
-                    self.config.limits.max_connections
-                );
-                continue;
+            let guard = match self.door.admit(peer.ip()) {
+                Ok(admission) => admission,
+                Err(refusal) => {
+                    metrics().connections.inc(&["refused"]);
+                    refusals.note(refusal, peer);
+                    continue;
+                }
             };
             let relay = self.clone();
             let span = tracing::info_span!("conn", %peer);
@@ -87,6 +87,7 @@ impl Relay {
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
     ) -> Result<(), RelayError> {
+        let accepted = std::time::Instant::now();
         tcp.set_nodelay(true)
             .map_err(crate::rtmp::RtmpError::from)?;
         let io: BoxTransport = match &self.acceptor {
@@ -103,16 +104,42 @@ impl Relay {
             }
             None => Box::new(tcp),
         };
-        stream::run(self.clone(), io, peer).await
+        stream::run(self.clone(), io, peer, accepted).await
     }
 
     /// Waits for open connections to finish, at most twice the drain timeout.
     async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + self.config.limits.drain_timeout * 2;
-        while self.connections.load(std::sync::atomic::Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while self.door.open() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Logs refused connections without letting a flood flood the log: the first refusal of each
+/// limit at once, then one line a second per limit with how many were refused meanwhile.
+#[derive(Default)]
+struct RefusalLog {
+    last: [Option<std::time::Instant>; 3],
+    suppressed: [u64; 3],
+}
+
+impl RefusalLog {
+    fn note(&mut self, refusal: Refusal, peer: SocketAddr) {
+        let i = refusal as usize;
+        let now = std::time::Instant::now();
+        if self.last[i].is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            self.suppressed[i] += 1;
+            return;
+        }
+        let more = std::mem::take(&mut self.suppressed[i]);
+        self.last[i] = Some(now);
+        tracing::warn!(
+            %peer,
+            limit = refusal.limit(),
+            refused_since_last_line = more,
+            "refused: limit {} reached",
+            refusal.limit()
+        );
     }
 }

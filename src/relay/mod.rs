@@ -8,6 +8,7 @@
 
 pub mod audio_tap;
 pub mod delay;
+pub mod door;
 pub mod lag;
 mod listener;
 pub mod queue;
@@ -15,7 +16,6 @@ pub mod stats;
 mod stream;
 pub mod tap;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ pub struct Relay {
     acceptor: Option<TlsAcceptor>,
     /// Live streams, blocks and probation, by key name.
     registry: Arc<StreamRegistry>,
-    connections: AtomicUsize,
+    door: Arc<door::Door>,
     taps: Option<Arc<dyn TapProvider>>,
     audio_taps: Option<Arc<dyn AudioTapProvider>>,
     events: Arc<Events>,
@@ -119,12 +119,18 @@ impl Relay {
             ),
             _ => None,
         };
+        let door = Arc::new(door::Door::new(door::DoorLimits {
+            max_connections: config.limits.max_connections,
+            max_per_address: config.limits.max_connections_per_address,
+            rate_per_address: config.limits.connection_rate_per_address,
+            burst_per_address: config.limits.connection_burst_per_address,
+        }));
         Ok(Relay {
             config: Arc::new(config),
             tls_client,
             acceptor,
             registry: Arc::new(StreamRegistry::new()),
-            connections: AtomicUsize::new(0),
+            door,
             taps: None,
             audio_taps: None,
             events: Arc::new(Events::disabled()),
@@ -198,34 +204,11 @@ impl Relay {
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
+
     fn decoder_limits(&self) -> DecoderLimits {
         DecoderLimits {
             max_message_size: self.config.limits.max_message_size,
             max_chunk_streams: self.config.limits.max_chunk_streams,
         }
-    }
-
-    /// Counts a connection; `None` when `max_connections` are open.
-    fn admit(self: &Arc<Self>) -> Option<ConnectionGuard> {
-        let limit = self.config.limits.max_connections;
-        self.connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()?;
-        Some(ConnectionGuard {
-            relay: self.clone(),
-        })
-    }
-}
-
-/// Counts one open connection until dropped.
-struct ConnectionGuard {
-    relay: Arc<Relay>,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.relay.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -87,24 +87,36 @@ pub(super) async fn run(
     relay: Arc<Relay>,
     mut io: BoxTransport,
     peer: SocketAddr,
+    accepted: Instant,
 ) -> Result<(), RelayError> {
     let limits = &relay.config.limits;
-    handshake::accept(&mut io, limits.handshake_timeout)
-        .await
-        .map_err(|e| match e {
-            RtmpError::Timeout(step) => RelayError::Limit {
-                limit: "handshake_timeout",
-                detail: format!("handshake stalled {step}"),
-            },
-            other => other.into(),
-        })?;
+    // Everything before the publish shares one deadline: a peer that trickles its handshake
+    // or never publishes gives its slot back within publish_timeout.
+    let publish_deadline = accepted + limits.publish_timeout;
+    let late = || RelayError::Limit {
+        limit: "publish_timeout",
+        detail: format!(
+            "no publish within {:?} of connecting",
+            limits.publish_timeout
+        ),
+    };
+    tokio::time::timeout_at(
+        publish_deadline.into(),
+        handshake::accept(&mut io, limits.handshake_timeout),
+    )
+    .await
+    .map_err(|_| late())?
+    .map_err(|e| match e {
+        RtmpError::Timeout(step) => RelayError::Limit {
+            limit: "handshake_timeout",
+            detail: format!("handshake stalled {step}"),
+        },
+        other => other.into(),
+    })?;
     let mut session = ServerSession::new(Connection::new(io, relay.decoder_limits()));
-    let request = tokio::time::timeout(limits.idle_timeout, session.wait_for_publish())
+    let request = tokio::time::timeout_at(publish_deadline.into(), session.wait_for_publish())
         .await
-        .map_err(|_| RelayError::Limit {
-            limit: "idle_timeout",
-            detail: "no publish before the idle timeout".into(),
-        })??;
+        .map_err(|_| late())??;
     let name = crate::registry::key::normal_name(&request.stream_key);
     let span = tracing::info_span!("stream", key = %crate::registry::key::shown(&name));
     publish(relay, session, request, peer)
