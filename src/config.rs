@@ -150,8 +150,10 @@ impl AdminConfig {
                 Self::MIN_TOKEN_LEN
             ));
         }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Some("must not contain white space or control characters".into());
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Some(
+                "must be printable ASCII without white space (it travels in an HTTP header)".into(),
+            );
         }
         None
     }
@@ -751,6 +753,18 @@ impl Config {
             return Err(invalid(from, problem));
         }
         if self.admin.enabled
+            && !self.admin.allowed_hosts.is_empty()
+            && self.admin.token().is_none()
+        {
+            return Err(invalid(
+                "admin.allowed_hosts",
+                format!(
+                    "answering to other names means other clients reach the API: set admin.token or {}",
+                    AdminConfig::TOKEN_ENV
+                ),
+            ));
+        }
+        if self.admin.enabled
             && !self.admin.listen.ip().is_loopback()
             && self.admin.token().is_none()
         {
@@ -761,6 +775,22 @@ impl Config {
                     self.admin.listen,
                     AdminConfig::TOKEN_ENV
                 ),
+            ));
+        }
+        let l = &self.limits;
+        if !(l.connection_rate_per_address.is_finite() && l.connection_rate_per_address >= 0.0) {
+            return Err(invalid(
+                "limits.connection_rate_per_address",
+                "must be 0 (no limit) or a rate per second".into(),
+            ));
+        }
+        if l.connection_rate_per_address > 0.0
+            && !(l.connection_burst_per_address.is_finite()
+                && l.connection_burst_per_address >= 1.0)
+        {
+            return Err(invalid(
+                "limits.connection_burst_per_address",
+                "must be at least 1 (a connection) when a rate is set".into(),
             ));
         }
         if self.inspect.queue == 0 {
@@ -785,6 +815,7 @@ impl Config {
             ("verdict.max_blind_degraded", v.max_blind_degraded),
             ("inspect.max_lag", self.inspect.max_lag),
             ("limits.max_upstream_lag", self.limits.max_upstream_lag),
+            ("limits.publish_timeout", self.limits.publish_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s".into()));

@@ -35,6 +35,7 @@ pub mod gate;
 pub mod hash;
 pub mod inspect;
 pub mod matcher;
+pub mod memory;
 pub mod metrics;
 pub mod registry;
 pub mod relay;

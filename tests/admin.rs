@@ -304,6 +304,16 @@ fn token_guards_every_call_but_health_and_browsers_are_kept_out() {
         status, 403,
         "a sandboxed page's Origin: null is a browser too"
     );
+    let (status, _) = http_with(
+        port,
+        "POST",
+        "/lists/reload",
+        "Host: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\n",
+    );
+    assert_eq!(
+        status, 403,
+        "a page's write without Origin, by its fetch metadata"
+    );
     let (status, _) = http_with(port, "DELETE", "/blocks/x", "Host: attacker.example\r\n");
     assert_eq!(status, 403);
     drop(open_local);
@@ -335,6 +345,7 @@ fn short_or_blank_tokens_are_refused_at_startup() {
         ("\"                        \"", None),
         (&format!("\"{TOKEN}\"") as &str, Some("short")),
         (&format!("\"{TOKEN} x\""), None),
+        ("\"0123456789abcdéf-s3cret\"", None),
     ] {
         std::fs::write(
             &config,

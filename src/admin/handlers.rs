@@ -15,7 +15,7 @@ use super::AdminState;
 use crate::events::EventKind;
 use crate::matcher::ReloadOptions;
 use crate::metrics::{metrics as process_metrics, Exposition};
-use crate::registry::key::shown;
+use crate::registry::key::{for_api, shown};
 use crate::registry::seconds_left;
 
 type Shared = State<Arc<AdminState>>;
@@ -70,7 +70,7 @@ pub async fn metrics(State(state): Shared) -> Response {
     );
     // Per stream, labelled by key (its SHA-256 with events.redact_keys): at most
     // limits.max_connections series each.
-    let label = |key: &str| shown(key).to_string();
+    let label = for_api;
     out.family(
         "hashgate_stream_sampling_ratio",
         "Frames hashed per second lately over the stream's target rate (1 = on target; streams sampling every frame are left out).",
@@ -131,7 +131,7 @@ pub async fn streams(State(state): Shared) -> Json<Value> {
             let stats = &s.stats;
             let last_hash = stats.last_hash_unix_ms.load(Ordering::Relaxed);
             json!({
-                "key": shown(&s.stream_key).to_string(),
+                "key": for_api(&s.stream_key),
                 "app": s.app,
                 "peer": s.peer.to_string(),
                 "since": rfc3339(stats.since),
@@ -208,7 +208,7 @@ pub async fn cut(
         },
     );
     let was_live = state.relay.cut(&key, &reason, block, probation);
-    Json(json!({ "key": shown(&key).to_string(), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
+    Json(json!({ "key": for_api(&key), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
         .into_response()
 }
 
@@ -218,9 +218,7 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
         .relay
         .blocks()
         .into_iter()
-        .map(|(key, left)| {
-            json!({ "key": shown(&key).to_string(), "remaining_s": seconds_left(left) })
-        })
+        .map(|(key, left)| json!({ "key": for_api(&key), "remaining_s": seconds_left(left) }))
         .collect();
     Json(Value::Array(rows))
 }
@@ -244,7 +242,7 @@ pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response 
             reason: String::new(),
         },
     );
-    Json(json!({ "key": shown(&key).to_string(), "unblocked": true })).into_response()
+    Json(json!({ "key": for_api(&key), "unblocked": true })).into_response()
 }
 
 /// Options of `POST /lists/reload`.

@@ -161,6 +161,12 @@ fn browser_refusal(state: &AdminState, request: &Request, mutating: bool) -> Opt
                 String::from_utf8_lossy(origin.as_bytes()).escape_debug()
             ));
         }
+        // Some browsers and privacy settings drop Origin; their fetch metadata still says
+        // where a request comes from.
+        let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+        if matches!(site, Some(b"cross-site" | b"same-site")) {
+            return Some("a write from a web page refused (Sec-Fetch-Site)".into());
+        }
     }
     let hosts = state.hosts.as_ref()?;
     let Some(host) = headers

@@ -522,7 +522,9 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 .flush(&work.stats, work.last_arrival, &mut out);
             slot.stream.stats.processed(work.inspector.settled());
             shared.sink.stream_ended(&slot.stream, &work.stats);
+            // The decoder and its pictures go now: give the memory back.
             *guard = None;
+            crate::memory::release_soon();
         }
     }
     let spent = started.elapsed().as_nanos() as u64;

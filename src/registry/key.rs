@@ -100,6 +100,17 @@ pub fn shown(key: &str) -> Shown<'_> {
     Shown(key)
 }
 
+/// A key as the admin API and the metrics give it: as it is (JSON and the Prometheus text
+/// escape it themselves, and an operator pastes it back into a cut), or its SHA-256 when keys
+/// are redacted.
+pub fn for_api(key: &str) -> String {
+    if redacted() {
+        hex_sha256(key)
+    } else {
+        key.to_owned()
+    }
+}
+
 /// See [`shown`].
 pub struct Shown<'a>(&'a str);
 

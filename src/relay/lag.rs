@@ -1,41 +1,24 @@
-//! How far forwarding to the platform has fallen behind live, and how much of that the
-//! platform caused.
+//! How far behind live forwarding has fallen because the platform reads too slowly.
 //!
 //! The relay forwards with backpressure: while a write to the platform waits, the broadcaster
 //! is not read, so a platform that reads a trickle holds the broadcaster too, with every write
-//! still making progress. Lag is measured on the media clock of what was forwarded: wall time
-//! since an anchor minus the media time forwarded since it. A live source makes media at wall
-//! speed, so the difference is how far behind live the platform's copy is. The anchor moves
-//! when timestamps run backwards or ahead of the wall clock (a reset, a jump after a pause), so
-//! only lag that builds up counts. A broadcaster whose own uplink is slow also lags; the
-//! stream is ended only when most of the lag was spent waiting on the platform.
+//! still making progress. The lag the platform causes is kept as a debt: time spent waiting on
+//! writes adds to it, and time between writes pays it back. Between writes the relay reads the
+//! broadcaster as fast as it sends; while a backlog remains that takes next to no time, and once
+//! the relay is caught up it waits for the broadcaster, which pays the debt off. A platform
+//! slower than the stream keeps the relay waiting on writes nearly all the time, so the debt
+//! grows at close to a second per second until it passes the bound. Timestamps are not used:
+//! a source with a slow clock, a paused or a lying one builds no debt.
 
 use std::time::{Duration, Instant};
 
-/// The lag of one stream's forwarding.
+/// The platform-caused lag of one stream's forwarding.
 #[derive(Debug)]
 pub struct LiveLag {
     max: Duration,
-    anchor: Option<Anchor>,
-    /// Media time forwarded since the anchor, in ms.
-    media_ms: u64,
-    last_ts: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    at: Instant,
-    /// Time spent waiting on writes to the platform since `at`.
-    blocked: Duration,
-}
-
-/// Why the stream is ended: it fell too far behind, waiting on the platform.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Behind {
-    /// How far behind live the forwarded stream is.
-    pub lag: Duration,
-    /// How much of it was spent waiting for the platform to read.
-    pub blocked: Duration,
+    debt: Duration,
+    /// When the last write to the platform finished.
+    last_write: Option<Instant>,
 }
 
 impl LiveLag {
@@ -43,69 +26,40 @@ impl LiveLag {
     pub fn new(max: Duration) -> LiveLag {
         LiveLag {
             max,
-            anchor: None,
-            media_ms: 0,
-            last_ts: 0,
+            debt: Duration::ZERO,
+            last_write: None,
         }
     }
 
-    /// An audio or video message with timestamp `ts_ms` was queued for the platform at `now`.
-    pub fn forwarded(&mut self, ts_ms: u32, now: Instant) {
-        let Some(anchor) = self.anchor else {
-            self.reanchor(ts_ms, now);
-            return;
-        };
-        // RTMP timestamps are 32-bit milliseconds: a signed difference survives the wrap.
-        let step = ts_ms.wrapping_sub(self.last_ts) as i32;
-        if step < 0 {
-            self.reanchor(ts_ms, now);
-            return;
-        }
-        self.last_ts = ts_ms;
-        self.media_ms += step as u64;
-        let wall = now.saturating_duration_since(anchor.at);
-        if Duration::from_millis(self.media_ms) > wall {
-            // Media ahead of the wall clock (a burst, a jump): only lag from here on counts.
-            self.reanchor(ts_ms, now);
+    /// A write starts at `now`: the time since the last one pays the debt back.
+    pub fn write_started(&mut self, now: Instant) {
+        if let Some(last) = self.last_write {
+            self.debt = self
+                .debt
+                .saturating_sub(now.saturating_duration_since(last));
         }
     }
 
-    fn reanchor(&mut self, ts_ms: u32, now: Instant) {
-        self.anchor = Some(Anchor {
-            at: now,
-            blocked: Duration::ZERO,
-        });
-        self.media_ms = 0;
-        self.last_ts = ts_ms;
+    /// A write that waited `waited` finished at `now`.
+    pub fn write_finished(&mut self, now: Instant, waited: Duration) {
+        self.debt += waited;
+        self.last_write = Some(now);
     }
 
-    /// A write to the platform waited `waited`.
-    pub fn waited(&mut self, waited: Duration) {
-        if let Some(anchor) = self.anchor.as_mut() {
-            anchor.blocked += waited;
-        }
+    /// The lag the platform has caused, counting a write that has waited `waiting` so far.
+    pub fn lag(&self, waiting: Duration) -> Duration {
+        self.debt + waiting
     }
 
-    /// How far behind live forwarding is at `now`.
-    pub fn lag(&self, now: Instant) -> Duration {
-        self.anchor.map_or(Duration::ZERO, |a| {
-            now.saturating_duration_since(a.at)
-                .saturating_sub(Duration::from_millis(self.media_ms))
-        })
+    /// Time a write may still wait before the bound is reached.
+    pub fn allowance(&self, waiting: Duration) -> Duration {
+        self.max.saturating_sub(self.lag(waiting))
     }
 
-    /// Time left at `now` before the lag reaches the bound (zero when it has).
-    pub fn allowance(&self, now: Instant) -> Duration {
-        self.max.saturating_sub(self.lag(now))
-    }
-
-    /// `Some` when, counting a write that has waited `waiting` so far, the stream is past the
-    /// bound and at least half of its lag was spent waiting on the platform.
-    pub fn over(&self, now: Instant, waiting: Duration) -> Option<Behind> {
-        let anchor = self.anchor?;
-        let lag = self.lag(now);
-        let blocked = anchor.blocked + waiting;
-        (lag >= self.max && blocked * 2 >= lag).then_some(Behind { lag, blocked })
+    /// `Some(lag)` once a write that has waited `waiting` takes the lag to the bound.
+    pub fn over(&self, waiting: Duration) -> Option<Duration> {
+        let lag = self.lag(waiting);
+        (lag >= self.max).then_some(lag)
     }
 }
 
@@ -115,61 +69,98 @@ mod tests {
 
     const MAX: Duration = Duration::from_secs(10);
 
-    fn feed(lag: &mut LiveLag, start: Instant, seconds: u64, media_per_s: u64, wall_per_s: u64) {
-        for i in 1..=seconds {
-            lag.forwarded(
-                (i * media_per_s) as u32,
-                start + Duration::from_millis(i * wall_per_s),
+    /// Writes each taking `wait`, separated by `gap`, for `count` writes; the lag after.
+    fn run(lag: &mut LiveLag, start: &mut Instant, count: u64, wait: Duration, gap: Duration) {
+        for _ in 0..count {
+            lag.write_started(*start);
+            *start += wait;
+            lag.write_finished(*start, wait);
+            *start += gap;
+        }
+    }
+
+    #[test]
+    fn a_platform_slower_than_the_stream_is_caught_once_the_lag_passes_the_bound() {
+        let mut now = Instant::now();
+        let mut lag = LiveLag::new(MAX);
+        // Backlogged: every message is read at once, then its write waits 100 ms.
+        run(
+            &mut lag,
+            &mut now,
+            99,
+            Duration::from_millis(100),
+            Duration::from_micros(50),
+        );
+        assert_eq!(lag.over(Duration::ZERO), None);
+        run(
+            &mut lag,
+            &mut now,
+            2,
+            Duration::from_millis(100),
+            Duration::from_micros(50),
+        );
+        assert!(lag.over(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn short_waits_absorbed_before_the_next_frame_never_add_up() {
+        let mut now = Instant::now();
+        let mut lag = LiveLag::new(MAX);
+        // A day at 30 fps; each keyframe's write waits 20 ms of its 33 ms.
+        for _ in 0..(86_400 / 2) {
+            run(
+                &mut lag,
+                &mut now,
+                1,
+                Duration::from_millis(20),
+                Duration::from_millis(13),
+            );
+            run(
+                &mut lag,
+                &mut now,
+                59,
+                Duration::from_micros(20),
+                Duration::from_millis(33),
             );
         }
+        assert!(lag.lag(Duration::ZERO) < Duration::from_millis(21));
     }
 
     #[test]
-    fn a_platform_that_reads_half_speed_is_caught_once_the_lag_passes_the_bound() {
-        let start = Instant::now();
+    fn a_stall_is_paid_back_once_the_relay_has_caught_up() {
+        let mut now = Instant::now();
         let mut lag = LiveLag::new(MAX);
-        lag.forwarded(0, start);
-        // Each second of media takes two seconds to get out, one of them waiting on writes.
-        for i in 1..=19u64 {
-            lag.forwarded((i * 1000) as u32, start + Duration::from_secs(2 * i));
-            lag.waited(Duration::from_secs(1));
-        }
-        let now = start + Duration::from_secs(38);
-        assert_eq!(lag.lag(now), Duration::from_secs(19));
-        let behind = lag.over(now, Duration::ZERO).expect("past the bound");
-        assert_eq!(behind.blocked, Duration::from_secs(19));
-    }
-
-    #[test]
-    fn a_slow_broadcaster_lags_without_being_blamed_on_the_platform() {
-        let start = Instant::now();
-        let mut lag = LiveLag::new(MAX);
-        lag.forwarded(0, start);
-        feed(&mut lag, start, 30, 1000, 2000);
-        let now = start + Duration::from_secs(60);
-        assert!(lag.lag(now) >= MAX);
-        assert_eq!(
-            lag.over(now, Duration::ZERO),
-            None,
-            "never waited on the platform"
+        run(
+            &mut lag,
+            &mut now,
+            1,
+            Duration::from_secs(8),
+            Duration::ZERO,
         );
-    }
-
-    #[test]
-    fn live_speed_resets_and_jumps_do_not_count_as_lag() {
-        let start = Instant::now();
-        let mut lag = LiveLag::new(MAX);
-        lag.forwarded(50_000, start);
-        feed(&mut lag, start, 5, 1000, 1000);
-        assert_eq!(lag.lag(start + Duration::from_secs(5)), Duration::ZERO);
-        // The encoder restarts its clock at 0, then jumps an hour ahead.
-        lag.forwarded(0, start + Duration::from_secs(6));
-        lag.forwarded(3_600_000, start + Duration::from_secs(7));
-        assert_eq!(lag.lag(start + Duration::from_secs(7)), Duration::ZERO);
-        // Across the 32-bit wrap.
-        let mut wrap = LiveLag::new(MAX);
-        wrap.forwarded(u32::MAX - 500, start);
-        wrap.forwarded(499, start + Duration::from_secs(1));
-        assert_eq!(wrap.lag(start + Duration::from_secs(1)), Duration::ZERO);
+        // The backlog drains at once, then the relay waits for the broadcaster again.
+        run(
+            &mut lag,
+            &mut now,
+            240,
+            Duration::from_micros(30),
+            Duration::from_micros(100),
+        );
+        run(
+            &mut lag,
+            &mut now,
+            300,
+            Duration::from_micros(30),
+            Duration::from_millis(33),
+        );
+        assert_eq!(lag.lag(Duration::ZERO), Duration::from_micros(30));
+        // A second stall of the same length is judged on its own.
+        run(
+            &mut lag,
+            &mut now,
+            1,
+            Duration::from_secs(8),
+            Duration::ZERO,
+        );
+        assert_eq!(lag.over(Duration::ZERO), None);
     }
 }

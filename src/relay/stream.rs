@@ -447,6 +447,7 @@ async fn publish(
         Err(_) => "error",
     };
     info.stats.ended.store(true, Ordering::Release);
+    crate::memory::release_soon();
     relay.events.emit(
         &key.name,
         peer,
@@ -483,9 +484,6 @@ impl Forwarded {
 fn forward(up: &mut UpstreamPublisher, msg: &crate::rtmp::Message, forwarded: &mut Forwarded) {
     up.queue_media(msg);
     forwarded.messages += 1;
-    if matches!(msg.type_id, kind::AUDIO | kind::VIDEO | kind::AGGREGATE) {
-        forwarded.lag.forwarded(msg.timestamp, Instant::now());
-    }
     metrics().bytes_forwarded.add(msg.payload.len() as u64);
 }
 
@@ -515,26 +513,25 @@ async fn write_upstream(
     lag: &mut LiveLag,
 ) -> Result<(), RtmpError> {
     let started = Instant::now();
+    lag.write_started(started);
     let mut flush = std::pin::pin!(up.flush());
     let result = loop {
-        let now = Instant::now();
-        let waiting = now - started;
-        if let Some(behind) = lag.over(now, waiting) {
+        let waiting = started.elapsed();
+        if let Some(behind) = lag.over(waiting) {
             break Err(RtmpError::Behind {
-                lag_s: behind.lag.as_secs_f64(),
-                waiting_s: behind.blocked.as_secs_f64(),
+                lag_s: behind.as_secs_f64(),
             });
         }
         let Some(idle_left) = idle.checked_sub(waiting).filter(|d| !d.is_zero()) else {
             break Err(RtmpError::Timeout("writing to the platform (idle_timeout)"));
         };
         // Wake when the lag could reach its bound, to judge it then.
-        let check = lag.allowance(now).max(LAG_CHECK_MIN).min(idle_left);
+        let check = lag.allowance(waiting).max(LAG_CHECK_MIN).min(idle_left);
         if let Ok(result) = tokio::time::timeout(check, flush.as_mut()).await {
             break result;
         }
     };
-    lag.waited(started.elapsed());
+    lag.write_finished(Instant::now(), started.elapsed());
     result
 }
 

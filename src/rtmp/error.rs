@@ -72,12 +72,10 @@ pub enum RtmpError {
         reason: &'static str,
     },
     /// Forwarding fell more than `limits.max_upstream_lag` behind live, waiting on the platform.
-    #[error("the platform reads too slowly: the stream is {lag_s:.1} s behind live, {waiting_s:.1} s of it spent waiting for the platform to read (limits.max_upstream_lag)")]
+    #[error("the platform reads too slowly: the stream fell {lag_s:.1} s behind live waiting for it (limits.max_upstream_lag)")]
     Behind {
-        /// How far behind live the forwarded stream was.
+        /// How far behind live the platform made the stream.
         lag_s: f64,
-        /// How much of that was spent in writes to the platform.
-        waiting_s: f64,
     },
     /// TLS setup failed (certificate files, server name).
     #[error("TLS: {0}")]
