@@ -513,7 +513,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(value * scale))
+    // Found by fuzz/ config: a duration past Duration's range panicked (a config file, or
+    // `?block=` on the admin API).
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("{text:?} is out of range for a duration"))
 }
 
 /// Parses `"64KiB"`, `"16MiB"`, `"1GiB"`, `"500kB"`, `"2MB"` or a plain byte count.
@@ -650,18 +653,19 @@ impl Config {
                 ));
             }
         }
-        let fps_ok = |fps: f64| fps.is_finite() && (0.0..=240.0).contains(&fps);
+        // Below 0.01 (a frame every 100 s) the sampling interval leaves Duration's range.
+        let fps_ok = |fps: f64| fps == 0.0 || (0.01..=240.0).contains(&fps);
         if !fps_ok(self.sampling.fps) {
             return Err(invalid(
                 "sampling.fps",
-                "must be between 0 (every frame) and 240".into(),
+                "must be 0 (every frame) or between 0.01 and 240".into(),
             ));
         }
         for (i, route) in self.routes.iter().enumerate() {
             if route.fps.is_some_and(|f| !fps_ok(f)) {
                 return Err(invalid(
                     &format!("routes[{i}].fps"),
-                    "must be between 0 and 240".into(),
+                    "must be 0 or between 0.01 and 240".into(),
                 ));
             }
         }
@@ -966,6 +970,8 @@ upstream_key = "b"
             "{err}"
         );
 
+        assert!(parse_duration(&format!("{}s", "3".repeat(60))).is_err());
+        assert!(parse_duration("1e400").is_err());
         let err =
             parse("[upstream]\nurl = \"rtmp://h/a\"\n[limits]\nmax_message_size = \"32MiB\"\n")
                 .expect_err("too big")
