@@ -97,6 +97,15 @@ PY
   then gapless=$((gapless + 1)); fi
 done
 echo
+echo "events: $(python3 -c '
+import collections, json, sys
+kinds = collections.Counter()
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    kinds[e["event"] + (":" + e.get("reason", "") if e["event"] == "unpublish" else "")] += 1
+print(", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))' "$dir/events.jsonl")"
+grep -m3 -E "WARN|ERROR" "$dir/hashgate.log" | cut -c1-300 || true
+echo
 echo "| publishers | mode | s | RSS start / peak / streams ended / +20 s idle MB | CPU % avg (of 200) | open files peak / after | max inspection lag s | forwarded = received | sampled recordings gap-free |"
 echo "|---|---|---|---|---|---|---|---|---|"
 echo "| $n | $mode | $seconds | $rss_start / $peak / $rss_end / $rss_idle | $((cpu_sum / (samples > 0 ? samples : 1))) | $peak_fds / $fds_end | $max_lag | $([ "$received" = "$forwarded" ] && echo yes || echo "no ($forwarded of $received)") | $gapless of ${#sampled[@]} |"

@@ -444,16 +444,18 @@ const fn default_chunk_streams() -> usize {
     64
 }
 
+// Generous: broadcasters behind one NAT or a load balancer without PROXY protocol share an
+// address. Eviction (relay::door) keeps idlers from filling the door whatever their number.
 const fn default_connections_per_address() -> usize {
-    64
+    256
 }
 
 const fn default_connection_rate() -> f64 {
-    10.0
+    50.0
 }
 
 const fn default_connection_burst() -> f64 {
-    40.0
+    200.0
 }
 
 const fn default_connections() -> usize {

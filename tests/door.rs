@@ -122,3 +122,51 @@ fn closed_now(stream: &mut TcpStream) -> bool {
     stream.set_nonblocking(false).ok();
     closed
 }
+
+#[test]
+fn many_addresses_filling_the_door_with_idlers_are_evicted_for_broadcasters() {
+    enough_files();
+    let dir = temp_dir();
+    let nginx = Nginx::start(dir.path());
+    // A long publish_timeout: eviction, not the timeout, must let the broadcasters in.
+    let hashgate = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}[limits]\nmax_connections = 200\nmax_connections_per_address = 30\n\
+             connection_rate_per_address = 0\npublish_timeout = \"60s\"\n",
+            upstream(&nginx.url())
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Ten addresses, 30 idle sockets each: 300 for 200 slots.
+    let mut flood = Vec::new();
+    for a in 10..20 {
+        for _ in 0..30 {
+            if let Some(s) = connect_from(&runtime, &format!("127.0.0.{a}"), hashgate.port) {
+                flood.push(s);
+            }
+        }
+    }
+    wait_until("the door to fill", Duration::from_secs(10), || {
+        hashgate.log().contains("limit max_connections reached")
+    });
+    // Idlers become evictable after two seconds of not publishing.
+    std::thread::sleep(Duration::from_millis(2500));
+    let clip = source_clip();
+    let publishers: Vec<_> = (0..6)
+        .map(|i| ffmpeg_publish(clip, &hashgate.url(&format!("late{i}"))))
+        .collect();
+    for publisher in publishers {
+        publish_ok(publisher, Duration::from_secs(60));
+    }
+    for i in 0..6 {
+        nginx.wait_closed(&format!("late{i}"), Duration::from_secs(20));
+        assert!(!packets(&nginx.recording(&format!("late{i}"))).is_empty());
+    }
+    let log = hashgate.log();
+    assert!(log.contains("evicted: the door was full"), "{log}");
+    drop(flood);
+}

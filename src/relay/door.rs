@@ -3,13 +3,22 @@
 //!
 //! Without the per-address limits one peer holding `max_connections` idle or half-handshaken
 //! sockets locks every broadcaster out. Addresses are grouped as an attacker holds them: an
-//! IPv4 address alone, an IPv6 address by its /64 (one host gets a whole /64).
+//! IPv4 address alone, an IPv6 address by its /64 (one host gets a whole /64). Many addresses
+//! together can still fill the door with connections that never publish; so when it is full,
+//! a newcomer evicts the oldest connection that has not published after [`EVICTABLE_AFTER`]
+//! (a real broadcaster publishes within a second), and only a door full of streams refuses.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// A connection that has not published for this long may be evicted for a newcomer.
+pub const EVICTABLE_AFTER: Duration = Duration::from_secs(2);
 
 /// The door's settings (`[limits]`).
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +69,9 @@ pub struct Door {
     limits: DoorLimits,
     open: AtomicUsize,
     peers: Mutex<HashMap<IpAddr, Peer>>,
+    /// Connections not yet publishing, oldest first: when they came, and how to end them.
+    waiting: Mutex<BTreeMap<u64, (Instant, CancellationToken)>>,
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 /// An admitted connection; its slots free when dropped.
@@ -67,6 +79,8 @@ pub struct Door {
 pub struct Admission {
     door: Arc<Door>,
     group: IpAddr,
+    seq: u64,
+    evicted: CancellationToken,
 }
 
 impl Door {
@@ -76,6 +90,26 @@ impl Door {
             limits,
             open: AtomicUsize::new(0),
             peers: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(BTreeMap::new()),
+            next_seq: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Ends the oldest connection that has waited [`EVICTABLE_AFTER`] without publishing;
+    /// whether there was one.
+    fn evict_oldest_waiting(&self, now: Instant) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = waiting
+            .iter()
+            .next()
+            .filter(|(_, (since, _))| now.saturating_duration_since(*since) >= EVICTABLE_AFTER)
+            .map(|(seq, _)| *seq);
+        match oldest.and_then(|seq| waiting.remove(&seq)) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -110,15 +144,33 @@ impl Door {
             return Err(Refusal::PerAddress);
         }
         let total = self.limits.max_connections;
-        self.open
+        let room = self
+            .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < total).then_some(n + 1)
             })
-            .map_err(|_| Refusal::Total)?;
+            .is_ok();
+        if !room {
+            // The evicted connection frees its slot as it closes, a moment later: until then
+            // the count runs over by the evictions in flight.
+            if !self.evict_oldest_waiting(now) {
+                return Err(Refusal::Total);
+            }
+            self.open.fetch_add(1, Ordering::AcqRel);
+        }
         entry.open += 1;
+        drop(peers);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let evicted = CancellationToken::new();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(seq, (now, evicted.clone()));
         Ok(Admission {
             door: self.clone(),
             group,
+            seq,
+            evicted,
         })
     }
 }
@@ -137,8 +189,25 @@ impl Peer {
     }
 }
 
+impl Admission {
+    /// The connection published: it is a stream now, never evicted.
+    pub fn published(&self) {
+        self.door
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.seq);
+    }
+
+    /// Resolves when a newcomer evicted this connection before it published.
+    pub async fn evicted(&self) {
+        self.evicted.cancelled().await;
+    }
+}
+
 impl Drop for Admission {
     fn drop(&mut self) {
+        self.published();
         self.door.open.fetch_sub(1, Ordering::AcqRel);
         let mut peers = self.door.peers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(peer) = peers.get_mut(&self.group) {
@@ -223,10 +292,29 @@ mod tests {
     }
 
     #[test]
-    fn the_total_still_holds() {
+    fn a_full_door_of_streams_refuses_and_one_of_idlers_evicts_the_oldest() {
         let d = door(2, 0, 0.0, 0.0);
-        let _a = d.admit(ip("10.0.0.1")).expect("in");
-        let _b = d.admit(ip("10.0.0.2")).expect("in");
-        assert_eq!(d.admit(ip("10.0.0.3")).err(), Some(Refusal::Total));
+        let a = d.admit(ip("10.0.0.1")).expect("in");
+        let b = d.admit(ip("10.0.0.2")).expect("in");
+        assert_eq!(
+            d.admit(ip("10.0.0.3")).err(),
+            Some(Refusal::Total),
+            "nobody has waited long enough to be evicted"
+        );
+        // Make both look old.
+        for (since, _) in d.waiting.lock().expect("lock").values_mut() {
+            *since -= EVICTABLE_AFTER;
+        }
+        b.published();
+        let c = d.admit(ip("10.0.0.3")).expect("evicts the oldest idler");
+        assert!(
+            a.evicted.is_cancelled(),
+            "the one that never published goes"
+        );
+        assert!(!b.evicted.is_cancelled(), "a stream is never evicted");
+        drop(a);
+        assert_eq!(d.open(), 2);
+        c.published();
+        assert_eq!(d.admit(ip("10.0.0.4")).err(), Some(Refusal::Total));
     }
 }

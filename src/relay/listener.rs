@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use super::door::Refusal;
+use super::door::{Admission, Refusal};
 use super::{stream, Relay, RelayError};
 use crate::metrics::metrics;
 use crate::rtmp::connection::BoxTransport;
@@ -57,8 +57,7 @@ impl Relay {
             let span = tracing::info_span!("conn", %peer);
             tokio::spawn(
                 async move {
-                    let _guard = guard;
-                    let result = relay.serve_connection(tcp, peer).await;
+                    let result = relay.serve_connection(tcp, peer, &guard).await;
                     let label = result
                         .as_ref()
                         .map_or_else(RelayError::result_label, |()| "ok");
@@ -86,6 +85,7 @@ impl Relay {
         self: &Arc<Self>,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
+        admission: &Admission,
     ) -> Result<(), RelayError> {
         let accepted = std::time::Instant::now();
         tcp.set_nodelay(true)
@@ -93,18 +93,23 @@ impl Relay {
         let io: BoxTransport = match &self.acceptor {
             Some(acceptor) => {
                 let limit = self.config.limits.handshake_timeout;
-                let tls = tokio::time::timeout(limit, acceptor.accept(tcp))
-                    .await
-                    .map_err(|_| RelayError::Limit {
-                        limit: "handshake_timeout",
-                        detail: "TLS handshake did not finish".into(),
-                    })?
-                    .map_err(|e| crate::rtmp::RtmpError::Tls(format!("handshake: {e}")))?;
+                let tls = tokio::time::timeout(limit, async {
+                    tokio::select! {
+                        tls = acceptor.accept(tcp) => Ok(tls),
+                        () = admission.evicted() => Err(stream::evicted()),
+                    }
+                })
+                .await
+                .map_err(|_| RelayError::Limit {
+                    limit: "handshake_timeout",
+                    detail: "TLS handshake did not finish".into(),
+                })??
+                .map_err(|e| crate::rtmp::RtmpError::Tls(format!("handshake: {e}")))?;
                 Box::new(tls)
             }
             None => Box::new(tcp),
         };
-        stream::run(self.clone(), io, peer, accepted).await
+        stream::run(self.clone(), io, peer, accepted, admission).await
     }
 
     /// Waits for open connections to finish, at most twice the drain timeout.

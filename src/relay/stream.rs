@@ -15,6 +15,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::delay::DelayLine;
+use super::door::Admission;
 use super::lag::LiveLag;
 use super::queue::PendingMedia;
 use super::tap::{StreamInfo, VideoTap};
@@ -82,12 +83,24 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
+/// Why a connection that had not published was closed for a newcomer.
+pub(super) fn evicted() -> RelayError {
+    RelayError::Limit {
+        limit: "max_connections",
+        detail: format!(
+            "evicted: the door was full and this connection had not published within {:?}",
+            super::door::EVICTABLE_AFTER
+        ),
+    }
+}
+
 /// Runs one broadcaster connection to its end.
 pub(super) async fn run(
     relay: Arc<Relay>,
     mut io: BoxTransport,
     peer: SocketAddr,
     accepted: Instant,
+    admission: &Admission,
 ) -> Result<(), RelayError> {
     let limits = &relay.config.limits;
     // Everything before the publish shares one deadline: a peer that trickles its handshake
@@ -100,23 +113,27 @@ pub(super) async fn run(
             limits.publish_timeout
         ),
     };
-    tokio::time::timeout_at(
-        publish_deadline.into(),
-        handshake::accept(&mut io, limits.handshake_timeout),
-    )
-    .await
-    .map_err(|_| late())?
-    .map_err(|e| match e {
-        RtmpError::Timeout(step) => RelayError::Limit {
-            limit: "handshake_timeout",
-            detail: format!("handshake stalled {step}"),
-        },
-        other => other.into(),
-    })?;
-    let mut session = ServerSession::new(Connection::new(io, relay.decoder_limits()));
-    let request = tokio::time::timeout_at(publish_deadline.into(), session.wait_for_publish())
-        .await
-        .map_err(|_| late())??;
+    let before_publish = async {
+        handshake::accept(&mut io, limits.handshake_timeout)
+            .await
+            .map_err(|e| match e {
+                RtmpError::Timeout(step) => RelayError::Limit {
+                    limit: "handshake_timeout",
+                    detail: format!("handshake stalled {step}"),
+                },
+                other => other.into(),
+            })?;
+        let mut session = ServerSession::new(Connection::new(io, relay.decoder_limits()));
+        let request = session.wait_for_publish().await?;
+        Ok::<_, RelayError>((session, request))
+    };
+    let (session, request) = tokio::select! {
+        done = tokio::time::timeout_at(publish_deadline.into(), before_publish) => {
+            done.map_err(|_| late())??
+        }
+        () = admission.evicted() => return Err(evicted()),
+    };
+    admission.published();
     let name = crate::registry::key::normal_name(&request.stream_key);
     let span = tracing::info_span!("stream", key = %crate::registry::key::shown(&name));
     publish(relay, session, request, peer)
