@@ -114,7 +114,14 @@ fn stamp(path: &PathBuf) -> Option<FileStamp> {
 pub struct Matcher {
     settings: Vec<ListSettings>,
     lists: ArcSwap<Vec<Arc<HashList>>>,
-    stamps: Mutex<Vec<Option<FileStamp>>>,
+    stamps: Mutex<Vec<Stamps>>,
+}
+
+/// A list file's stamp as last applied, and as seen at the last poll.
+#[derive(Debug, Clone, Copy)]
+struct Stamps {
+    applied: Option<FileStamp>,
+    seen: Option<FileStamp>,
 }
 
 impl Matcher {
@@ -125,7 +132,11 @@ impl Matcher {
         let mut lists = Vec::with_capacity(settings.len());
         let mut stamps = Vec::with_capacity(settings.len());
         for s in &settings {
-            stamps.push(stamp(&s.path));
+            let now = stamp(&s.path);
+            stamps.push(Stamps {
+                applied: now,
+                seen: now,
+            });
             lists.push(Arc::new(HashList::load(s.clone())?));
         }
         Ok(Matcher {
@@ -140,7 +151,8 @@ impl Matcher {
         self.lists.load_full()
     }
 
-    /// Reloads the lists whose files changed (every list with `how.every_list`). A list that
+    /// Reloads the lists whose files changed and have then stayed the same for a poll (every
+    /// list with `how.every_list`). A list that
     /// fails to load keeps its previous version in force, and so does one that would empty or
     /// shrink by more than its `max_shrink` (a file caught mid-write by a non-atomic writer or
     /// a sync tool), unless `how.accept_shrink`.
@@ -150,10 +162,19 @@ impl Matcher {
         let mut report = Vec::new();
         for (i, settings) in self.settings.iter().enumerate() {
             let now = stamp(&settings.path);
-            if !how.every_list && now == stamps[i] {
-                continue;
+            if !how.every_list {
+                // A changed file is read once it has stayed the same for a poll: a writer
+                // that is not atomic shows half-written states in between.
+                let settled = now == stamps[i].seen;
+                stamps[i].seen = now;
+                if now == stamps[i].applied || !settled {
+                    continue;
+                }
             }
-            stamps[i] = now;
+            stamps[i] = Stamps {
+                applied: now,
+                seen: now,
+            };
             let in_force = next[i].len();
             let result = HashList::load(settings.clone())
                 .and_then(|list| {
@@ -358,5 +379,26 @@ mod shrink_tests {
         );
         s.max_shrink = Some(0.0);
         assert!(shrink_check(&s, 100, 99, false).is_err());
+    }
+
+    #[test]
+    fn a_changed_file_is_read_once_it_has_settled() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("l.txt");
+        std::fs::write(&path, format!("{}\n", "ab".repeat(32))).expect("write");
+        let matcher = Matcher::load(vec![ListSettings::for_path(&path)]).expect("load");
+        std::fs::write(&path, format!("{}\n{}\n", "ab".repeat(32), "cd".repeat(32)))
+            .expect("write");
+        assert!(
+            matcher.reload(ReloadOptions::CHANGED).is_empty(),
+            "just changed: maybe mid-write"
+        );
+        let report = matcher.reload(ReloadOptions::CHANGED);
+        assert_eq!(report.len(), 1);
+        assert_eq!(report[0].result.as_ref().ok(), Some(&2));
+        assert!(
+            matcher.reload(ReloadOptions::CHANGED).is_empty(),
+            "nothing new"
+        );
     }
 }

@@ -56,7 +56,8 @@ pub enum RtmpError {
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// The server refused a step (connect, createStream, publish).
-    #[error("refused by server: {code}: {description}")]
+    // Escaped: the platform's text goes into our log lines.
+    #[error("refused by server: {}: {}", code.escape_debug(), description.escape_debug())]
     Refused {
         /// Status code (`NetStream.Publish.BadName`, …) or command name.
         code: String,
