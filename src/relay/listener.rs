@@ -49,7 +49,13 @@ impl Relay {
                 Ok(admission) => admission,
                 Err(refusal) => {
                     metrics().connections.inc(&["refused"]);
-                    refusals.note(refusal, peer);
+                    let l = &self.config.limits;
+                    let value = match refusal {
+                        Refusal::Total => l.max_connections.to_string(),
+                        Refusal::PerAddress => l.max_connections_per_address.to_string(),
+                        Refusal::Rate => format!("{}/s", l.connection_rate_per_address),
+                    };
+                    refusals.note(refusal, &value, peer);
                     continue;
                 }
             };
@@ -130,7 +136,7 @@ struct RefusalLog {
 }
 
 impl RefusalLog {
-    fn note(&mut self, refusal: Refusal, peer: SocketAddr) {
+    fn note(&mut self, refusal: Refusal, value: &str, peer: SocketAddr) {
         let i = refusal as usize;
         let now = std::time::Instant::now();
         if self.last[i].is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
@@ -143,7 +149,7 @@ impl RefusalLog {
             %peer,
             limit = refusal.limit(),
             refused_since_last_line = more,
-            "refused: limit {} reached",
+            "refused: limit {} = {value} reached",
             refusal.limit()
         );
     }
