@@ -114,11 +114,13 @@ impl StreamRegistry {
         if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return text;
         }
+        // A key whose hash the text is wins over a key that merely spells that hash: a
+        // broadcaster cannot name a decoy after another stream's hash.
         let live = locked(&self.live);
         let blocks = locked(&self.blocks);
         live.keys()
             .chain(blocks.until.keys())
-            .find(|k| key::shown(k).named_by(&text))
+            .find(|k| k.as_str() != text && key::shown(k).named_by(&text))
             .cloned()
             .unwrap_or(text)
     }
@@ -229,6 +231,19 @@ mod tests {
         registry.cut("p", "test", Duration::ZERO, Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
         assert!(!registry.on_probation("p"), "probation expires");
+    }
+
+    #[test]
+    fn operators_name_keys_by_their_hash_and_a_decoy_spelling_it_loses() {
+        let registry = StreamRegistry::new();
+        let hour = Duration::from_secs(3600);
+        registry.cut("real-key", "test", hour, hour);
+        let hash = key::hex_sha256("real-key");
+        registry.cut(&hash, "decoy", hour, hour);
+        assert_eq!(registry.resolve(&hash), "real-key");
+        assert_eq!(registry.resolve(&hash.to_uppercase()), "real-key");
+        assert_eq!(registry.resolve("real-key"), "real-key");
+        assert_eq!(registry.resolve("unknown"), "unknown");
     }
 
     #[test]
