@@ -23,6 +23,14 @@ fn enough_files() {
     assert!(limit.rlim_cur >= 2048, "open-file limit {}", limit.rlim_cur);
 }
 
+/// The runtime [`connect_from`] dials on.
+fn dialer() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Connects to `port` from `source` (another loopback address).
 fn connect_from(runtime: &tokio::runtime::Runtime, source: &str, port: u16) -> Option<TcpStream> {
     runtime.block_on(async {
@@ -52,10 +60,7 @@ fn one_address_flooding_idle_sockets_cannot_lock_broadcasters_out() {
             upstream(&nginx.url())
         ),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = dialer();
 
     // 1,500 sockets from one address: half silent, half stopping inside the handshake.
     let mut flood = Vec::new();
@@ -137,10 +142,7 @@ fn many_addresses_filling_the_door_with_idlers_are_evicted_for_broadcasters() {
             upstream(&nginx.url())
         ),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = dialer();
     // Ten addresses, 30 idle sockets each: 300 for 200 slots.
     let mut flood = Vec::new();
     for a in 10..20 {
