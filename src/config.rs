@@ -8,7 +8,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use crate::relay::settings::{
+    Limits, RelaySettings, ServerConfig, UpstreamConfig, UpstreamRoute,
+};
+use crate::units::{duration_value, secs};
+pub use crate::units::{parse_duration, parse_size};
 
 use crate::events::EventsConfig;
 use crate::hash::inset::InsetSettings;
@@ -161,116 +167,6 @@ impl AdminConfig {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8935))
-}
-
-/// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Listening address, `"0.0.0.0:1935"` by default.
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// PEM certificate chain: when set with `tls_key`, broadcasters must connect with rtmps.
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for `tls_cert`.
-    pub tls_key: Option<PathBuf>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: default_listen(),
-            tls_cert: None,
-            tls_key: None,
-        }
-    }
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 1935))
-}
-
-/// `[upstream]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `rtmp://host:port/app` or `rtmps://…`; the stream key is appended per stream.
-    pub url: String,
-    /// PEM certificates trusted for rtmps instead of the system roots: CAs, or the platform's
-    /// own (self-signed) certificate, accepted exactly as it is.
-    pub ca_file: Option<PathBuf>,
-    /// SHA-256 pins of the platform's public key (base64, `sha256//…`, or hex): with any set,
-    /// an rtmps upstream is accepted when its key matches one, whoever signed its certificate.
-    #[serde(default)]
-    pub pin_sha256: Vec<String>,
-    /// Deadline for each step of the upstream connect/publish sequence.
-    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
-    pub connect_timeout: Duration,
-}
-
-/// `[limits]`: every limit closes only the connection that hits it, with a log line naming it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Deadline for each handshake step (and the TLS handshake on the listener).
-    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
-    pub handshake_timeout: Duration,
-    /// A broadcaster silent this long is disconnected.
-    #[serde(default = "secs::<30>", deserialize_with = "duration_value")]
-    pub idle_timeout: Duration,
-    /// Largest RTMP message accepted from a broadcaster or the platform.
-    #[serde(default = "mib::<8>", deserialize_with = "size")]
-    pub max_message_size: usize,
-    /// Most distinct chunk stream ids one peer may use.
-    #[serde(default = "default_chunk_streams")]
-    pub max_chunk_streams: usize,
-    /// Most simultaneous broadcaster connections.
-    #[serde(default = "default_connections")]
-    pub max_connections: usize,
-    /// Most simultaneous connections from one address (IPv6: one /64); 0 for no limit.
-    #[serde(default = "default_connections_per_address")]
-    pub max_connections_per_address: usize,
-    /// New connections per second one address may open, sustained; 0 for no limit.
-    #[serde(default = "default_connection_rate")]
-    pub connection_rate_per_address: f64,
-    /// New connections one address may open at once before the rate applies.
-    #[serde(default = "default_connection_burst")]
-    pub connection_burst_per_address: f64,
-    /// From accepting a connection to its publish command (TLS, handshake, connect,
-    /// createStream, publish): a connection that has not published by then is closed, so idle
-    /// and half-open sockets free their slots.
-    #[serde(default = "secs::<10>", deserialize_with = "duration_value")]
-    pub publish_timeout: Duration,
-    /// Most bytes queued for one stream's upstream (while it connects, or when it is slower than
-    /// the broadcaster).
-    #[serde(default = "mib::<32>", deserialize_with = "size")]
-    pub queue_bytes: usize,
-    /// How long the tail of a stream may take to reach the platform after the broadcaster ends.
-    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
-    pub drain_timeout: Duration,
-    /// How far behind live a stream may fall waiting for the platform to read it before it is
-    /// ended (a platform that reads a trickle would otherwise hold the broadcaster forever).
-    #[serde(default = "secs::<15>", deserialize_with = "duration_value")]
-    pub max_upstream_lag: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            handshake_timeout: secs::<5>(),
-            idle_timeout: secs::<30>(),
-            max_message_size: mib::<8>(),
-            max_chunk_streams: default_chunk_streams(),
-            max_connections: default_connections(),
-            max_connections_per_address: default_connections_per_address(),
-            connection_rate_per_address: default_connection_rate(),
-            connection_burst_per_address: default_connection_burst(),
-            publish_timeout: secs::<10>(),
-            queue_bytes: mib::<32>(),
-            drain_timeout: secs::<5>(),
-            max_upstream_lag: secs::<15>(),
-        }
-    }
 }
 
 /// One `[[routes]]` entry: matched on the broadcaster's stream key.
@@ -432,36 +328,6 @@ pub enum LogFormat {
     Json,
 }
 
-const fn secs<const N: u64>() -> Duration {
-    Duration::from_secs(N)
-}
-
-const fn mib<const N: usize>() -> usize {
-    N * 1024 * 1024
-}
-
-const fn default_chunk_streams() -> usize {
-    64
-}
-
-// Generous: broadcasters behind one NAT or a load balancer without PROXY protocol share an
-// address. Eviction (relay::door) keeps idlers from filling the door whatever their number.
-const fn default_connections_per_address() -> usize {
-    256
-}
-
-const fn default_connection_rate() -> f64 {
-    50.0
-}
-
-const fn default_connection_burst() -> f64 {
-    200.0
-}
-
-const fn default_connections() -> usize {
-    1000
-}
-
 /// The 1-based line where `key` (`table.field` or `array[i].field`) is set in `text`.
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let (table, field) = key.rsplit_once('.')?;
@@ -492,84 +358,6 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// Parses `"250ms"`, `"5s"`, `"10m"`, `"1h"` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. \"250ms\", \"5s\", \"10m\")"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    // Found by fuzz/ config: a duration past Duration's range panicked (a config file, or
-    // `?block=` on the admin API).
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("{text:?} is out of range for a duration"))
-}
-
-/// Parses `"64KiB"`, `"16MiB"`, `"1GiB"`, `"500kB"`, `"2MB"` or a plain byte count.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. \"64KiB\", \"16MiB\")"))?;
-    let scale: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "kB" | "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Number(u64),
-    Text(String),
-}
-
-/// Deserializes a duration given as `"5s"`-style text or a number of seconds.
-pub(crate) fn duration_value<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    match NumberOrText::deserialize(de)? {
-        NumberOrText::Number(n) => Ok(Duration::from_secs(n)),
-        NumberOrText::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-    }
-}
-
-fn size<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
-    match NumberOrText::deserialize(de)? {
-        NumberOrText::Number(n) => usize::try_from(n).map_err(serde::de::Error::custom),
-        NumberOrText::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
-    }
 }
 
 impl Config {
@@ -887,17 +675,23 @@ impl Config {
         }
     }
 
-    /// Upstream URL and key for a broadcaster's stream key.
-    pub fn route(&self, stream_key: &str) -> (&str, String) {
-        match self.routes.iter().find(|r| r.key == stream_key) {
-            Some(route) => (
-                route.url.as_deref().unwrap_or(&self.upstream.url),
-                route
-                    .upstream_key
-                    .clone()
-                    .unwrap_or_else(|| stream_key.to_owned()),
-            ),
-            None => (&self.upstream.url, stream_key.to_owned()),
+    /// The relay's part of the configuration.
+    pub fn relay_settings(&self) -> RelaySettings {
+        RelaySettings {
+            server: self.server.clone(),
+            upstream: self.upstream.clone(),
+            limits: self.limits.clone(),
+            routes: self
+                .routes
+                .iter()
+                .map(|r| UpstreamRoute {
+                    key: r.key.clone(),
+                    url: r.url.clone(),
+                    upstream_key: r.upstream_key.clone(),
+                })
+                .collect(),
+            delay: self.verdict.delay,
+            max_blind_degraded: self.verdict.max_blind_degraded,
         }
     }
 }
@@ -944,8 +738,14 @@ upstream_key = "b"
             c.upstream.ca_file,
             Some(PathBuf::from("/etc/hashgate/ca.pem"))
         );
-        assert_eq!(c.route("a"), ("rtmps://ingest.example/app", "b".to_owned()));
-        assert_eq!(c.route("z"), ("rtmps://ingest.example/app", "z".to_owned()));
+        assert_eq!(
+            c.relay_settings().route("a"),
+            ("rtmps://ingest.example/app", "b".to_owned())
+        );
+        assert_eq!(
+            c.relay_settings().route("z"),
+            ("rtmps://ingest.example/app", "z".to_owned())
+        );
     }
 
     #[test]

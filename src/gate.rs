@@ -11,13 +11,20 @@ use crate::events::Events;
 use crate::inspect::audio_pool::{AudioPool, AudioPoolSettings};
 use crate::inspect::pool::Inspector;
 use crate::matcher::Matcher;
+use crate::registry::StreamRegistry;
 use crate::relay::{Relay, StreamInfo};
+use crate::verdict::policy::PolicySettings;
 use crate::verdict::Verdict;
 
 /// A relay with inspection and verdict attached.
 pub struct Gate {
-    /// Accepts broadcasters and forwards their streams; the verdict cuts through it.
+    /// Accepts broadcasters and forwards their streams.
     pub relay: Arc<Relay>,
+    /// Live streams, blocks and probation: the relay claims keys in it, the verdict and the
+    /// admin API cut and unblock through it.
+    pub registry: Arc<StreamRegistry>,
+    /// The verdict's settings (an operator's cut blocks and puts on probation like the verdict).
+    pub policy: PolicySettings,
     /// The lists in force.
     pub matcher: Arc<Matcher>,
     /// The event log.
@@ -44,10 +51,12 @@ impl Gate {
             Events::open(&config.events)
                 .with_context(|| format!("opening event log {}", config.events.log.display()))?,
         );
+        let registry = Arc::new(StreamRegistry::new());
         let verdict = Arc::new(Verdict::new(
             matcher.clone(),
             config.verdict.clone(),
             events.clone(),
+            registry.clone(),
         ));
         let settings_config = config.clone();
         let inspector = Inspector::start(
@@ -76,16 +85,19 @@ impl Gate {
         } else {
             None
         };
-        let mut relay = Relay::new(config)?
+        let policy = config.verdict.clone();
+        let mut relay = Relay::new(config.relay_settings(), registry.clone())?
             .with_taps(Arc::new(inspector))
             .with_events(events.clone());
         if let Some(audio) = audio {
             relay = relay.with_audio_taps(audio);
         }
         let relay = Arc::new(relay);
-        verdict.attach(&relay);
+        verdict.watch_coverage();
         Ok(Gate {
             relay,
+            registry,
+            policy,
             matcher,
             events,
         })

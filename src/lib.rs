@@ -21,7 +21,7 @@
 //! - [`admin`]: the HTTP API; [`metrics`]: the Prometheus counters every stage bumps (a module of
 //!   its own rather than under `admin`, since the data path writes it and `admin` only reads);
 //! - [`replay`]: media files published like a broadcaster; [`demo`]: the end-to-end demo;
-//! - [`config`]: `config.toml`, its defaults and its validation;
+//! - [`config`]: `config.toml`, its defaults and its validation; [`units`]: durations and sizes;
 //! - [`cli`]: the command-line front end `main.rs` calls.
 
 #![warn(missing_docs)]
@@ -34,6 +34,7 @@ pub mod events;
 pub mod gate;
 pub mod hash;
 pub mod inspect;
+pub mod locks;
 pub mod matcher;
 pub mod memory;
 pub mod metrics;
@@ -41,4 +42,5 @@ pub mod registry;
 pub mod relay;
 pub mod replay;
 pub mod rtmp;
+pub mod units;
 pub mod verdict;

@@ -50,10 +50,8 @@ impl LabeledCounter {
 
     /// Adds `n` to the counter with these label values (in the order of the label names).
     pub fn add(&self, values: &[&str], n: u64) {
-        if let Ok(mut map) = self.values.lock() {
-            let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-            *map.entry(key).or_insert(0) += n;
-        }
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        *self.map().entry(key).or_insert(0) += n;
     }
 
     /// Adds one to the counter with these label values.
@@ -64,17 +62,15 @@ impl LabeledCounter {
     /// The count for these label values (0 when never bumped).
     pub fn get(&self, values: &[&str]) -> u64 {
         let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        self.values
-            .lock()
-            .map(|m| m.get(&key).copied().unwrap_or(0))
-            .unwrap_or(0)
+        self.map().get(&key).copied().unwrap_or(0)
     }
 
     fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
-        self.values
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        self.map().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<String>, u64>> {
+        crate::locks::Locked::locked(&self.values)
     }
 }
 
@@ -146,6 +142,14 @@ pub struct Metrics {
     pub cut_latency: Histogram,
     /// Hashing one sampled frame (PDQ and its dihedrals, letterbox detection).
     pub hash_duration: Histogram,
+    /// Locks found poisoned by a panic and recovered.
+    pub locks_poisoned: Counter,
+    /// Operations sent to the cluster store (Redis), by kind.
+    pub cluster_ops: LabeledCounter,
+    /// Cluster store calls that failed or missed their deadline.
+    pub cluster_errors: Counter,
+    /// Cluster updates not sent (the queue to the store was full).
+    pub cluster_dropped: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -163,6 +167,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     uninspectable: LabeledCounter::new(&["cause"]),
     cut_latency: Histogram::new(&[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
     hash_duration: Histogram::new(&[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]),
+    locks_poisoned: Counter::default(),
+    cluster_ops: LabeledCounter::new(&["op"]),
+    cluster_errors: Counter::default(),
+    cluster_dropped: Counter::default(),
 });
 
 /// The process's metrics.
@@ -209,6 +217,21 @@ impl Metrics {
                 "Video packets or frames the decoder rejected.",
                 &self.decode_errors,
             ),
+            (
+                "hashgate_lock_poisoned_total",
+                "Locks found poisoned by a panic and recovered (each is also logged).",
+                &self.locks_poisoned,
+            ),
+            (
+                "hashgate_cluster_errors_total",
+                "Cluster store (Redis) calls that failed or missed their deadline.",
+                &self.cluster_errors,
+            ),
+            (
+                "hashgate_cluster_dropped_total",
+                "Cluster updates dropped because the queue to the store was full.",
+                &self.cluster_dropped,
+            ),
         ];
         for (name, help, counter) in counters {
             out.family(name, help, "counter");
@@ -238,6 +261,11 @@ impl Metrics {
             "hashgate_list_reloads_total",
             "List reloads by list and result (ok, error: the previous list stays in force).",
             &self.list_reloads,
+        );
+        out.labeled(
+            "hashgate_cluster_ops_total",
+            "Operations sent to the cluster store (Redis), by kind.",
+            &self.cluster_ops,
         );
         out.histogram(
             "hashgate_cut_latency_seconds",

@@ -14,6 +14,7 @@ use hashgate::config::Config;
 use hashgate::hash::pdq::PdqHash;
 use hashgate::inspect::pool::{FrameSink, Inspector, PoolSettings};
 use hashgate::inspect::stream::{InspectStats, SampledFrame};
+use hashgate::registry::StreamRegistry;
 use hashgate::relay::{self, Relay, StreamInfo};
 
 #[derive(Default)]
@@ -79,7 +80,7 @@ async fn live_streams_are_hashed_at_the_configured_rate() {
     )
     .expect("pool");
     let relay = Arc::new(
-        Relay::new(config)
+        Relay::new(config.relay_settings(), Arc::new(StreamRegistry::new()))
             .expect("relay")
             .with_taps(Arc::new(inspector)),
     );

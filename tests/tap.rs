@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use hashgate::config::Config;
+use hashgate::registry::StreamRegistry;
 use hashgate::relay::tap::{video_frame_kind, VideoFrameKind};
 use hashgate::relay::{self, Relay, StreamInfo, TapProvider, VideoTap};
 
@@ -66,7 +67,11 @@ async fn tap_sees_every_video_message_and_a_stuck_tap_costs_nothing() {
         seen: seen.clone(),
         stuck: Mutex::new(HashMap::new()),
     });
-    let relay = Arc::new(Relay::new(config).expect("relay").with_taps(taps));
+    let relay = Arc::new(
+        Relay::new(config.relay_settings(), Arc::new(StreamRegistry::new()))
+            .expect("relay")
+            .with_taps(taps),
+    );
     let listener = relay::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");

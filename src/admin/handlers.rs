@@ -37,7 +37,7 @@ pub async fn healthz() -> &'static str {
 pub async fn metrics(State(state): Shared) -> Response {
     let mut out = Exposition::default();
     process_metrics().render(&mut out);
-    let streams = state.relay.streams();
+    let streams = state.registry.streams();
     out.gauge(
         "hashgate_streams_active",
         "Streams being published through the relay.",
@@ -46,7 +46,7 @@ pub async fn metrics(State(state): Shared) -> Response {
     out.gauge(
         "hashgate_blocks_active",
         "Stream keys refused at publish after a cut.",
-        state.relay.blocks().len() as f64,
+        state.registry.blocks().len() as f64,
     );
     let lag_ms = streams
         .iter()
@@ -124,7 +124,7 @@ pub async fn metrics(State(state): Shared) -> Response {
 /// `GET /streams`: every live stream with its counters.
 pub async fn streams(State(state): Shared) -> Json<Value> {
     let rows: Vec<Value> = state
-        .relay
+        .registry
         .streams()
         .iter()
         .map(|s| {
@@ -177,14 +177,14 @@ pub async fn cut(
     Path(key): Path<String>,
     Query(options): Query<CutOptions>,
 ) -> Response {
-    let block = match options.block.as_deref().map(crate::config::parse_duration) {
-        None => state.relay.config().verdict.cooldown,
+    let block = match options.block.as_deref().map(crate::units::parse_duration) {
+        None => state.cut_block,
         Some(Ok(block)) => block,
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
     };
-    let key = state.relay.resolve(&key);
+    let key = state.registry.resolve(&key);
     let Some(stream) = state
-        .relay
+        .registry
         .streams()
         .into_iter()
         .find(|s| s.stream_key == key)
@@ -195,7 +195,7 @@ pub async fn cut(
         );
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
-    let probation = state.relay.config().verdict.probation;
+    let probation = state.cut_probation;
     process_metrics().cuts.inc(&["operator"]);
     // Logged before cutting: the stream's unpublish line and event follow its cut.
     tracing::warn!(key = %shown(&key), reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator");
@@ -207,7 +207,7 @@ pub async fn cut(
             reason: reason.clone(),
         },
     );
-    let was_live = state.relay.cut(&key, &reason, block, probation);
+    let was_live = state.registry.cut(&key, &reason, block, probation);
     Json(json!({ "key": for_api(&key), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
         .into_response()
 }
@@ -215,7 +215,7 @@ pub async fn cut(
 /// `GET /blocks`: blocked keys and the seconds each block has left.
 pub async fn blocks(State(state): Shared) -> Json<Value> {
     let rows: Vec<Value> = state
-        .relay
+        .registry
         .blocks()
         .into_iter()
         .map(|(key, left)| json!({ "key": for_api(&key), "remaining_s": seconds_left(left) }))
@@ -225,8 +225,8 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
 
 /// `DELETE /blocks/{key}`: lets the key publish again.
 pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
-    let key = state.relay.resolve(&key);
-    if !state.relay.unblock(&key) {
+    let key = state.registry.resolve(&key);
+    if !state.registry.unblock(&key) {
         return error(
             StatusCode::NOT_FOUND,
             format!("\"{}\" is not blocked", shown(&key)),

@@ -12,6 +12,7 @@ mod handlers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -24,13 +25,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminConfig;
 use crate::events::Events;
+use crate::gate::Gate;
 use crate::matcher::Matcher;
-use crate::relay::Relay;
+use crate::registry::StreamRegistry;
 
 /// What the handlers act on.
 pub struct AdminState {
-    /// The relay whose streams are listed and cut.
-    pub relay: Arc<Relay>,
+    /// The streams listed and cut, the blocks listed and lifted.
+    pub registry: Arc<StreamRegistry>,
+    /// How long an operator's cut blocks the key unless the call says (`verdict.cooldown`).
+    pub cut_block: Duration,
+    /// How long an operator's cut puts the key on probation (`verdict.probation`).
+    pub cut_probation: Duration,
     /// The lists in force.
     pub matcher: Arc<Matcher>,
     /// Where operator actions are recorded.
@@ -43,16 +49,13 @@ pub struct AdminState {
 
 impl AdminState {
     /// Access rules from `config`.
-    pub fn new(
-        config: &AdminConfig,
-        relay: Arc<Relay>,
-        matcher: Arc<Matcher>,
-        events: Arc<Events>,
-    ) -> AdminState {
+    pub fn new(config: &AdminConfig, gate: &Gate) -> AdminState {
         AdminState {
-            relay,
-            matcher,
-            events,
+            registry: gate.registry.clone(),
+            cut_block: gate.policy.cooldown,
+            cut_probation: gate.policy.probation,
+            matcher: gate.matcher.clone(),
+            events: gate.events.clone(),
             token: config.token(),
             reads_need_token: !config.listen.ip().is_loopback(),
             hosts: (config.listen.ip().is_loopback() || !config.allowed_hosts.is_empty())

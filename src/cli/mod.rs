@@ -152,26 +152,19 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_config = config.admin.enabled.then(|| config.admin.clone());
-    let Gate {
-        relay,
-        matcher,
-        events,
-    } = Gate::build(config)?;
-    matcher
+    let gate = Gate::build(config)?;
+    let relay = gate.relay.clone();
+    let events = gate.events.clone();
+    gate.matcher
         .watch(LIST_POLL)
         .context("starting the list watcher")?;
-    tokio::spawn(reload_on_sighup(matcher.clone()));
+    tokio::spawn(reload_on_sighup(gate.matcher.clone()));
     let listener = relay::bind(listen).await?;
     let admin_stop = CancellationToken::new();
     let admin = match &admin_config {
         Some(config) => {
             let admin_listener = admin::bind(config.listen).await?;
-            let state = Arc::new(admin::AdminState::new(
-                config,
-                relay.clone(),
-                matcher,
-                events.clone(),
-            ));
+            let state = Arc::new(admin::AdminState::new(config, &gate));
             Some(tokio::spawn(admin::serve(
                 admin_listener,
                 state,

@@ -33,7 +33,7 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub count: u32,
     /// After the last frame, how long to wait for the server's verdict before unpublishing.
-    #[arg(long, default_value = "3s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = crate::units::parse_duration)]
     pub linger: Duration,
     /// Certificates (PEM) to trust for rtmps:// instead of the system roots: a CA, or the
     /// server's own self-signed certificate (accepted exactly as it is).

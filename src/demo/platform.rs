@@ -1,6 +1,7 @@
 //! The demo's stand-in for a streaming platform: an RTMP server on loopback that accepts every
 //! publish and records each stream, exactly as received, to `<dir>/<key>.flv`.
 
+use crate::locks::Locked;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -38,9 +39,8 @@ impl Platform {
                 tokio::spawn(async move {
                     match record(tcp, &dir).await {
                         Ok(key) => {
-                            if let Ok(mut done) = done.lock() {
-                                done.insert(key);
-                            }
+                            let mut done = done.locked();
+                            done.insert(key);
                         }
                         Err(e) => tracing::debug!("demo platform: connection ended: {e}"),
                     }
@@ -63,7 +63,7 @@ impl Platform {
     pub async fn wait_ended(&self, key: &str, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
-            if self.finished.lock().is_ok_and(|done| done.contains(key)) {
+            if self.finished.locked().contains(key) {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -5,6 +5,7 @@
 pub mod evidence;
 pub mod webhook;
 
+use crate::locks::Locked;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ pub struct EventsConfig {
     /// Deadline of one webhook attempt.
     #[serde(
         default = "default_webhook_timeout",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub webhook_timeout: std::time::Duration,
     /// Attempts after the first, with exponential backoff from 0.5 s.
@@ -45,7 +46,7 @@ pub struct EventsConfig {
     /// Cut folders older than this are removed.
     #[serde(
         default = "default_evidence_max_age",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub evidence_max_age: std::time::Duration,
 }
@@ -335,7 +336,7 @@ impl Events {
     pub fn emit(&self, stream: &str, peer: SocketAddr, kind: EventKind) -> Option<String> {
         // Stamped and queued under one lock: the file's order is the order of the `at` times,
         // and an event emitted before another (a cut before its stream's unpublish) comes first.
-        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = self.order.locked();
         let event = Event {
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             stream: if self.redact {

@@ -6,6 +6,7 @@
 //! the relay drops audio for inspection only. A panic in one stream's decoding ends that
 //! stream's audio inspection, reported, and the worker goes on.
 
+use crate::locks::Locked;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -67,14 +68,15 @@ impl Shared {
         if slot.scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Ok(mut ready) = self.ready.lock() {
+        {
+            let mut ready = self.ready.locked();
             ready.slots.push_back(slot.clone());
         }
         self.wake.notify_one();
     }
 
     fn next(&self) -> Option<Arc<Slot>> {
-        let mut ready = self.ready.lock().ok()?;
+        let mut ready = self.ready.locked();
         loop {
             if ready.stopped {
                 return None;
@@ -128,7 +130,8 @@ impl AudioPool {
 
 impl Drop for AudioPool {
     fn drop(&mut self) {
-        if let Ok(mut ready) = self.shared.ready.lock() {
+        {
+            let mut ready = self.shared.ready.locked();
             ready.stopped = true;
         }
         self.shared.wake.notify_all();
@@ -143,9 +146,7 @@ struct SlotSink {
 impl AudioSink for SlotSink {
     fn push(&mut self, audio: TappedAudio) -> bool {
         {
-            let Ok(mut inbox) = self.slot.inbox.lock() else {
-                return false;
-            };
+            let mut inbox = self.slot.inbox.locked();
             let size = audio.payload.len();
             if inbox.closed
                 || inbox.queue.len() >= self.shared.settings.queue.max(1)
@@ -162,7 +163,8 @@ impl AudioSink for SlotSink {
     }
 
     fn close(&mut self) {
-        if let Ok(mut inbox) = self.slot.inbox.lock() {
+        {
+            let mut inbox = self.slot.inbox.locked();
             inbox.closed = true;
         }
         self.shared.schedule(&self.slot);
@@ -192,14 +194,16 @@ impl AudioTapProvider for AudioPool {
 }
 
 fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
-    if let Ok(mut work) = slot.work.lock() {
+    {
+        let mut work = slot.work.locked();
         if let Some(inspector) = work.as_mut() {
             for _ in 0..BATCH {
-                let next = slot.inbox.lock().ok().and_then(|mut i| {
+                let next = {
+                    let mut i = slot.inbox.locked();
                     let audio = i.queue.pop_front();
                     i.bytes -= audio.as_ref().map_or(0, |a| a.payload.len());
                     audio
-                });
+                };
                 let Some(audio) = next else {
                     break;
                 };
@@ -211,17 +215,16 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 });
             }
         }
-        let finished = slot
-            .inbox
-            .lock()
-            .is_ok_and(|i| i.closed && i.queue.is_empty());
+        let finished = {
+            let i = slot.inbox.locked();
+            i.closed && i.queue.is_empty()
+        };
         if finished {
             *work = None;
         }
     }
     slot.scheduled.store(false, Ordering::Release);
-    let more = slot.inbox.lock().is_ok_and(|i| !i.queue.is_empty())
-        && slot.work.lock().is_ok_and(|w| w.is_some());
+    let more = !slot.inbox.locked().queue.is_empty() && slot.work.locked().is_some();
     if more {
         shared.schedule(slot);
     }
@@ -232,11 +235,9 @@ fn abandon(shared: &Shared, slot: &Arc<Slot>) {
         key = %crate::registry::key::shown(&slot.stream.stream_key),
         "audio inspection of this stream failed (a panic); its audio is no longer inspected"
     );
-    match slot.work.lock() {
-        Ok(mut work) => *work = None,
-        Err(poisoned) => *poisoned.into_inner() = None,
-    }
-    if let Ok(mut inbox) = slot.inbox.lock() {
+    *slot.work.locked() = None;
+    {
+        let mut inbox = slot.inbox.locked();
         inbox.queue.clear();
         inbox.closed = true;
     }

@@ -1,6 +1,6 @@
 //! Inspection: from the relay's video tap to hashed frames, off the relay's path.
 //!
-//! `flv` reads video tag bodies (classic FLV and Enhanced RTMP); `params` reads what a sequence
+//! [`flv`] (`rtmp::video_tag`) reads video tag bodies (classic FLV and Enhanced RTMP); `params` reads what a sequence
 //! header configures; `decoder` turns coded frames into luma planes with FFmpeg; `sampler` picks
 //! frames by stream time and wall time; `stream` is one stream's state machine; `pool` runs them
 //! on worker threads fed by the relay's bounded taps, fairly and at the live edge; `file` does
@@ -10,8 +10,11 @@ pub mod audio;
 pub mod audio_pool;
 pub mod decoder;
 pub mod file;
-pub mod flv;
 pub mod params;
 pub mod pool;
 pub mod sampler;
 pub mod stream;
+
+/// Video tag bodies: the parser lives with the protocol ([`crate::rtmp::video_tag`]), shared
+/// with the relay.
+pub use crate::rtmp::video_tag as flv;

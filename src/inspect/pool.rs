@@ -14,6 +14,7 @@
 //! decoded, only makes itself late (its lateness does not count as the pool's), and a stream
 //! cannot lower its own sampling: what it makes inspection skip is judged on the strict bound.
 
+use crate::locks::Locked;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -172,7 +173,8 @@ impl Shared {
             .load(Ordering::Relaxed)
             .max(self.vclock.load(Ordering::Relaxed));
         slot.vtime.store(vtime, Ordering::Relaxed);
-        if let Ok(mut q) = self.queue.lock() {
+        {
+            let mut q = self.queue.locked();
             q.seq += 1;
             let seq = q.seq;
             q.heap.push(Reverse(Ready {
@@ -185,7 +187,7 @@ impl Shared {
     }
 
     fn next(&self) -> Option<Arc<Slot>> {
-        let mut q = self.queue.lock().ok()?;
+        let mut q = self.queue.locked();
         loop {
             if q.stopped {
                 return None;
@@ -208,9 +210,7 @@ struct SlotTap {
 impl TapSink for SlotTap {
     fn push(&mut self, video: TappedVideo) -> bool {
         {
-            let Ok(mut inbox) = self.slot.inbox.lock() else {
-                return false;
-            };
+            let mut inbox = self.slot.inbox.locked();
             if inbox.closed || inbox.queue.len() >= inbox.capacity {
                 return false;
             }
@@ -221,14 +221,16 @@ impl TapSink for SlotTap {
     }
 
     fn close(&mut self) {
-        if let Ok(mut inbox) = self.slot.inbox.lock() {
+        {
+            let mut inbox = self.slot.inbox.locked();
             inbox.closed = true;
         }
         self.shared.schedule(&self.slot);
     }
 
     fn settle(&mut self) {
-        if let Ok(mut inbox) = self.slot.inbox.lock() {
+        {
+            let mut inbox = self.slot.inbox.locked();
             inbox.settle = true;
         }
         self.shared.schedule(&self.slot);
@@ -296,7 +298,8 @@ impl Inspector {
 
 impl Drop for Inspector {
     fn drop(&mut self) {
-        if let Ok(mut q) = self.shared.queue.lock() {
+        {
+            let mut q = self.shared.queue.locked();
             q.stopped = true;
         }
         self.shared.wake.notify_all();
@@ -327,7 +330,8 @@ impl TapProvider for Inspector {
             vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
             shed: AtomicBool::new(false),
         });
-        if let Ok(mut slots) = self.shared.slots.lock() {
+        {
+            let mut slots = self.shared.slots.locked();
             slots.retain(|s| s.strong_count() > 0);
             slots.push(Arc::downgrade(&slot));
         }
@@ -420,10 +424,7 @@ fn take_next(inbox: &mut Inbox, max_lag: Duration, now: Instant) -> Next {
 fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     let started = Instant::now();
     {
-        let Ok(mut guard) = slot.work.lock() else {
-            slot.scheduled.store(false, Ordering::Release);
-            return;
-        };
+        let mut guard = slot.work.locked();
         let Some(work) = guard.as_mut() else {
             slot.scheduled.store(false, Ordering::Release);
             return;
@@ -450,10 +451,11 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         }
         let mut finished = false;
         loop {
-            let next = match slot.inbox.lock() {
-                Ok(mut inbox) => take_next(&mut inbox, shared.settings.max_lag, Instant::now()),
-                Err(_) => Next::Empty { closed: true },
-            };
+            let next = take_next(
+                &mut slot.inbox.locked(),
+                shared.settings.max_lag,
+                Instant::now(),
+            );
             match next {
                 Next::Message(video) => inspect_message(shared, slot, work, &video),
                 Next::Skipped { dropped, span } => {
@@ -493,11 +495,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 }
                 Next::Empty { closed } => {
                     finished = closed;
-                    let settle = slot
-                        .inbox
-                        .lock()
-                        .map(|mut inbox| std::mem::take(&mut inbox.settle))
-                        .unwrap_or(false);
+                    let settle = std::mem::take(&mut slot.inbox.locked().settle);
                     if settle && !closed {
                         let mut out = |f: Finding| deliver(shared, slot, f);
                         work.inspector.settle(&work.stats, &mut out);
@@ -531,11 +529,10 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     slot.vtime.fetch_add(spent, Ordering::Relaxed);
     shared.busy_ns.fetch_add(spent, Ordering::Relaxed);
     slot.scheduled.store(false, Ordering::Release);
-    let more = slot
-        .inbox
-        .lock()
-        .is_ok_and(|i| !i.queue.is_empty() || i.closed || i.settle)
-        && slot.work.lock().is_ok_and(|w| w.is_some());
+    let more = {
+        let i = slot.inbox.locked();
+        !i.queue.is_empty() || i.closed || i.settle
+    } && slot.work.locked().is_some();
     if more {
         shared.schedule(slot);
     }
@@ -548,11 +545,9 @@ fn abandon(shared: &Shared, slot: &Arc<Slot>) {
         key = %crate::registry::key::shown(&slot.stream.stream_key),
         "inspection of this stream failed (a panic); it is no longer inspected"
     );
-    let stats = match slot.work.lock() {
-        Ok(mut work) => work.take().map(|w| w.stats),
-        Err(poisoned) => poisoned.into_inner().take().map(|w| w.stats),
-    };
-    if let Ok(mut inbox) = slot.inbox.lock() {
+    let stats = slot.work.locked().take().map(|w| w.stats);
+    {
+        let mut inbox = slot.inbox.locked();
         inbox.queue.clear();
         inbox.closed = true;
     }
@@ -609,7 +604,7 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if shared.queue.lock().map(|q| q.stopped).unwrap_or(true) {
+        if shared.queue.locked().stopped {
             return;
         }
         let busy = shared.busy_ns.swap(0, Ordering::Relaxed) as f64
@@ -617,9 +612,10 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         let now = Instant::now();
         let slots: Vec<Arc<Slot>> = shared
             .slots
-            .lock()
-            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
+            .locked()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         // The pool is short when several streams wait, not one: a stream over its cost budget, or
         // one that bursts, makes only itself late, and must not lower everyone's sampling.
         let counted: Vec<&Arc<Slot>> = slots
@@ -629,7 +625,7 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         let waits: Vec<Duration> = counted
             .iter()
             .filter_map(|s| {
-                let inbox = s.inbox.lock().ok()?;
+                let inbox = s.inbox.locked();
                 inbox
                     .queue
                     .front()

@@ -9,6 +9,7 @@ pub mod formats;
 pub mod index;
 pub mod list;
 
+use crate::locks::Locked;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -157,7 +158,7 @@ impl Matcher {
     /// shrink by more than its `max_shrink` (a file caught mid-write by a non-atomic writer or
     /// a sync tool), unless `how.accept_shrink`.
     pub fn reload(&self, how: ReloadOptions) -> Vec<Reloaded> {
-        let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stamps = self.stamps.locked();
         let mut next: Vec<Arc<HashList>> = self.lists.load_full().as_ref().clone();
         let mut report = Vec::new();
         for (i, settings) in self.settings.iter().enumerate() {

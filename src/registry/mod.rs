@@ -23,14 +23,10 @@ pub fn seconds_left(left: Duration) -> u64 {
     left.as_secs_f64().ceil() as u64
 }
 
-/// Locks `mutex`, recovering it when a thread panicked while holding it: the maps stay valid
-/// (every update is a single insert or remove), and refusing to read them would fail open,
-/// letting blocked keys publish.
+/// Locks `mutex`, recovering it (loudly, see [`crate::locks`]) when a thread panicked while
+/// holding it: refusing to read the maps would fail open, letting blocked keys publish.
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| {
-        tracing::error!("stream registry lock poisoned by a panic; recovering its state");
-        poisoned.into_inner()
-    })
+    crate::locks::Locked::locked(mutex)
 }
 
 /// A stream being published: how to cut it, and what it is.

@@ -8,6 +8,7 @@
 //! a newcomer evicts the oldest connection that has not published after [`EVICTABLE_AFTER`]
 //! (a real broadcaster publishes within a second), and only a door full of streams refuses.
 
+use crate::locks::Locked;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -98,7 +99,7 @@ impl Door {
     /// Ends the oldest connection that has waited [`EVICTABLE_AFTER`] without publishing;
     /// whether there was one.
     fn evict_oldest_waiting(&self, now: Instant) -> bool {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiting = self.waiting.locked();
         let oldest = waiting
             .iter()
             .next()
@@ -122,7 +123,7 @@ impl Door {
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admission, Refusal> {
         let group = group_of(peer);
         let now = Instant::now();
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut peers = self.peers.locked();
         if peers.len() > 4 * self.limits.max_connections.max(256) {
             // Forget idle addresses whose buckets have refilled: the map stays bounded.
             let limits = self.limits;
@@ -162,10 +163,7 @@ impl Door {
         drop(peers);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let evicted = CancellationToken::new();
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(seq, (now, evicted.clone()));
+        self.waiting.locked().insert(seq, (now, evicted.clone()));
         Ok(Admission {
             door: self.clone(),
             group,
@@ -192,11 +190,7 @@ impl Peer {
 impl Admission {
     /// The connection published: it is a stream now, never evicted.
     pub fn published(&self) {
-        self.door
-            .waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.seq);
+        self.door.waiting.locked().remove(&self.seq);
     }
 
     /// Resolves when a newcomer evicted this connection before it published.
@@ -209,7 +203,7 @@ impl Drop for Admission {
     fn drop(&mut self) {
         self.published();
         self.door.open.fetch_sub(1, Ordering::AcqRel);
-        let mut peers = self.door.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut peers = self.door.peers.locked();
         if let Some(peer) = peers.get_mut(&self.group) {
             peer.open = peer.open.saturating_sub(1);
         }
@@ -302,7 +296,7 @@ mod tests {
             "nobody has waited long enough to be evicted"
         );
         // Make both look old.
-        for (since, _) in d.waiting.lock().expect("lock").values_mut() {
+        for (since, _) in d.waiting.locked().values_mut() {
             *since -= EVICTABLE_AFTER;
         }
         b.published();

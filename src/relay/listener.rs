@@ -30,7 +30,7 @@ impl Relay {
         } else {
             "rtmp"
         };
-        tracing::info!(listen = %local, upstream = %self.config.upstream.url, "listening for {tls}");
+        tracing::info!(listen = %local, upstream = %self.settings.upstream.url, "listening for {tls}");
         let mut refusals = RefusalLog::default();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -49,7 +49,7 @@ impl Relay {
                 Ok(admission) => admission,
                 Err(refusal) => {
                     metrics().connections.inc(&["refused"]);
-                    let l = &self.config.limits;
+                    let l = &self.settings.limits;
                     let value = match refusal {
                         Refusal::Total => l.max_connections.to_string(),
                         Refusal::PerAddress => l.max_connections_per_address.to_string(),
@@ -98,7 +98,7 @@ impl Relay {
             .map_err(crate::rtmp::RtmpError::from)?;
         let io: BoxTransport = match &self.acceptor {
             Some(acceptor) => {
-                let limit = self.config.limits.handshake_timeout;
+                let limit = self.settings.limits.handshake_timeout;
                 let tls = tokio::time::timeout(limit, async {
                     tokio::select! {
                         tls = acceptor.accept(tcp) => Ok(tls),
@@ -120,7 +120,7 @@ impl Relay {
 
     /// Waits for open connections to finish, at most twice the drain timeout.
     async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + self.config.limits.drain_timeout * 2;
+        let deadline = tokio::time::Instant::now() + self.settings.limits.drain_timeout * 2;
         while self.door.open() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -12,6 +12,7 @@ pub mod door;
 pub mod lag;
 mod listener;
 pub mod queue;
+pub mod settings;
 pub mod stats;
 mod stream;
 pub mod tap;
@@ -22,12 +23,12 @@ use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::events::Events;
 use crate::registry::StreamRegistry;
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::tls::{self, TlsClient};
 use crate::rtmp::RtmpError;
+pub use settings::RelaySettings;
 
 pub use audio_tap::{AudioTap, AudioTapProvider, TappedAudio};
 pub use listener::bind;
@@ -84,7 +85,7 @@ impl RelayError {
 
 /// Shared state of a running relay.
 pub struct Relay {
-    config: Arc<Config>,
+    settings: Arc<RelaySettings>,
     tls_client: Option<TlsClient>,
     acceptor: Option<TlsAcceptor>,
     /// Live streams, blocks and probation, by key name.
@@ -97,8 +98,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Prepares a relay: loads TLS material named in the config.
-    pub fn new(config: Config) -> Result<Relay, RelayError> {
+    /// Prepares a relay that claims its streams' keys in `registry`: loads the TLS material
+    /// the settings name.
+    pub fn new(config: RelaySettings, registry: Arc<StreamRegistry>) -> Result<Relay, RelayError> {
         let any_rtmps = std::iter::once(config.upstream.url.as_str())
             .chain(config.routes.iter().filter_map(|r| r.url.as_deref()))
             .any(|url| url.starts_with("rtmps://"));
@@ -126,10 +128,10 @@ impl Relay {
             burst_per_address: config.limits.connection_burst_per_address,
         }));
         Ok(Relay {
-            config: Arc::new(config),
+            settings: Arc::new(config),
             tls_client,
             acceptor,
-            registry: Arc::new(StreamRegistry::new()),
+            registry,
             door,
             taps: None,
             audio_taps: None,
@@ -195,9 +197,14 @@ impl Relay {
         self.registry.unblock(key)
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The settings in force.
+    pub fn settings(&self) -> &RelaySettings {
+        &self.settings
+    }
+
+    /// The registry the relay claims keys in.
+    pub fn registry(&self) -> &Arc<StreamRegistry> {
+        &self.registry
     }
 
     /// Stops accepting and ends every stream (the broadcaster is told, the upstream unpublished).
@@ -207,8 +214,8 @@ impl Relay {
 
     fn decoder_limits(&self) -> DecoderLimits {
         DecoderLimits {
-            max_message_size: self.config.limits.max_message_size,
-            max_chunk_streams: self.config.limits.max_chunk_streams,
+            max_message_size: self.settings.limits.max_message_size,
+            max_chunk_streams: self.settings.limits.max_chunk_streams,
         }
     }
 }

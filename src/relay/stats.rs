@@ -13,6 +13,7 @@
 //! publisher sending faster than real time is not blind for the backlog it made, only for
 //! stretches inspection skipped or could not decode.
 
+use crate::locks::Locked;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -168,7 +169,8 @@ impl StreamStats {
             .fetch_max(covered.wall_ms, Ordering::Relaxed);
         self.covered_stream_ms
             .fetch_max(covered.stream_ms, Ordering::Relaxed);
-        if let Ok(mut meter) = self.hash_rate.lock() {
+        {
+            let mut meter = self.hash_rate.locked();
             let now = Instant::now();
             meter.rate = meter.decayed(now) + 1.0 / RATE_TAU_S;
             meter.at = now;
@@ -178,9 +180,7 @@ impl StreamStats {
     /// Advances the coverage clocks for a video message with timestamp `ts` that arrived at
     /// `arrived`; returns where it sits on them. Called by the relay for every video message.
     pub fn video_arrived(&self, ts: u32, arrived: Instant) -> CoverageClock {
-        let Ok(mut state) = self.clock.lock() else {
-            return CoverageClock::default();
-        };
+        let mut state = self.clock.locked();
         if let Some((prev_ts, prev_at)) = state.previous {
             let wall = arrived.saturating_duration_since(prev_at).as_millis() as u64;
             let step = ts.wrapping_sub(prev_ts) as i32;
@@ -252,10 +252,7 @@ impl StreamStats {
 
     /// Frames hashed per second lately (decaying over a few seconds).
     pub fn hashed_fps(&self) -> f64 {
-        self.hash_rate
-            .lock()
-            .map(|m| m.decayed(Instant::now()))
-            .unwrap_or(0.0)
+        self.hash_rate.locked().decayed(Instant::now())
     }
 }
 

@@ -102,7 +102,7 @@ pub(super) async fn run(
     accepted: Instant,
     admission: &Admission,
 ) -> Result<(), RelayError> {
-    let limits = &relay.config.limits;
+    let limits = &relay.settings.limits;
     // Everything before the publish shares one deadline: a peer that trickles its handshake
     // or never publishes gives its slot back within publish_timeout.
     let publish_deadline = accepted + limits.publish_timeout;
@@ -181,7 +181,7 @@ async fn publish(
             .await?;
         return Err(RtmpError::Protocol("stream key is already publishing".into()).into());
     };
-    let (url_text, upstream_name) = relay.config.route(&key.name);
+    let (url_text, upstream_name) = relay.settings.route(&key.name);
     let upstream_key = key.upstream(&upstream_name);
     // Validated with the config, so this only fails if the config was built by hand.
     let url = RtmpUrl::parse(url_text)?;
@@ -214,18 +214,18 @@ async fn publish(
         .and_then(|taps| taps.open_audio(&info));
     let mut upstream = Upstream::Connecting {
         task: tokio::spawn(connect_upstream(relay.clone(), target.clone()).in_current_span()),
-        pending: PendingMedia::new(relay.config.limits.queue_bytes),
+        pending: PendingMedia::new(relay.settings.limits.queue_bytes),
     };
-    let idle = relay.config.limits.idle_timeout;
+    let idle = relay.settings.limits.idle_timeout;
     let upstream_failed = |source: RtmpError| RelayError::Upstream {
         url: target.url.to_string(),
         source,
     };
-    let mut forwarded = Forwarded::new(relay.config.limits.max_upstream_lag);
-    let delay = relay.config.verdict.delay;
-    let gate_timeout = relay.config.verdict.max_blind_degraded;
+    let mut forwarded = Forwarded::new(relay.settings.limits.max_upstream_lag);
+    let delay = relay.settings.delay;
+    let gate_timeout = relay.settings.max_blind_degraded;
     let mut delay_line = (!delay.is_zero())
-        .then(|| DelayLine::new(delay, relay.config.limits.queue_bytes, gate_timeout));
+        .then(|| DelayLine::new(delay, relay.settings.limits.queue_bytes, gate_timeout));
     // Without inspection there is nothing to wait for.
     let inspected = tap.is_some();
     let mut publisher_done = false;
@@ -273,7 +273,7 @@ async fn publish(
             // Shutting down: the stream may end by itself within the drain timeout (its held
             // media then goes out as usual); past it, it is ended.
             Step::Shutdown => {
-                drain_deadline = Some(Instant::now() + relay.config.limits.drain_timeout);
+                drain_deadline = Some(Instant::now() + relay.settings.limits.drain_timeout);
                 Ok(())
             }
             Step::DrainExpired => break Ok(()),
@@ -428,7 +428,7 @@ async fn publish(
         }
     };
 
-    let drain = relay.config.limits.drain_timeout;
+    let drain = relay.settings.limits.drain_timeout;
     let upstream_bytes = finish_upstream(upstream, &ending, drain).await;
     let ended_by_shutdown = drain_deadline.is_some() && !publisher_done;
     match &ending {
@@ -513,7 +513,7 @@ async fn connect_upstream(
         &target,
         relay.tls_client.as_ref(),
         relay.decoder_limits(),
-        relay.config.upstream.connect_timeout,
+        relay.settings.upstream.connect_timeout,
     )
     .await
     .map(Box::new)

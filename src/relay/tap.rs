@@ -83,57 +83,7 @@ pub trait TapProvider: Send + Sync {
     fn open(&self, stream: &StreamInfo) -> Option<VideoTap>;
 }
 
-/// What a video message carries, read from its first bytes (classic FLV and Enhanced RTMP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoFrameKind {
-    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart).
-    SequenceHeader,
-    /// A keyframe: decoding can start here.
-    Keyframe,
-    /// Any other coded frame.
-    Interframe,
-    /// End of sequence, metadata, command frames, empty bodies.
-    Other,
-}
-
-/// Classifies a video tag body without parsing the codec data.
-pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
-    let Some(&first) = payload.first() else {
-        return VideoFrameKind::Other;
-    };
-    let is_ex_header = first & 0x80 != 0;
-    let frame_type = if is_ex_header {
-        (first >> 4) & 0x07
-    } else {
-        first >> 4
-    };
-    if frame_type == 5 {
-        return VideoFrameKind::Other;
-    }
-    let sequence_start = if is_ex_header {
-        match first & 0x0F {
-            0 => true,
-            1 | 3 => false,
-            _ => return VideoFrameKind::Other,
-        }
-    } else {
-        let codec = first & 0x0F;
-        // AVC (7) and the legacy HEVC id (12) carry a packet type byte: 0 = sequence header,
-        // 1 = NAL units, 2 = end of sequence.
-        // Any packet type but 0 that carries data is a coded frame (as FFmpeg reads it).
-        match (codec, payload.get(1)) {
-            (7 | 12, Some(0)) => true,
-            (7 | 12, Some(_)) if payload.len() > 5 => false,
-            (7 | 12, _) => return VideoFrameKind::Other,
-            _ => false,
-        }
-    };
-    match (sequence_start, frame_type) {
-        (true, _) => VideoFrameKind::SequenceHeader,
-        (false, 1 | 4) => VideoFrameKind::Keyframe,
-        (false, _) => VideoFrameKind::Interframe,
-    }
-}
+pub use crate::rtmp::video_tag::{video_frame_kind, VideoFrameKind};
 
 /// One stream's tap. See the module documentation.
 pub struct VideoTap {
@@ -253,23 +203,6 @@ mod tests {
     const HEADER: &[u8] = &[0x17, 0, 0, 0, 0, 1];
     const KEY: &[u8] = &[0x17, 1, 0, 0, 0, 9];
     const INTER: &[u8] = &[0x27, 1, 0, 0, 0, 9];
-
-    #[test]
-    fn classifies_classic_and_enhanced_tags() {
-        assert_eq!(video_frame_kind(HEADER), VideoFrameKind::SequenceHeader);
-        assert_eq!(video_frame_kind(KEY), VideoFrameKind::Keyframe);
-        assert_eq!(video_frame_kind(INTER), VideoFrameKind::Interframe);
-        assert_eq!(video_frame_kind(&[0x17, 2]), VideoFrameKind::Other);
-        // Enhanced RTMP: IsExHeader | frame type 1 | SequenceStart, FourCC hvc1.
-        assert_eq!(
-            video_frame_kind(b"\x90hvc1"),
-            VideoFrameKind::SequenceHeader
-        );
-        assert_eq!(video_frame_kind(b"\x93av01"), VideoFrameKind::Keyframe);
-        assert_eq!(video_frame_kind(b"\xA1vp09"), VideoFrameKind::Interframe);
-        assert_eq!(video_frame_kind(b"\x94av01"), VideoFrameKind::Other);
-        assert_eq!(video_frame_kind(&[]), VideoFrameKind::Other);
-    }
 
     #[test]
     fn full_tap_drops_until_next_keyframe_and_replays_the_header() {

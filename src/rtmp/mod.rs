@@ -2,7 +2,8 @@
 //!
 //! `handshake` → `chunk` (codec) → `connection` (messages, protocol control) → `server` (the
 //! broadcaster's session) and `client` (our publish to the platform). `amf0` and `message` are
-//! the vocabulary; `url` and `tls` get bytes to the right place.
+//! the vocabulary; `video_tag` reads video message bodies; `url` and `tls` get bytes to the
+//! right place.
 
 pub mod amf0;
 pub mod chunk;
@@ -14,6 +15,7 @@ pub mod message;
 pub mod server;
 pub mod tls;
 pub mod url;
+pub mod video_tag;
 
 pub use error::RtmpError;
 pub use message::Message;

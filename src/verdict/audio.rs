@@ -4,6 +4,7 @@
 //! with a frame match within `window` (`audio = "with_frames"`). A key on probation is cut on its
 //! first audio match either way.
 
+use crate::locks::Locked;
 use std::sync::atomic::Ordering;
 
 use super::{AudioPolicy, StreamState, Verdict, VerdictMode};
@@ -76,13 +77,9 @@ impl Verdict {
         let Some(best) = matches.iter().find(|m| m.action == Action::Cut) else {
             return;
         };
-        let probation = self
-            .relay()
-            .is_some_and(|r| r.on_probation(&stream.stream_key));
+        let probation = self.registry.on_probation(&stream.stream_key);
         {
-            let Ok(mut streams) = self.streams.lock() else {
-                return;
-            };
+            let mut streams = self.streams.locked();
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
@@ -126,14 +123,12 @@ impl Verdict {
             },
         );
         tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, ber = best.hit.ber, latency_ms, probation, "cut (audio)");
-        let was_live = self.relay().is_some_and(|r| {
-            r.cut(
-                &stream.stream_key,
-                &reason,
-                self.policy.cooldown,
-                self.policy.probation,
-            )
-        });
+        let was_live = self.registry.cut(
+            &stream.stream_key,
+            &reason,
+            self.policy.cooldown,
+            self.policy.probation,
+        );
         if !was_live {
             tracing::info!(key = %crate::registry::key::shown(&stream.stream_key), "the stream had already ended when it was cut");
         }

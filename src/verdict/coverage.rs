@@ -15,6 +15,7 @@
 //! delay: under overload part of a clip can air. An episode is reported once and re-armed when
 //! coverage recovers to half the bound.
 
+use crate::locks::Locked;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -39,10 +40,7 @@ pub(super) fn watch(verdict: Weak<Verdict>) {
             let Some(verdict) = verdict.upgrade() else {
                 return;
             };
-            let Some(relay) = verdict.relay() else {
-                return;
-            };
-            let streams = relay.streams();
+            let streams = verdict.registry.streams();
             for stream in &streams {
                 check(&verdict, stream);
             }
@@ -50,8 +48,8 @@ pub(super) fn watch(verdict: Weak<Verdict>) {
             // pool may still be working through a cut stream's queued video, and a state
             // dropped under it would start afresh (and cut the stream a second time).
             let live: HashSet<u64> = streams.iter().map(|s| s.id).collect();
-            let states = verdict.streams.lock();
-            if let Ok(mut states) = states {
+            {
+                let mut states = verdict.streams.locked();
                 let now = Instant::now();
                 states.retain(|id, state| {
                     if live.contains(id) {
@@ -108,9 +106,7 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
     } else {
         policy.max_blind
     };
-    let Ok(mut states) = verdict.streams.lock() else {
-        return;
-    };
+    let mut states = verdict.streams.locked();
     let state = states
         .entry(stream.id)
         .or_insert_with(|| StreamState::new(&verdict.policy));

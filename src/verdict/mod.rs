@@ -13,8 +13,9 @@ pub mod coverage;
 pub mod flood;
 pub mod policy;
 
+use crate::locks::Locked;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::events::{EventKind, Events};
@@ -25,7 +26,8 @@ use crate::inspect::stream::{InspectStats, SampledFrame};
 use crate::matcher::list::{Action, ClipPosition};
 use crate::matcher::Matcher;
 use crate::metrics::metrics;
-use crate::relay::{Relay, StreamInfo};
+use crate::registry::StreamRegistry;
+use crate::relay::StreamInfo;
 use flood::{FloodGuard, Timeline};
 use policy::{
     counts_for_cut, AudioPolicy, MatchWindow, PolicySettings, UninspectableAction, VerdictMode,
@@ -80,7 +82,7 @@ pub struct Verdict {
     matcher: Arc<Matcher>,
     policy: PolicySettings,
     events: Arc<Events>,
-    relay: OnceLock<Weak<Relay>>,
+    registry: Arc<StreamRegistry>,
     /// Per stream, by [`StreamInfo::id`].
     streams: Mutex<HashMap<u64, StreamState>>,
     flood: Mutex<FloodGuard>,
@@ -88,25 +90,30 @@ pub struct Verdict {
 
 impl Verdict {
     /// A verdict over `matcher` with `policy`, recording to `events`.
-    pub fn new(matcher: Arc<Matcher>, policy: PolicySettings, events: Arc<Events>) -> Verdict {
+    pub fn new(
+        matcher: Arc<Matcher>,
+        policy: PolicySettings,
+        events: Arc<Events>,
+        registry: Arc<StreamRegistry>,
+    ) -> Verdict {
         Verdict {
             matcher,
             policy,
             events,
-            relay: OnceLock::new(),
+            registry,
             streams: Mutex::new(HashMap::new()),
             flood: Mutex::new(FloodGuard::default()),
         }
     }
 
-    /// Gives the verdict the relay whose streams it cuts, and starts watching their coverage.
-    pub fn attach(self: &Arc<Self>, relay: &Arc<Relay>) {
-        let _ = self.relay.set(Arc::downgrade(relay));
+    /// Starts watching the coverage of the registry's live streams (until the verdict drops).
+    pub fn watch_coverage(self: &Arc<Self>) {
         coverage::watch(Arc::downgrade(self));
     }
 
-    fn relay(&self) -> Option<Arc<Relay>> {
-        self.relay.get().and_then(Weak::upgrade)
+    /// The registry whose streams the verdict cuts.
+    pub fn registry(&self) -> &Arc<StreamRegistry> {
+        &self.registry
     }
 
     /// Cuts `stream` as uninspectable (or only raises the event, per `on_uninspectable`).
@@ -127,7 +134,8 @@ impl Verdict {
             UninspectableAction::Cut if enforce => UninspectableAction::Cut,
             _ => UninspectableAction::Alert,
         };
-        if let Ok(mut streams) = self.streams.lock() {
+        {
+            let mut streams = self.streams.locked();
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
@@ -153,15 +161,13 @@ impl Verdict {
         );
         if action == UninspectableAction::Cut {
             metrics().cuts.inc(&["uninspectable"]);
-            if let Some(relay) = self.relay() {
-                // No block and no probation: the broadcaster may only have a broken encoder.
-                relay.cut(
-                    &stream.stream_key,
-                    &format!("stream cannot be inspected: {cause}"),
-                    Duration::ZERO,
-                    Duration::ZERO,
-                );
-            }
+            // No block and no probation: the broadcaster may only have a broken encoder.
+            self.registry.cut(
+                &stream.stream_key,
+                &format!("stream cannot be inspected: {cause}"),
+                Duration::ZERO,
+                Duration::ZERO,
+            );
         }
     }
 
@@ -174,9 +180,7 @@ impl Verdict {
         shows_clip: bool,
         result: &mut crate::matcher::FrameMatches,
     ) {
-        let Ok(mut flood) = self.flood.lock() else {
-            return;
-        };
+        let mut flood = self.flood.locked();
         if shows_clip {
             for source in flood.forget(&stream.stream_key, self.policy.flood_streams) {
                 tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
@@ -230,9 +234,7 @@ impl FrameSink for Verdict {
             .filter(|m| m.action == Action::Cut)
             .filter_map(|m| m.position.clone())
             .collect();
-        let Ok(mut streams) = self.streams.lock() else {
-            return;
-        };
+        let mut streams = self.streams.locked();
         let state = streams
             .entry(stream.id)
             .or_insert_with(|| StreamState::new(&self.policy));
@@ -274,9 +276,7 @@ impl FrameSink for Verdict {
             return;
         }
         let window_ms = self.policy.window.as_millis() as i64;
-        let probation = self
-            .relay()
-            .is_some_and(|r| r.on_probation(&stream.stream_key));
+        let probation = self.registry.on_probation(&stream.stream_key);
         let min_matches = if probation {
             1
         } else {
@@ -340,14 +340,12 @@ impl FrameSink for Verdict {
             },
         );
         tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, latency_ms, probation, "cut");
-        let was_live = self.relay().is_some_and(|r| {
-            r.cut(
-                &stream.stream_key,
-                &reason,
-                self.policy.cooldown,
-                self.policy.probation,
-            )
-        });
+        let was_live = self.registry.cut(
+            &stream.stream_key,
+            &reason,
+            self.policy.cooldown,
+            self.policy.probation,
+        );
         if !was_live {
             tracing::info!(key = %crate::registry::key::shown(&stream.stream_key), "the stream had already ended when it was cut");
         }
@@ -401,9 +399,7 @@ impl FrameSink for Verdict {
             return;
         }
         {
-            let Ok(mut streams) = self.streams.lock() else {
-                return;
-            };
+            let mut streams = self.streams.locked();
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
@@ -425,7 +421,8 @@ impl FrameSink for Verdict {
     }
 
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
-        if let Ok(mut streams) = self.streams.lock() {
+        {
+            let mut streams = self.streams.locked();
             streams.remove(&stream.id);
         }
         LogSink.stream_ended(stream, stats);

@@ -20,7 +20,7 @@ pub struct PolicySettings {
     /// The window, in stream time.
     #[serde(
         default = "default_window",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub window: Duration,
     /// `enforce` cuts; `shadow` only raises events (for trying lists and thresholds live).
@@ -29,13 +29,13 @@ pub struct PolicySettings {
     /// How long a cut stream's key is refused at publish time (0 = not at all).
     #[serde(
         default = "default_cooldown",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub cooldown: Duration,
     /// Media is held this long before it goes to the platform, so a cut discards it unseen.
     #[serde(
         default = "default_delay",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub delay: Duration,
     /// Flood guard: an entry that matches more than this many distinct streams within
@@ -46,28 +46,28 @@ pub struct PolicySettings {
     /// The flood guard's window, in wall time.
     #[serde(
         default = "default_flood_window",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub flood_window: Duration,
     /// A key cut for content within this long is on probation: its next streams are cut on
     /// their first match.
     #[serde(
         default = "default_probation",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub probation: Duration,
     /// Coverage: the longest stretch of a stream's video, in wall-clock time or in stream time,
     /// allowed without a hashed frame. Longer, and the stream is `uninspectable`.
     #[serde(
         default = "default_max_blind",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub max_blind: Duration,
     /// The coverage bound while the inspection pool sheds load (sampling keyframes only): a
     /// hashed frame every few seconds rather than none.
     #[serde(
         default = "default_max_blind_degraded",
-        deserialize_with = "crate::config::duration_value"
+        deserialize_with = "crate::units::duration_value"
     )]
     pub max_blind_degraded: Duration,
     /// What an uninspectable stream meets: `cut` (no key block) or `alert`.

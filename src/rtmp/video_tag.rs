@@ -1,5 +1,10 @@
 //! Video tag bodies as RTMP carries them: classic FLV (AVC, codec id 7; and the legacy HEVC id
 //! 12) and Enhanced RTMP's ExVideoTagHeader (FourCC `avc1`, `hvc1`, `av01`, `vp09`).
+//!
+//! The one parser of video tag headers: the relay reads a body's [`VideoFrameKind`] (where a
+//! GOP starts) and inspection its [`VideoTag`] (what to decode) from the same [`parse_video_tag`],
+//! so the two can never disagree on what a message is. A coded frame of a codec inspection
+//! cannot decode is still a keyframe or an interframe to the relay.
 
 use bytes::Bytes;
 
@@ -124,6 +129,49 @@ pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, TruncatedTag> {
     })
 }
 
+/// What a video message carries, read from its first bytes (classic FLV and Enhanced RTMP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFrameKind {
+    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart).
+    SequenceHeader,
+    /// A keyframe: decoding can start here.
+    Keyframe,
+    /// Any other coded frame.
+    Interframe,
+    /// End of sequence, metadata, command frames, empty or truncated bodies.
+    Other,
+}
+
+/// Classifies a video tag body: [`parse_video_tag`]'s answer, with the frame type of coded
+/// frames in codecs inspection does not decode. Cheap: the coded data is not touched.
+pub fn video_frame_kind(payload: &Bytes) -> VideoFrameKind {
+    let Some(&first) = payload.first() else {
+        return VideoFrameKind::Other;
+    };
+    let frame_type = if first & 0x80 != 0 {
+        (first >> 4) & 0x07
+    } else {
+        first >> 4
+    };
+    let keyframe_or_not = || {
+        if frame_type == 1 || frame_type == 4 {
+            VideoFrameKind::Keyframe
+        } else {
+            VideoFrameKind::Interframe
+        }
+    };
+    match parse_video_tag(payload) {
+        Ok(VideoTag::SequenceStart { .. }) => VideoFrameKind::SequenceHeader,
+        Ok(VideoTag::Frame { keyframe: true, .. }) => VideoFrameKind::Keyframe,
+        Ok(VideoTag::Frame { .. }) => VideoFrameKind::Interframe,
+        Ok(VideoTag::Skip {
+            unsupported_codec: true,
+            ..
+        }) if frame_type != 5 => keyframe_or_not(),
+        _ => VideoFrameKind::Other,
+    }
+}
+
 fn skip(what: &str) -> VideoTag {
     VideoTag::Skip {
         what: what.to_owned(),
@@ -237,6 +285,27 @@ mod tests {
             Err(TruncatedTag(2))
         );
         assert_eq!(parse_video_tag(&Bytes::new()), Err(TruncatedTag(0)));
+    }
+
+    #[test]
+    fn frame_kinds_come_from_the_same_parse() {
+        let kind = |b: &[u8]| video_frame_kind(&Bytes::copy_from_slice(b));
+        assert_eq!(kind(&[0x17, 0, 0, 0, 0, 1]), VideoFrameKind::SequenceHeader);
+        assert_eq!(kind(&[0x17, 1, 0, 0, 0, 9]), VideoFrameKind::Keyframe);
+        assert_eq!(kind(&[0x27, 1, 0, 0, 0, 9]), VideoFrameKind::Interframe);
+        assert_eq!(kind(&[0x17, 2]), VideoFrameKind::Other);
+        // Enhanced RTMP: IsExHeader | frame type 1 | SequenceStart, FourCC hvc1.
+        assert_eq!(kind(b"\x90hvc1"), VideoFrameKind::SequenceHeader);
+        assert_eq!(kind(b"\x93av01"), VideoFrameKind::Keyframe);
+        assert_eq!(kind(b"\xA1vp09"), VideoFrameKind::Interframe);
+        assert_eq!(kind(b"\x94av01"), VideoFrameKind::Other);
+        assert_eq!(kind(&[]), VideoFrameKind::Other);
+        // Codecs inspection cannot decode are still coded frames to the relay: a VP6 keyframe
+        // starts a GOP, an unknown FourCC's interframe does not, multitrack keyframes do.
+        assert_eq!(kind(&[0x14, 0, 0]), VideoFrameKind::Keyframe);
+        assert_eq!(kind(b"\xA1vvc1\x00"), VideoFrameKind::Interframe);
+        assert_eq!(kind(b"\x96\x00av01"), VideoFrameKind::Keyframe);
+        assert_eq!(kind(&[0x54, 0, 0]), VideoFrameKind::Other, "command frame");
     }
 
     #[test]
