@@ -7,6 +7,7 @@
 //! stream's audio inspection, reported, and the worker goes on.
 
 use crate::locks::Locked;
+use crate::relay::queue::{ByteBounded, Weighed, PER_MESSAGE_OVERHEAD};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,8 +34,7 @@ pub struct AudioPoolSettings {
 }
 
 struct Inbox {
-    queue: VecDeque<TappedAudio>,
-    bytes: usize,
+    queue: ByteBounded<TappedAudio>,
     closed: bool,
 }
 
@@ -138,6 +138,12 @@ impl Drop for AudioPool {
     }
 }
 
+impl Weighed for TappedAudio {
+    fn weight(&self) -> usize {
+        self.payload.len() + PER_MESSAGE_OVERHEAD
+    }
+}
+
 struct SlotSink {
     slot: Arc<Slot>,
     shared: Arc<Shared>,
@@ -147,16 +153,13 @@ impl AudioSink for SlotSink {
     fn push(&mut self, audio: TappedAudio) -> bool {
         {
             let mut inbox = self.slot.inbox.locked();
-            let size = audio.payload.len();
             if inbox.closed
                 || inbox.queue.len() >= self.shared.settings.queue.max(1)
-                || inbox.bytes + size > MAX_INBOX_BYTES
+                || inbox.queue.push(audio).is_err()
             {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            inbox.bytes += size;
-            inbox.queue.push_back(audio);
         }
         self.shared.schedule(&self.slot);
         true
@@ -176,8 +179,7 @@ impl AudioTapProvider for AudioPool {
         let slot = Arc::new(Slot {
             stream: stream.clone(),
             inbox: Mutex::new(Inbox {
-                queue: VecDeque::new(),
-                bytes: 0,
+                queue: ByteBounded::new(MAX_INBOX_BYTES),
                 closed: false,
             }),
             scheduled: AtomicBool::new(false),
@@ -198,12 +200,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         let mut work = slot.work.locked();
         if let Some(inspector) = work.as_mut() {
             for _ in 0..BATCH {
-                let next = {
-                    let mut i = slot.inbox.locked();
-                    let audio = i.queue.pop_front();
-                    i.bytes -= audio.as_ref().map_or(0, |a| a.payload.len());
-                    audio
-                };
+                let next = slot.inbox.locked().queue.pop_front();
                 let Some(audio) = next else {
                     break;
                 };

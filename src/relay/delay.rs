@@ -11,13 +11,10 @@
 //! stream that stays that late; past `gate_timeout` beyond its due time a message goes out
 //! anyway (only `on_uninspectable = "alert"` lets a stream get there).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::queue::QueueFull;
+use super::queue::{ByteBounded, QueueFull, Weighed};
 use crate::rtmp::Message;
-
-const PER_MESSAGE_OVERHEAD: usize = 64;
 
 /// The delay line of one stream.
 #[derive(Debug)]
@@ -25,8 +22,7 @@ pub struct DelayLine {
     delay: Duration,
     gate_timeout: Duration,
     /// (release time, inspection gate, message).
-    held: VecDeque<(Instant, u64, Message)>,
-    bytes: usize,
+    held: ByteBounded<(Instant, u64, Message)>,
     limit: usize,
     /// Wall instant and stream timestamp that map stream time to release time.
     anchor: Option<(Instant, u32)>,
@@ -40,8 +36,7 @@ impl DelayLine {
         DelayLine {
             delay,
             gate_timeout,
-            held: VecDeque::new(),
-            bytes: 0,
+            held: ByteBounded::new(limit),
             limit,
             anchor: None,
             last_release: None,
@@ -51,17 +46,17 @@ impl DelayLine {
     /// Holds a message that arrived at `arrived`, released once inspection has processed video
     /// up to `gate` on the stream's wall coverage clock (0: no wait).
     pub fn push(&mut self, msg: Message, arrived: Instant, gate: u64) -> Result<(), QueueFull> {
-        let cost = msg.payload.len() + PER_MESSAGE_OVERHEAD;
-        if self.bytes + cost > self.limit {
+        if self.held.held_bytes().saturating_add(msg.weight()) > self.limit {
             return Err(QueueFull {
-                held: self.bytes,
+                held: self.held.held_bytes(),
                 limit: self.limit,
             });
         }
+        // Timed only once it fits: a refused message must not move the anchor.
         let release = self.release_time(msg.timestamp, arrived);
-        self.bytes += cost;
-        self.held.push_back((release, gate, msg));
-        Ok(())
+        self.held
+            .push((release, gate, msg))
+            .map_err(|(full, _)| full)
     }
 
     /// Release at the message's stream time plus the delay, paced from the anchor, and never
@@ -112,7 +107,6 @@ impl DelayLine {
                 break;
             }
             if let Some((_, _, msg)) = self.held.pop_front() {
-                self.bytes -= msg.payload.len() + PER_MESSAGE_OVERHEAD;
                 due.push(msg);
             }
         }
@@ -126,10 +120,7 @@ impl DelayLine {
 
     /// Drops everything held (a cut); returns how many messages never left.
     pub fn discard(&mut self) -> usize {
-        let n = self.held.len();
-        self.held.clear();
-        self.bytes = 0;
-        n
+        self.held.clear()
     }
 
     /// Whether nothing is held.

@@ -1,18 +1,35 @@
-//! Media held for a stream while its upstream publish is being set up: bounded in bytes, so the
-//! first GOP is kept without letting a stalled upstream hold unbounded memory.
+//! The one byte-bounded queue: items in arrival order, at most a set number of bytes of them
+//! (payloads plus bookkeeping), so a stalled consumer never holds unbounded memory. The relay
+//! holds a stream's first GOP in it while the upstream publish is set up ([`PendingMedia`]),
+//! the delay line its held media, the audio pool each stream's inbox.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::rtmp::Message;
 
 /// Bookkeeping cost of a held message beyond its payload (header fields, deque slot).
-const PER_MESSAGE_OVERHEAD: usize = 64;
+pub const PER_MESSAGE_OVERHEAD: usize = 64;
 
-fn cost(msg: &Message) -> usize {
-    msg.payload.len() + PER_MESSAGE_OVERHEAD
+/// What an item costs in a [`ByteBounded`] queue.
+pub trait Weighed {
+    /// Bytes the item holds, bookkeeping included.
+    fn weight(&self) -> usize;
 }
 
-/// Holding one more message would pass the byte limit.
+impl Weighed for Message {
+    fn weight(&self) -> usize {
+        self.payload.len() + PER_MESSAGE_OVERHEAD
+    }
+}
+
+impl<T: Weighed> Weighed for (Instant, u64, T) {
+    fn weight(&self) -> usize {
+        self.2.weight()
+    }
+}
+
+/// Holding one more item would pass the byte limit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{held} bytes already held, limit queue_bytes = {limit}")]
 pub struct QueueFull {
@@ -22,42 +39,73 @@ pub struct QueueFull {
     pub limit: usize,
 }
 
-/// Messages in arrival order, at most `limit` bytes of them.
+/// Items in arrival order, at most `limit` bytes of them.
 #[derive(Debug)]
-pub struct PendingMedia {
-    messages: VecDeque<Message>,
+pub struct ByteBounded<T> {
+    items: VecDeque<T>,
     held: usize,
     limit: usize,
 }
 
-impl PendingMedia {
+impl<T: Weighed> ByteBounded<T> {
     /// An empty queue holding at most `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        PendingMedia {
-            messages: VecDeque::new(),
+        ByteBounded {
+            items: VecDeque::new(),
             held: 0,
             limit,
         }
     }
 
-    /// Appends a message, or refuses it when the limit would be passed.
-    pub fn push(&mut self, msg: Message) -> Result<(), QueueFull> {
-        let cost = cost(&msg);
-        if self.held + cost > self.limit {
-            return Err(QueueFull {
+    /// Appends an item, or refuses it (and hands it back) when the limit would be passed.
+    pub fn push(&mut self, item: T) -> Result<(), (QueueFull, T)> {
+        let cost = item.weight();
+        if self.held.saturating_add(cost) > self.limit {
+            let full = QueueFull {
                 held: self.held,
                 limit: self.limit,
-            });
+            };
+            return Err((full, item));
         }
         self.held += cost;
-        self.messages.push_back(msg);
+        self.items.push_back(item);
         Ok(())
     }
 
-    /// Takes every held message, oldest first.
-    pub fn drain(&mut self) -> impl Iterator<Item = Message> + '_ {
+    /// The oldest item.
+    pub fn front(&self) -> Option<&T> {
+        self.items.front()
+    }
+
+    /// Takes the oldest item.
+    pub fn pop_front(&mut self) -> Option<T> {
+        let item = self.items.pop_front()?;
+        self.held -= item.weight();
+        Some(item)
+    }
+
+    /// Takes every item, oldest first.
+    pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.held = 0;
-        self.messages.drain(..)
+        self.items.drain(..)
+    }
+
+    /// Drops every item; returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.items.len();
+        self.items.clear();
+        self.held = 0;
+        n
+    }
+
+    /// Items held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     /// Bytes held now (payloads plus bookkeeping).
@@ -65,6 +113,10 @@ impl PendingMedia {
         self.held
     }
 }
+
+/// Media held for a stream while its upstream publish is being set up: the first GOP is kept
+/// without letting a stalled upstream hold unbounded memory.
+pub type PendingMedia = ByteBounded<Message>;
 
 #[cfg(test)]
 mod tests {
@@ -86,16 +138,22 @@ mod tests {
         let mut q = PendingMedia::new(1000);
         q.push(msg(0, 400)).expect("fits");
         q.push(msg(1, 400)).expect("fits");
+        let (full, refused) = q.push(msg(2, 400)).expect_err("full");
         assert_eq!(
-            q.push(msg(2, 400)),
-            Err(QueueFull {
+            full,
+            QueueFull {
                 held: 928,
                 limit: 1000
-            })
+            }
         );
+        assert_eq!(refused.timestamp, 2, "the refused item is handed back");
+        assert_eq!(q.pop_front().map(|m| m.timestamp), Some(0));
+        assert_eq!(q.held_bytes(), 464);
         let order: Vec<u32> = q.drain().map(|m| m.timestamp).collect();
-        assert_eq!(order, vec![0, 1]);
+        assert_eq!(order, vec![1]);
         assert_eq!(q.held_bytes(), 0);
         q.push(msg(3, 400)).expect("room again after drain");
+        assert_eq!(q.clear(), 1);
+        assert!(q.is_empty());
     }
 }

@@ -369,7 +369,7 @@ async fn publish(
                     match &mut upstream {
                         Upstream::Failed => Ok(()),
                         Upstream::Connecting { pending, .. } => {
-                            pending.push(msg).map_err(|full| RelayError::Limit {
+                            pending.push(msg).map_err(|(full, _)| RelayError::Limit {
                                 limit: "queue_bytes",
                                 detail: format!("upstream publish not ready yet: {full}"),
                             })
