@@ -16,6 +16,7 @@ pub use crate::relay::settings::{
 use crate::units::{duration_value, secs};
 pub use crate::units::{parse_duration, parse_size};
 
+use crate::cluster::ClusterSettings;
 use crate::events::EventsConfig;
 use crate::hash::inset::InsetSettings;
 use crate::hash::letterbox::LetterboxSettings;
@@ -95,6 +96,9 @@ pub struct Config {
     /// The admin HTTP API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Fleet membership (shared blocks, cuts and flood state on Redis).
+    #[serde(default)]
+    pub cluster: ClusterSettings,
 }
 
 /// `[admin]`.
@@ -431,6 +435,9 @@ impl Config {
             message,
         };
         RtmpUrl::parse(&self.upstream.url).map_err(|e| invalid("upstream.url", e.to_string()))?;
+        self.cluster
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         for (i, route) in self.routes.iter().enumerate() {
             if let Some(url) = &route.url {
                 RtmpUrl::parse(url)
@@ -518,7 +525,35 @@ impl Config {
                     "must be 0-100".into(),
                 ));
             }
-            if list.enabled && !list.path.is_file() {
+            if let Some(url) = &list.url {
+                crate::matcher::remote::check_url(url)
+                    .map_err(|e| invalid(&format!("lists[{i}].url"), e.to_string()))?;
+                // The path is the cache: it may not exist yet, but its folder must.
+                let folder = list.path.parent().filter(|p| !p.as_os_str().is_empty());
+                if folder.is_some_and(|f| !f.is_dir()) {
+                    return Err(invalid(
+                        &format!("lists[{i}].path"),
+                        format!(
+                            "the cache {} is in a folder that does not exist",
+                            list.path.display()
+                        ),
+                    ));
+                }
+                if list
+                    .poll
+                    .is_some_and(|p| p < std::time::Duration::from_secs(1))
+                {
+                    return Err(invalid(
+                        &format!("lists[{i}].poll"),
+                        "must be at least 1s".into(),
+                    ));
+                }
+            } else if list.poll.is_some() {
+                return Err(invalid(
+                    &format!("lists[{i}].poll"),
+                    "applies to lists with a url only".into(),
+                ));
+            } else if list.enabled && !list.path.is_file() {
                 return Err(invalid(
                     &format!("lists[{i}].path"),
                     format!("{} is not a readable file", list.path.display()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::cluster::{Cluster, FloodLimits};
 use crate::config::Config;
 use crate::events::Events;
 use crate::inspect::audio_pool::{AudioPool, AudioPoolSettings};
@@ -29,11 +30,15 @@ pub struct Gate {
     pub matcher: Arc<Matcher>,
     /// The event log.
     pub events: Arc<Events>,
+    /// This instance's fleet, when `[cluster] redis` is set.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Gate {
     /// Loads the lists (a broken list is an error: running without it would fail open), opens
-    /// the event log and starts the inspection workers.
+    /// the event log, starts the inspection workers and, with `[cluster] redis`, joins the
+    /// fleet (in the background: a Redis that is down only makes the instance degraded). Call
+    /// within a tokio runtime when a cluster is configured.
     pub fn build(config: Config) -> anyhow::Result<Gate> {
         crate::registry::key::set_redacted(config.events.redact_keys);
         let matcher = Arc::new(Matcher::load(config.lists.clone()).context("loading hash lists")?);
@@ -86,6 +91,7 @@ impl Gate {
             None
         };
         let policy = config.verdict.clone();
+        let config_cluster = config.cluster.clone();
         let mut relay = Relay::new(config.relay_settings(), registry.clone())?
             .with_taps(Arc::new(inspector))
             .with_events(events.clone());
@@ -94,12 +100,28 @@ impl Gate {
         }
         let relay = Arc::new(relay);
         verdict.watch_coverage();
+        let cluster = match &config_cluster.redis {
+            Some(_) => Some(
+                Cluster::join(
+                    config_cluster.clone(),
+                    registry.clone(),
+                    events.clone(),
+                    FloodLimits {
+                        streams: policy.flood_streams,
+                        window: policy.flood_window,
+                    },
+                )
+                .context("joining the cluster")?,
+            ),
+            None => None,
+        };
         Ok(Gate {
             relay,
             registry,
             policy,
             matcher,
             events,
+            cluster,
         })
     }
 }

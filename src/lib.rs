@@ -18,6 +18,7 @@
 //!
 //! - [`gate`]: the data path assembled from a config;
 //! - [`registry`]: live streams, blocked keys and probation, by stream key in its normal form;
+//!   [`cluster`]: the same state shared by a fleet of instances through Redis;
 //! - [`admin`]: the HTTP API; [`metrics`]: the Prometheus counters every stage bumps (a module of
 //!   its own rather than under `admin`, since the data path writes it and `admin` only reads);
 //! - [`replay`]: media files published like a broadcaster; [`demo`]: the end-to-end demo;
@@ -28,6 +29,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod events;

@@ -94,3 +94,8 @@ pub const fn secs<const N: u64>() -> Duration {
 pub const fn mib<const N: usize>() -> usize {
     N * 1024 * 1024
 }
+
+/// Deserializes an optional duration (see [`duration_value`]).
+pub fn optional_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    duration_value(de).map(Some)
+}

@@ -28,9 +28,17 @@ fn rfc3339(time: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// `GET /healthz`: the process is up and serving.
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: 200 while the instance takes streams (readiness), 503 once it is draining.
+/// A fleet member whose Redis is away is still ready (it enforces blocks locally): the body
+/// says it is degraded.
+pub async fn healthz(State(state): Shared) -> Response {
+    if state.draining.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    match &state.cluster {
+        Some(cluster) if !cluster.is_up() => "ok (cluster degraded)\n".into_response(),
+        _ => "ok\n".into_response(),
+    }
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -114,6 +122,13 @@ pub async fn metrics(State(state): Shared) -> Response {
             list.len() as f64,
         );
     }
+    if let Some(cluster) = &state.cluster {
+        out.gauge(
+            "hashgate_cluster_up",
+            "1 while the cluster store (Redis) answers; 0: degraded, blocks and cuts apply on this instance only.",
+            if cluster.is_up() { 1.0 } else { 0.0 },
+        );
+    }
     (
         [(header::CONTENT_TYPE, Exposition::CONTENT_TYPE)],
         out.finish(),
@@ -121,8 +136,39 @@ pub async fn metrics(State(state): Shared) -> Response {
         .into_response()
 }
 
-/// `GET /streams`: every live stream with its counters.
-pub async fn streams(State(state): Shared) -> Json<Value> {
+/// Options of `GET /streams`.
+#[derive(Debug, Deserialize)]
+pub struct StreamsQuery {
+    /// `cluster`: every instance's streams (from their heartbeats); `local` (default): this
+    /// instance's, with their counters.
+    scope: Option<String>,
+}
+
+/// `GET /streams[?scope=cluster]`: live streams.
+pub async fn streams(State(state): Shared, Query(query): Query<StreamsQuery>) -> Response {
+    match query.scope.as_deref() {
+        None | Some("local") => local_streams(&state).into_response(),
+        Some("cluster") => {
+            let Some(cluster) = &state.cluster else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "this instance is not in a cluster ([cluster] redis is unset)".into(),
+                );
+            };
+            match cluster.fleet_streams().await {
+                Ok(rows) => Json(json!(rows)).into_response(),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            }
+        }
+        Some(other) => error(
+            StatusCode::BAD_REQUEST,
+            format!("scope {other:?}: use local or cluster"),
+        ),
+    }
+}
+
+/// This instance's streams with their counters.
+fn local_streams(state: &AdminState) -> Json<Value> {
     let rows: Vec<Value> = state
         .registry
         .streams()
@@ -183,16 +229,13 @@ pub async fn cut(
         Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("block: {e}")),
     };
     let key = state.registry.resolve(&key);
-    let Some(stream) = state
+    let local = state
         .registry
         .streams()
         .into_iter()
-        .find(|s| s.stream_key == key)
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no live stream under \"{}\"", shown(&key)),
-        );
+        .find(|s| s.stream_key == key);
+    let Some(stream) = local else {
+        return cut_elsewhere(&state, key, options.reason, block).await;
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
     let probation = state.cut_probation;
@@ -212,6 +255,52 @@ pub async fn cut(
         .into_response()
 }
 
+/// A cut of a stream not live here: sent to the fleet when an instance carries it.
+async fn cut_elsewhere(
+    state: &AdminState,
+    key: String,
+    reason: Option<String>,
+    block: Duration,
+) -> Response {
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no live stream under \"{}\"", shown(&key)),
+        )
+    };
+    let Some(cluster) = &state.cluster else {
+        return not_found();
+    };
+    let fleet = match cluster.fleet_streams().await {
+        Ok(fleet) => fleet,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let shown_key = for_api(&key);
+    let Some(carrier) = fleet.into_iter().find(|s| s.key == shown_key) else {
+        return not_found();
+    };
+    let reason = reason.unwrap_or_else(|| "cut by operator".into());
+    process_metrics().cuts.inc(&["operator"]);
+    tracing::warn!(key = %shown(&key), instance = %carrier.instance, reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator, sent to the instance that carries the stream");
+    let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    state.events.emit(
+        &key,
+        nobody,
+        EventKind::Operator {
+            action: "cut".into(),
+            reason: reason.clone(),
+        },
+    );
+    state
+        .registry
+        .cut(&key, &reason, block, state.cut_probation);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "key": shown_key, "cut": "sent", "instance": carrier.instance, "reason": reason, "blocked_s": block.as_secs() })),
+    )
+        .into_response()
+}
+
 /// `GET /blocks`: blocked keys and the seconds each block has left.
 pub async fn blocks(State(state): Shared) -> Json<Value> {
     let rows: Vec<Value> = state
@@ -226,7 +315,11 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
 /// `DELETE /blocks/{key}`: lets the key publish again.
 pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
     let key = state.registry.resolve(&key);
-    if !state.registry.unblock(&key) {
+    let elsewhere = match &state.cluster {
+        Some(cluster) => cluster.block_ttl(&key).await.ok().flatten().is_some(),
+        None => false,
+    };
+    if !state.registry.unblock(&key) && !elsewhere {
         return error(
             StatusCode::NOT_FOUND,
             format!("\"{}\" is not blocked", shown(&key)),

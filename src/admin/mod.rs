@@ -1,6 +1,10 @@
 //! The admin HTTP API: health, Prometheus metrics, live streams, operator cuts, key blocks and
 //! list reloads, on `[admin] listen` (loopback by default).
 //!
+//! `/healthz` answers 503 once the instance is draining (readiness); in a fleet,
+//! `GET /streams?scope=cluster` lists every instance's streams, and cuts and unblocks reach
+//! the instance that carries the stream.
+//!
 //! Access: `/healthz` is always open (load balancers probe it). With a token configured every
 //! other call needs `Authorization: Bearer <token>`, on loopback too (`/streams`, `/blocks` and
 //! the metrics' labels reveal stream keys, which are credentials); off loopback a token is
@@ -23,6 +27,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::AdminConfig;
 use crate::events::Events;
 use crate::gate::Gate;
@@ -41,6 +46,11 @@ pub struct AdminState {
     pub matcher: Arc<Matcher>,
     /// Where operator actions are recorded.
     pub events: Arc<Events>,
+    /// The fleet, when this instance is a member: operator actions reach every instance.
+    pub cluster: Option<Arc<Cluster>>,
+    /// Cancelled when the instance starts draining: `/healthz` then answers 503, so a load
+    /// balancer or Kubernetes stops sending new broadcasters while streams finish.
+    pub draining: CancellationToken,
     token: Option<String>,
     reads_need_token: bool,
     /// Names accepted in `Host`; `None`: any (off loopback, where every call needs the token).
@@ -56,6 +66,8 @@ impl AdminState {
             cut_probation: gate.policy.probation,
             matcher: gate.matcher.clone(),
             events: gate.events.clone(),
+            cluster: gate.cluster.clone(),
+            draining: gate.relay.shutdown_token(),
             token: config.token(),
             reads_need_token: !config.listen.ip().is_loopback(),
             hosts: (config.listen.ip().is_loopback() || !config.allowed_hosts.is_empty())

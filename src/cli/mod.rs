@@ -152,7 +152,9 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_config = config.admin.enabled.then(|| config.admin.clone());
+    let fetched = crate::matcher::remote::prefetch(&config.lists).await?;
     let gate = Gate::build(config)?;
+    crate::matcher::remote::poll(&gate.matcher, fetched)?;
     let relay = gate.relay.clone();
     let events = gate.events.clone();
     gate.matcher
@@ -178,6 +180,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending streams");
     relay.shutdown();
     running.await.context("relay task")??;
+    if let Some(cluster) = &gate.cluster {
+        cluster.leave();
+    }
     if !events.flush(EVENTS_FLUSH) {
         tracing::warn!("event log: some events may not have been written before exit");
     }

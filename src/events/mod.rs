@@ -255,6 +255,8 @@ pub struct Events {
     redact: bool,
     order: Mutex<()>,
     dropped: AtomicU64,
+    /// The fleet's feed (a Redis Stream), when `[cluster] events_stream` is set.
+    mirror: std::sync::OnceLock<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Events queued for the writer before new ones are dropped (and counted).
@@ -317,6 +319,7 @@ impl Events {
             redact: config.redact_keys,
             dropped: AtomicU64::new(0),
             order: Mutex::new(()),
+            mirror: std::sync::OnceLock::new(),
         })
     }
 
@@ -329,7 +332,14 @@ impl Events {
             redact: false,
             dropped: AtomicU64::new(0),
             order: Mutex::new(()),
+            mirror: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Also sends every later event line to `feed`, in order, never waiting (a full queue
+    /// drops the line from the feed, counted; the JSONL file still gets it).
+    pub fn mirror_to(&self, feed: tokio::sync::mpsc::Sender<String>) {
+        let _ = self.mirror.set(feed);
     }
 
     /// Records an event about `stream` from `peer`; returns its JSON line.
@@ -361,6 +371,11 @@ impl Events {
         );
         if let (Some(hook), true) = (&self.webhook, for_webhook) {
             hook.post(line.clone());
+        }
+        if let Some(feed) = self.mirror.get() {
+            if feed.try_send(line.clone()).is_err() {
+                crate::metrics::metrics().cluster_dropped.inc();
+            }
         }
         if let Some(tx) = &self.tx {
             if tx.try_send(Writer::Line(line.clone())).is_err() {

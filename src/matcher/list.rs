@@ -38,8 +38,15 @@ pub enum ListKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListSettings {
-    /// The list file.
+    /// The list file; with `url`, where the last good copy fetched is cached (it is enforced
+    /// when the server is down at startup).
     pub path: PathBuf,
+    /// `http://` or `https://` URL the list is fetched from, polled every `poll` with
+    /// conditional requests (ETag, Last-Modified).
+    pub url: Option<String>,
+    /// How often `url` is polled (default 60 s).
+    #[serde(default, deserialize_with = "crate::units::optional_duration")]
+    pub poll: Option<std::time::Duration>,
     /// Name in reports; the file name when absent.
     pub label: Option<String>,
     /// Hash algorithm of the list.
@@ -96,6 +103,8 @@ impl ListSettings {
     pub fn for_path(path: impl Into<PathBuf>) -> ListSettings {
         ListSettings {
             path: path.into(),
+            url: None,
+            poll: None,
             label: None,
             algorithm: Algorithm::Pdq,
             format: ListFormat::Auto,

@@ -8,6 +8,7 @@ pub mod audio_formats;
 pub mod formats;
 pub mod index;
 pub mod list;
+pub mod remote;
 
 use crate::locks::Locked;
 use std::path::PathBuf;
@@ -145,6 +146,60 @@ impl Matcher {
             lists: ArcSwap::from_pointee(lists),
             stamps: Mutex::new(stamps),
         })
+    }
+
+    /// The settings of the lists loaded (enabled ones), in the order of [`Matcher::lists`].
+    pub fn settings(&self) -> &[ListSettings] {
+        &self.settings
+    }
+
+    /// Applies a version of list `index` fetched from its URL: parsed and checked against
+    /// `max_shrink` like a reloaded file, then cached to the list's path and swapped in. A
+    /// version refused leaves the list in force and its cache as they were.
+    pub fn apply_fetched(&self, index: usize, body: &[u8]) -> Reloaded {
+        let Some(settings) = self.settings.get(index) else {
+            return Reloaded {
+                list: format!("#{index}"),
+                result: Err(ListError {
+                    file: String::new(),
+                    line: 0,
+                    reason: "no such list".into(),
+                }),
+            };
+        };
+        let mut stamps = self.stamps.locked();
+        let in_force = self.lists.load().get(index).map_or(0, |l| l.len());
+        let text = String::from_utf8_lossy(body);
+        let result = HashList::from_text(settings.clone(), &settings.path, &text)
+            .and_then(|list| {
+                shrink_check(settings, in_force, list.len(), false)?;
+                remote::write_cache(&settings.path, body).map_err(|e| ListError {
+                    file: settings.path.display().to_string(),
+                    line: 0,
+                    reason: format!("caching the fetched list: {e}"),
+                })?;
+                Ok(list)
+            })
+            .map(|list| {
+                let n = list.len();
+                let mut next = self.lists.load_full().as_ref().clone();
+                next[index] = Arc::new(list);
+                self.lists.store(Arc::new(next));
+                let now = stamp(&settings.path);
+                stamps[index] = Stamps {
+                    applied: now,
+                    seen: now,
+                };
+                n
+            });
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics()
+            .list_reloads
+            .inc(&[settings.name().as_str(), outcome]);
+        Reloaded {
+            list: settings.name(),
+            result,
+        }
     }
 
     /// The lists in force now.

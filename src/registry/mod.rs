@@ -1,12 +1,17 @@
-//! Where per-key state lives: the streams being published, the keys blocked after a cut, and the
-//! keys on probation (cut lately, so their next match cuts at once). The relay claims keys here,
-//! the verdict and the admin API cut and unblock through it. Keys are compared in their normal
-//! form (see [`key`]).
+//! Where per-key state lives: the streams being published, the keys blocked after a cut, the
+//! keys on probation (cut lately, so their next match cuts at once), and the list entries the
+//! fleet's flood guard demoted. The relay claims keys here, the verdict and the admin API cut
+//! and unblock through it. Keys are compared in their normal form (see [`key`]).
+//!
+//! In a fleet (`[cluster]`), every local change also goes out as a [`Change`] on a bounded
+//! channel (never waiting: the data path does not wait on the fleet), and the cluster applies
+//! other instances' changes with the `apply_*` methods. The publish-time check reads only the
+//! local copy.
 
 pub mod key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::relay::StreamInfo;
@@ -70,6 +75,62 @@ impl Expiring {
         }
         Some(until - now)
     }
+
+    /// Every unexpired key with the time it has left, soonest to expire first.
+    fn snapshot(&mut self) -> Vec<(String, Duration)> {
+        let now = Instant::now();
+        self.until.retain(|_, until| *until > now);
+        let mut out: Vec<(String, Duration)> = self
+            .until
+            .iter()
+            .map(|(key, until)| (key.clone(), *until - now))
+            .collect();
+        out.sort_by_key(|(_, left)| *left);
+        out
+    }
+}
+
+/// A local change the rest of the fleet must learn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// `key` was cut here (or an operator asked for a cut of a stream not live here).
+    Cut {
+        /// The key, normal form.
+        key: String,
+        /// Told to the broadcaster.
+        reason: String,
+        /// Block until then.
+        block_until: Option<Instant>,
+        /// Probation until then.
+        probation_until: Option<Instant>,
+        /// Whether the stream was live on this instance.
+        live_here: bool,
+    },
+    /// The block on `key` was lifted here.
+    Unblock {
+        /// The key, normal form.
+        key: String,
+    },
+    /// A stream started or ended here.
+    Streams,
+    /// A list entry matched a stream off any clip timeline, the first time for this pair.
+    FloodSeen {
+        /// The entry's source (list and position), as the flood guard names it.
+        entry: String,
+        /// Its label, for the event.
+        label: String,
+        /// The list's name, for the event.
+        list: String,
+        /// The stream key.
+        stream: String,
+    },
+    /// `stream` showed a clip's timeline: it no longer counts against `entries`.
+    FloodForget {
+        /// The stream key.
+        stream: String,
+        /// Entries it was counted against.
+        entries: Vec<String>,
+    },
 }
 
 /// Live streams, blocks and probation, by key name.
@@ -78,6 +139,9 @@ pub struct StreamRegistry {
     live: Mutex<HashMap<String, LiveStream>>,
     blocks: Mutex<Expiring>,
     probation: Mutex<Expiring>,
+    /// Entries the fleet's flood guard demoted to alert, until their window ends.
+    flooded: Mutex<Expiring>,
+    fleet: OnceLock<tokio::sync::mpsc::Sender<Change>>,
 }
 
 impl StreamRegistry {
@@ -92,15 +156,95 @@ impl StreamRegistry {
     /// live.
     pub fn cut(&self, key: &str, reason: &str, block_for: Duration, probation: Duration) -> bool {
         let now = Instant::now();
-        if !block_for.is_zero() {
-            locked(&self.blocks).insert(key, now + block_for);
+        let block_until = (!block_for.is_zero()).then(|| now + block_for);
+        let probation_until = (!probation.is_zero()).then(|| now + probation);
+        let live_here = self.apply_cut(key, reason, block_until, probation_until);
+        // A cut with nothing to remember that ended a stream here concerns no one else.
+        if !live_here || block_until.is_some() || probation_until.is_some() {
+            self.tell_fleet(Change::Cut {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+                block_until,
+                probation_until,
+                live_here,
+            });
         }
-        if !probation.is_zero() {
-            locked(&self.probation).insert(key, now + probation);
+        live_here
+    }
+
+    /// Applies a cut decided here or elsewhere in the fleet: blocks and probation are recorded,
+    /// the stream is cut if it is live here. Returns whether it was.
+    pub fn apply_cut(
+        &self,
+        key: &str,
+        reason: &str,
+        block_until: Option<Instant>,
+        probation_until: Option<Instant>,
+    ) -> bool {
+        if let Some(until) = block_until {
+            locked(&self.blocks).insert(key, until);
+        }
+        if let Some(until) = probation_until {
+            locked(&self.probation).insert(key, until);
         }
         locked(&self.live)
             .get(key)
             .is_some_and(|stream| stream.cut.send(reason.to_owned()).is_ok())
+    }
+
+    /// Records a block and probation learnt from the fleet, cutting nothing.
+    pub fn apply_block(
+        &self,
+        key: &str,
+        block_until: Option<Instant>,
+        probation_until: Option<Instant>,
+    ) {
+        if let Some(until) = block_until {
+            locked(&self.blocks).insert(key, until);
+        }
+        if let Some(until) = probation_until {
+            locked(&self.probation).insert(key, until);
+        }
+    }
+
+    /// Lifts a block another instance lifted.
+    pub fn apply_unblock(&self, key: &str) -> bool {
+        locked(&self.blocks).until.remove(key).is_some()
+    }
+
+    /// Every key on probation with the time it has left.
+    pub fn probations(&self) -> Vec<(String, Duration)> {
+        locked(&self.probation).snapshot()
+    }
+
+    /// Records that the fleet's flood guard demoted `entry` until `until`.
+    pub fn apply_flood(&self, entry: &str, until: Instant) {
+        locked(&self.flooded).insert(entry, until);
+    }
+
+    /// Records that the fleet's flood guard restored `entry`.
+    pub fn apply_flood_lift(&self, entry: &str) {
+        locked(&self.flooded).until.remove(entry);
+    }
+
+    /// Whether the fleet's flood guard has demoted `entry` to alert.
+    pub fn fleet_flooded(&self, entry: &str) -> bool {
+        locked(&self.flooded).remaining(entry).is_some()
+    }
+
+    /// Sends every later local change to `fleet` (once; later calls are ignored).
+    pub fn connect_fleet(&self, fleet: tokio::sync::mpsc::Sender<Change>) {
+        let _ = self.fleet.set(fleet);
+    }
+
+    /// Tells the fleet about a local change, without waiting: a full queue drops it (counted;
+    /// blocks and probation are written through again when the cluster reconnects).
+    pub fn tell_fleet(&self, change: Change) {
+        if let Some(fleet) = self.fleet.get() {
+            if fleet.try_send(change).is_err() {
+                crate::metrics::metrics().cluster_dropped.inc();
+            }
+        }
     }
 
     /// The key an operator means by `text`: a live or blocked key equal to it, or whose SHA-256
@@ -133,22 +277,17 @@ impl StreamRegistry {
 
     /// Every blocked key with the time its block has left, soonest to lift first.
     pub fn blocks(&self) -> Vec<(String, Duration)> {
-        let mut blocks = locked(&self.blocks);
-        let now = Instant::now();
-        blocks.until.retain(|_, until| *until > now);
-        let mut out: Vec<(String, Duration)> = blocks
-            .until
-            .iter()
-            .map(|(key, until)| (key.clone(), *until - now))
-            .collect();
-        out.sort_by_key(|(_, left)| *left);
-        out
+        locked(&self.blocks).snapshot()
     }
 
-    /// Lifts the block on `key`; returns whether there was one. Probation stays: the key was
-    /// still cut lately.
+    /// Lifts the block on `key`; returns whether there was one here. Probation stays: the key
+    /// was still cut lately. The fleet is told either way (the block may live elsewhere).
     pub fn unblock(&self, key: &str) -> bool {
-        locked(&self.blocks).until.remove(key).is_some()
+        let found = self.apply_unblock(key);
+        self.tell_fleet(Change::Unblock {
+            key: key.to_owned(),
+        });
+        found
     }
 
     /// The streams being published now, by key.
@@ -179,6 +318,8 @@ impl StreamRegistry {
                 info: info.clone(),
             },
         );
+        drop(live);
+        self.tell_fleet(Change::Streams);
         let guard = LiveGuard {
             registry: self.clone(),
             key: info.stream_key.clone(),
@@ -196,6 +337,7 @@ pub struct LiveGuard {
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         locked(&self.registry.live).remove(&self.key);
+        self.registry.tell_fleet(Change::Streams);
     }
 }
 

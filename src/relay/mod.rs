@@ -207,6 +207,11 @@ impl Relay {
         &self.registry
     }
 
+    /// Cancelled when [`Relay::shutdown`] is called (the instance is draining).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// Stops accepting and ends every stream (the broadcaster is told, the upstream unpublished).
     pub fn shutdown(&self) {
         self.shutdown.cancel();

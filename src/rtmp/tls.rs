@@ -273,6 +273,22 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, RtmpError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+impl TlsClient {
+    /// TLS over `tcp` to `host` (SNI and certificate name), with this client's trust.
+    pub async fn connect(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, RtmpError> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| RtmpError::Tls(format!("{host:?} is not a valid server name")))?;
+        self.connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| RtmpError::Tls(format!("handshake with {host}: {e}")))
+    }
+}
+
 /// Opens the transport to an upstream: TCP with TCP_NODELAY, then TLS for `rtmps://`.
 pub async fn dial(
     url: &RtmpUrl,

@@ -120,6 +120,24 @@ const STREAMS_PER_ENTRY: usize = 256;
 /// Most entries remembered.
 const ENTRIES: usize = 100_000;
 
+/// What recording one off-timeline match did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The stream was not yet counted against the entry (the fleet is told once per pair).
+    pub new_stream: bool,
+    /// The stream count, when this match tipped the entry over the limit.
+    pub tipped: Option<usize>,
+}
+
+/// What forgetting a stream did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Entries the stream had been counted against.
+    pub counted_in: Vec<String>,
+    /// Entries restored by it.
+    pub lifted: Vec<String>,
+}
+
 /// Which streams matched each entry off-timeline lately, and the entries that tripped.
 #[derive(Debug, Default)]
 pub struct FloodGuard {
@@ -127,15 +145,14 @@ pub struct FloodGuard {
 }
 
 impl FloodGuard {
-    /// Records an off-timeline match of `source` in `stream`; the stream count when this tips
-    /// the entry over `limit`.
+    /// Records an off-timeline match of `source` in `stream`.
     pub fn record(
         &mut self,
         source: &str,
         stream: &str,
         limit: usize,
         window: Duration,
-    ) -> Option<usize> {
+    ) -> Recorded {
         let now = Instant::now();
         if self.entries.len() >= ENTRIES {
             self.entries.retain(|_, r| {
@@ -153,38 +170,43 @@ impl FloodGuard {
         {
             record.flooded_since = None;
         }
-        match record.streams.iter_mut().find(|(_, s)| s == stream) {
-            Some((at, _)) => *at = now,
+        let new_stream = match record.streams.iter_mut().find(|(_, s)| s == stream) {
+            Some((at, _)) => {
+                *at = now;
+                false
+            }
             None => {
                 if record.streams.len() >= STREAMS_PER_ENTRY {
                     record.streams.remove(0);
                 }
                 record.streams.push((now, stream.to_owned()));
+                true
             }
-        }
-        if record.flooded_since.is_none() && record.streams.len() > limit {
+        };
+        let tipped = (record.flooded_since.is_none() && record.streams.len() > limit).then(|| {
             record.flooded_since = Some(now);
-            return Some(record.streams.len());
-        }
-        None
+            record.streams.len()
+        });
+        Recorded { new_stream, tipped }
     }
 
     /// `stream` showed a clip's timeline: it is a re-stream, not evidence against an entry.
     /// Entries it helped tip are restored when what is left is within `limit`.
-    pub fn forget(&mut self, stream: &str, limit: usize) -> Vec<String> {
-        let mut lifted = Vec::new();
+    pub fn forget(&mut self, stream: &str, limit: usize) -> Forgotten {
+        let mut out = Forgotten::default();
         for (source, record) in self.entries.iter_mut() {
             let before = record.streams.len();
             record.streams.retain(|(_, s)| s != stream);
-            if record.streams.len() < before
-                && record.flooded_since.is_some()
-                && record.streams.len() <= limit
-            {
+            if record.streams.len() == before {
+                continue;
+            }
+            out.counted_in.push(source.clone());
+            if record.flooded_since.is_some() && record.streams.len() <= limit {
                 record.flooded_since = None;
-                lifted.push(source.clone());
+                out.lifted.push(source.clone());
             }
         }
-        lifted
+        out
     }
 
     /// Whether `source` is demoted to alert.
@@ -275,18 +297,18 @@ mod tests {
         let mut g = FloodGuard::default();
         let w = Duration::from_secs(600);
         for s in ["a", "b", "c"] {
-            assert_eq!(
-                g.record("e", s, 2, w),
-                None.or(if s == "c" { Some(3) } else { None })
-            );
+            let r = g.record("e", s, 2, w);
+            assert!(r.new_stream);
+            assert_eq!(r.tipped, if s == "c" { Some(3) } else { None });
         }
+        assert!(!g.record("e", "a", 2, w).new_stream, "a again is no news");
         assert!(g.is_flooded("e"));
-        assert_eq!(g.record("e", "d", 2, w), None, "trips once");
-        assert!(
-            g.forget("c", 2).is_empty(),
-            "three streams still off-timeline"
-        );
-        assert_eq!(g.forget("d", 2), vec!["e".to_owned()]);
+        assert_eq!(g.record("e", "d", 2, w).tipped, None, "trips once");
+        let c = g.forget("c", 2);
+        assert!(c.lifted.is_empty(), "three streams still off-timeline");
+        assert_eq!(c.counted_in, vec!["e".to_owned()]);
+        assert_eq!(g.forget("d", 2).lifted, vec!["e".to_owned()]);
+        assert!(g.forget("d", 2).counted_in.is_empty(), "forgotten already");
         assert!(!g.is_flooded("e"));
     }
 }

@@ -26,7 +26,7 @@ use crate::inspect::stream::{InspectStats, SampledFrame};
 use crate::matcher::list::{Action, ClipPosition};
 use crate::matcher::Matcher;
 use crate::metrics::metrics;
-use crate::registry::StreamRegistry;
+use crate::registry::{Change, StreamRegistry};
 use crate::relay::StreamInfo;
 use flood::{FloodGuard, Timeline};
 use policy::{
@@ -182,8 +182,15 @@ impl Verdict {
     ) {
         let mut flood = self.flood.locked();
         if shows_clip {
-            for source in flood.forget(&stream.stream_key, self.policy.flood_streams) {
+            let forgotten = flood.forget(&stream.stream_key, self.policy.flood_streams);
+            for source in &forgotten.lifted {
                 tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
+            }
+            if !forgotten.counted_in.is_empty() {
+                self.registry.tell_fleet(Change::FloodForget {
+                    stream: stream.stream_key.clone(),
+                    entries: forgotten.counted_in,
+                });
             }
             return;
         }
@@ -192,13 +199,21 @@ impl Verdict {
             .iter_mut()
             .filter(|m| m.action == Action::Cut)
         {
-            let tipped = flood.record(
+            let recorded = flood.record(
                 &m.source,
                 &stream.stream_key,
                 self.policy.flood_streams,
                 self.policy.flood_window,
             );
-            if let Some(streams) = tipped {
+            if recorded.new_stream {
+                self.registry.tell_fleet(Change::FloodSeen {
+                    entry: m.source.clone(),
+                    label: m.label.clone(),
+                    list: m.list.to_string(),
+                    stream: stream.stream_key.clone(),
+                });
+            }
+            if let Some(streams) = recorded.tipped {
                 tracing::warn!(entry = %m.label, source = %m.source, streams, "flood guard: entry matches too many streams off any clip timeline, now alert only");
                 self.events.emit(
                     &stream.stream_key,
@@ -211,7 +226,7 @@ impl Verdict {
                     },
                 );
             }
-            if flood.is_flooded(&m.source) {
+            if flood.is_flooded(&m.source) || self.registry.fleet_flooded(&m.source) {
                 m.action = Action::Alert;
             }
         }
