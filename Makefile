@@ -4,14 +4,15 @@ SHELL := /bin/bash
 
 # System packages the build and the tests need: FFmpeg libraries and CLI, clang for bindgen,
 # nginx with the RTMP module (the platform in tests), stunnel (TLS terminator), GStreamer
-# (a second broadcaster), openssl.
+# (a second broadcaster), openssl, Redis and HAProxy (the fleet tests), python3 (a list server).
 APT_PACKAGES := gcc g++ libc6-dev pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
 	libavfilter-dev libavdevice-dev ffmpeg \
 	nginx libnginx-mod-rtmp stunnel4 openssl ca-certificates \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	libchromaprint-tools espeak-ng fonts-dejavu-core
+	libchromaprint-tools espeak-ng fonts-dejavu-core \
+	redis-server redis-tools haproxy python3
 
 # OBS Studio as a broadcaster (tests/obs.rs): a large install, so not part of `make test`.
 INTEROP_PACKAGES := obs-studio xvfb

@@ -6,6 +6,7 @@
 
 pub mod attacks;
 pub mod crafted;
+pub mod fleet;
 pub mod sound;
 
 use std::io::{Read, Write};

@@ -1,0 +1,396 @@
+//! A fleet of three hashgate instances sharing Redis behind HAProxy (TCP mode), nginx-rtmp as
+//! the platform, every component a real process on loopback: blocks, operator cuts, the flood
+//! guard and lists served over HTTP hold across instances, and Redis or an instance dying does
+//! not open the gate.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::attacks::sample;
+use common::fleet::*;
+use common::*;
+
+fn flagged_list() -> String {
+    format!(
+        "[[lists]]\npath = \"{}\"\n",
+        sample("flagged.pdq").display()
+    )
+}
+
+fn blocks(gate: &Hashgate) -> String {
+    http(gate.admin_port, "GET", "/blocks", None).1
+}
+
+/// A key cut on one instance is refused by the others; an unblock on a third lifts it on all;
+/// an operator's cut sent to any instance reaches the one HAProxy placed the stream on.
+#[test]
+fn blocks_and_operator_cuts_hold_across_the_fleet() {
+    let dir = temp_dir();
+    let fleet = Fleet::start(dir.path(), &flagged_list());
+    let benign = sample("benign.flv");
+
+    // A match cut on A (published to A directly): B and C refuse the key at once.
+    let (code, out) = replay_once(&sample("flagged.flv"), &fleet.gates[0].url("bad"));
+    assert_eq!(code, 2, "the flagged stream is cut on A: {out}");
+    for (i, gate) in fleet.gates.iter().enumerate().skip(1) {
+        wait_until(
+            "the block to reach the instance",
+            Duration::from_secs(2),
+            || blocks(gate).contains("\"bad\""),
+        );
+        let (code, out) = replay_once(&benign, &gate.url("bad"));
+        assert_eq!(code, 2, "{}: a key cut on A is refused: {out}", NAMES[i]);
+        assert!(out.contains("refused"), "{out}");
+    }
+    assert!(
+        fleet
+            .redis
+            .cli(&["PTTL", "hashgate:block:bad"])
+            .parse::<i64>()
+            .unwrap_or(0)
+            > 0,
+        "the block lives in Redis with its TTL"
+    );
+    // Lifted through C: A takes the key again.
+    let (status, body) = http(fleet.gates[2].admin_port, "DELETE", "/blocks/bad", None);
+    assert_eq!(status, 200, "{body}");
+    wait_until("the unblock to reach A", Duration::from_secs(2), || {
+        !blocks(&fleet.gates[0]).contains("\"bad\"")
+    });
+    assert_eq!(fleet.redis.cli(&["EXISTS", "hashgate:block:bad"]), "0");
+    let (code, out) = replay_once(&benign, &fleet.gates[0].url("bad"));
+    assert_eq!(code, 0, "the key publishes on A again: {out}");
+
+    // An operator cut sent to an instance that does not carry the stream.
+    let mut live = replay_looped(&benign, &fleet.haproxy.url("live1"));
+    let carrier = fleet.wait_carrier("live1");
+    let other = (carrier + 1) % 3;
+    // The carrier's heartbeat lists it within a heartbeat.
+    wait_until(
+        "the fleet listing to show the stream on its carrier",
+        Duration::from_secs(3),
+        || {
+            let (status, body) = http(
+                fleet.gates[other].admin_port,
+                "GET",
+                "/streams?scope=cluster",
+                None,
+            );
+            status == 200
+                && body.contains(&format!(
+                    "\"instance\":\"{}\",\"key\":\"live1\"",
+                    NAMES[carrier]
+                ))
+        },
+    );
+    let (status, body) = http(
+        fleet.gates[other].admin_port,
+        "POST",
+        "/streams/live1/cut?reason=test&block=10m",
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    assert!(body.contains(NAMES[carrier]), "{body}");
+    let ended = live.wait_timeout(Duration::from_secs(10));
+    assert!(
+        ended.is_some(),
+        "the broadcaster on {} was cut",
+        NAMES[carrier]
+    );
+    let carrier_events = read_events(&fleet.events[carrier]);
+    assert!(
+        of_kind(&carrier_events, "unpublish")
+            .iter()
+            .any(|e| e["stream"] == "live1" && e["reason"] == "cut"),
+        "{carrier_events:?}"
+    );
+    for gate in &fleet.gates {
+        wait_until(
+            "the operator's block everywhere",
+            Duration::from_secs(2),
+            || blocks(gate).contains("\"live1\""),
+        );
+    }
+    // Events of every instance in one Redis Stream.
+    let feed = fleet.redis.cli(&["XRANGE", "hashgate:events", "-", "+"]);
+    for name in NAMES {
+        assert!(
+            feed.lines().any(|l| l == name),
+            "{name}'s events in the feed: {feed}"
+        );
+    }
+    assert!(feed.contains("\"event\":\"cut\""), "{feed}");
+}
+
+/// The flood guard counts streams across instances: an entry that matches benign streams on
+/// three instances (one each, within every instance's own limit) is demoted fleet-wide.
+#[test]
+fn the_flood_guard_counts_streams_across_instances() {
+    let dir = temp_dir();
+    let card = dir.path().join("card.flv");
+    lavfi_clip(
+        &card,
+        "smptebars=size=640x360:rate=30",
+        6,
+        &["-g", "30", "-f", "flv"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&card)
+        .output()
+        .expect("hash");
+    assert!(out.status.success());
+    let list = dir.path().join("card.tsv");
+    std::fs::write(&list, &out.stdout).expect("list");
+    let fleet = Fleet::start(
+        dir.path(),
+        &format!(
+            "[[lists]]\npath = \"{}\"\n[verdict]\nflood_streams = 2\n",
+            list.display()
+        ),
+    );
+    // One stream per instance: each instance alone has seen one, under its limit of 2.
+    let first: Vec<_> = (0..3)
+        .map(|i| {
+            let url = fleet.gates[i].url(&format!("card{i}"));
+            let card = card.clone();
+            std::thread::spawn(move || replay_once(&card, &url))
+        })
+        .collect();
+    for t in first {
+        let _ = t.join();
+    }
+    wait_until("the fleet-wide flood", Duration::from_secs(5), || {
+        fleet
+            .redis
+            .cli(&["KEYS", "hashgate:flooded:*"])
+            .contains("flooded")
+    });
+    // The next streams on A and B show the card too: alert only.
+    for i in [0, 1] {
+        let key = format!("later{i}");
+        let (code, out) = replay_once(&card, &fleet.gates[i].url(&key));
+        assert_eq!(code, 0, "{key} on {} is not cut: {out}", NAMES[i]);
+        let events = read_events(&fleet.events[i]);
+        assert!(
+            of_kind(&events, "match")
+                .iter()
+                .any(|e| e["stream"] == key.as_str()),
+            "it matched (and was let through): {events:?}"
+        );
+    }
+    let floods: usize = fleet
+        .events
+        .iter()
+        .map(|e| of_kind(&read_events(e), "flood").len())
+        .sum();
+    assert!(floods >= 1, "a flood event names the entry");
+}
+
+/// Redis killed mid-run: streams keep flowing, cuts still happen and block locally, the
+/// instances say they are degraded; once Redis is back (empty), the blocks are written through
+/// and every instance refuses the key. An instance killed mid-stream: the broadcaster comes
+/// back through HAProxy on another instance, and a blocked key stays blocked.
+#[test]
+fn redis_or_an_instance_dying_does_not_open_the_gate() {
+    let dir = temp_dir();
+    let mut fleet = Fleet::start(dir.path(), &flagged_list());
+    let benign = sample("benign.flv");
+    let mut live = replay_looped(&benign, &fleet.gates[1].url("steady"));
+    fleet.wait_carrier("steady");
+
+    fleet.redis.kill();
+    for gate in &fleet.gates {
+        wait_until(
+            "the instance to report degraded",
+            Duration::from_secs(5),
+            || {
+                http(gate.admin_port, "GET", "/healthz", None)
+                    .1
+                    .contains("degraded")
+            },
+        );
+        let metrics = http(gate.admin_port, "GET", "/metrics", None).1;
+        assert!(metrics.contains("hashgate_cluster_up 0"), "{metrics}");
+    }
+    let (code, out) = replay_once(&sample("flagged.flv"), &fleet.gates[0].url("while-down"));
+    assert_eq!(code, 2, "cut without Redis: {out}");
+    let (code, out) = replay_once(&benign, &fleet.gates[0].url("while-down"));
+    assert_eq!(code, 2, "blocked on A without Redis: {out}");
+    assert!(
+        live.child.try_wait().ok().flatten().is_none(),
+        "the stream on B flowed on through the outage"
+    );
+    let before = std::fs::metadata(fleet.nginx.recording("steady")).map_or(0, |m| m.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let after = std::fs::metadata(fleet.nginx.recording("steady")).map_or(0, |m| m.len());
+    assert!(
+        after > before,
+        "the platform still receives it ({before} -> {after} bytes)"
+    );
+
+    fleet.redis.restart();
+    wait_until("A's block written through", Duration::from_secs(10), || {
+        fleet.redis.cli(&["EXISTS", "hashgate:block:while-down"]) == "1"
+    });
+    for (i, gate) in fleet.gates.iter().enumerate().skip(1) {
+        wait_until("the block on the others", Duration::from_secs(5), || {
+            blocks(gate).contains("while-down")
+        });
+        let (code, out) = replay_once(&benign, &gate.url("while-down"));
+        assert_eq!(code, 2, "{} refuses after the outage: {out}", NAMES[i]);
+    }
+    let _ = live.child.kill();
+
+    // An instance dies under a stream; the broadcaster reconnects through HAProxy.
+    let (status, _) = http(fleet.gates[0].admin_port, "GET", "/healthz", None);
+    assert_eq!(status, 200);
+    let mut moving = replay_looped(&benign, &fleet.haproxy.url("moving"));
+    let carrier = fleet.wait_carrier("moving");
+    let _ = fleet.gates[carrier].process.child.kill();
+    assert!(
+        moving.wait_timeout(Duration::from_secs(10)).is_some(),
+        "the broadcaster lost its instance"
+    );
+    let mut again = replay_looped(&benign, &fleet.haproxy.url("moving"));
+    let new_carrier = fleet.wait_carrier("moving");
+    assert_ne!(new_carrier, carrier, "back on another instance");
+    let _ = again.child.kill();
+    for _ in 0..3 {
+        let (code, out) = replay_once(&benign, &fleet.haproxy.url("while-down"));
+        assert_eq!(
+            code, 2,
+            "a blocked key stays blocked through HAProxy: {out}"
+        );
+    }
+}
+
+fn http_server(dir: &Path) -> (Process, u16) {
+    require("python3");
+    let port = free_port();
+    let process = Process::spawn(
+        "python3 -m http.server",
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for_listen(port, Duration::from_secs(10));
+    (process, port)
+}
+
+fn list_entries(gate: &Hashgate) -> Option<u64> {
+    let metrics = http(gate.admin_port, "GET", "/metrics", None).1;
+    metrics
+        .lines()
+        .find(|l| l.starts_with("hashgate_list_entries{list=\"remote\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A list served over HTTP: a change on the server is live on all three instances within one
+/// poll; with the server down at startup, the cached copy is enforced; with neither, the
+/// instance refuses to start.
+#[test]
+fn a_list_served_over_http_reaches_every_instance_and_survives_the_server() {
+    let dir = temp_dir();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("served dir");
+    let flagged = std::fs::read_to_string(sample("flagged.pdq")).expect("flagged list");
+    let lines: Vec<&str> = flagged.lines().collect();
+    std::fs::write(
+        served.join("list.pdq"),
+        format!("{}\n", lines[..lines.len() / 2].join("\n")),
+    )
+    .expect("first version");
+    let (mut server, port) = http_server(&served);
+    let url = format!("http://127.0.0.1:{port}/list.pdq");
+    // One cache file per instance.
+    let extras: Vec<String> = NAMES
+        .iter()
+        .map(|name| {
+            std::fs::create_dir_all(dir.path().join(name)).expect("cache dir");
+            format!(
+                "[[lists]]\nlabel = \"remote\"\nurl = \"{url}\"\npoll = \"1s\"\npath = \"{}\"\n",
+                dir.path().join(name).join("cache.pdq").display()
+            )
+        })
+        .collect();
+    let fleet = Fleet::start_each(dir.path(), &[&extras[0], &extras[1], &extras[2]]);
+    let first = (lines.len() / 2) as u64;
+    for gate in &fleet.gates {
+        assert_eq!(list_entries(gate), Some(first));
+    }
+    // The server's copy changes (a second later: Last-Modified has one-second resolution).
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(served.join("list.pdq"), &flagged).expect("second version");
+    let changed = std::time::Instant::now();
+    for gate in &fleet.gates {
+        wait_until(
+            "the new version on the instance",
+            Duration::from_secs(4),
+            || list_entries(gate) == Some(lines.len() as u64),
+        );
+    }
+    println!(
+        "new list live on all three {:?} after the change",
+        changed.elapsed()
+    );
+
+    // The server goes away: a restarted instance enforces its cache.
+    server.terminate(Duration::from_secs(5));
+    let cache = dir.path().join("A").join("cache.pdq");
+    assert_eq!(std::fs::read_to_string(&cache).expect("cache"), flagged);
+    let log = dir.path().join("events-cached.jsonl");
+    let cached = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}[[lists]]\nlabel = \"remote\"\nurl = \"{url}\"\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+            upstream(&fleet.nginx.url()),
+            cache.display(),
+            log.display()
+        ),
+    );
+    assert!(
+        cached.log().contains("enforcing the cached copy"),
+        "{}",
+        cached.log()
+    );
+    let (code, out) = replay_once(&sample("flagged.flv"), &cached.url("from-cache"));
+    assert_eq!(code, 2, "the cached list cuts: {out}");
+
+    // No server and no cache: refused at startup, with the reason.
+    let config = dir.path().join("nocache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[server]\nlisten = \"127.0.0.1:{}\"\n[[lists]]\nurl = \"{url}\"\npath = \"{}\"\n",
+            upstream(&fleet.nginx.url()),
+            free_port(),
+            dir.path().join("missing.pdq").display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_hashgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no cached copy"), "{err}");
+}
