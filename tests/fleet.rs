@@ -232,17 +232,42 @@ fn redis_or_an_instance_dying_does_not_open_the_gate() {
         "the platform still receives it ({before} -> {after} bytes)"
     );
 
+    // An instance started while Redis is down takes no broadcasters from the balancer: not
+    // ready until it has read the fleet's blocks.
+    let late_log = dir.path().join("events-late.jsonl");
+    let late = Hashgate::start(
+        dir.path(),
+        &format!(
+            "{}{}[events]\nlog = \"{}\"\n[cluster]\nredis = \"{}\"\ninstance = \"D\"\njoin_timeout = \"1s\"\n",
+            upstream(&fleet.nginx.url()),
+            flagged_list(),
+            late_log.display(),
+            fleet.redis.url()
+        ),
+    );
+    let (status, body) = http(late.admin_port, "GET", "/healthz", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "joining the fleet: blocks not read yet\n")
+    );
+
     fleet.redis.restart();
+    wait_until(
+        "the late instance to be ready",
+        Duration::from_secs(10),
+        || http(late.admin_port, "GET", "/healthz", None).0 == 200,
+    );
     wait_until("A's block written through", Duration::from_secs(10), || {
         fleet.redis.cli(&["EXISTS", "hashgate:block:while-down"]) == "1"
     });
-    for (i, gate) in fleet.gates.iter().enumerate().skip(1) {
+    for (i, gate) in fleet.gates.iter().chain([&late]).enumerate().skip(1) {
         wait_until("the block on the others", Duration::from_secs(5), || {
             blocks(gate).contains("while-down")
         });
         let (code, out) = replay_once(&benign, &gate.url("while-down"));
-        assert_eq!(code, 2, "{} refuses after the outage: {out}", NAMES[i]);
+        assert_eq!(code, 2, "instance {i} refuses after the outage: {out}");
     }
+    drop(late);
     let _ = live.child.kill();
 
     // An instance dies under a stream; the broadcaster reconnects through HAProxy.

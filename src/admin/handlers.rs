@@ -36,6 +36,12 @@ pub async fn healthz(State(state): Shared) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
     match &state.cluster {
+        // Not ready before the fleet's blocks are known here: a blocked key would publish.
+        Some(cluster) if !cluster.is_synced() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "joining the fleet: blocks not read yet\n",
+        )
+            .into_response(),
         Some(cluster) if !cluster.is_up() => "ok (cluster degraded)\n".into_response(),
         _ => "ok\n".into_response(),
     }
@@ -275,8 +281,13 @@ async fn cut_elsewhere(
         Ok(fleet) => fleet,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
+    // The listing shows keys as the API does (their hash with events.redact_keys): the
+    // operator may give the key or that hash.
     let shown_key = for_api(&key);
-    let Some(carrier) = fleet.into_iter().find(|s| s.key == shown_key) else {
+    let Some(carrier) = fleet
+        .into_iter()
+        .find(|s| s.key == shown_key || s.key == key)
+    else {
         return not_found();
     };
     let reason = reason.unwrap_or_else(|| "cut by operator".into());
@@ -296,7 +307,7 @@ async fn cut_elsewhere(
         .cut(&key, &reason, block, state.cut_probation);
     (
         StatusCode::ACCEPTED,
-        Json(json!({ "key": shown_key, "cut": "sent", "instance": carrier.instance, "reason": reason, "blocked_s": block.as_secs() })),
+        Json(json!({ "key": carrier.key, "cut": "sent", "instance": carrier.instance, "reason": reason, "blocked_s": block.as_secs() })),
     )
         .into_response()
 }

@@ -153,8 +153,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_config = config.admin.enabled.then(|| config.admin.clone());
     let fetched = crate::matcher::remote::prefetch(&config.lists).await?;
+    let join_timeout = config.cluster.join_timeout;
     let gate = Gate::build(config)?;
     crate::matcher::remote::poll(&gate.matcher, fetched)?;
+    if let Some(cluster) = &gate.cluster {
+        // Broadcasters are taken once the fleet's blocks are known here, or after the wait.
+        if !cluster.wait_synced(join_timeout).await {
+            tracing::warn!(
+                "the cluster store does not answer: taking broadcasters without the fleet's blocks (cluster.join_timeout); /healthz says not ready until they are read"
+            );
+        }
+    }
     let relay = gate.relay.clone();
     let events = gate.events.clone();
     gate.matcher
@@ -181,7 +190,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     relay.shutdown();
     running.await.context("relay task")??;
     if let Some(cluster) = &gate.cluster {
-        cluster.leave();
+        cluster.leave(std::time::Duration::from_secs(2)).await;
     }
     if !events.flush(EVENTS_FLUSH) {
         tracing::warn!("event log: some events may not have been written before exit");

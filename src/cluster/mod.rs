@@ -57,6 +57,11 @@ pub struct ClusterSettings {
     /// Deadline of every Redis call; past it the instance counts Redis as down.
     #[serde(default = "default_timeout", deserialize_with = "duration_value")]
     pub timeout: Duration,
+    /// How long `serve` waits at startup to read the fleet's blocks before it takes
+    /// broadcasters; past it the instance starts degraded (and says so), and `/healthz`
+    /// answers 503 until it has read them.
+    #[serde(default = "secs::<5>", deserialize_with = "duration_value")]
+    pub join_timeout: Duration,
     /// Redis Stream that gets every event (JSON, field `event`, with `instance`); unset: none.
     pub events_stream: Option<String>,
     /// Approximate cap of `events_stream` (older entries are trimmed).
@@ -75,6 +80,7 @@ impl Default for ClusterSettings {
             prefix: default_prefix(),
             heartbeat: secs::<2>(),
             timeout: default_timeout(),
+            join_timeout: secs::<5>(),
             events_stream: None,
             events_maxlen: default_events_maxlen(),
             admin_url: None,
@@ -143,9 +149,16 @@ pub enum ClusterError {
 pub struct Cluster {
     settings: ClusterSettings,
     instance: String,
+    /// This process's id on the control channel.
+    origin: String,
     client: redis::Client,
     up: Arc<AtomicBool>,
+    /// Set once the fleet's state has been read (the first connection's catch-up).
+    synced: AtomicBool,
+    synced_now: tokio::sync::Notify,
     stop: CancellationToken,
+    /// Set once the worker has sent what was queued and removed the heartbeat.
+    left: tokio::sync::Notify,
 }
 
 /// Changes queued towards Redis before new ones are dropped (and counted).
@@ -176,11 +189,15 @@ impl Cluster {
             None => None,
         };
         let cluster = Arc::new(Cluster {
+            origin: format!("{instance}/{:016x}", rand::random::<u64>()),
             settings,
             instance,
             client,
             up: Arc::new(AtomicBool::new(false)),
+            synced: AtomicBool::new(false),
+            synced_now: tokio::sync::Notify::new(),
             stop: CancellationToken::new(),
+            left: tokio::sync::Notify::new(),
         });
         tracing::info!(instance = %cluster.instance, prefix = %cluster.settings.prefix, "joining the fleet");
         tokio::spawn(worker::run(
@@ -204,9 +221,37 @@ impl Cluster {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Leaves the fleet: the heartbeat is removed and the background task ends.
-    pub fn leave(&self) {
+    /// Whether the fleet's blocks, probation and demoted entries have been read once: until
+    /// then `/healthz` says the instance is not ready.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `within` for [`Cluster::is_synced`].
+    pub async fn wait_synced(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.synced_now.notified();
+            if self.is_synced() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.is_synced();
+            }
+        }
+    }
+
+    fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+        self.synced_now.notify_waiters();
+    }
+
+    /// Leaves the fleet: what is still queued is sent (within `within`), the heartbeat is
+    /// removed and the background task ends.
+    pub async fn leave(&self, within: Duration) {
+        let left = self.left.notified();
         self.stop.cancel();
+        let _ = tokio::time::timeout(within, left).await;
     }
 
     /// The live streams of every instance whose heartbeat is current, by instance then key.

@@ -41,7 +41,8 @@ pub fn control_channel(prefix: &str) -> String {
 /// One message on the control channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Control {
-    /// The instance that sent it (its own messages are ignored).
+    /// The process that sent it, unique per run (its own messages are ignored, and two
+    /// instances configured with one name still hear each other).
     pub origin: String,
     /// What happened.
     #[serde(flatten)]
@@ -62,6 +63,9 @@ pub enum Op {
         block_ms: u64,
         /// Probation left, 0 for none.
         probation_ms: u64,
+        /// `key` is a SHA-256 the sender could not resolve: the carrier resolves it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_hash: bool,
     },
     /// Record a block and probation (a write-through after an outage): no stream is cut.
     Block {
@@ -76,6 +80,9 @@ pub enum Op {
     Unblock {
         /// Stream key.
         key: String,
+        /// As for [`Op::Cut`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_hash: bool,
     },
     /// `entry` is demoted to alert fleet-wide for `window_ms`.
     Flood {
@@ -135,6 +142,7 @@ mod tests {
                 reason: "r".into(),
                 block_ms: 5,
                 probation_ms: 0,
+                by_hash: false,
             },
         };
         let text = serde_json::to_string(&c).expect("json");

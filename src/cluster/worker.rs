@@ -23,6 +23,8 @@ const BACKLOG: usize = 10_000;
 const RETRY: Duration = Duration::from_secs(1);
 /// A change in the stream list is published this soon (several changes share one write).
 const STREAMS_DEBOUNCE: Duration = Duration::from_millis(50);
+/// Most events appended to the feed in one round trip.
+const EVENTS_BATCH: usize = 256;
 
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
@@ -38,6 +40,15 @@ fn now_unix_ms() -> u64 {
         .map_or(0, millis)
 }
 
+/// Tells [`Cluster::leave`] the worker is done, however it ends.
+struct Left(Arc<Cluster>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        self.0.left.notify_waiters();
+    }
+}
+
 struct Worker {
     cluster: Arc<Cluster>,
     registry: Arc<StreamRegistry>,
@@ -46,6 +57,9 @@ struct Worker {
     prefix: String,
     backlog: VecDeque<Change>,
     known_epoch: Option<String>,
+    /// Blocked keys known to be in Redis (written or read there). On a reconnect, a local block
+    /// Redis no longer has was lifted elsewhere if it is in here, and is written through if not.
+    confirmed: HashSet<String>,
 }
 
 /// Runs until the cluster is left.
@@ -58,6 +72,7 @@ pub(super) async fn run(
     mut feed: Option<Receiver<String>>,
 ) {
     let prefix = cluster.settings.prefix.clone();
+    let _left = Left(cluster.clone());
     let mut worker = Worker {
         cluster,
         registry,
@@ -66,6 +81,7 @@ pub(super) async fn run(
         prefix,
         backlog: VecDeque::new(),
         known_epoch: None,
+        confirmed: HashSet::new(),
     };
     let mut warned = false;
     loop {
@@ -105,7 +121,11 @@ async fn next_line(feed: &mut Option<Receiver<String>>) -> Option<String> {
 
 impl Worker {
     fn keep(&mut self, change: Change) {
-        if matches!(change, Change::Streams) {
+        // A flood sighting replayed later would be scored as fresh: it is left out.
+        if matches!(
+            change,
+            Change::FloodSeen { .. } | Change::FloodForget { .. }
+        ) {
             return;
         }
         if self.backlog.len() >= BACKLOG {
@@ -149,9 +169,13 @@ impl Worker {
             .await?;
         let mut control = pubsub.into_on_message();
 
+        // What was queued before this connection is caught up with, not missed by it.
+        while let Ok(change) = changes.try_recv() {
+            self.keep(change);
+        }
         let lost = self.check_epoch(&mut conn).await?;
         if lost {
-            self.write_through(&mut conn).await?;
+            self.confirmed.clear();
         }
         while let Some(change) = self.backlog.pop_front() {
             if let Err(e) = self.send(&mut conn, change.clone(), true).await {
@@ -159,22 +183,42 @@ impl Worker {
                 return Err(e);
             }
         }
-        self.load(&mut conn, !lost).await?;
+        self.reconcile(&mut conn, lost).await?;
         self.heartbeat(&mut conn).await?;
         if !self.cluster.up.swap(true, Ordering::Relaxed) {
             tracing::info!(instance = %self.cluster.instance, "cluster connected: blocks, cuts and the flood guard are fleet-wide");
         }
+        self.cluster.mark_synced();
 
         let beat = self.cluster.settings.heartbeat;
         let mut next_beat = tokio::time::Instant::now() + beat;
+        let mut tick = tokio::time::interval(STREAMS_DEBOUNCE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = self.cluster.stop.clone();
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
+                    // Leaving: what is queued goes out, then the heartbeat is removed.
+                    while let Ok(change) = changes.try_recv() {
+                        if self.send(&mut conn, change, false).await.is_err() {
+                            break;
+                        }
+                    }
                     let name = wire::instance_key(&self.prefix, &self.cluster.instance);
                     let _ = self.deadline(conn.del::<_, ()>(name)).await;
                     return Ok(());
+                }
+                // First among the rest: a busy queue must not starve the heartbeat.
+                _ = tick.tick() => {
+                    if self.registry.take_fleet_behind() {
+                        self.write_unconfirmed(&mut conn).await?;
+                    }
+                    let now = tokio::time::Instant::now();
+                    if self.registry.take_streams_changed() || now >= next_beat {
+                        self.heartbeat(&mut conn).await?;
+                        next_beat = now + beat;
+                    }
                 }
                 message = control.next() => {
                     let Some(message) = message else {
@@ -183,19 +227,20 @@ impl Worker {
                     self.receive(&message);
                 }
                 Some(change) = changes.recv() => {
-                    if matches!(change, Change::Streams) {
-                        next_beat = next_beat.min(tokio::time::Instant::now() + STREAMS_DEBOUNCE);
-                        continue;
-                    }
                     if let Err(e) = self.send(&mut conn, change.clone(), false).await {
                         self.keep(change);
                         return Err(e);
                     }
                 }
-                Some(line) = next_line(feed) => self.append_event(&mut conn, line).await?,
-                _ = tokio::time::sleep_until(next_beat) => {
-                    self.heartbeat(&mut conn).await?;
-                    next_beat = tokio::time::Instant::now() + beat;
+                Some(line) = next_line(feed) => {
+                    let mut lines = vec![line];
+                    if let Some(rx) = feed.as_mut() {
+                        while lines.len() < EVENTS_BATCH {
+                            let Ok(line) = rx.try_recv() else { break };
+                            lines.push(line);
+                        }
+                    }
+                    self.append_events(&mut conn, lines).await;
                 }
             }
         }
@@ -227,60 +272,100 @@ impl Worker {
         Ok(lost)
     }
 
-    /// Writes every local block and probation to Redis (keeping a longer one already there)
-    /// and tells the other instances.
-    async fn write_through(
+    /// Brings the local copy and Redis together after a (re)connection. Blocks: a local block
+    /// Redis does not have is written through unless Redis kept its data and had it before
+    /// (then it was lifted elsewhere while this instance was away, and is lifted here); Redis's
+    /// blocks are taken. Probation is the union. Demoted entries are Redis's.
+    async fn reconcile(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        lost: bool,
+    ) -> Result<(), ClusterError> {
+        let now = Instant::now();
+        let remote_blocks = self.scan_ttls(conn, "block").await?;
+        let remote: HashSet<&str> = remote_blocks.iter().map(|(k, _)| k.as_str()).collect();
+        let remote_probation = self.scan_ttls(conn, "probation").await?;
+        let on_probation: HashSet<&str> =
+            remote_probation.iter().map(|(k, _)| k.as_str()).collect();
+        for (k, left) in self.registry.blocks() {
+            if remote.contains(k.as_str()) {
+                continue;
+            }
+            if !lost && self.confirmed.contains(&k) {
+                self.registry.apply_unblock(&k);
+                self.confirmed.remove(&k);
+                tracing::info!(key = %key::shown(&k), "block lifted elsewhere while this instance was away");
+                continue;
+            }
+            self.write_block(conn, &k, now + left, None).await?;
+        }
+        for (k, left) in self.registry.probations() {
+            if !on_probation.contains(k.as_str()) {
+                self.write_block(conn, &k, now, Some(now + left)).await?;
+            }
+        }
+        for (k, ttl) in &remote_blocks {
+            self.registry.apply_block(k, Some(now + *ttl), None);
+            self.confirmed.insert(k.clone());
+        }
+        for (k, ttl) in &remote_probation {
+            self.registry.apply_block(k, None, Some(now + *ttl));
+        }
+        let flooded = self.scan_ttls(conn, "flooded").await?;
+        let demoted: HashSet<&str> = flooded.iter().map(|(e, _)| e.as_str()).collect();
+        for (entry, _) in self.registry.fleet_floods() {
+            if !demoted.contains(entry.as_str()) {
+                self.registry.apply_flood_lift(&entry);
+            }
+        }
+        for (entry, ttl) in &flooded {
+            self.registry.apply_flood(entry, now + *ttl);
+        }
+        self.trim_confirmed();
+        Ok(())
+    }
+
+    /// Writes local blocks Redis may not have (a change was dropped on its way out).
+    async fn write_unconfirmed(
         &mut self,
         conn: &mut MultiplexedConnection,
     ) -> Result<(), ClusterError> {
-        let probation: std::collections::HashMap<String, Duration> =
-            self.registry.probations().into_iter().collect();
-        let mut keys: HashSet<String> = probation.keys().cloned().collect();
-        let blocks: std::collections::HashMap<String, Duration> =
-            self.registry.blocks().into_iter().collect();
-        keys.extend(blocks.keys().cloned());
         let now = Instant::now();
-        for k in keys {
-            let change = Change::Cut {
-                reason: String::new(),
-                block_until: blocks.get(&k).map(|d| now + *d),
-                probation_until: probation.get(&k).map(|d| now + *d),
-                live_here: true,
-                key: k,
-            };
-            self.send(conn, change, true).await?;
+        for (k, left) in self.registry.blocks() {
+            if !self.confirmed.contains(&k) {
+                self.write_block(conn, &k, now + left, None).await?;
+            }
         }
         Ok(())
     }
 
-    /// Reads the fleet's blocks, probation and demoted entries into the local copy. With
-    /// `authoritative` (Redis kept its data), local blocks Redis no longer has were lifted
-    /// elsewhere while this instance was away, and are dropped.
-    async fn load(
+    /// Writes one block or probation through (keeping a longer one) and tells the others.
+    async fn write_block(
         &mut self,
         conn: &mut MultiplexedConnection,
-        authoritative: bool,
+        k: &str,
+        block_until: Instant,
+        probation_until: Option<Instant>,
     ) -> Result<(), ClusterError> {
-        let now = Instant::now();
-        let blocks = self.scan_ttls(conn, "block").await?;
-        let remote: HashSet<&str> = blocks.iter().map(|(k, _)| k.as_str()).collect();
-        if authoritative {
-            for (k, _) in self.registry.blocks() {
-                if !remote.contains(k.as_str()) {
-                    self.registry.apply_unblock(&k);
-                }
-            }
+        let block = (block_until > Instant::now()).then_some(block_until);
+        let change = Change::Cut {
+            key: k.to_owned(),
+            reason: String::new(),
+            block_until: block,
+            probation_until,
+            live_here: true,
+            by_hash: false,
+        };
+        self.send(conn, change, true).await
+    }
+
+    /// Keeps the confirmed set within the keys remembered locally.
+    fn trim_confirmed(&mut self) {
+        if self.confirmed.len() > crate::registry::MAX_REMEMBERED_KEYS {
+            let local: HashSet<String> =
+                self.registry.blocks().into_iter().map(|(k, _)| k).collect();
+            self.confirmed.retain(|k| local.contains(k));
         }
-        for (k, ttl) in &blocks {
-            self.registry.apply_block(k, Some(now + *ttl), None);
-        }
-        for (k, ttl) in self.scan_ttls(conn, "probation").await? {
-            self.registry.apply_block(&k, None, Some(now + ttl));
-        }
-        for (entry, ttl) in self.scan_ttls(conn, "flooded").await? {
-            self.registry.apply_flood(&entry, now + ttl);
-        }
-        Ok(())
     }
 
     /// Every `{prefix}:{kind}:*` key (the part after the prefix) with its time to live.
@@ -320,7 +405,7 @@ impl Worker {
     /// Writes one local change to Redis and publishes it. `replayed`: it happened while Redis
     /// was away; its state is written, but no stream is cut for it now.
     async fn send(
-        &self,
+        &mut self,
         conn: &mut MultiplexedConnection,
         change: Change,
         replayed: bool,
@@ -328,7 +413,7 @@ impl Worker {
         let channel = wire::control_channel(&self.prefix);
         let control = |op: Op| {
             serde_json::to_string(&Control {
-                origin: self.cluster.instance.clone(),
+                origin: self.cluster.origin.clone(),
                 op,
             })
             .unwrap_or_default()
@@ -340,24 +425,29 @@ impl Worker {
                 block_until,
                 probation_until,
                 live_here,
+                by_hash,
             } => {
                 let (block_ms, probation_ms) = (left(block_until), left(probation_until));
-                if replayed && block_ms == 0 && probation_ms == 0 {
+                if replayed && (by_hash || (block_ms == 0 && probation_ms == 0)) {
                     return Ok(());
                 }
                 let mut pipe = redis::pipe();
-                keep_longest(
-                    &mut pipe,
-                    &wire::block_key(&self.prefix, &key),
-                    &reason,
-                    block_ms,
-                );
-                keep_longest(
-                    &mut pipe,
-                    &wire::probation_key(&self.prefix, &key),
-                    &reason,
-                    probation_ms,
-                );
+                // A hash is not a key: the carrier that resolves it writes the key's block.
+                if !by_hash {
+                    keep_longest(
+                        &mut pipe,
+                        &wire::block_key(&self.prefix, &key),
+                        &reason,
+                        block_ms,
+                    );
+                    keep_longest(
+                        &mut pipe,
+                        &wire::probation_key(&self.prefix, &key),
+                        &reason,
+                        probation_ms,
+                    );
+                }
+                let confirmed = (block_ms > 0 && !by_hash).then(|| key.clone());
                 let op = if replayed || (live_here && block_ms == 0 && probation_ms == 0) {
                     Op::Block {
                         key,
@@ -370,23 +460,29 @@ impl Worker {
                         reason,
                         block_ms,
                         probation_ms,
+                        by_hash,
                     }
                 };
                 pipe.cmd("PUBLISH").arg(&channel).arg(control(op)).ignore();
                 self.deadline(pipe.query_async::<()>(conn)).await?;
                 metrics().cluster_ops.inc(&["cut"]);
+                if let Some(k) = confirmed {
+                    self.confirmed.insert(k);
+                }
             }
-            Change::Unblock { key } => {
+            Change::Unblock { key, by_hash } => {
                 let mut pipe = redis::pipe();
-                pipe.del(wire::block_key(&self.prefix, &key)).ignore();
+                if !by_hash {
+                    pipe.del(wire::block_key(&self.prefix, &key)).ignore();
+                }
+                self.confirmed.remove(&key);
                 pipe.cmd("PUBLISH")
                     .arg(&channel)
-                    .arg(control(Op::Unblock { key }))
+                    .arg(control(Op::Unblock { key, by_hash }))
                     .ignore();
                 self.deadline(pipe.query_async::<()>(conn)).await?;
                 metrics().cluster_ops.inc(&["unblock"]);
             }
-            Change::Streams => {}
             Change::FloodSeen {
                 entry,
                 label,
@@ -481,7 +577,7 @@ impl Worker {
     }
 
     /// Applies another instance's change.
-    fn receive(&self, message: &redis::Msg) {
+    fn receive(&mut self, message: &redis::Msg) {
         let Ok(text) = message.get_payload::<String>() else {
             return;
         };
@@ -492,18 +588,36 @@ impl Worker {
                 return;
             }
         };
-        if control.origin == self.cluster.instance {
+        if control.origin == self.cluster.origin {
             return;
         }
         let until = |ms: u64| (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
         match control.op {
             Op::Cut {
-                key: text,
+                key: k,
                 reason,
                 block_ms,
                 probation_ms,
+                by_hash,
             } => {
-                let k = self.registry.resolve(&text);
+                // Keys travel as they are; only an operator's unresolved hash is looked up, and
+                // then the instance that knows the key cuts it under its own name (which the
+                // fleet then hears).
+                if by_hash {
+                    let resolved = self.registry.resolve(&k);
+                    if resolved != k {
+                        let block = Duration::from_millis(block_ms);
+                        let probation = Duration::from_millis(probation_ms);
+                        if self.registry.cut(&resolved, &reason, block, probation) {
+                            metrics().cuts.inc(&["fleet"]);
+                            tracing::warn!(key = %key::shown(&resolved), origin = %control.origin, reason = %reason.escape_debug(), "cut on request of another instance");
+                        }
+                    }
+                    return;
+                }
+                if block_ms > 0 {
+                    self.confirmed.insert(k.clone());
+                }
                 if self
                     .registry
                     .apply_cut(&k, &reason, until(block_ms), until(probation_ms))
@@ -517,11 +631,21 @@ impl Worker {
                 block_ms,
                 probation_ms,
             } => {
+                if block_ms > 0 {
+                    self.confirmed.insert(k.clone());
+                }
                 self.registry
                     .apply_block(&k, until(block_ms), until(probation_ms));
             }
-            Op::Unblock { key: text } => {
-                let k = self.registry.resolve(&text);
+            Op::Unblock { key: k, by_hash } => {
+                if by_hash {
+                    let resolved = self.registry.resolve(&k);
+                    if resolved != k {
+                        self.registry.unblock(&resolved);
+                    }
+                    return;
+                }
+                self.confirmed.remove(&k);
                 if self.registry.apply_unblock(&k) {
                     tracing::info!(key = %key::shown(&k), origin = %control.origin, "block lifted by another instance");
                 }
@@ -532,6 +656,7 @@ impl Worker {
             }
             Op::FloodLift { entry } => self.registry.apply_flood_lift(&entry),
         }
+        self.trim_confirmed();
     }
 
     async fn heartbeat(&self, conn: &mut MultiplexedConnection) -> Result<(), ClusterError> {
@@ -567,34 +692,33 @@ impl Worker {
         Ok(())
     }
 
-    async fn append_event(
-        &self,
-        conn: &mut MultiplexedConnection,
-        line: String,
-    ) -> Result<(), ClusterError> {
+    /// Appends events to the fleet's stream in one round trip. A failure loses these lines
+    /// from the feed (counted; the JSONL files have them) without ending the session: the
+    /// heartbeat finds out whether Redis is gone.
+    async fn append_events(&self, conn: &mut MultiplexedConnection, lines: Vec<String>) {
         let Some(stream) = &self.cluster.settings.events_stream else {
-            return Ok(());
+            return;
         };
-        let result: Result<String, ClusterError> = self
-            .deadline(
-                redis::cmd("XADD")
-                    .arg(stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(self.cluster.settings.events_maxlen)
-                    .arg("*")
-                    .arg("instance")
-                    .arg(&self.cluster.instance)
-                    .arg("event")
-                    .arg(line)
-                    .query_async(conn),
-            )
-            .await;
-        metrics().cluster_ops.inc(&["event"]);
-        if result.is_err() {
-            metrics().cluster_dropped.inc();
+        let n = lines.len() as u64;
+        let mut pipe = redis::pipe();
+        for line in lines {
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.cluster.settings.events_maxlen)
+                .arg("*")
+                .arg("instance")
+                .arg(&self.cluster.instance)
+                .arg("event")
+                .arg(line)
+                .ignore();
         }
-        result.map(|_| ())
+        metrics().cluster_ops.add(&["event"], n);
+        if let Err(e) = self.deadline(pipe.query_async::<()>(conn)).await {
+            metrics().cluster_dropped.add(n);
+            tracing::debug!("cluster: events not appended to the feed: {e}");
+        }
     }
 }
 

@@ -221,7 +221,9 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         }
     }
     slot.scheduled.store(false, Ordering::Release);
-    let more = !slot.inbox.locked().queue.is_empty() && slot.work.locked().is_some();
+    // One lock at a time: `run_slot` takes work then inbox, so never hold inbox into work.
+    let queued = !slot.inbox.locked().queue.is_empty();
+    let more = queued && slot.work.locked().is_some();
     if more {
         shared.schedule(slot);
     }

@@ -71,7 +71,7 @@ impl ReloadOptions {
 
 /// Refuses a reload that would take a list from `in_force` entries to `loaded` when that empties
 /// it or drops more than its `max_shrink` share, unless `accepted`.
-fn shrink_check(
+pub(crate) fn shrink_check(
     settings: &ListSettings,
     in_force: usize,
     loaded: usize,

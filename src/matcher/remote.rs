@@ -228,14 +228,27 @@ pub fn write_cache(path: &Path, body: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "list".into());
+    // Unique: instances sharing a volume never write into each other's temporary file.
+    let tmp_name = format!(
+        ".{name}.{}.{:08x}.fetching",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let tmp = match dir {
-        Some(dir) => dir.join(format!(".{name}.fetching")),
-        None => format!(".{name}.fetching").into(),
+        Some(dir) => dir.join(tmp_name),
+        None => tmp_name.into(),
     };
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(body)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(body)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Fetches every URL list once before the lists are loaded: a good copy replaces the cache;
@@ -260,6 +273,19 @@ pub async fn prefetch(lists: &[ListSettings]) -> anyhow::Result<Vec<Validators>>
                     &String::from_utf8_lossy(&body),
                 ) {
                     Ok(list) => {
+                        // Guarded like a reload against the cache: a server that sends an empty
+                        // or gutted list at startup does not replace the good copy.
+                        let cached = settings
+                            .path
+                            .is_file()
+                            .then(|| super::list::HashList::load(settings.clone()).ok())
+                            .flatten()
+                            .map_or(0, |l| l.len());
+                        if let Err(e) = super::shrink_check(settings, cached, list.len(), false) {
+                            tracing::warn!(list = %name, url = %url, "the fetched list is refused ({e}); enforcing the cached copy");
+                            out.push(Validators::default());
+                            continue;
+                        }
                         write_cache(&settings.path, &body).map_err(|e| {
                             anyhow::anyhow!(
                                 "list {name}: caching {} fetched from {url}: {e}",

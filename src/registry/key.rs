@@ -147,6 +147,11 @@ pub fn normal_name(raw: &str) -> String {
     StreamKey::parse(raw).map_or_else(|_| raw.to_owned(), |k| k.name)
 }
 
+/// Whether `text` has the shape of a key's SHA-256 as the admin API shows redacted keys.
+pub fn looks_hashed(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 pub mod key;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -105,14 +106,17 @@ pub enum Change {
         probation_until: Option<Instant>,
         /// Whether the stream was live on this instance.
         live_here: bool,
+        /// `key` is an operator's SHA-256 of a key this instance does not know: the instance
+        /// that knows it resolves it.
+        by_hash: bool,
     },
     /// The block on `key` was lifted here.
     Unblock {
         /// The key, normal form.
         key: String,
+        /// As for [`Change::Cut`].
+        by_hash: bool,
     },
-    /// A stream started or ended here.
-    Streams,
     /// A list entry matched a stream off any clip timeline, the first time for this pair.
     FloodSeen {
         /// The entry's source (list and position), as the flood guard names it.
@@ -142,6 +146,10 @@ pub struct StreamRegistry {
     /// Entries the fleet's flood guard demoted to alert, until their window ends.
     flooded: Mutex<Expiring>,
     fleet: OnceLock<tokio::sync::mpsc::Sender<Change>>,
+    /// A stream started or ended since the fleet last heard (one flag, not a message each).
+    streams_changed: AtomicBool,
+    /// A change could not be queued for the fleet: its state must be written through.
+    fleet_behind: AtomicBool,
 }
 
 impl StreamRegistry {
@@ -167,6 +175,7 @@ impl StreamRegistry {
                 block_until,
                 probation_until,
                 live_here,
+                by_hash: !live_here && key::looks_hashed(key),
             });
         }
         live_here
@@ -222,6 +231,11 @@ impl StreamRegistry {
         locked(&self.flooded).insert(entry, until);
     }
 
+    /// Entries the fleet's flood guard has demoted, with the time each has left.
+    pub fn fleet_floods(&self) -> Vec<(String, Duration)> {
+        locked(&self.flooded).snapshot()
+    }
+
     /// Records that the fleet's flood guard restored `entry`.
     pub fn apply_flood_lift(&self, entry: &str) {
         locked(&self.flooded).until.remove(entry);
@@ -242,16 +256,27 @@ impl StreamRegistry {
     pub fn tell_fleet(&self, change: Change) {
         if let Some(fleet) = self.fleet.get() {
             if fleet.try_send(change).is_err() {
+                self.fleet_behind.store(true, Ordering::Relaxed);
                 crate::metrics::metrics().cluster_dropped.inc();
             }
         }
+    }
+
+    /// Whether a stream started or ended since the last call.
+    pub fn take_streams_changed(&self) -> bool {
+        self.streams_changed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether a change was dropped on its way to the fleet since the last call.
+    pub fn take_fleet_behind(&self) -> bool {
+        self.fleet_behind.swap(false, Ordering::Relaxed)
     }
 
     /// The key an operator means by `text`: a live or blocked key equal to it, or whose SHA-256
     /// it is (what logs and the admin API show with `events.redact_keys`); else `text` itself.
     pub fn resolve(&self, text: &str) -> String {
         let text = key::normal_name(text);
-        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !key::looks_hashed(&text) {
             return text;
         }
         // A key whose hash the text is wins over a key that merely spells that hash: a
@@ -286,6 +311,7 @@ impl StreamRegistry {
         let found = self.apply_unblock(key);
         self.tell_fleet(Change::Unblock {
             key: key.to_owned(),
+            by_hash: !found && key::looks_hashed(key),
         });
         found
     }
@@ -319,7 +345,7 @@ impl StreamRegistry {
             },
         );
         drop(live);
-        self.tell_fleet(Change::Streams);
+        self.streams_changed.store(true, Ordering::Relaxed);
         let guard = LiveGuard {
             registry: self.clone(),
             key: info.stream_key.clone(),
@@ -337,7 +363,7 @@ pub struct LiveGuard {
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         locked(&self.registry.live).remove(&self.key);
-        self.registry.tell_fleet(Change::Streams);
+        self.registry.streams_changed.store(true, Ordering::Relaxed);
     }
 }
 

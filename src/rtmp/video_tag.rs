@@ -167,7 +167,18 @@ pub fn video_frame_kind(payload: &Bytes) -> VideoFrameKind {
         Ok(VideoTag::Skip {
             unsupported_codec: true,
             ..
-        }) if frame_type != 5 => keyframe_or_not(),
+        }) if frame_type != 5 => {
+            if first & 0x80 == 0 {
+                return keyframe_or_not();
+            }
+            // Enhanced RTMP with a FourCC inspection does not decode: its packet type still
+            // says what it is; multitrack, ModEx and reserved types are not frames of one track.
+            match first & 0x0F {
+                0 => VideoFrameKind::SequenceHeader,
+                1 | 3 => keyframe_or_not(),
+                _ => VideoFrameKind::Other,
+            }
+        }
         _ => VideoFrameKind::Other,
     }
 }
@@ -301,10 +312,11 @@ mod tests {
         assert_eq!(kind(b"\x94av01"), VideoFrameKind::Other);
         assert_eq!(kind(&[]), VideoFrameKind::Other);
         // Codecs inspection cannot decode are still coded frames to the relay: a VP6 keyframe
-        // starts a GOP, an unknown FourCC's interframe does not, multitrack keyframes do.
+        // starts a GOP, an unknown FourCC's interframe does not; multitrack is not one track.
         assert_eq!(kind(&[0x14, 0, 0]), VideoFrameKind::Keyframe);
         assert_eq!(kind(b"\xA1vvc1\x00"), VideoFrameKind::Interframe);
-        assert_eq!(kind(b"\x96\x00av01"), VideoFrameKind::Keyframe);
+        assert_eq!(kind(b"\x90vvc1\x01"), VideoFrameKind::SequenceHeader);
+        assert_eq!(kind(b"\x96\x00av01"), VideoFrameKind::Other, "multitrack");
         assert_eq!(kind(&[0x54, 0, 0]), VideoFrameKind::Other, "command frame");
     }
 
