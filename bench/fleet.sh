@@ -51,7 +51,7 @@ run() { # $1 = label, $2 = extra config
   sleep "$seconds"
   c1=$(awk '{print $14 + $15}' "/proc/$hg/stat"); r1=$(commands)
   local streams; streams=$(curl -s "127.0.0.1:$admin/metrics" | awk '$1 == "hashgate_streams_active" {print $2}')
-  kill "$hg"; wait "$hg" 2>/dev/null || true
+  cp "$dir/$1.log" "/tmp/fleet-bench-$1.log"; kill "$hg"; wait "$hg" 2>/dev/null || true
   sleep 6
   awk -v l="$1" -v n="$n" -v s="$streams" -v c=$((c1 - c0)) -v hz="$hz" -v t="$seconds" -v r=$((r1 - r0)) \
     'BEGIN { printf "| %s | %d | %s | %.0f %% | %.1f %% | %.3f |\n", l, n, s, 100*c/hz/t, 100*c/hz/t/n, r/t/n }'
