@@ -1,16 +1,18 @@
 //! The relay: accepts broadcasters, and for each published stream opens one publish to the
 //! platform and forwards audio, video and data unchanged, in order, as shared `Bytes`.
 //!
-//! `listener` accepts and enforces connection limits; `stream` runs one broadcaster and its
-//! upstream leg in one task; `queue` holds the first GOP, bounded in bytes, while the upstream
-//! publish is set up; `tap` branches video towards inspection without ever blocking, and
-//! `audio_tap` audio.
+//! `listener` accepts and enforces connection limits; `stream` runs one broadcaster from
+//! handshake to close in one task, and `live` its published stream as a state machine;
+//! `queue` is the byte-bounded queue (the first GOP while the upstream publish is set up, the
+//! delay line); `tap` branches video towards inspection without ever blocking, and `audio_tap`
+//! audio.
 
 pub mod audio_tap;
 pub mod delay;
 pub mod door;
 pub mod lag;
 mod listener;
+mod live;
 pub mod queue;
 pub mod settings;
 pub mod stats;

@@ -1,0 +1,434 @@
+//! One published stream's life, from the broadcaster's accepted publish to its end, as a state
+//! machine: a [`Phase`] (publishing, draining for a shutdown, flushing the delay line after the
+//! broadcaster ended), the upstream leg's state ([`Upstream`]: connecting with media held, ready,
+//! failed), and one named handler per thing that can happen ([`Step`]). The task waits on the
+//! two sockets, the delay line's next release, a cut and the shutdown, and nothing else.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::{JoinError, JoinHandle};
+use tracing::Instrument;
+
+use super::audio_tap::AudioTap;
+use super::delay::DelayLine;
+use super::queue::PendingMedia;
+use super::stream::{connect_upstream, forward, write_upstream, Forwarded};
+use super::tap::{StreamInfo, VideoTap};
+use super::{Relay, RelayError};
+use crate::metrics::metrics;
+use crate::rtmp::client::{PublishTarget, UpstreamEvent, UpstreamPublisher};
+use crate::rtmp::message::kind;
+use crate::rtmp::server::{PublisherEvent, ServerSession};
+use crate::rtmp::{Message, RtmpError};
+
+/// How often a delay line whose head is due but not yet inspected looks again.
+const INSPECTION_POLL: Duration = Duration::from_millis(10);
+
+/// The upstream leg: being set up, or publishing.
+pub(super) enum Upstream {
+    /// The publish to the platform is being set up on its own task; media is held meanwhile.
+    Connecting {
+        task: JoinHandle<Result<Box<UpstreamPublisher>, RtmpError>>,
+        pending: PendingMedia,
+    },
+    /// The platform accepted the publish.
+    Ready(Box<UpstreamPublisher>),
+    /// The setup failed; nothing is left to wait for or to close.
+    Failed,
+}
+
+/// What happened on the upstream leg.
+enum UpstreamStep {
+    Connected(Result<Result<Box<UpstreamPublisher>, RtmpError>, JoinError>),
+    Event(Result<UpstreamEvent, RtmpError>),
+}
+
+impl Upstream {
+    /// Waits for the next thing the upstream leg does. Cancel-safe.
+    async fn next_step(&mut self) -> UpstreamStep {
+        match self {
+            Upstream::Connecting { task, .. } => UpstreamStep::Connected(task.await),
+            Upstream::Ready(up) => UpstreamStep::Event(up.next_event().await),
+            Upstream::Failed => std::future::pending().await,
+        }
+    }
+}
+
+/// Where the stream is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The broadcaster publishes; media flows.
+    Publishing,
+    /// Shutting down: the broadcaster may still end by itself until `until`; then it is ended.
+    Draining { until: Instant },
+    /// The broadcaster is done: what the delay line holds goes out (by `until` when shutting
+    /// down), then the stream ends.
+    Flushing { until: Option<Instant> },
+}
+
+impl Phase {
+    fn publisher_done(self) -> bool {
+        matches!(self, Phase::Flushing { .. })
+    }
+
+    fn drain_deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Publishing => None,
+            Phase::Draining { until } => Some(until),
+            Phase::Flushing { until } => until,
+        }
+    }
+}
+
+/// What the stream's task reacts to.
+enum Step {
+    Publisher(Result<Result<PublisherEvent, RtmpError>, tokio::time::error::Elapsed>),
+    Upstream(UpstreamStep),
+    Release,
+    Cut(String),
+    Shutdown,
+    DrainExpired,
+}
+
+/// Whether the stream goes on after a step.
+enum Flow {
+    Continue,
+    End,
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A published stream between its publish and its end.
+pub(super) struct LiveStream<'a> {
+    relay: &'a Arc<Relay>,
+    info: &'a StreamInfo,
+    target: &'a PublishTarget,
+    cut_rx: UnboundedReceiver<String>,
+    pub(super) upstream: Upstream,
+    pub(super) tap: Option<VideoTap>,
+    audio_tap: Option<AudioTap>,
+    delay_line: Option<DelayLine>,
+    pub(super) forwarded: Forwarded,
+    /// Whether inspection watches the stream (without it there is nothing to wait for).
+    inspected: bool,
+    idle: Duration,
+    phase: Phase,
+    /// Inspection was asked to finish what it holds during the current wait.
+    settle_asked: bool,
+    started: Instant,
+}
+
+impl<'a> LiveStream<'a> {
+    /// Opens the taps and starts the upstream publish to `target`.
+    pub(super) fn start(
+        relay: &'a Arc<Relay>,
+        info: &'a StreamInfo,
+        target: &'a PublishTarget,
+        cut_rx: UnboundedReceiver<String>,
+    ) -> LiveStream<'a> {
+        let settings = &relay.settings;
+        let tap = relay.taps.as_ref().and_then(|taps| taps.open(info));
+        let audio_tap = relay
+            .audio_taps
+            .as_ref()
+            .and_then(|taps| taps.open_audio(info));
+        let upstream = Upstream::Connecting {
+            task: tokio::spawn(connect_upstream(relay.clone(), target.clone()).in_current_span()),
+            pending: PendingMedia::new(settings.limits.queue_bytes),
+        };
+        let delay_line = (!settings.delay.is_zero()).then(|| {
+            DelayLine::new(
+                settings.delay,
+                settings.limits.queue_bytes,
+                settings.max_blind_degraded,
+            )
+        });
+        LiveStream {
+            relay,
+            info,
+            target,
+            cut_rx,
+            upstream,
+            inspected: tap.is_some(),
+            tap,
+            audio_tap,
+            delay_line,
+            forwarded: Forwarded::new(settings.limits.max_upstream_lag),
+            idle: settings.limits.idle_timeout,
+            phase: Phase::Publishing,
+            settle_asked: false,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether the stream was ended by a shutdown (not by its broadcaster).
+    pub(super) fn ended_by_shutdown(&self) -> bool {
+        matches!(self.phase, Phase::Draining { .. })
+    }
+
+    /// Runs the stream until it ends: `Ok` when the broadcaster ended it (or the drain after a
+    /// shutdown ran out), else why it was ended.
+    pub(super) async fn run(&mut self, session: &mut ServerSession) -> Result<(), RelayError> {
+        loop {
+            // With a delay buffer, the stream ends when the broadcaster has and the line is empty.
+            if self.phase.publisher_done()
+                && self.delay_line.as_ref().is_none_or(DelayLine::is_empty)
+            {
+                return Ok(());
+            }
+            let step = self.next_step(session).await;
+            if let Flow::End = self.on_step(step).await? {
+                return Ok(());
+            }
+            session.flush().await?;
+        }
+    }
+
+    /// When the delay line next lets something out. Due but waiting for inspection: look again
+    /// shortly (inspection runs elsewhere and does not signal this task; 10 ms is well under a
+    /// frame). Inspection may be holding frames for a sample that only more video would bring
+    /// (the video paused): it is asked to finish them, once per wait.
+    fn release_at(&mut self) -> Option<Instant> {
+        match (&self.delay_line, &self.upstream) {
+            (Some(line), Upstream::Ready(_)) if line.waiting_for_inspection(Instant::now()) => {
+                if !self.settle_asked {
+                    self.settle_asked = true;
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap.settle();
+                    }
+                }
+                Some(Instant::now() + INSPECTION_POLL)
+            }
+            (Some(line), Upstream::Ready(_)) => {
+                self.settle_asked = false;
+                line.next_release()
+            }
+            _ => None,
+        }
+    }
+
+    async fn next_step(&mut self, session: &mut ServerSession) -> Step {
+        let release_at = self.release_at();
+        let publisher_done = self.phase.publisher_done();
+        let drain_deadline = self.phase.drain_deadline();
+        let idle = self.idle;
+        tokio::select! {
+            // A cut goes first: nothing due in the same instant may slip out before it.
+            biased;
+            Some(reason) = self.cut_rx.recv() => Step::Cut(reason),
+            event = tokio::time::timeout(idle, session.next_event()), if !publisher_done => {
+                Step::Publisher(event)
+            }
+            step = self.upstream.next_step() => Step::Upstream(step),
+            _ = sleep_until_some(release_at) => Step::Release,
+            _ = self.relay.shutdown.cancelled(), if drain_deadline.is_none() => Step::Shutdown,
+            _ = sleep_until_some(drain_deadline) => Step::DrainExpired,
+        }
+    }
+
+    async fn on_step(&mut self, step: Step) -> Result<Flow, RelayError> {
+        match step {
+            Step::Shutdown => self.on_shutdown(),
+            // The drain after a shutdown ran out: the stream is ended.
+            Step::DrainExpired => return Ok(Flow::End),
+            Step::Cut(reason) => return Err(self.on_cut(reason)),
+            Step::Release => self.on_release().await?,
+            Step::Publisher(Err(_)) => {
+                return Err(RelayError::Limit {
+                    limit: "idle_timeout",
+                    detail: format!("nothing from the broadcaster for {:?}", self.idle),
+                })
+            }
+            Step::Publisher(Ok(Err(e))) => return Err(e.into()),
+            Step::Publisher(Ok(Ok(PublisherEvent::Closed | PublisherEvent::Unpublished))) => {
+                self.on_broadcaster_done()
+            }
+            Step::Publisher(Ok(Ok(PublisherEvent::Media(msg)))) => self.on_media(msg).await?,
+            Step::Upstream(UpstreamStep::Connected(joined)) => {
+                self.on_upstream_connected(joined).await?
+            }
+            Step::Upstream(UpstreamStep::Event(event)) => self.on_upstream_event(event).await?,
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Shutting down: the stream may end by itself within the drain timeout (its held media
+    /// then goes out as usual); past it, it is ended.
+    fn on_shutdown(&mut self) {
+        let until = Instant::now() + self.relay.settings.limits.drain_timeout;
+        self.phase = match self.phase {
+            Phase::Publishing | Phase::Draining { .. } => Phase::Draining { until },
+            Phase::Flushing { .. } => Phase::Flushing { until: Some(until) },
+        };
+    }
+
+    fn on_cut(&mut self, reason: String) -> RelayError {
+        if let Some(line) = self.delay_line.as_mut() {
+            let held = line.discard();
+            tracing::info!(held, "cut: held media discarded, never forwarded");
+        }
+        RelayError::Cut(reason)
+    }
+
+    fn on_broadcaster_done(&mut self) {
+        self.phase = Phase::Flushing {
+            until: self.phase.drain_deadline(),
+        };
+        if let Some(tap) = self.tap.as_mut() {
+            tap.end();
+        }
+    }
+
+    fn upstream_failed(&self, source: RtmpError) -> RelayError {
+        RelayError::Upstream {
+            url: self.target.url.to_string(),
+            source,
+        }
+    }
+
+    /// Lets out what the delay line holds that is due and inspected.
+    async fn on_release(&mut self) -> Result<(), RelayError> {
+        let (Some(line), Upstream::Ready(up)) = (&mut self.delay_line, &mut self.upstream) else {
+            return Ok(());
+        };
+        let processed = if self.inspected {
+            self.info.stats.processed_wall()
+        } else {
+            u64::MAX
+        };
+        for msg in line.take_due(Instant::now(), processed) {
+            forward(up, &msg, &mut self.forwarded);
+        }
+        let written = write_upstream(up, self.idle, &mut self.forwarded.lag).await;
+        written.map_err(|e| self.upstream_failed(e))
+    }
+
+    /// One message from the broadcaster: counted, its audio and video offered to the taps (never
+    /// waiting), then held in the delay line, held for the upstream being set up, or forwarded.
+    async fn on_media(&mut self, msg: Message) -> Result<(), RelayError> {
+        let stats = &self.info.stats;
+        let size = msg.payload.len() as u64;
+        stats.bytes_in.fetch_add(size, Ordering::Relaxed);
+        metrics().bytes_received.add(size);
+        // Video inside aggregate messages is inspected like any other: the platform unpacks
+        // them (the aggregate itself is forwarded as it came).
+        let parts = match msg.type_id {
+            kind::AGGREGATE => msg
+                .aggregate_parts()
+                .map_err(|e| RelayError::from(RtmpError::Protocol(e.to_string())))?,
+            _ => Vec::new(),
+        };
+        if let Some(audio_tap) = self.audio_tap.as_mut() {
+            let arrived = Instant::now();
+            for audio in std::iter::once(&msg)
+                .chain(parts.iter())
+                .filter(|m| m.type_id == kind::AUDIO)
+            {
+                if !audio_tap.offer(audio, arrived) {
+                    stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let videos = std::iter::once(&msg)
+            .chain(parts.iter())
+            .filter(|m| m.type_id == kind::VIDEO);
+        for video in videos {
+            stats.video_messages.fetch_add(1, Ordering::Relaxed);
+            let arrived = Instant::now();
+            let clock = stats.video_arrived(video.timestamp, arrived);
+            if let Some(tap) = self.tap.as_mut() {
+                let before = tap.dropped();
+                tap.offer(video, arrived, clock);
+                let dropped = tap.dropped() - before;
+                if dropped > 0 {
+                    stats
+                        .inspection_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(line) = self.delay_line.as_mut() {
+            let gate = if self.inspected {
+                stats.received_wall()
+            } else {
+                0
+            };
+            return line
+                .push(msg, Instant::now(), gate)
+                .map_err(|full| RelayError::Limit {
+                    limit: "queue_bytes",
+                    detail: format!("delay buffer over its cap: {full}"),
+                });
+        }
+        match &mut self.upstream {
+            Upstream::Failed => Ok(()),
+            Upstream::Connecting { pending, .. } => {
+                pending.push(msg).map_err(|(full, _)| RelayError::Limit {
+                    limit: "queue_bytes",
+                    detail: format!("upstream publish not ready yet: {full}"),
+                })
+            }
+            Upstream::Ready(up) => {
+                forward(up, &msg, &mut self.forwarded);
+                let written = write_upstream(up, self.idle, &mut self.forwarded.lag).await;
+                written.map_err(|e| self.upstream_failed(e))
+            }
+        }
+    }
+
+    /// The platform accepted the publish (what was held goes out first) or refused it.
+    async fn on_upstream_connected(
+        &mut self,
+        joined: Result<Result<Box<UpstreamPublisher>, RtmpError>, JoinError>,
+    ) -> Result<(), RelayError> {
+        let connected = joined
+            .map_err(|e| RtmpError::Protocol(format!("upstream task failed: {e}")))
+            .and_then(|result| result);
+        match connected {
+            Ok(mut up) => {
+                if let Upstream::Connecting { pending, .. } = &mut self.upstream {
+                    for msg in pending.drain() {
+                        forward(&mut up, &msg, &mut self.forwarded);
+                    }
+                }
+                tracing::info!(
+                    handshake = ?up.handshake,
+                    connect_ms = self.started.elapsed().as_millis() as u64,
+                    "upstream publishing"
+                );
+                let flushed = write_upstream(&mut up, self.idle, &mut self.forwarded.lag).await;
+                self.upstream = Upstream::Ready(up);
+                flushed.map_err(|e| self.upstream_failed(e))
+            }
+            Err(e) => {
+                self.upstream = Upstream::Failed;
+                Err(self.upstream_failed(e))
+            }
+        }
+    }
+
+    /// The platform said something (acknowledgements, a close).
+    async fn on_upstream_event(
+        &mut self,
+        event: Result<UpstreamEvent, RtmpError>,
+    ) -> Result<(), RelayError> {
+        match (event, &mut self.upstream) {
+            (Ok(UpstreamEvent::Nothing), Upstream::Ready(up)) => {
+                let written = write_upstream(up, self.idle, &mut self.forwarded.lag).await;
+                written.map_err(|e| self.upstream_failed(e))
+            }
+            (Ok(UpstreamEvent::Closed), _) => Err(self.upstream_failed(RtmpError::Closed)),
+            (Err(e), _) => Err(self.upstream_failed(e)),
+            (Ok(UpstreamEvent::Nothing), _) => Ok(()),
+        }
+    }
+}
