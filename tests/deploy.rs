@@ -111,6 +111,10 @@ fn the_kubernetes_example_agrees_with_the_config_it_deploys() {
     let readiness = &container["readinessProbe"]["httpGet"];
     assert_eq!(readiness["path"], "/healthz");
     assert_eq!(readiness["port"], "admin");
+    // Liveness must not be /healthz: it is 503 while draining and before the fleet is read.
+    let liveness = &container["livenessProbe"]["httpGet"];
+    assert_eq!(liveness["path"], "/livez");
+    assert_eq!(liveness["port"], "admin");
     let args: Vec<&str> = container["args"]
         .as_sequence()
         .expect("args")

@@ -17,6 +17,7 @@ use crate::matcher::ReloadOptions;
 use crate::metrics::{metrics as process_metrics, Exposition};
 use crate::registry::key::{for_api, shown};
 use crate::registry::seconds_left;
+use crate::registry::Change;
 
 type Shared = State<Arc<AdminState>>;
 
@@ -26,6 +27,12 @@ fn error(status: StatusCode, message: String) -> Response {
 
 fn rfc3339(time: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// `GET /livez`: 200 while the process serves HTTP at all (liveness: unlike `/healthz`, never
+/// 503 while draining or while the fleet's blocks are not read yet).
+pub async fn livez() -> &'static str {
+    "ok\n"
 }
 
 /// `GET /healthz`: 200 while the instance takes streams (readiness), 503 once it is draining.
@@ -302,9 +309,23 @@ async fn cut_elsewhere(
             reason: reason.clone(),
         },
     );
-    state
-        .registry
-        .cut(&key, &reason, block, state.cut_probation);
+    if carrier.key == key && crate::registry::key::looks_hashed(&key) {
+        // The operator named the stream by its hash (redacted listing): the carrier, which
+        // knows the key, resolves it, then cuts and blocks the key itself.
+        let now = std::time::Instant::now();
+        state.registry.tell_fleet(Change::Cut {
+            key: key.clone(),
+            reason: reason.clone(),
+            block_until: (!block.is_zero()).then(|| now + block),
+            probation_until: (!state.cut_probation.is_zero()).then(|| now + state.cut_probation),
+            live_here: false,
+            by_hash: true,
+        });
+    } else {
+        state
+            .registry
+            .cut(&key, &reason, block, state.cut_probation);
+    }
     (
         StatusCode::ACCEPTED,
         Json(json!({ "key": carrier.key, "cut": "sent", "instance": carrier.instance, "reason": reason, "blocked_s": block.as_secs() })),
@@ -326,6 +347,14 @@ pub async fn blocks(State(state): Shared) -> Json<Value> {
 /// `DELETE /blocks/{key}`: lets the key publish again.
 pub async fn unblock(State(state): Shared, Path(key): Path<String>) -> Response {
     let key = state.registry.resolve(&key);
+    // An unblock made while Redis is away would be replayed later, possibly over a newer block
+    // made elsewhere meanwhile: refused until the fleet can hear it.
+    if state.cluster.as_ref().is_some_and(|c| !c.is_up()) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster store is unreachable: an unblock now could not reach the fleet; retry when hashgate_cluster_up is 1".into(),
+        );
+    }
     let elsewhere = match &state.cluster {
         Some(cluster) => cluster.block_ttl(&key).await.ok().flatten().is_some(),
         None => false,

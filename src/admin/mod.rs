@@ -80,6 +80,7 @@ impl AdminState {
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/healthz", get(handlers::healthz))
+        .route("/livez", get(handlers::livez))
         .route("/metrics", get(handlers::metrics))
         .route("/streams", get(handlers::streams))
         .route("/streams/{key}/cut", post(handlers::cut))
@@ -121,7 +122,7 @@ pub async fn serve(
 }
 
 async fn authorize(State(state): State<Arc<AdminState>>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/healthz" {
+    if matches!(request.uri().path(), "/healthz" | "/livez") {
         return next.run(request).await;
     }
     let mutating = request.method() != Method::GET && request.method() != Method::HEAD;

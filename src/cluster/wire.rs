@@ -8,6 +8,15 @@ pub fn block_key(prefix: &str, key: &str) -> String {
     format!("{prefix}:block:{key}")
 }
 
+/// Redis key set for a while after a block is lifted: a block Redis no longer has was lifted
+/// (not lost) only when this is there.
+pub fn unblocked_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}:unblocked:{key}")
+}
+
+/// How long an unblock is remembered.
+pub const UNBLOCK_MEMORY_MS: u64 = 24 * 3600 * 1000;
+
 /// Redis key of a probation.
 pub fn probation_key(prefix: &str, key: &str) -> String {
     format!("{prefix}:probation:{key}")

@@ -224,7 +224,7 @@ impl Worker {
                     let Some(message) = message else {
                         return Err(ClusterError::Down);
                     };
-                    self.receive(&message);
+                    self.receive(&mut conn, &message).await?;
                 }
                 Some(change) = changes.recv() => {
                     if let Err(e) = self.send(&mut conn, change.clone(), false).await {
@@ -291,11 +291,18 @@ impl Worker {
             if remote.contains(k.as_str()) {
                 continue;
             }
+            // Gone from Redis: lifted elsewhere while this instance was away if Redis remembers
+            // the unblock; otherwise lost (evicted, an older snapshot) and written again.
             if !lost && self.confirmed.contains(&k) {
-                self.registry.apply_unblock(&k);
-                self.confirmed.remove(&k);
-                tracing::info!(key = %key::shown(&k), "block lifted elsewhere while this instance was away");
-                continue;
+                let lifted: bool = self
+                    .deadline(conn.exists(wire::unblocked_key(&self.prefix, &k)))
+                    .await?;
+                if lifted {
+                    self.registry.apply_unblock(&k);
+                    self.confirmed.remove(&k);
+                    tracing::info!(key = %key::shown(&k), "block lifted elsewhere while this instance was away");
+                    continue;
+                }
             }
             self.write_block(conn, &k, now + left, None).await?;
         }
@@ -305,7 +312,9 @@ impl Worker {
             }
         }
         for (k, ttl) in &remote_blocks {
-            self.registry.apply_block(k, Some(now + *ttl), None);
+            if self.registry.apply_block(k, Some(now + *ttl), None) {
+                tracing::warn!(key = %key::shown(k), "cut: its key is blocked in the fleet");
+            }
             self.confirmed.insert(k.clone());
         }
         for (k, ttl) in &remote_probation {
@@ -434,6 +443,9 @@ impl Worker {
                 let mut pipe = redis::pipe();
                 // A hash is not a key: the carrier that resolves it writes the key's block.
                 if !by_hash {
+                    if block_ms > 0 {
+                        pipe.del(wire::unblocked_key(&self.prefix, &key)).ignore();
+                    }
                     keep_longest(
                         &mut pipe,
                         &wire::block_key(&self.prefix, &key),
@@ -474,6 +486,12 @@ impl Worker {
                 let mut pipe = redis::pipe();
                 if !by_hash {
                     pipe.del(wire::block_key(&self.prefix, &key)).ignore();
+                    pipe.cmd("SET")
+                        .arg(wire::unblocked_key(&self.prefix, &key))
+                        .arg(1)
+                        .arg("PX")
+                        .arg(wire::UNBLOCK_MEMORY_MS)
+                        .ignore();
                 }
                 self.confirmed.remove(&key);
                 pipe.cmd("PUBLISH")
@@ -577,19 +595,23 @@ impl Worker {
     }
 
     /// Applies another instance's change.
-    fn receive(&mut self, message: &redis::Msg) {
+    async fn receive(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        message: &redis::Msg,
+    ) -> Result<(), ClusterError> {
         let Ok(text) = message.get_payload::<String>() else {
-            return;
+            return Ok(());
         };
         let control: Control = match serde_json::from_str(&text) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("cluster: ignored a control message that does not parse: {e}");
-                return;
+                return Ok(());
             }
         };
         if control.origin == self.cluster.origin {
-            return;
+            return Ok(());
         }
         let until = |ms: u64| (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
         match control.op {
@@ -613,7 +635,7 @@ impl Worker {
                             tracing::warn!(key = %key::shown(&resolved), origin = %control.origin, reason = %reason.escape_debug(), "cut on request of another instance");
                         }
                     }
-                    return;
+                    return Ok(());
                 }
                 if block_ms > 0 {
                     self.confirmed.insert(k.clone());
@@ -634,8 +656,12 @@ impl Worker {
                 if block_ms > 0 {
                     self.confirmed.insert(k.clone());
                 }
-                self.registry
-                    .apply_block(&k, until(block_ms), until(probation_ms));
+                if self
+                    .registry
+                    .apply_block(&k, until(block_ms), until(probation_ms))
+                {
+                    tracing::warn!(key = %key::shown(&k), "cut: its key is blocked in the fleet");
+                }
             }
             Op::Unblock { key: k, by_hash } => {
                 if by_hash {
@@ -643,7 +669,16 @@ impl Worker {
                     if resolved != k {
                         self.registry.unblock(&resolved);
                     }
-                    return;
+                    return Ok(());
+                }
+                // Redis orders a block and an unblock of one key; messages from two instances
+                // may arrive the other way round. A block Redis still has was made after this
+                // unblock (here or elsewhere), and stays.
+                let still: bool = self
+                    .deadline(conn.exists(wire::block_key(&self.prefix, &k)))
+                    .await?;
+                if still {
+                    return Ok(());
                 }
                 self.confirmed.remove(&k);
                 if self.registry.apply_unblock(&k) {
@@ -657,6 +692,7 @@ impl Worker {
             Op::FloodLift { entry } => self.registry.apply_flood_lift(&entry),
         }
         self.trim_confirmed();
+        Ok(())
     }
 
     async fn heartbeat(&self, conn: &mut MultiplexedConnection) -> Result<(), ClusterError> {

@@ -201,19 +201,28 @@ impl StreamRegistry {
             .is_some_and(|stream| stream.cut.send(reason.to_owned()).is_ok())
     }
 
-    /// Records a block and probation learnt from the fleet, cutting nothing.
+    /// Records a block and probation learnt from the fleet. A stream live here under a key
+    /// that was not blocked here is cut (it was accepted while this instance did not know the
+    /// block, or the cut meant for it was lost on the way). Returns whether one was.
     pub fn apply_block(
         &self,
         key: &str,
         block_until: Option<Instant>,
         probation_until: Option<Instant>,
-    ) {
+    ) -> bool {
+        let mut newly_blocked = false;
         if let Some(until) = block_until {
-            locked(&self.blocks).insert(key, until);
+            let mut blocks = locked(&self.blocks);
+            newly_blocked = blocks.remaining(key).is_none();
+            blocks.insert(key, until);
         }
         if let Some(until) = probation_until {
             locked(&self.probation).insert(key, until);
         }
+        newly_blocked
+            && locked(&self.live)
+                .get(key)
+                .is_some_and(|stream| stream.cut.send("stream key blocked".to_owned()).is_ok())
     }
 
     /// Lifts a block another instance lifted.
