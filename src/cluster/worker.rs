@@ -173,6 +173,12 @@ impl Worker {
         while let Ok(change) = changes.try_recv() {
             self.keep(change);
         }
+        for key in self.registry.take_unblocks_behind() {
+            self.keep(Change::Unblock {
+                key,
+                by_hash: false,
+            });
+        }
         let lost = self.check_epoch(&mut conn).await?;
         if lost {
             self.confirmed.clear();
@@ -212,6 +218,13 @@ impl Worker {
                 // First among the rest: a busy queue must not starve the heartbeat.
                 _ = tick.tick() => {
                     if self.registry.take_fleet_behind() {
+                        for key in self.registry.take_unblocks_behind() {
+                            let unblock = Change::Unblock { key, by_hash: false };
+                            if let Err(e) = self.send(&mut conn, unblock.clone(), false).await {
+                                self.keep(unblock);
+                                return Err(e);
+                            }
+                        }
                         self.write_unconfirmed(&mut conn).await?;
                     }
                     let now = tokio::time::Instant::now();

@@ -150,6 +150,8 @@ pub struct StreamRegistry {
     streams_changed: AtomicBool,
     /// A change could not be queued for the fleet: its state must be written through.
     fleet_behind: AtomicBool,
+    /// Unblocks that could not be queued for the fleet (bounded), sent again by the cluster.
+    unblocks_behind: Mutex<Vec<String>>,
 }
 
 impl StreamRegistry {
@@ -264,7 +266,19 @@ impl StreamRegistry {
     /// blocks and probation are written through again when the cluster reconnects).
     pub fn tell_fleet(&self, change: Change) {
         if let Some(fleet) = self.fleet.get() {
-            if fleet.try_send(change).is_err() {
+            if let Err(refused) = fleet.try_send(change) {
+                // Blocks are written through from the local copy; an unblock leaves no trace
+                // there, so it is kept to be sent again.
+                if let Change::Unblock {
+                    key,
+                    by_hash: false,
+                } = refused.into_inner()
+                {
+                    let mut behind = locked(&self.unblocks_behind);
+                    if behind.len() < MAX_REMEMBERED_KEYS {
+                        behind.push(key);
+                    }
+                }
                 self.fleet_behind.store(true, Ordering::Relaxed);
                 crate::metrics::metrics().cluster_dropped.inc();
             }
@@ -274,6 +288,11 @@ impl StreamRegistry {
     /// Whether a stream started or ended since the last call.
     pub fn take_streams_changed(&self) -> bool {
         self.streams_changed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Unblocks dropped on their way to the fleet since the last call.
+    pub fn take_unblocks_behind(&self) -> Vec<String> {
+        std::mem::take(&mut *locked(&self.unblocks_behind))
     }
 
     /// Whether a change was dropped on its way to the fleet since the last call.
@@ -417,6 +436,23 @@ mod tests {
         assert_eq!(registry.resolve(&hash.to_uppercase()), "real-key");
         assert_eq!(registry.resolve("real-key"), "real-key");
         assert_eq!(registry.resolve("unknown"), "unknown");
+    }
+
+    #[test]
+    fn an_unblock_the_fleet_queue_refused_is_kept_to_be_sent_again() {
+        let registry = StreamRegistry::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        registry.connect_fleet(tx);
+        let hour = Duration::from_secs(3600);
+        registry.cut("a", "test", hour, Duration::ZERO);
+        assert!(
+            registry.unblock("a"),
+            "the queue is full: the unblock is not sent now"
+        );
+        assert!(registry.take_fleet_behind());
+        assert_eq!(registry.take_unblocks_behind(), vec!["a".to_owned()]);
+        assert!(registry.take_unblocks_behind().is_empty());
+        assert!(matches!(rx.try_recv(), Ok(Change::Cut { .. })));
     }
 
     #[test]
