@@ -125,26 +125,68 @@ fn blocks_and_operator_cuts_hold_across_the_fleet() {
     assert!(feed.contains("\"event\":\"cut\""), "{feed}");
 }
 
+/// A broadcaster who has read the source publishes one key through two instances at once (each
+/// instance only knows its own live keys), and another while an instance does not yet know a
+/// block: a cut of the key ends it on both, and a block that reaches an instance where the key
+/// is live ends that stream.
+#[test]
+fn a_key_live_on_two_instances_is_cut_on_both_and_a_late_block_ends_a_live_stream() {
+    let dir = temp_dir();
+    let fleet = Fleet::start(dir.path(), &flagged_list());
+    let benign = sample("benign.flv");
+    let mut on_a = replay_looped(&benign, &fleet.gates[0].url("twin"));
+    let mut on_b = replay_looped(&benign, &fleet.gates[1].url("twin"));
+    for gate in &fleet.gates[..2] {
+        wait_until(
+            "the twin live on the instance",
+            Duration::from_secs(15),
+            || try_get(gate.admin_port, "/streams").is_some_and(|b| b.contains("\"twin\"")),
+        );
+    }
+    let (status, body) = http(
+        fleet.gates[2].admin_port,
+        "POST",
+        "/streams/twin/cut?reason=test&block=10m",
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    for (name, replay) in [("A", &mut on_a), ("B", &mut on_b)] {
+        assert!(
+            replay.wait_timeout(Duration::from_secs(10)).is_some(),
+            "the twin on {name} was cut"
+        );
+    }
+    for events in &fleet.events[..2] {
+        let events = read_events(events);
+        assert!(
+            of_kind(&events, "unpublish")
+                .iter()
+                .any(|e| e["stream"] == "twin" && e["reason"] == "cut"),
+            "{events:?}"
+        );
+    }
+
+    // A block B learns while the key is live there (as after a partition, or a cut lost on
+    // its way): the stream ends and the key is refused.
+    let mut live = replay_looped(&benign, &fleet.gates[1].url("unaware"));
+    fleet.wait_carrier("unaware");
+    let message =
+        r#"{"origin":"elsewhere","op":"block","key":"unaware","block_ms":600000,"probation_ms":0}"#;
+    fleet.redis.cli(&["PUBLISH", "hashgate:control", message]);
+    assert!(
+        live.wait_timeout(Duration::from_secs(10)).is_some(),
+        "the live stream under a key blocked elsewhere was cut"
+    );
+    let (code, out) = replay_once(&benign, &fleet.gates[1].url("unaware"));
+    assert_eq!(code, 2, "and its key is refused: {out}");
+}
+
 /// The flood guard counts streams across instances: an entry that matches benign streams on
 /// three instances (one each, within every instance's own limit) is demoted fleet-wide.
 #[test]
 fn the_flood_guard_counts_streams_across_instances() {
     let dir = temp_dir();
-    let card = dir.path().join("card.flv");
-    lavfi_clip(
-        &card,
-        "smptebars=size=640x360:rate=30",
-        6,
-        &["-g", "30", "-f", "flv"],
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&card)
-        .output()
-        .expect("hash");
-    assert!(out.status.success());
-    let list = dir.path().join("card.tsv");
-    std::fs::write(&list, &out.stdout).expect("list");
+    let (card, list) = test_card_list(dir.path());
     let fleet = Fleet::start(
         dir.path(),
         &format!(

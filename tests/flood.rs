@@ -74,21 +74,7 @@ fn a_test_card_entry_does_not_cut_every_stream_that_shows_it() {
     let nginx = Nginx::start(dir.path());
     // Benign streams showing a test card, and a list that (wrongly) holds the card: every entry
     // of `hashgate hash --fps 2 card.flv` is the same picture at another second.
-    let card = dir.path().join("card.flv");
-    lavfi_clip(
-        &card,
-        "smptebars=size=640x360:rate=30",
-        6,
-        &["-g", "30", "-f", "flv"],
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&card)
-        .output()
-        .expect("hash");
-    assert!(out.status.success());
-    let list = dir.path().join("card.tsv");
-    std::fs::write(&list, &out.stdout).expect("list");
+    let (card, list) = test_card_list(dir.path());
     let log = dir.path().join("events.jsonl");
     let hashgate = gate(dir.path(), &nginx, &list, &log);
     let streams = 12;

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let payload = Bytes::copy_from_slice(data);
-    let _ = hashgate::relay::tap::video_frame_kind(&payload);
+    let _ = hashgate::relay::tap::video_frame_kind(data);
     if let Ok(tag) = hashgate::inspect::flv::parse_video_tag(&payload) {
         let _ = format!("{tag:?}");
     }

@@ -247,68 +247,47 @@ pub async fn cut(
         .streams()
         .into_iter()
         .find(|s| s.stream_key == key);
-    let Some(stream) = local else {
-        return cut_elsewhere(&state, key, options.reason, block).await;
+    // Not live here: in a fleet, the instance that carries it (from the heartbeats).
+    let carrier = match (&local, &state.cluster) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(cluster)) => match cluster.fleet_streams().await {
+            // The listing shows keys as the API does (their hash with events.redact_keys): the
+            // operator may give the key or that hash.
+            Ok(fleet) => fleet
+                .into_iter()
+                .find(|s| s.key == for_api(&key) || s.key == key),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
+    };
+    let peer = match (&local, &carrier) {
+        (Some(stream), _) => stream.peer,
+        (None, Some(_)) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        (None, None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no live stream under \"{}\"", shown(&key)),
+            )
+        }
     };
     let reason = options.reason.unwrap_or_else(|| "cut by operator".into());
     let probation = state.cut_probation;
     process_metrics().cuts.inc(&["operator"]);
     // Logged before cutting: the stream's unpublish line and event follow its cut.
-    tracing::warn!(key = %shown(&key), reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator");
+    let instance = carrier.as_ref().map_or("", |c| c.instance.as_str());
+    tracing::warn!(key = %shown(&key), instance, reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator");
     state.events.emit(
         &key,
-        stream.peer,
+        peer,
         EventKind::Operator {
             action: "cut".into(),
             reason: reason.clone(),
         },
     );
-    let was_live = state.registry.cut(&key, &reason, block, probation);
-    Json(json!({ "key": for_api(&key), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
-        .into_response()
-}
-
-/// A cut of a stream not live here: sent to the fleet when an instance carries it.
-async fn cut_elsewhere(
-    state: &AdminState,
-    key: String,
-    reason: Option<String>,
-    block: Duration,
-) -> Response {
-    let not_found = || {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("no live stream under \"{}\"", shown(&key)),
-        )
+    let Some(carrier) = carrier else {
+        let was_live = state.registry.cut(&key, &reason, block, probation);
+        return Json(json!({ "key": for_api(&key), "cut": was_live, "reason": reason, "blocked_s": block.as_secs() }))
+            .into_response();
     };
-    let Some(cluster) = &state.cluster else {
-        return not_found();
-    };
-    let fleet = match cluster.fleet_streams().await {
-        Ok(fleet) => fleet,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    // The listing shows keys as the API does (their hash with events.redact_keys): the
-    // operator may give the key or that hash.
-    let shown_key = for_api(&key);
-    let Some(carrier) = fleet
-        .into_iter()
-        .find(|s| s.key == shown_key || s.key == key)
-    else {
-        return not_found();
-    };
-    let reason = reason.unwrap_or_else(|| "cut by operator".into());
-    process_metrics().cuts.inc(&["operator"]);
-    tracing::warn!(key = %shown(&key), instance = %carrier.instance, reason = %reason.escape_debug(), block_s = block.as_secs(), "cut by operator, sent to the instance that carries the stream");
-    let nobody = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-    state.events.emit(
-        &key,
-        nobody,
-        EventKind::Operator {
-            action: "cut".into(),
-            reason: reason.clone(),
-        },
-    );
     if carrier.key == key && crate::registry::key::looks_hashed(&key) {
         // The operator named the stream by its hash (redacted listing): the carrier, which
         // knows the key, resolves it, then cuts and blocks the key itself.
@@ -317,14 +296,12 @@ async fn cut_elsewhere(
             key: key.clone(),
             reason: reason.clone(),
             block_until: (!block.is_zero()).then(|| now + block),
-            probation_until: (!state.cut_probation.is_zero()).then(|| now + state.cut_probation),
+            probation_until: (!probation.is_zero()).then(|| now + probation),
             live_here: false,
             by_hash: true,
         });
     } else {
-        state
-            .registry
-            .cut(&key, &reason, block, state.cut_probation);
+        state.registry.cut(&key, &reason, block, probation);
     }
     (
         StatusCode::ACCEPTED,

@@ -192,21 +192,12 @@ impl StreamRegistry {
         block_until: Option<Instant>,
         probation_until: Option<Instant>,
     ) -> bool {
-        if let Some(until) = block_until {
-            locked(&self.blocks).insert(key, until);
-        }
-        if let Some(until) = probation_until {
-            locked(&self.probation).insert(key, until);
-        }
-        locked(&self.live)
-            .get(key)
-            .is_some_and(|stream| stream.cut.send(reason.to_owned()).is_ok())
+        self.remember(key, block_until, probation_until);
+        self.cut_live(key, reason)
     }
 
-    /// Records a block and probation learnt from the fleet. A stream live here under a key
-    /// that was not blocked here is cut (it was accepted while this instance did not know the
-    /// block, or the cut meant for it was lost on the way). Returns whether one was.
-    pub fn apply_block(
+    /// Records a block and probation; returns whether the key was not blocked before.
+    fn remember(
         &self,
         key: &str,
         block_until: Option<Instant>,
@@ -222,9 +213,25 @@ impl StreamRegistry {
             locked(&self.probation).insert(key, until);
         }
         newly_blocked
-            && locked(&self.live)
-                .get(key)
-                .is_some_and(|stream| stream.cut.send("stream key blocked".to_owned()).is_ok())
+    }
+
+    /// Sends `reason` to the stream live under `key`; whether there was one.
+    fn cut_live(&self, key: &str, reason: &str) -> bool {
+        locked(&self.live)
+            .get(key)
+            .is_some_and(|stream| stream.cut.send(reason.to_owned()).is_ok())
+    }
+
+    /// Records a block and probation learnt from the fleet. A stream live here under a key
+    /// that was not blocked here is cut (it was accepted while this instance did not know the
+    /// block, or the cut meant for it was lost on the way). Returns whether one was.
+    pub fn apply_block(
+        &self,
+        key: &str,
+        block_until: Option<Instant>,
+        probation_until: Option<Instant>,
+    ) -> bool {
+        self.remember(key, block_until, probation_until) && self.cut_live(key, "stream key blocked")
     }
 
     /// Lifts a block another instance lifted.

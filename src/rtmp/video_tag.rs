@@ -86,49 +86,6 @@ fn si24(b: &[u8]) -> i32 {
     (raw << 8) >> 8
 }
 
-/// Parses a video message body. Never copies the coded data.
-pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, TruncatedTag> {
-    let truncated = || TruncatedTag(payload.len());
-    let first = *payload.first().ok_or_else(truncated)?;
-    if first & 0x80 != 0 {
-        return parse_enhanced(payload, first);
-    }
-    let frame_type = first >> 4;
-    let codec_id = first & 0x0F;
-    let codec = match codec_id {
-        7 => VideoCodec::H264,
-        12 => VideoCodec::Hevc,
-        other => {
-            return Ok(VideoTag::Skip {
-                what: format!("FLV video codec id {other}"),
-                unsupported_codec: true,
-            })
-        }
-    };
-    if frame_type == 5 {
-        return Ok(skip("video info/command frame"));
-    }
-    let header = payload.get(..5).ok_or_else(truncated)?;
-    let composition_time = si24(&header[2..5]);
-    // FFmpeg's FLV demuxer, and so every player built on it, decodes any packet type but 0
-    // that carries data as a coded frame: so does inspection, whatever the type byte says.
-    let has_data = payload.len() > 5;
-    Ok(match header[1] {
-        0 => VideoTag::SequenceStart {
-            codec,
-            config: payload.slice(5..),
-        },
-        _ if has_data => VideoTag::Frame {
-            codec,
-            keyframe: frame_type == 1 || frame_type == 4,
-            composition_time,
-            data: payload.slice(5..),
-        },
-        2 => VideoTag::SequenceEnd,
-        other => skip(&format!("empty AVC packet of type {other}")),
-    })
-}
-
 /// What a video message carries, read from its first bytes (classic FLV and Enhanced RTMP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoFrameKind {
@@ -142,109 +99,199 @@ pub enum VideoFrameKind {
     Other,
 }
 
-/// Classifies a video tag body: [`parse_video_tag`]'s answer, with the frame type of coded
-/// frames in codecs inspection does not decode. Cheap: the coded data is not touched.
-pub fn video_frame_kind(payload: &Bytes) -> VideoFrameKind {
+/// Classifies a video tag body from the same parse as [`parse_video_tag`], with the frame type
+/// of coded frames in codecs inspection does not decode. Cheap enough for the relay's path: no
+/// copy, no allocation, the coded data untouched.
+pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
     let Some(&first) = payload.first() else {
         return VideoFrameKind::Other;
+    };
+    let key_or_inter = |keyframe: bool| {
+        if keyframe {
+            VideoFrameKind::Keyframe
+        } else {
+            VideoFrameKind::Interframe
+        }
     };
     let frame_type = if first & 0x80 != 0 {
         (first >> 4) & 0x07
     } else {
         first >> 4
     };
-    let keyframe_or_not = || {
-        if frame_type == 1 || frame_type == 4 {
-            VideoFrameKind::Keyframe
-        } else {
-            VideoFrameKind::Interframe
-        }
-    };
-    match parse_video_tag(payload) {
-        Ok(VideoTag::SequenceStart { .. }) => VideoFrameKind::SequenceHeader,
-        Ok(VideoTag::Frame { keyframe: true, .. }) => VideoFrameKind::Keyframe,
-        Ok(VideoTag::Frame { .. }) => VideoFrameKind::Interframe,
-        Ok(VideoTag::Skip {
-            unsupported_codec: true,
-            ..
-        }) if frame_type != 5 => {
-            if first & 0x80 == 0 {
-                return keyframe_or_not();
-            }
-            // Enhanced RTMP with a FourCC inspection does not decode: its packet type still
-            // says what it is; multitrack, ModEx and reserved types are not frames of one track.
-            match first & 0x0F {
-                0 => VideoFrameKind::SequenceHeader,
-                1 | 3 => keyframe_or_not(),
-                _ => VideoFrameKind::Other,
-            }
-        }
+    let keyframe = frame_type == 1 || frame_type == 4;
+    match parse_header(payload) {
+        Ok(Header::SequenceStart { .. }) => VideoFrameKind::SequenceHeader,
+        Ok(Header::Frame { keyframe, .. }) => key_or_inter(keyframe),
+        // Coded frames of codecs inspection does not decode still start or continue GOPs.
+        Ok(Header::Skip(Skipped::ClassicCodec(_))) if frame_type != 5 => key_or_inter(keyframe),
+        // An unknown FourCC's packet type still says what it is.
+        Ok(Header::Skip(Skipped::FourCc(_))) if frame_type != 5 => match first & 0x0F {
+            0 => VideoFrameKind::SequenceHeader,
+            1 | 3 => key_or_inter(keyframe),
+            _ => VideoFrameKind::Other,
+        },
+        // Multitrack, ModEx and reserved types are not frames of one track.
         _ => VideoFrameKind::Other,
     }
 }
 
-fn skip(what: &str) -> VideoTag {
-    VideoTag::Skip {
-        what: what.to_owned(),
-        unsupported_codec: false,
+/// What a video tag's header says, read over its bytes without copying or allocating; the
+/// coded data starts at `at`. The one parse both [`parse_video_tag`] and [`video_frame_kind`]
+/// answer from.
+enum Header {
+    SequenceStart {
+        codec: VideoCodec,
+        at: usize,
+    },
+    Frame {
+        codec: VideoCodec,
+        keyframe: bool,
+        composition_time: i32,
+        at: usize,
+    },
+    SequenceEnd,
+    Skip(Skipped),
+}
+
+/// Why a message is not decoded.
+enum Skipped {
+    /// A classic FLV codec id other than AVC and HEVC.
+    ClassicCodec(u8),
+    /// An Enhanced RTMP FourCC inspection does not decode.
+    FourCc([u8; 4]),
+    /// Enhanced RTMP multitrack (6), ModEx (7), or a reserved packet type.
+    Wrapped(u8),
+    /// A video info/command frame.
+    Command,
+    /// An AVC/HEVC packet without data, of this type.
+    EmptyPacket(u8),
+    /// Enhanced RTMP metadata.
+    Metadata,
+}
+
+impl Skipped {
+    fn unsupported_codec(&self) -> bool {
+        matches!(
+            self,
+            Skipped::ClassicCodec(_) | Skipped::FourCc(_) | Skipped::Wrapped(_)
+        )
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Skipped::ClassicCodec(id) => format!("FLV video codec id {id}"),
+            Skipped::FourCc(fourcc) => format!(
+                "Enhanced RTMP video FourCC {:?}",
+                String::from_utf8_lossy(fourcc)
+            ),
+            Skipped::Wrapped(6) => "Enhanced RTMP multitrack video".into(),
+            Skipped::Wrapped(7) => "Enhanced RTMP ModEx video".into(),
+            Skipped::Wrapped(other) => format!("Enhanced RTMP video packet type {other}"),
+            Skipped::Command => "video info/command frame".into(),
+            Skipped::EmptyPacket(kind) => format!("empty AVC packet of type {kind}"),
+            Skipped::Metadata => "Enhanced RTMP video metadata".into(),
+        }
     }
 }
 
-fn parse_enhanced(payload: &Bytes, first: u8) -> Result<VideoTag, TruncatedTag> {
+fn parse_header(payload: &[u8]) -> Result<Header, TruncatedTag> {
+    let truncated = || TruncatedTag(payload.len());
+    let first = *payload.first().ok_or_else(truncated)?;
+    if first & 0x80 != 0 {
+        return parse_enhanced(payload, first);
+    }
+    let frame_type = first >> 4;
+    let codec = match first & 0x0F {
+        7 => VideoCodec::H264,
+        12 => VideoCodec::Hevc,
+        other => return Ok(Header::Skip(Skipped::ClassicCodec(other))),
+    };
+    if frame_type == 5 {
+        return Ok(Header::Skip(Skipped::Command));
+    }
+    let header = payload.get(..5).ok_or_else(truncated)?;
+    // FFmpeg's FLV demuxer, and so every player built on it, decodes any packet type but 0
+    // that carries data as a coded frame: so does inspection, whatever the type byte says.
+    let has_data = payload.len() > 5;
+    Ok(match header[1] {
+        0 => Header::SequenceStart { codec, at: 5 },
+        _ if has_data => Header::Frame {
+            codec,
+            keyframe: frame_type == 1 || frame_type == 4,
+            composition_time: si24(&header[2..5]),
+            at: 5,
+        },
+        2 => Header::SequenceEnd,
+        other => Header::Skip(Skipped::EmptyPacket(other)),
+    })
+}
+
+fn parse_enhanced(payload: &[u8], first: u8) -> Result<Header, TruncatedTag> {
     let truncated = || TruncatedTag(payload.len());
     let frame_type = (first >> 4) & 0x07;
     let packet_type = first & 0x0F;
     // Multitrack and ModEx wrap coded frames that players may show: never a silent skip.
-    let unsupported = |what: &str| VideoTag::Skip {
-        what: what.to_owned(),
-        unsupported_codec: true,
-    };
-    match packet_type {
-        6 => return Ok(unsupported("Enhanced RTMP multitrack video")),
-        7 => return Ok(unsupported("Enhanced RTMP ModEx video")),
-        _ => {}
+    if matches!(packet_type, 6 | 7) {
+        return Ok(Header::Skip(Skipped::Wrapped(packet_type)));
     }
     let fourcc: [u8; 4] = payload
         .get(1..5)
         .and_then(|b| b.try_into().ok())
         .ok_or_else(truncated)?;
     let Some(codec) = VideoCodec::from_fourcc(fourcc) else {
-        return Ok(VideoTag::Skip {
-            what: format!(
-                "Enhanced RTMP video FourCC {:?}",
-                String::from_utf8_lossy(&fourcc)
-            ),
-            unsupported_codec: true,
-        });
+        return Ok(Header::Skip(Skipped::FourCc(fourcc)));
     };
     if frame_type == 5 {
-        return Ok(skip("video info/command frame"));
+        return Ok(Header::Skip(Skipped::Command));
     }
     let keyframe = frame_type == 1 || frame_type == 4;
     Ok(match packet_type {
-        0 => VideoTag::SequenceStart {
-            codec,
-            config: payload.slice(5..),
-        },
+        0 => Header::SequenceStart { codec, at: 5 },
         // CodedFrames carries a composition time for the codecs that have B-frames.
         1 if matches!(codec, VideoCodec::H264 | VideoCodec::Hevc) => {
             let cts = payload.get(5..8).ok_or_else(truncated)?;
-            VideoTag::Frame {
+            Header::Frame {
                 codec,
                 keyframe,
                 composition_time: si24(cts),
-                data: payload.slice(8..),
+                at: 8,
             }
         }
-        1 | 3 => VideoTag::Frame {
+        1 | 3 => Header::Frame {
             codec,
             keyframe,
             composition_time: 0,
-            data: payload.slice(5..),
+            at: 5,
         },
-        2 => VideoTag::SequenceEnd,
-        4 => skip("Enhanced RTMP video metadata"),
-        other => unsupported(&format!("Enhanced RTMP video packet type {other}")),
+        2 => Header::SequenceEnd,
+        4 => Header::Skip(Skipped::Metadata),
+        other => Header::Skip(Skipped::Wrapped(other)),
+    })
+}
+
+/// Parses a video message body. Never copies the coded data.
+pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, TruncatedTag> {
+    Ok(match parse_header(payload)? {
+        Header::SequenceStart { codec, at } => VideoTag::SequenceStart {
+            codec,
+            config: payload.slice(at..),
+        },
+        Header::Frame {
+            codec,
+            keyframe,
+            composition_time,
+            at,
+        } => VideoTag::Frame {
+            codec,
+            keyframe,
+            composition_time,
+            data: payload.slice(at..),
+        },
+        Header::SequenceEnd => VideoTag::SequenceEnd,
+        Header::Skip(why) => VideoTag::Skip {
+            what: why.describe(),
+            unsupported_codec: why.unsupported_codec(),
+        },
     })
 }
 
@@ -300,7 +347,7 @@ mod tests {
 
     #[test]
     fn frame_kinds_come_from_the_same_parse() {
-        let kind = |b: &[u8]| video_frame_kind(&Bytes::copy_from_slice(b));
+        let kind = video_frame_kind;
         assert_eq!(kind(&[0x17, 0, 0, 0, 0, 1]), VideoFrameKind::SequenceHeader);
         assert_eq!(kind(&[0x17, 1, 0, 0, 0, 9]), VideoFrameKind::Keyframe);
         assert_eq!(kind(&[0x27, 1, 0, 0, 0, 9]), VideoFrameKind::Interframe);

@@ -678,6 +678,28 @@ pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> Kno
     }
 }
 
+/// Benign streams showing a test card, and a list that (wrongly) holds the card: every entry
+/// of `hashgate hash --fps 2 card.flv` is the same picture at another second. Returns the
+/// 6 s card video (FLV) and the list.
+pub fn test_card_list(dir: &Path) -> (PathBuf, PathBuf) {
+    let card = dir.join("card.flv");
+    lavfi_clip(
+        &card,
+        "smptebars=size=640x360:rate=30",
+        6,
+        &["-g", "30", "-f", "flv"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&card)
+        .output()
+        .expect("hash");
+    assert!(out.status.success());
+    let list = dir.join("card.tsv");
+    std::fs::write(&list, &out.stdout).expect("list");
+    (card, list)
+}
+
 /// What `hashgate scan` prints for `video` with `config` and `extra` arguments; panics with its
 /// error output when it fails.
 pub fn hashgate_scan(config: &Path, video: &Path, extra: &[&str]) -> String {
