@@ -22,6 +22,12 @@ pub struct Sampler {
     window_start_ms: Option<f64>,
     next_due_ms: f64,
     last_seen_ms: Option<f64>,
+    /// Stream time between the last two frames seen in order: live sample points are drawn
+    /// about this much earlier, so each falls on a frame inside its own interval.
+    frame_gap_ms: f64,
+    /// How much earlier than drawn the current live sample point is (0 until a frame gap is
+    /// known: the first interval's point moves when the second frame comes).
+    drawn_early_ms: f64,
     last_taken_at: Option<Instant>,
     /// Stream time of the last frame taken.
     last_taken_ms: Option<f64>,
@@ -42,7 +48,7 @@ pub const BOOST: f64 = 4.0;
 const JUMP_BACK_MS: f64 = 1000.0;
 
 /// The wall clock takes a frame after this many sampling intervals without one. Above 2: with
-/// random sample points two samples can lie up to two intervals apart.
+/// random sample points two samples can lie up to two intervals and a frame gap apart.
 const WALL_SLACK: f64 = 2.2;
 
 impl Sampler {
@@ -54,6 +60,8 @@ impl Sampler {
             window_start_ms: None,
             next_due_ms: 0.0,
             last_seen_ms: None,
+            frame_gap_ms: 0.0,
+            drawn_early_ms: 0.0,
             last_taken_at: None,
             last_taken_ms: None,
             last_extra_at: None,
@@ -81,6 +89,12 @@ impl Sampler {
 
     /// Opens the interval starting at `start`: its sample point is its start, or a random
     /// point within it when live.
+    ///
+    /// A sample is the first frame at or after the point, so a point drawn after the
+    /// interval's last frame would take the next interval's first frame, and that interval
+    /// would go without a sample of its own (a 2 fps sampler of a 30 fps stream hashed 1.87
+    /// frames a second). Live points are therefore drawn one frame gap early: each frame of
+    /// the interval is equally likely to be the sample, and the sample stays inside it.
     fn open_window(&mut self, start: f64, interval: f64) {
         self.window_start_ms = Some(start);
         let offset = self
@@ -88,6 +102,17 @@ impl Sampler {
             .as_mut()
             .map_or(0.0, |rng| rng.gen_range(0.0..interval));
         self.next_due_ms = start + offset;
+        self.drawn_early_ms = 0.0;
+        self.draw_early(interval);
+    }
+
+    /// Moves a live sample point one frame gap earlier, once, when the gap is known.
+    fn draw_early(&mut self, interval: f64) {
+        if self.jitter.is_some() && self.drawn_early_ms == 0.0 && self.frame_gap_ms > 0.0 {
+            // A millisecond more: timestamps are whole milliseconds, so gaps differ by one.
+            self.drawn_early_ms = (self.frame_gap_ms + 1.0).min(interval / 2.0);
+            self.next_due_ms -= self.drawn_early_ms;
+        }
     }
 
     /// Whether the frame presented at `pts_ms`, whose message arrived at `arrived`, is to be
@@ -208,6 +233,12 @@ impl Sampler {
         let jumped_back = self
             .last_seen_ms
             .is_some_and(|last| t < last - JUMP_BACK_MS);
+        if let Some(last) = self.last_seen_ms.filter(|last| t > *last) {
+            self.frame_gap_ms = t - last;
+            if self.window_start_ms.is_some() {
+                self.draw_early(interval);
+            }
+        }
         self.last_seen_ms = Some(t);
         if jumped_back {
             // Restart the schedule instead of starving it until the old time comes back.
@@ -345,15 +376,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn live_sampling_keeps_the_configured_rate() {
+        // Each interval gets its own sample, whatever the frame rate and however the interval
+        // lines up with the frames (a point past an interval's last frame used to take the next
+        // interval's first frame and leave that interval without a sample).
+        let t0 = Instant::now();
+        for (stream_fps, fps) in [
+            (30.0_f64, 2.0),
+            (29.97, 2.0),
+            (15.0, 2.0),
+            (30.0, 4.0),
+            (25.0, 1.0),
+        ] {
+            for seed in 0..20 {
+                let mut s = Sampler {
+                    jitter: Some(StdRng::seed_from_u64(seed)),
+                    ..Sampler::new(fps)
+                };
+                // 30 s and a frame: the last interval's point always has a frame after it.
+                let frames = (0..=(stream_fps * 30.0).ceil() as i64)
+                    .map(|i| (i as f64 * 1000.0 / stream_fps).round() as i64);
+                let (interval, early) = (1000.0 / fps, 1000.0 / stream_fps + 1.0);
+                let takes: Vec<i64> = frames
+                    .filter(|&t| s.take(t, t0 + Duration::from_millis(t as u64)))
+                    .collect();
+                // Sample k lies in the k-th interval after the first frame, or on the frame
+                // just before it (the point is drawn a frame gap early).
+                let intervals = (30.0 * fps) as usize;
+                assert!(
+                    takes.len() >= intervals,
+                    "{stream_fps} fps at {fps}: {takes:?}"
+                );
+                for (k, &t) in takes.iter().take(intervals).enumerate() {
+                    let start = k as f64 * interval;
+                    assert!(
+                        (start - early..start + interval).contains(&(t as f64)),
+                        "{stream_fps} fps at {fps}, seed {seed}: sample {k} at {t}: {takes:?}"
+                    );
+                }
+            }
+        }
+    }
+
     fn check_live_takes(takes: &[i64], benign: impl Fn(i64) -> bool) {
         let clip = takes.iter().filter(|&&t| !benign(t)).count();
-        // One sample point per 500 ms interval: a point past the interval's last frame is taken
-        // on the next frame, so a few intervals share their frames with the next.
+        // One sample in each 500 ms interval (or on the frame just before it), the last one
+        // but rarely: its point may fall after the stream's last frame.
         assert!(
-            (100..=125).contains(&takes.len()),
-            "{} samples in 60 s",
-            takes.len()
+            (119..=120).contains(&takes.len()),
+            "samples in 60 s: {takes:?}"
         );
+        for (k, &t) in takes.iter().enumerate() {
+            let start = k as i64 * 500;
+            assert!(
+                (start - 35..start + 500).contains(&t),
+                "sample {k} at {t} ms"
+            );
+        }
         assert!(
             clip * 10 > takes.len() * 8,
             "only {clip} of {} samples saw the clip",
