@@ -34,7 +34,8 @@ fn run(
     // The coverage bound must allow the sampling interval (random sample points: up to two
     // intervals apart) and, in keyframes mode, the 1 s GOP; otherwise the stream is cut as
     // uninspectable before the clip, which is not what this measures.
-    let blind_ms = (2000.0 / fps) as u64 + 500;
+    let shortest = hashgate::inspect::sampler::min_blind_bound(fps).map_or(0, |d| d.as_millis());
+    let blind_ms = ((2000.0 / fps) as u64 + 500).max(shortest as u64);
     let config = format!(
         "{}[[lists]]\npath = \"{}\"\n[sampling]\nfps = {fps}\nmode = \"{mode}\"\n[events]\nlog = \"{}\"\n[verdict]\ndelay = \"{delay_ms}ms\"\ncooldown = \"0s\"\nmax_blind = \"{blind_ms}ms\"\nmax_blind_degraded = \"{}ms\"\n",
         upstream(&nginx.url()),

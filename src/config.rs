@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub use crate::relay::settings::{
     Limits, RelaySettings, ServerConfig, UpstreamConfig, UpstreamRoute,
 };
-use crate::units::{duration_value, secs};
+use crate::units::{self, duration_value, secs};
 pub use crate::units::{parse_duration, parse_size};
 
 use crate::cluster::ClusterSettings;
@@ -656,6 +656,7 @@ impl Config {
                 "must be at least verdict.max_blind".into(),
             ));
         }
+        self.check_blind_against_rates(path)?;
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(invalid(
                 "server.tls_cert",
@@ -686,6 +687,40 @@ impl Config {
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be longer than 0s".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Live sample points are drawn at random within each interval, so two hashed frames can
+    /// lie over two intervals apart: a `max_blind` shorter than that, with room for decoding
+    /// and arrival jitter, would cut healthy streams as uninspectable.
+    fn check_blind_against_rates(&self, path: &Path) -> Result<(), ConfigError> {
+        let rates = std::iter::once(("sampling.fps".to_owned(), self.sampling.fps)).chain(
+            self.routes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((format!("routes[{i}].fps"), r.fps?))),
+        );
+        for (key, fps) in rates {
+            let Some(needed) = crate::inspect::sampler::min_blind_bound(fps) else {
+                continue;
+            };
+            if self.verdict.max_blind < needed {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line: None,
+                    key: "verdict.max_blind".into(),
+                    message: format!(
+                        "{} is too short for {key} = {fps}: sample points are random within \
+                         each {} interval, so two hashed frames can lie over two intervals \
+                         apart, and healthy streams would be cut as uninspectable; set it to \
+                         at least {} or sample faster",
+                        units::duration_text(self.verdict.max_blind),
+                        units::duration_text(Duration::from_secs_f64(1.0 / fps)),
+                        units::duration_text(needed),
+                    ),
+                });
             }
         }
         Ok(())
@@ -814,6 +849,38 @@ upstream_key = "b"
                 .expect_err("too big")
                 .to_string();
         assert!(err.contains("limits.max_message_size"), "{err}");
+    }
+
+    #[test]
+    fn max_blind_leaves_room_for_two_sampling_intervals() {
+        let with = |extra: &str| parse(&format!("[upstream]\nurl = \"rtmp://h/a\"\n{extra}"));
+        // The defaults (2 fps, 1.5 s) are just enough.
+        assert!(with("").is_ok());
+        let err = with("[sampling]\nfps = 1.0\n")
+            .expect_err("1 fps with the default max_blind")
+            .to_string();
+        assert!(
+            err.contains("verdict.max_blind")
+                && err.contains("sampling.fps = 1")
+                && err.contains("at least 2500ms"),
+            "{err}"
+        );
+        assert!(with("[sampling]\nfps = 1.0\n[verdict]\nmax_blind = \"2500ms\"\n").is_ok());
+        // A route's own rate counts too; every frame (0) needs no room.
+        let err = with("[[routes]]\nkey = \"slow\"\nfps = 0.5\n")
+            .expect_err("a slow route")
+            .to_string();
+        assert!(
+            err.contains("routes[0].fps = 0.5") && err.contains("at least 4700ms"),
+            "{err}"
+        );
+        assert!(with("[sampling]\nfps = 0.0\n[[routes]]\nkey = \"k\"\nfps = 0\n").is_ok());
+        assert_eq!(units::duration_text(Duration::from_millis(2500)), "2500ms");
+        assert_eq!(units::duration_text(Duration::from_secs(4)), "4s");
+        assert_eq!(
+            units::duration_text(Duration::from_secs_f64(2.0 / 3.0)),
+            "667ms"
+        );
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is out of range for a duration"))
 }
 
+/// A duration as a config file writes it, to the millisecond (rounded up): `"2s"`, `"2500ms"`.
+pub fn duration_text(duration: Duration) -> String {
+    let ms = duration.as_nanos().div_ceil(1_000_000);
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 /// Parses `"64KiB"`, `"16MiB"`, `"1GiB"`, `"500kB"`, `"2MB"` or a plain byte count.
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();

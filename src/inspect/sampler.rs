@@ -8,6 +8,12 @@
 //! publisher who knows the rate cannot put benign frames exactly where the samples fall and the
 //! clip everywhere else. Files are sampled at the start of each interval, so lists made with
 //! `hashgate hash --fps` are reproducible.
+//!
+//! A sample is the first frame at or after its point, so a frame's chance grows with how long
+//! the frame before it is shown: timestamps that show each frame of a clip for most of a frame
+//! interval, and a benign frame for a millisecond after it, put most samples on the benign
+//! frames. Not handled yet (hashing the frame on screen at the point instead changes which
+//! frames the decoding shortcuts may skip).
 
 use std::time::{Duration, Instant};
 
@@ -22,12 +28,9 @@ pub struct Sampler {
     window_start_ms: Option<f64>,
     next_due_ms: f64,
     last_seen_ms: Option<f64>,
-    /// Stream time between the last two frames seen in order: live sample points are drawn
-    /// about this much earlier, so each falls on a frame inside its own interval.
-    frame_gap_ms: f64,
-    /// How much earlier than drawn the current live sample point is (0 until a frame gap is
-    /// known: the first interval's point moves when the second frame comes).
-    drawn_early_ms: f64,
+    /// Spacing of the coded frames as they arrive: live sample points are drawn about this
+    /// much earlier, so each falls on a frame inside its own interval.
+    frame_gap: FrameGap,
     last_taken_at: Option<Instant>,
     /// Stream time of the last frame taken.
     last_taken_ms: Option<f64>,
@@ -48,8 +51,55 @@ pub const BOOST: f64 = 4.0;
 const JUMP_BACK_MS: f64 = 1000.0;
 
 /// The wall clock takes a frame after this many sampling intervals without one. Above 2: with
-/// random sample points two samples can lie up to two intervals and a frame gap apart.
-const WALL_SLACK: f64 = 2.2;
+/// random sample points two samples can lie up to two intervals and a frame gap apart (the
+/// gap counted at most `WALL_SLACK - 2` intervals).
+pub const WALL_SLACK: f64 = 2.2;
+
+/// The shortest coverage bound (`verdict.max_blind`) that sampling at `fps` keeps without
+/// cutting healthy streams: [`WALL_SLACK`] intervals between two hashed frames, and 300 ms for
+/// a picture held for reordering, arrival jitter and the coverage watch's tick.
+pub fn min_blind_bound(fps: f64) -> Option<Duration> {
+    (fps > 0.0 && fps.is_finite()).then(|| {
+        let ms = (WALL_SLACK * 1000.0 / fps).ceil() + 300.0;
+        Duration::from_millis(ms as u64)
+    })
+}
+
+/// The median step between the decode timestamps of the last few coded frames: the stream's
+/// frame spacing, read from what arrives rather than from the pictures sampled (shortcuts skip
+/// some of those). A publisher who makes it wrong moves a sample point by at most
+/// `WALL_SLACK - 2` intervals, not out of its interval's randomness.
+#[derive(Debug, Clone, Default)]
+struct FrameGap {
+    last_dts: Option<i64>,
+    steps: [u32; 8],
+    count: usize,
+}
+
+impl FrameGap {
+    fn observe(&mut self, dts_ms: i64) {
+        if let Some(step) = self
+            .last_dts
+            .and_then(|last| u32::try_from(dts_ms.checked_sub(last)?).ok())
+            .filter(|step| *step > 0)
+        {
+            self.steps[self.count % self.steps.len()] = step;
+            self.count += 1;
+        }
+        self.last_dts = Some(dts_ms);
+    }
+
+    fn median_ms(&self) -> Option<f64> {
+        let n = self.count.min(self.steps.len());
+        if n == 0 {
+            return None;
+        }
+        let mut steps = self.steps;
+        let steps = &mut steps[..n];
+        steps.sort_unstable();
+        Some(f64::from(steps[n / 2]))
+    }
+}
 
 impl Sampler {
     /// A sampler at `fps` frames per second of stream time, taking the first frame of each
@@ -60,8 +110,7 @@ impl Sampler {
             window_start_ms: None,
             next_due_ms: 0.0,
             last_seen_ms: None,
-            frame_gap_ms: 0.0,
-            drawn_early_ms: 0.0,
+            frame_gap: FrameGap::default(),
             last_taken_at: None,
             last_taken_ms: None,
             last_extra_at: None,
@@ -93,26 +142,31 @@ impl Sampler {
     /// A sample is the first frame at or after the point, so a point drawn after the
     /// interval's last frame would take the next interval's first frame, and that interval
     /// would go without a sample of its own (a 2 fps sampler of a 30 fps stream hashed 1.87
-    /// frames a second). Live points are therefore drawn one frame gap early: each frame of
-    /// the interval is equally likely to be the sample, and the sample stays inside it.
+    /// frames a second). Live points are therefore drawn one frame gap early, so that at a
+    /// steady frame rate each frame of the interval is as likely to be the sample and the
+    /// sample stays inside it. A point never falls on or before a frame already seen: the
+    /// schedule only moves forward (see [`Sampler::may_take`]).
     fn open_window(&mut self, start: f64, interval: f64) {
         self.window_start_ms = Some(start);
-        let offset = self
-            .jitter
-            .as_mut()
-            .map_or(0.0, |rng| rng.gen_range(0.0..interval));
-        self.next_due_ms = start + offset;
-        self.drawn_early_ms = 0.0;
-        self.draw_early(interval);
+        let Some(rng) = self.jitter.as_mut() else {
+            self.next_due_ms = start;
+            return;
+        };
+        // A millisecond more: timestamps are whole milliseconds, so steps differ by one.
+        let early = self
+            .frame_gap
+            .median_ms()
+            .map_or(0.0, |gap| (gap + 1.0).min(interval * (WALL_SLACK - 2.0)));
+        let point = start + rng.gen_range(0.0..interval) - early;
+        self.next_due_ms = self
+            .last_seen_ms
+            .map_or(point, |seen| point.max(seen + 1.0));
     }
 
-    /// Moves a live sample point one frame gap earlier, once, when the gap is known.
-    fn draw_early(&mut self, interval: f64) {
-        if self.jitter.is_some() && self.drawn_early_ms == 0.0 && self.frame_gap_ms > 0.0 {
-            // A millisecond more: timestamps are whole milliseconds, so gaps differ by one.
-            self.drawn_early_ms = (self.frame_gap_ms + 1.0).min(interval / 2.0);
-            self.next_due_ms -= self.drawn_early_ms;
-        }
+    /// Notes a coded frame's decode timestamp as it arrives, before decoding: the frame
+    /// spacing live sample points are drawn with.
+    pub fn note_coded_frame(&mut self, dts_ms: i64) {
+        self.frame_gap.observe(dts_ms);
     }
 
     /// Whether the frame presented at `pts_ms`, whose message arrived at `arrived`, is to be
@@ -233,12 +287,6 @@ impl Sampler {
         let jumped_back = self
             .last_seen_ms
             .is_some_and(|last| t < last - JUMP_BACK_MS);
-        if let Some(last) = self.last_seen_ms.filter(|last| t > *last) {
-            self.frame_gap_ms = t - last;
-            if self.window_start_ms.is_some() {
-                self.draw_early(interval);
-            }
-        }
         self.last_seen_ms = Some(t);
         if jumped_back {
             // Restart the schedule instead of starving it until the old time comes back.
@@ -367,13 +415,28 @@ mod tests {
                 jitter: Some(StdRng::seed_from_u64(seed)),
                 ..Sampler::new(2.0)
             };
-            let takes: Vec<i64> = frames
-                .iter()
-                .copied()
-                .filter(|&t| live.take(t, t0 + Duration::from_millis(t as u64)))
-                .collect();
-            check_live_takes(&takes, benign);
+            check_live_takes(&live_run(&mut live, &frames), benign);
         }
+    }
+
+    /// A live stream in real time without reordering: each coded frame arrives (and its
+    /// timestamp is noted) two frames before its picture comes out, as from a decoder with a
+    /// little delay. The frames taken.
+    fn live_run(s: &mut Sampler, frames: &[i64]) -> Vec<i64> {
+        let t0 = Instant::now();
+        for &t in frames.iter().take(2) {
+            s.note_coded_frame(t);
+        }
+        let mut takes = Vec::new();
+        for (i, &t) in frames.iter().enumerate() {
+            if let Some(&ahead) = frames.get(i + 2) {
+                s.note_coded_frame(ahead);
+            }
+            if s.take(t, t0 + Duration::from_millis(t as u64)) {
+                takes.push(t);
+            }
+        }
+        takes
     }
 
     #[test]
@@ -381,7 +444,6 @@ mod tests {
         // Each interval gets its own sample, whatever the frame rate and however the interval
         // lines up with the frames (a point past an interval's last frame used to take the next
         // interval's first frame and leave that interval without a sample).
-        let t0 = Instant::now();
         for (stream_fps, fps) in [
             (30.0_f64, 2.0),
             (29.97, 2.0),
@@ -395,12 +457,11 @@ mod tests {
                     ..Sampler::new(fps)
                 };
                 // 30 s and a frame: the last interval's point always has a frame after it.
-                let frames = (0..=(stream_fps * 30.0).ceil() as i64)
-                    .map(|i| (i as f64 * 1000.0 / stream_fps).round() as i64);
-                let (interval, early) = (1000.0 / fps, 1000.0 / stream_fps + 1.0);
-                let takes: Vec<i64> = frames
-                    .filter(|&t| s.take(t, t0 + Duration::from_millis(t as u64)))
+                let frames: Vec<i64> = (0..=(stream_fps * 30.0).ceil() as i64)
+                    .map(|i| (i as f64 * 1000.0 / stream_fps).round() as i64)
                     .collect();
+                let (interval, early) = (1000.0 / fps, (1000.0 / stream_fps).ceil() + 1.0);
+                let takes = live_run(&mut s, &frames);
                 // Sample k lies in the k-th interval after the first frame, or on the frame
                 // just before it (the point is drawn a frame gap early).
                 let intervals = (30.0 * fps) as usize;
@@ -416,6 +477,37 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn timestamp_steps_do_not_stretch_the_schedule() {
+        // A publisher who varies the frame spacing (to mislead the gap the points are drawn
+        // early by) gets samples no further apart than the wall-clock backstop allows, plus the
+        // step that led to the sample.
+        for seed in 0..20 {
+            let mut steps = StdRng::seed_from_u64(seed + 100);
+            let mut t = 0;
+            let frames: Vec<i64> = (0..2000)
+                .map(|_| {
+                    t += [1, 1, 33, 33, 33, 200, 250][steps.gen_range(0..7)];
+                    t
+                })
+                .collect();
+            let mut s = live(seed);
+            let takes = live_run(&mut s, &frames);
+            for pair in takes.windows(2) {
+                assert!(
+                    pair[1] - pair[0] <= (WALL_SLACK * 500.0) as i64 + 250,
+                    "seed {seed}: samples {pair:?}"
+                );
+            }
+            let seconds = (frames[frames.len() - 1] - frames[0]) as f64 / 1000.0;
+            assert!(
+                takes.len() as f64 >= seconds * 2.0 * 0.8,
+                "seed {seed}: {} samples in {seconds} s",
+                takes.len()
+            );
         }
     }
 
@@ -510,6 +602,7 @@ mod tests {
             let mut reorder: Vec<(usize, Instant)> = Vec::new();
             let mut taken = 0;
             for (k, &i) in order.iter().enumerate() {
+                s.note_coded_frame((k * 1000 / 30) as i64);
                 peeked.insert(i, s.may_take(pts(i), arrival(k)));
                 reorder.push((i, arrival(k)));
                 // Pictures come out in presentation order, two packets late.
@@ -526,7 +619,7 @@ mod tests {
                 }
             }
             assert!(
-                taken >= 50,
+                taken >= 59,
                 "seed {seed}: {taken} frames taken over 30 s at 2 fps"
             );
             let skipped = peeked.values().filter(|w| !**w).count();
@@ -534,6 +627,57 @@ mod tests {
                 skipped > 600,
                 "seed {seed}: only {skipped} of 900 frames could be skipped"
             );
+        }
+    }
+
+    #[test]
+    fn the_schedule_only_moves_forward() {
+        // A publisher whose presentation timestamps wobble out of order, with a frame spacing
+        // that keeps changing (so each point is drawn early by a different amount): a picture
+        // judged unwanted before decoding (decoded without deblocking, or skipped) is still
+        // never the one hashed. Arrival in real time: the wall-clock backstop stays out of it.
+        for seed in 0..20 {
+            let t0 = Instant::now();
+            let mut rng = StdRng::seed_from_u64(seed + 200);
+            let mut s = live(seed);
+            let mut pts = 0i64;
+            let frames: Vec<(i64, i64)> = (0..900)
+                .map(|k| {
+                    pts += [20, 33, 80][rng.gen_range(0..3)];
+                    (k * 33, pts + rng.gen_range(-60..=60))
+                })
+                .collect();
+            let mut peeked = Vec::new();
+            let mut taken = 0;
+            for (k, &(dts, p)) in frames.iter().enumerate() {
+                s.note_coded_frame(dts);
+                let at = t0 + Duration::from_millis(dts as u64);
+                peeked.push(s.may_take(p, at));
+                // Pictures come out in arrival order, two packets late.
+                if k >= 2 {
+                    let (dts, p) = frames[k - 2];
+                    if s.take(p, t0 + Duration::from_millis(dts as u64)) {
+                        taken += 1;
+                        assert!(peeked[k - 2], "seed {seed}: frame {} taken unwanted", k - 2);
+                    }
+                }
+            }
+            assert!(taken >= 40, "seed {seed}: {taken} samples in 30 s");
+        }
+    }
+
+    #[test]
+    fn a_point_is_never_drawn_on_a_frame_already_seen() {
+        // What keeps `may_take` right: drawn a frame gap early, an interval opening right after
+        // the frame just seen would put some points before it.
+        for seed in 0..20 {
+            let mut s = live(seed);
+            for dts in (0..=1000).step_by(100) {
+                s.note_coded_frame(dts);
+            }
+            s.last_seen_ms = Some(1000.0);
+            s.open_window(1001.0, 500.0);
+            assert!(s.next_due_ms > 1000.0, "seed {seed}: {}", s.next_due_ms);
         }
     }
 

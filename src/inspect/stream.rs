@@ -428,6 +428,7 @@ impl StreamInspector {
                 }
                 self.skip_to_keyframe = false;
                 let dts = video.timestamp as i64;
+                self.picker.sampler.note_coded_frame(dts);
                 let nals = self.read_nals(&data);
                 let frame = HeldFrame {
                     data,
