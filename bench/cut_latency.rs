@@ -31,9 +31,10 @@ fn run(
     key: &str,
 ) -> Option<(u64, u64, f64)> {
     let log = dir.join(format!("events-{key}.jsonl"));
-    // The coverage bound must allow the sampling interval (random sample points: up to two
-    // intervals apart) and, in keyframes mode, the 1 s GOP; otherwise the stream is cut as
-    // uninspectable before the clip, which is not what this measures.
+    // The coverage bound must allow the sampling interval (random sample points: over two
+    // intervals apart, the config's `min_blind_bound`) and, in keyframes mode, the 1 s GOP;
+    // otherwise the stream is cut as uninspectable before the clip, which is not what this
+    // measures.
     let shortest = hashgate::inspect::sampler::min_blind_bound(fps).map_or(0, |d| d.as_millis());
     let blind_ms = ((2000.0 / fps) as u64 + 500).max(shortest as u64);
     let config = format!(

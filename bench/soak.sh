@@ -38,7 +38,7 @@ CONF
   printf '[sampling]\nmode = "%s"\nfps = %s\n' "$mode" "$fps"
   # The default coverage bound, or the shortest the config accepts at this rate
   # (inspect::sampler::min_blind_bound).
-  awk -v fps="$fps" 'BEGIN { if (fps > 0) { i = 2200 / fps; b = (i > int(i) ? int(i) + 1 : i) + 300; b = b > 1500 ? b : 1500; d = b > 4000 ? b : 4000
+  awk -v fps="$fps" 'BEGIN { if (fps > 0) { i = 2200 / fps; b = (i > int(i) ? int(i) + 1 : i) + 400; b = b > 1500 ? b : 1500; d = b > 4000 ? b : 4000
     printf "[verdict]\nmax_blind = \"%dms\"\nmax_blind_degraded = \"%dms\"\n", b, d } }'
   printf '[[lists]]\npath = "%s/samples/flagged.pdq"\n' "$PWD"
   printf '[events]\nlog = "%s/events.jsonl"\n[admin]\nlisten = "127.0.0.1:%s"\n' "$dir" "$admin"

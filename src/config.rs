@@ -715,10 +715,15 @@ impl Config {
                         "{} is too short for {key} = {fps}: sample points are random within \
                          each {} interval, so two hashed frames can lie over two intervals \
                          apart, and healthy streams would be cut as uninspectable; set it to \
-                         at least {} or sample faster",
+                         at least {}{} or sample faster",
                         units::duration_text(self.verdict.max_blind),
                         units::duration_text(Duration::from_secs_f64(1.0 / fps)),
                         units::duration_text(needed),
+                        if needed > self.verdict.max_blind_degraded {
+                            " (and verdict.max_blind_degraded as well)"
+                        } else {
+                            ""
+                        },
                     ),
                 });
             }
@@ -856,22 +861,26 @@ upstream_key = "b"
         let with = |extra: &str| parse(&format!("[upstream]\nurl = \"rtmp://h/a\"\n{extra}"));
         // The defaults (2 fps, 1.5 s) are just enough.
         assert!(with("").is_ok());
+        assert!(with("[verdict]\nmax_blind = \"1499ms\"\n").is_err());
         let err = with("[sampling]\nfps = 1.0\n")
             .expect_err("1 fps with the default max_blind")
             .to_string();
         assert!(
             err.contains("verdict.max_blind")
                 && err.contains("sampling.fps = 1")
-                && err.contains("at least 2500ms"),
+                && err.contains("at least 2600ms")
+                && !err.contains("max_blind_degraded"),
             "{err}"
         );
-        assert!(with("[sampling]\nfps = 1.0\n[verdict]\nmax_blind = \"2500ms\"\n").is_ok());
+        assert!(with("[sampling]\nfps = 1.0\n[verdict]\nmax_blind = \"2600ms\"\n").is_ok());
+        assert!(with("[sampling]\nfps = 1.0\n[verdict]\nmax_blind = \"2599ms\"\n").is_err());
         // A route's own rate counts too; every frame (0) needs no room.
         let err = with("[[routes]]\nkey = \"slow\"\nfps = 0.5\n")
             .expect_err("a slow route")
             .to_string();
         assert!(
-            err.contains("routes[0].fps = 0.5") && err.contains("at least 4700ms"),
+            err.contains("routes[0].fps = 0.5")
+                && err.contains("at least 4800ms (and verdict.max_blind_degraded as well)"),
             "{err}"
         );
         assert!(with("[sampling]\nfps = 0.0\n[[routes]]\nkey = \"k\"\nfps = 0\n").is_ok());

@@ -31,6 +31,9 @@ pub struct Sampler {
     /// Spacing of the coded frames as they arrive: live sample points are drawn about this
     /// much earlier, so each falls on a frame inside its own interval.
     frame_gap: FrameGap,
+    /// End of the stretch the last live point was drawn from: the next interval's stretch
+    /// starts there, so no stream time falls between two (the gap may have changed).
+    drawn_until_ms: Option<f64>,
     last_taken_at: Option<Instant>,
     /// Stream time of the last frame taken.
     last_taken_ms: Option<f64>,
@@ -55,12 +58,13 @@ const JUMP_BACK_MS: f64 = 1000.0;
 /// gap counted at most `WALL_SLACK - 2` intervals).
 pub const WALL_SLACK: f64 = 2.2;
 
-/// The shortest coverage bound (`verdict.max_blind`) that sampling at `fps` keeps without
-/// cutting healthy streams: [`WALL_SLACK`] intervals between two hashed frames, and 300 ms for
-/// a picture held for reordering, arrival jitter and the coverage watch's tick.
+/// The shortest coverage bound (`verdict.max_blind`) the config accepts for sampling at
+/// `fps`: [`WALL_SLACK`] intervals between two hashed frames, and 400 ms for pictures held for
+/// reordering (three B-frames of a 10 fps stream) and arrival jitter. The default, 1.5 s at
+/// 2 fps, is this bound.
 pub fn min_blind_bound(fps: f64) -> Option<Duration> {
     (fps > 0.0 && fps.is_finite()).then(|| {
-        let ms = (WALL_SLACK * 1000.0 / fps).ceil() + 300.0;
+        let ms = (WALL_SLACK * 1000.0 / fps).ceil() + 400.0;
         Duration::from_millis(ms as u64)
     })
 }
@@ -111,6 +115,7 @@ impl Sampler {
             next_due_ms: 0.0,
             last_seen_ms: None,
             frame_gap: FrameGap::default(),
+            drawn_until_ms: None,
             last_taken_at: None,
             last_taken_ms: None,
             last_extra_at: None,
@@ -144,20 +149,31 @@ impl Sampler {
     /// would go without a sample of its own (a 2 fps sampler of a 30 fps stream hashed 1.87
     /// frames a second). Live points are therefore drawn one frame gap early, so that at a
     /// steady frame rate each frame of the interval is as likely to be the sample and the
-    /// sample stays inside it. A point never falls on or before a frame already seen: the
-    /// schedule only moves forward (see [`Sampler::may_take`]).
+    /// sample stays inside it. Consecutive intervals' stretches join up whatever the gap did
+    /// in between (a publisher who shrinks it leaves no stretch no point can fall in). A point
+    /// never falls on or before a frame already seen: the schedule only moves forward (see
+    /// [`Sampler::may_take`]).
     fn open_window(&mut self, start: f64, interval: f64) {
         self.window_start_ms = Some(start);
         let Some(rng) = self.jitter.as_mut() else {
             self.next_due_ms = start;
             return;
         };
+        let slack = interval * (WALL_SLACK - 2.0);
         // A millisecond more: timestamps are whole milliseconds, so steps differ by one.
         let early = self
             .frame_gap
             .median_ms()
-            .map_or(0.0, |gap| (gap + 1.0).min(interval * (WALL_SLACK - 2.0)));
-        let point = start + rng.gen_range(0.0..interval) - early;
+            .map_or(0.0, |gap| (gap + 1.0).min(slack));
+        let from = match self.drawn_until_ms {
+            // The interval right after the last one drawn (not after skipped intervals, a
+            // restart or a boost): start where that stretch ended.
+            Some(until) if (start - slack..=start).contains(&until) => until.min(start - early),
+            _ => start - early,
+        };
+        let to = start + interval - early;
+        let point = rng.gen_range(from..to);
+        self.drawn_until_ms = Some(to);
         self.next_due_ms = self
             .last_seen_ms
             .map_or(point, |seen| point.max(seen + 1.0));
@@ -374,6 +390,7 @@ mod tests {
         let frames: Vec<i64> = (0..120).map(|i| i * 1000 / 30).collect();
         let mut taken = Vec::new();
         for &t in &frames {
+            s.note_coded_frame(t);
             if t == 1000 {
                 s.boost(at(2000));
             }
@@ -423,6 +440,11 @@ mod tests {
     /// timestamp is noted) two frames before its picture comes out, as from a decoder with a
     /// little delay. The frames taken.
     fn live_run(s: &mut Sampler, frames: &[i64]) -> Vec<i64> {
+        live_run_paced(s, frames, 1.0)
+    }
+
+    /// [`live_run`] with `pace` milliseconds of arrival per millisecond of stream time.
+    fn live_run_paced(s: &mut Sampler, frames: &[i64], pace: f64) -> Vec<i64> {
         let t0 = Instant::now();
         for &t in frames.iter().take(2) {
             s.note_coded_frame(t);
@@ -432,7 +454,10 @@ mod tests {
             if let Some(&ahead) = frames.get(i + 2) {
                 s.note_coded_frame(ahead);
             }
-            if s.take(t, t0 + Duration::from_millis(t as u64)) {
+            if s.take(
+                t,
+                t0 + Duration::from_secs_f64(t.max(0) as f64 * pace / 1000.0),
+            ) {
                 takes.push(t);
             }
         }
@@ -483,32 +508,95 @@ mod tests {
     #[test]
     fn timestamp_steps_do_not_stretch_the_schedule() {
         // A publisher who varies the frame spacing (to mislead the gap the points are drawn
-        // early by) gets samples no further apart than the wall-clock backstop allows, plus the
-        // step that led to the sample.
+        // early by) gets samples no further apart than the backstop's slack allows, plus the
+        // step that led to the sample, in stream time alone: arrival runs at half speed, so the
+        // wall-clock backstop never comes into it. Random steps, and steps that swing the
+        // median between large and tiny (filler messages a millisecond apart).
+        let swinging = |i: usize| {
+            if (i / 12) % 2 == 0 {
+                200
+            } else {
+                1 + (i % 4 == 0) as i64 * 60
+            }
+        };
         for seed in 0..20 {
             let mut steps = StdRng::seed_from_u64(seed + 100);
-            let mut t = 0;
-            let frames: Vec<i64> = (0..2000)
-                .map(|_| {
-                    t += [1, 1, 33, 33, 33, 200, 250][steps.gen_range(0..7)];
-                    t
-                })
-                .collect();
-            let mut s = live(seed);
-            let takes = live_run(&mut s, &frames);
-            for pair in takes.windows(2) {
+            let random = |_: usize| [1i64, 1, 33, 33, 33, 200, 250][steps.gen_range(0..7)];
+            for (name, step) in [
+                ("random", Box::new(random) as Box<dyn FnMut(usize) -> i64>),
+                ("swinging", Box::new(swinging)),
+            ] {
+                let mut step = step;
+                let mut t = 0;
+                let frames: Vec<i64> = (0..2000)
+                    .map(|i| {
+                        t += step(i);
+                        t
+                    })
+                    .collect();
+                let mut s = live(seed);
+                let takes = live_run_paced(&mut s, &frames, 0.5);
+                for pair in takes.windows(2) {
+                    // The step that led to the later sample: the point was before it.
+                    let j = frames.binary_search(&pair[1]).expect("a frame");
+                    let step = frames[j] - frames[j.saturating_sub(1)];
+                    assert!(
+                        pair[1] - pair[0] <= (WALL_SLACK * 500.0) as i64 + step,
+                        "{name} seed {seed}: samples {pair:?}"
+                    );
+                }
+                let seconds = (frames[frames.len() - 1] - frames[0]) as f64 / 1000.0;
                 assert!(
-                    pair[1] - pair[0] <= (WALL_SLACK * 500.0) as i64 + 250,
-                    "seed {seed}: samples {pair:?}"
+                    takes.len() as f64 >= seconds * 2.0 * 0.8,
+                    "{name} seed {seed}: {} samples in {seconds} s",
+                    takes.len()
                 );
             }
-            let seconds = (frames[frames.len() - 1] - frames[0]) as f64 / 1000.0;
+        }
+    }
+
+    #[test]
+    fn a_huge_gap_moves_points_by_the_slack_at_most() {
+        // Frames 10 s apart: points are drawn at most 0.2 intervals early (the backstop's
+        // slack), or two samples could lie further apart than the coverage bound allows.
+        let mut s = live(3);
+        for dts in (0..=80_000).step_by(10_000) {
+            s.note_coded_frame(dts);
+        }
+        for draw in 0..200 {
+            s.drawn_until_ms = None;
+            s.open_window(100_000.0, 500.0);
             assert!(
-                takes.len() as f64 >= seconds * 2.0 * 0.8,
-                "seed {seed}: {} samples in {seconds} s",
-                takes.len()
+                (99_900.0..100_400.0).contains(&s.next_due_ms),
+                "draw {draw}: {}",
+                s.next_due_ms
             );
         }
+    }
+
+    #[test]
+    fn a_shrinking_gap_leaves_no_stretch_unreachable() {
+        // Interval k's points drawn 100 ms early, then the gap shrinks to 1 ms: interval k+1's
+        // points must still reach the 98 ms between the two stretches.
+        let mut reached = 0;
+        for seed in 0..200 {
+            let mut s = live(seed);
+            for dts in (0..=800).step_by(100) {
+                s.note_coded_frame(dts);
+            }
+            s.open_window(500.0, 500.0);
+            for dts in 801..=810 {
+                s.note_coded_frame(dts);
+            }
+            s.open_window(1000.0, 500.0);
+            assert!(
+                (900.0..1498.0).contains(&s.next_due_ms),
+                "{}",
+                s.next_due_ms
+            );
+            reached += (900.0..998.0).contains(&s.next_due_ms) as usize;
+        }
+        assert!(reached > 10, "{reached} of 200 points in the stretch");
     }
 
     fn check_live_takes(takes: &[i64], benign: impl Fn(i64) -> bool) {
@@ -670,14 +758,15 @@ mod tests {
     fn a_point_is_never_drawn_on_a_frame_already_seen() {
         // What keeps `may_take` right: drawn a frame gap early, an interval opening right after
         // the frame just seen would put some points before it.
-        for seed in 0..20 {
-            let mut s = live(seed);
-            for dts in (0..=1000).step_by(100) {
-                s.note_coded_frame(dts);
-            }
+        let mut s = live(7);
+        for dts in (0..=1000).step_by(100) {
+            s.note_coded_frame(dts);
+        }
+        for draw in 0..200 {
             s.last_seen_ms = Some(1000.0);
+            s.drawn_until_ms = None;
             s.open_window(1001.0, 500.0);
-            assert!(s.next_due_ms > 1000.0, "seed {seed}: {}", s.next_due_ms);
+            assert!(s.next_due_ms > 1000.0, "draw {draw}: {}", s.next_due_ms);
         }
     }
 
