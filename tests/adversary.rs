@@ -171,6 +171,14 @@ fn churn_and_damage_that_hide_nothing_leave_a_benign_stream_alone() {
         "{frames} of {sent_frames} frames decoded from the recording"
     );
     assert_eq!(flagged, 0);
+    let all = read_events(&s.log);
+    assert!(
+        !events_of(&all, "calm", "anomaly").iter().any(|e| e["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("shown for a blink")),
+        "evenly spaced frames are not a blink"
+    );
 }
 
 #[test]
@@ -234,6 +242,33 @@ fn decoys_where_fixed_sampling_would_fall_do_not_hide_the_clip() {
         assert_cut_and_nothing_aired(&s, "decoys", &paced(&tags)),
         "match",
         "random sample points see the clip between the decoys"
+    );
+}
+
+#[test]
+fn frames_shown_for_a_blink_raise_an_anomaly() {
+    // An open evasion (README, "Predictable sampling"): samples are the first frame after a
+    // random point, so a benign frame shown for a millisecond after each clip frame takes
+    // nearly every sample. This stream is cut all the same (its keyframes are clip frames, and
+    // hybrid mode hashes keyframes); with benign keyframes the anomaly is what is left.
+    let s = setup("");
+    let dir = temp_dir();
+    let published = publish(
+        s.hashgate.port,
+        "blink",
+        &blinking(dir.path()),
+        Duration::from_secs(3),
+    );
+    println!("blink: {:?}, {}", published.ending, decision(&s, "blink"));
+    let all = read_events(&s.log);
+    let anomalies = events_of(&all, "blink", "anomaly");
+    assert!(
+        anomalies.iter().any(|e| e["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("shown for a blink")),
+        "no anomaly for the blinking stream: {anomalies:?}\n{}",
+        s.hashgate.log()
     );
 }
 

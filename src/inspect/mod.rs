@@ -1,15 +1,17 @@
 //! Inspection: from the relay's video tap to hashed frames, off the relay's path.
 //!
-//! [`flv`] (`rtmp::video_tag`) reads video tag bodies (classic FLV and Enhanced RTMP); `params` reads what a sequence
-//! header configures; `decoder` turns coded frames into luma planes with FFmpeg; `sampler` picks
-//! frames by stream time and wall time; `stream` is one stream's state machine; `pool` runs them
-//! on worker threads fed by the relay's bounded taps, fairly and at the live edge; `file` does
-//! the same for video files. `audio` is the soundtrack's path: decoded, resampled, fingerprinted.
+//! [`flv`] (`rtmp::video_tag`) reads video tag bodies (classic FLV and Enhanced RTMP); `params`
+//! reads what a sequence header configures; `decoder` turns coded frames into luma planes with
+//! FFmpeg; `sampler` picks frames by stream time and wall time (`flicker` reports timestamps
+//! that steer it); `stream` is one stream's state machine; `pool` runs them on worker threads
+//! fed by the relay's bounded taps, fairly and at the live edge; `file` does the same for video
+//! files. `audio` is the soundtrack's path: decoded, resampled, fingerprinted.
 
 pub mod audio;
 pub mod audio_pool;
 pub mod decoder;
 pub mod file;
+pub mod flicker;
 pub mod params;
 pub mod pool;
 pub mod sampler;

@@ -13,7 +13,7 @@
 //! the frame before it is shown: timestamps that show each frame of a clip for most of a frame
 //! interval, and a benign frame for a millisecond after it, put most samples on the benign
 //! frames. Not handled yet (hashing the frame on screen at the point instead changes which
-//! frames the decoding shortcuts may skip).
+//! frames the decoding shortcuts may skip); `inspect::flicker` reports such streams.
 
 use std::time::{Duration, Instant};
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::decoder::{DecodedFrame, Shortcuts, VideoDecoder};
+use super::flicker::FlickerWatch;
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
 use super::params::{self, DecodingConfig, PictureSize};
 use super::sampler::Sampler;
@@ -37,6 +38,10 @@ use crate::relay::TappedVideo;
 
 /// Default `inspect.max_pixels`: DCI 4K (4096×2160), which covers UHD (3840×2160).
 pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
+
+/// The anomaly a stream whose frames flicker raises (see [`FlickerWatch`]).
+const FLICKER: &str = "over a quarter of the frames are shown for under half the usual spacing: \
+                       timestamps that put samples on frames shown for a blink";
 
 /// More sequence headers than this within [`CHURN_WINDOW`] is reported as an anomaly.
 const CHURN_HEADERS: usize = 10;
@@ -238,6 +243,8 @@ pub struct StreamInspector {
     /// After inspection dropped work: ignore frames until a keyframe.
     skip_to_keyframe: bool,
     headers: VecDeque<Instant>,
+    /// Frames shown for a blink between others (timestamps that steer sampling).
+    flicker: FlickerWatch,
     last_open: Option<Instant>,
     reported: Vec<String>,
     counted_errors: u64,
@@ -280,6 +287,7 @@ impl StreamInspector {
             last_keyframe_seen: None,
             skip_to_keyframe: false,
             headers: VecDeque::new(),
+            flicker: FlickerWatch::default(),
             last_open: None,
             reported: Vec::new(),
             counted_errors: 0,
@@ -428,12 +436,16 @@ impl StreamInspector {
                 }
                 self.skip_to_keyframe = false;
                 let dts = video.timestamp as i64;
+                let pts = dts + composition_time as i64;
                 self.picker.sampler.note_coded_frame(dts);
+                if self.flicker.observe(pts) {
+                    self.report_once(out, Finding::Anomaly(FLICKER.into()));
+                }
                 let nals = self.read_nals(&data);
                 let frame = HeldFrame {
                     data,
                     dts,
-                    pts: dts + composition_time as i64,
+                    pts,
                     keyframe,
                     arrived: video.arrived,
                     clock: video.clock,

@@ -202,6 +202,40 @@ pub fn decoys_at_sample_points(dir: &Path) -> Vec<Tag> {
     )
 }
 
+/// The flagged sample with every other frame replaced by the benign one (no B-frames), retimed
+/// so each clip frame is shown for 65 ms and each benign frame for 1 ms after it: a viewer sees
+/// the clip, while a sample taken at the first frame after a random point nearly always lands on
+/// a benign frame.
+pub fn blinking(dir: &Path) -> Vec<Send> {
+    let out = dir.join("blink.flv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(sample("flagged.flv"))
+        .arg("-i")
+        .arg(sample("benign.flv"))
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]overlay=enable='eq(mod(n\\,2)\\,1)'[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "0:a",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "copy", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg blink");
+    // Frame n (from 1) of each pair: the clip at 66 ms steps, the benign frame 65 ms after it.
+    retimed(&read_flv(&out), |video, ts| match video {
+        0 => ts,
+        n => (n as u32 - 1) / 2 * 66 + (n as u32 - 1) % 2 * 65,
+    })
+}
+
 /// Audio and video tags packed `per` to an RTMP aggregate message (type 22), as FMS-style
 /// servers send them; metadata stays a message of its own.
 pub fn aggregated(tags: &[Tag], per: usize) -> Vec<Tag> {
