@@ -40,8 +40,8 @@ use crate::relay::TappedVideo;
 pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
 
 /// The anomaly a stream whose frames flicker raises (see [`FlickerWatch`]).
-const FLICKER: &str = "over a quarter of the frames are shown for under half the usual spacing: \
-                       timestamps that put samples on frames shown for a blink";
+const FLICKER: &str = "most samples would land on frames shown for a blink (under a quarter of \
+                       the frame before them): timestamps that steer sampling";
 
 /// More sequence headers than this within [`CHURN_WINDOW`] is reported as an anomaly.
 const CHURN_HEADERS: usize = 10;

@@ -202,10 +202,10 @@ pub fn decoys_at_sample_points(dir: &Path) -> Vec<Tag> {
     )
 }
 
-/// The flagged sample with every other frame replaced by the benign one (no B-frames), retimed
-/// so each clip frame is shown for 65 ms and each benign frame for 1 ms after it: a viewer sees
-/// the clip, while a sample taken at the first frame after a random point nearly always lands on
-/// a benign frame.
+/// The flagged sample with every other frame replaced by the benign one (no B-frames; the
+/// keyframes benign), retimed so each benign frame is shown for 1 ms and each clip frame for
+/// 65 ms after it: a viewer sees the clip, while a sample, the first frame after a random
+/// point, nearly always lands on a benign frame.
 pub fn blinking(dir: &Path) -> Vec<Send> {
     let out = dir.join("blink.flv");
     let status = std::process::Command::new("ffmpeg")
@@ -215,7 +215,7 @@ pub fn blinking(dir: &Path) -> Vec<Send> {
         .arg(sample("benign.flv"))
         .args([
             "-filter_complex",
-            "[0:v][1:v]overlay=enable='eq(mod(n\\,2)\\,1)'[v]",
+            "[0:v][1:v]overlay=enable='eq(mod(n\\,2)\\,0)'[v]",
             "-map",
             "[v]",
             "-map",
@@ -229,10 +229,10 @@ pub fn blinking(dir: &Path) -> Vec<Send> {
         .status()
         .expect("ffmpeg");
     assert!(status.success(), "ffmpeg blink");
-    // Frame n (from 1) of each pair: the clip at 66 ms steps, the benign frame 65 ms after it.
+    // Frame n (from 1): the benign frames (odd n) at 66 ms steps, the clip 1 ms after each.
     retimed(&read_flv(&out), |video, ts| match video {
         0 => ts,
-        n => (n as u32 - 1) / 2 * 66 + (n as u32 - 1) % 2 * 65,
+        n => (n as u32 - 1) / 2 * 66 + (n as u32 - 1) % 2,
     })
 }
 
