@@ -1,13 +1,18 @@
 //! Frames shown for a blink: timestamps that steer sampling.
 //!
 //! A sample is the first frame at or after a random point, so each frame takes the samples
-//! whose points fall while the frame *before* it is shown. A publisher who shows each frame of
-//! a clip for most of the frame spacing and a benign frame for a blink after it puts most
-//! samples on the benign frames (see the sampler's module doc). This watch measures the share
-//! of stream time whose samples go to a frame shown for under a quarter of the time of the
-//! frame before it, and reports a stream where that is most of the time, so the trick does not
-//! pass silently. Evenly spaced frames score 0; dropped frames (an encoder falling behind) raise
-//! the share a little, since a frame after a long one is then short only against a gap.
+//! whose points fall while the frame *before* it is shown, not while it is shown itself. A
+//! publisher who shows each frame of a clip for most of the frame spacing and a benign frame
+//! for a blink after it puts most samples on the benign frames (see the sampler's module doc);
+//! so does a chain of ever shorter frames after each clip frame. This watch measures how far
+//! apart the two distributions are over the last frames -- the share of samples that land on
+//! other frames than the ones on screen when their points fall (total variation distance:
+//! half the sum of |time a frame collects samples for - time it is shown| over the time) -- and
+//! reports a stream where that is most of them, so the trick does not pass silently. Whatever
+//! the pattern, content on screen for a share `s` of the time gets at least `s - distance` of
+//! the samples. Evenly spaced frames score 0; frames an encoder drops score a little. Streams
+//! that send frames only when the picture changes (some screen captures) score high too: their
+//! samples do not follow screen time either.
 
 use std::collections::VecDeque;
 
@@ -15,13 +20,11 @@ use std::collections::VecDeque;
 const REORDER: usize = 16;
 /// Frames judged at once.
 const WINDOW: usize = 60;
-/// A frame shown for under `1 / SHORT` of the frame before it takes that frame's samples.
-const SHORT: i64 = 4;
-/// Reported when frames that short take this share of the window's stream time or more.
-const SHARE: f64 = 0.5;
-/// A step in presentation time this long, either way, is a discontinuity (a restart, a wrap, a
-/// pause): what came before is not compared with what comes after. Frames held longer are the
-/// wall-clock backstop's business.
+/// Reported at this distance or more.
+const DISTANCE: f64 = 0.6;
+/// A step back in presentation time this long is a restart (a new sequence, a wrap); a frame
+/// shown longer counts as shown this long (a pause; longer holds are the wall-clock backstop's
+/// business).
 const JUMP_MS: i64 = 1000;
 
 /// Watches one stream's presentation times as its coded frames arrive.
@@ -31,23 +34,26 @@ pub struct FlickerWatch {
     pending: Vec<i64>,
     /// The last frame settled: its time and how long the frame before it was shown.
     last_settled: Option<(i64, Option<i64>)>,
-    /// For each of the last settled frames: how long the frame before it was shown, and
-    /// whether it was shown for a blink against that.
-    window: VecDeque<(i64, bool)>,
+    /// For each of the last settled frames: the time it collects samples for (the frame before
+    /// it was shown) and the time it is shown.
+    window: VecDeque<(i64, i64)>,
     reported: bool,
 }
 
 impl FlickerWatch {
     /// Notes a coded frame's presentation time; `true` the first time the last window of
-    /// frames shows the pattern.
+    /// frames shows the pattern (once per stream).
     pub fn observe(&mut self, pts_ms: i64) -> bool {
-        if let Some((settled, _)) = self.last_settled {
-            if pts_ms < settled - JUMP_MS {
-                self.restart();
-            } else if pts_ms < settled {
-                // Reordered deeper than the buffer: too late to place.
-                return false;
-            }
+        let newest = self
+            .pending
+            .last()
+            .copied()
+            .or(self.last_settled.map(|(t, _)| t));
+        if newest.is_some_and(|newest| pts_ms < newest - JUMP_MS) {
+            self.restart();
+        } else if self.last_settled.is_some_and(|(t, _)| pts_ms <= t) {
+            // Reordered deeper than the buffer, or a late duplicate: too late to place.
+            return false;
         }
         let at = self.pending.partition_point(|&p| p <= pts_ms);
         self.pending.insert(at, pts_ms);
@@ -63,27 +69,22 @@ impl FlickerWatch {
         let Some((before, before_shown)) = previous else {
             return false;
         };
-        let shown = pts_ms - before;
-        if shown > JUMP_MS {
-            self.window.clear();
-            return false;
-        }
-        // How long the frame before was shown is known now; whether this one was a blink
-        // against it is known when the next frame settles.
+        let shown = (pts_ms - before).min(JUMP_MS);
+        // How long the frame before was shown is known now; how long this one is, when the
+        // next frame settles.
         self.last_settled = Some((pts_ms, Some(shown)));
-        if let Some(before_shown) = before_shown {
+        if let Some(collects) = before_shown {
             if self.window.len() == WINDOW {
                 self.window.pop_front();
             }
-            self.window
-                .push_back((before_shown, shown * SHORT < before_shown));
+            self.window.push_back((collects, shown));
         }
         if self.reported || self.window.len() < WINDOW {
             return false;
         }
-        let total: i64 = self.window.iter().map(|(d, _)| d).sum();
-        let stolen: i64 = self.window.iter().filter(|(_, b)| *b).map(|(d, _)| d).sum();
-        self.reported = total > 0 && stolen as f64 >= SHARE * total as f64;
+        let total: i64 = self.window.iter().map(|(c, _)| c).sum();
+        let moved: i64 = self.window.iter().map(|(c, s)| (c - s).abs()).sum();
+        self.reported = total > 0 && moved as f64 / 2.0 >= DISTANCE * total as f64;
         self.reported
     }
 
@@ -117,9 +118,17 @@ mod tests {
 
     #[test]
     fn clip_frames_with_blinks_after_them_are_reported_once() {
-        // 65 ms of clip, 1 ms of benign frame; two blinks; a benign frame shown a sixth of the
-        // clip frame's time; frozen clip frames between blinks of zero.
-        for pattern in [&[65, 1][..], &[65, 1, 1], &[50, 9, 9], &[60, 10], &[33, 0]] {
+        // 65 ms of clip, 1 ms of benign frame; two blinks; a chain of ever shorter frames;
+        // a benign frame shown under a quarter of the clip frame's time; pairs of duplicate
+        // timestamps.
+        for pattern in [
+            &[65, 1][..],
+            &[65, 1, 1],
+            &[64, 16, 4, 1],
+            &[27, 9, 3, 1],
+            &[45, 10],
+            &[33, 0],
+        ] {
             assert_eq!(reports(shown(pattern, 600)), 1, "{pattern:?}");
         }
     }
@@ -151,6 +160,17 @@ mod tests {
                     .filter(|_| rng.gen_range(0..10) >= 4)
                     .map(|i| i * 1000 / 60)
                     .collect(),
+            ),
+            (
+                "60 fps, bursts of 3 dropped",
+                (0..1800)
+                    .filter(|i| i % 10 < 7)
+                    .map(|i| i * 1000 / 60)
+                    .collect(),
+            ),
+            (
+                "a 1 s stall at 60 fps",
+                (0..600).map(|i| i * 1000 / 60 + (i >= 300) as i64 * 1000).collect(),
             ),
             (
                 "restarts at 0",

@@ -40,8 +40,8 @@ use crate::relay::TappedVideo;
 pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
 
 /// The anomaly a stream whose frames flicker raises (see [`FlickerWatch`]).
-const FLICKER: &str = "most samples would land on frames shown for a blink (under a quarter of \
-                       the frame before them): timestamps that steer sampling";
+const FLICKER: &str = "most samples would land on other frames than the ones on screen at \
+                       their points (frames shown for a blink): timestamps that steer sampling";
 
 /// More sequence headers than this within [`CHURN_WINDOW`] is reported as an anomaly.
 const CHURN_HEADERS: usize = 10;
