@@ -132,7 +132,12 @@ fn blocks_and_operator_cuts_hold_across_the_fleet() {
 #[test]
 fn a_key_live_on_two_instances_is_cut_on_both_and_a_late_block_ends_a_live_stream() {
     let dir = temp_dir();
-    let fleet = Fleet::start(dir.path(), &flagged_list());
+    // One platform behind the fleet refuses a second publisher of a name: each instance
+    // forwards the twin under its own.
+    let list = flagged_list();
+    let routed =
+        |name: &str| format!("{list}[[routes]]\nkey = \"twin\"\nupstream_key = \"twin-{name}\"\n");
+    let fleet = Fleet::start_each(dir.path(), &[&routed("a"), &routed("b"), &list]);
     let benign = sample("benign.flv");
     let mut on_a = replay_looped(&benign, &fleet.gates[0].url("twin"));
     let mut on_b = replay_looped(&benign, &fleet.gates[1].url("twin"));
@@ -143,6 +148,15 @@ fn a_key_live_on_two_instances_is_cut_on_both_and_a_late_block_ends_a_live_strea
             || try_get(gate.admin_port, "/streams").is_some_and(|b| b.contains("\"twin\"")),
         );
     }
+    // C knows where the twin is live from the instances' heartbeats.
+    wait_until(
+        "the twin on both instances in C's view of the fleet",
+        Duration::from_secs(10),
+        || {
+            try_get(fleet.gates[2].admin_port, "/streams?scope=cluster")
+                .is_some_and(|b| b.matches("\"key\":\"twin\"").count() >= 2)
+        },
+    );
     let (status, body) = http(
         fleet.gates[2].admin_port,
         "POST",
