@@ -22,10 +22,12 @@ const REORDER: usize = 16;
 const WINDOW: usize = 60;
 /// Reported at this distance or more.
 const DISTANCE: f64 = 0.6;
-/// A step back in presentation time this long is a restart (a new sequence, a wrap); a frame
-/// shown longer counts as shown this long (a pause; longer holds are the wall-clock backstop's
-/// business).
-const JUMP_MS: i64 = 1000;
+/// A step back in presentation time this long is a restart (a new sequence, a wrap): the
+/// sampler's own threshold.
+const JUMP_BACK_MS: i64 = super::sampler::JUMP_BACK_MS as i64;
+/// A frame shown longer counts as shown this long (a pause; longer holds are the wall-clock
+/// backstop's business).
+const LONGEST_SHOWN_MS: i64 = 1000;
 
 /// Watches one stream's presentation times as its coded frames arrive.
 #[derive(Debug, Default)]
@@ -49,7 +51,7 @@ impl FlickerWatch {
             .last()
             .copied()
             .or(self.last_settled.map(|(t, _)| t));
-        if newest.is_some_and(|newest| pts_ms < newest - JUMP_MS) {
+        if newest.is_some_and(|newest| pts_ms < newest - JUMP_BACK_MS) {
             self.restart();
         } else if self.last_settled.is_some_and(|(t, _)| pts_ms <= t) {
             // Reordered deeper than the buffer, or a late duplicate: too late to place.
@@ -69,7 +71,7 @@ impl FlickerWatch {
         let Some((before, before_shown)) = previous else {
             return false;
         };
-        let shown = (pts_ms - before).min(JUMP_MS);
+        let shown = (pts_ms - before).min(LONGEST_SHOWN_MS);
         // How long the frame before was shown is known now; how long this one is, when the
         // next frame settles.
         self.last_settled = Some((pts_ms, Some(shown)));

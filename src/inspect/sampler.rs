@@ -51,7 +51,7 @@ pub const BOOST: f64 = 4.0;
 
 /// A timestamp this far behind the last one is a discontinuity (a new sequence, a wrapped
 /// clock), not B-frame reordering.
-const JUMP_BACK_MS: f64 = 1000.0;
+pub(crate) const JUMP_BACK_MS: f64 = 1000.0;
 
 /// The wall clock takes a frame after this many sampling intervals without one. Above 2: with
 /// random sample points two samples can lie up to two intervals and a frame gap apart (the
@@ -436,6 +436,13 @@ mod tests {
         }
     }
 
+    /// A live sampler (seeded) that has seen coded frames at these decode times.
+    fn noted(seed: u64, dts: impl Iterator<Item = i64>) -> Sampler {
+        let mut s = live(seed);
+        dts.for_each(|t| s.note_coded_frame(t));
+        s
+    }
+
     /// A live stream in real time without reordering: each coded frame arrives (and its
     /// timestamp is noted) two frames before its picture comes out, as from a decoder with a
     /// little delay. The frames taken.
@@ -559,10 +566,7 @@ mod tests {
     fn a_huge_gap_moves_points_by_the_slack_at_most() {
         // Frames 10 s apart: points are drawn at most 0.2 intervals early (the backstop's
         // slack), or two samples could lie further apart than the coverage bound allows.
-        let mut s = live(3);
-        for dts in (0..=80_000).step_by(10_000) {
-            s.note_coded_frame(dts);
-        }
+        let mut s = noted(3, (0..=80_000).step_by(10_000));
         for draw in 0..200 {
             s.drawn_until_ms = None;
             s.open_window(100_000.0, 500.0);
@@ -580,10 +584,7 @@ mod tests {
         // points must still reach the 98 ms between the two stretches.
         let mut reached = 0;
         for seed in 0..200 {
-            let mut s = live(seed);
-            for dts in (0..=800).step_by(100) {
-                s.note_coded_frame(dts);
-            }
+            let mut s = noted(seed, (0..=800).step_by(100));
             s.open_window(500.0, 500.0);
             for dts in 801..=810 {
                 s.note_coded_frame(dts);
@@ -719,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn the_schedule_only_moves_forward() {
+    fn a_frame_judged_unwanted_is_never_hashed() {
         // A publisher whose presentation timestamps wobble out of order, with a frame spacing
         // that keeps changing (so each point is drawn early by a different amount): a picture
         // judged unwanted before decoding (decoded without deblocking, or skipped) is still
@@ -758,10 +759,7 @@ mod tests {
     fn a_point_is_never_drawn_on_a_frame_already_seen() {
         // What keeps `may_take` right: drawn a frame gap early, an interval opening right after
         // the frame just seen would put some points before it.
-        let mut s = live(7);
-        for dts in (0..=1000).step_by(100) {
-            s.note_coded_frame(dts);
-        }
+        let mut s = noted(7, (0..=1000).step_by(100));
         for draw in 0..200 {
             s.last_seen_ms = Some(1000.0);
             s.drawn_until_ms = None;
