@@ -194,9 +194,9 @@ fn obs_studio_is_held_the_full_delay_cut_and_cut_again_on_probation() {
     let held = holds(&before.seen(), &after.seen());
     let (_, _, shortest) = *held.iter().min_by_key(|(_, _, d)| *d).expect("some");
     let seen = before.seen();
-    let first_video = seen.iter().find(|(t, _, _)| *t == 9).map(|(_, _, at)| *at);
+    let first_video = seen.iter().find(|p| p.type_id == 9).map(|p| p.first);
     let lead = first_video
-        .zip(seen.first().map(|(_, _, at)| *at))
+        .zip(seen.first().map(|p| p.first))
         .map(|(v, d)| v.saturating_duration_since(d));
     println!(
         "{} messages reached the platform; shortest hold {shortest:?}; OBS's first frame came \

@@ -104,8 +104,8 @@ pub enum Ending {
 #[derive(Debug)]
 pub struct Published {
     pub ending: Ending,
-    /// (type, timestamp, when it was written) of each message sent.
-    pub sent: Vec<(u8, u32, Instant)>,
+    /// Each message sent: queued (first) and written to the socket (last).
+    pub sent: Seen,
     /// When the publish was accepted.
     pub started: Instant,
     /// When it ended.
@@ -178,9 +178,14 @@ async fn publish_async(port: u16, key: &str, sends: &[Send], linger: Duration) -
             stream_id: 0,
             payload: s.tag.body.clone(),
         });
-        sent.push((s.tag.type_id, s.tag.ts, Instant::now()));
+        let queued = Instant::now();
         match tokio::time::timeout(step, up.flush()).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => sent.push(Passed {
+                type_id: s.tag.type_id,
+                ts: s.tag.ts,
+                first: queued,
+                last: Instant::now(),
+            }),
             Ok(Err(e)) => {
                 // A server that cuts says why, then closes: read the reason if it is there.
                 let reason = tokio::time::timeout(Duration::from_secs(1), async {
@@ -215,13 +220,27 @@ async fn publish_async(port: u16, key: &str, sends: &[Send], linger: Duration) -
     done(Ending::Completed, sent)
 }
 
-/// Media messages seen passing a point: (type, timestamp, when).
-pub type Seen = Vec<(u8, u32, Instant)>;
+/// A media message seen passing a point: its type and timestamp, and when its first and its
+/// last byte passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Passed {
+    pub type_id: u8,
+    pub ts: u32,
+    pub first: Instant,
+    pub last: Instant,
+}
+
+/// Media messages seen passing a point, in order.
+pub type Seen = Vec<Passed>;
 
 /// A TCP proxy on loopback that notes when each media message from the client side passes it,
 /// by decoding the RTMP chunk stream with hashgate's own decoder (after the handshake) while it
 /// forwards every byte unchanged and at once. Put one before hashgate and one after it, and the
 /// difference is how long hashgate held each message.
+///
+/// Times are the kernel's receive timestamps of the proxy's inbound socket (`SO_TIMESTAMPNS`,
+/// what a packet capture on that socket records), not when the proxy's thread got round to
+/// the bytes: a busy machine that runs the thread late cannot shorten or stretch a hold.
 pub struct TimingProxy {
     pub port: u16,
     seen: Arc<Mutex<Seen>>,
@@ -263,9 +282,85 @@ fn copy_plain(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
-fn copy_noting(mut from: std::net::TcpStream, mut to: std::net::TcpStream, seen: Arc<Mutex<Seen>>) {
-    use std::io::{Read, Write};
+/// Reads from a socket with `SO_TIMESTAMPNS` on: the bytes, and when the kernel received the
+/// newest of them, on the monotonic clock.
+struct StampedReader {
+    socket: std::net::TcpStream,
+    /// `CLOCK_REALTIME` and `Instant` read together: kernel stamps are wall-clock times.
+    anchor: (std::time::SystemTime, Instant),
+}
+
+impl StampedReader {
+    fn new(socket: std::net::TcpStream) -> StampedReader {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+        StampedReader {
+            socket,
+            anchor: (std::time::SystemTime::now(), Instant::now()),
+        }
+    }
+
+    /// Reads into `buf`: (bytes read, 0 at the end; when the newest arrived).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Instant)> {
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        // SAFETY: msghdr is plain data; every pointer in it outlives the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: as above.
+        let n = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let read_at = Instant::now();
+        let mut stamp = None;
+        // SAFETY: the control buffer was filled by recvmsg and its length set in msg.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                    stamp = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        let (wall0, mono0) = self.anchor;
+        let since_epoch0 = wall0
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let at = stamp
+            .and_then(|s| mono0.checked_add(s.checked_sub(since_epoch0)?))
+            .map_or(read_at, |at| at.min(read_at));
+        Ok((n as usize, at))
+    }
+}
+
+fn copy_noting(from: std::net::TcpStream, mut to: std::net::TcpStream, seen: Arc<Mutex<Seen>>) {
+    use std::io::Write;
     use tokio_util::codec::Decoder;
+    let mut from = StampedReader::new(from);
     let mut decoder = hashgate::rtmp::chunk::ChunkDecoder::new(DecoderLimits {
         max_message_size: 16 << 20,
         max_chunk_streams: 1024,
@@ -274,41 +369,70 @@ fn copy_noting(mut from: std::net::TcpStream, mut to: std::net::TcpStream, seen:
     let mut handshake_left = 1 + 1536 + 1536;
     let mut pending = bytes::BytesMut::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // (offset after the read's last byte, when the read's newest segment arrived) of the reads
+    // that may hold bytes of messages not yet decoded; and where the next message starts.
+    let mut reads: std::collections::VecDeque<(u64, Instant)> = Default::default();
+    let (mut fed, mut next_start) = (0u64, 0u64);
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let (n, at) = match from.read(&mut buf) {
+            Ok((0, _)) | Err(_) => break,
+            Ok(read) => read,
         };
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
-        let now = Instant::now();
         let skip = handshake_left.min(n);
         handshake_left -= skip;
+        if skip == n {
+            continue;
+        }
         pending.extend_from_slice(&buf[skip..n]);
+        fed += (n - skip) as u64;
+        reads.push_back((fed, at));
         while let Ok(Some(msg)) = decoder.decode(&mut pending) {
+            // The messages of one chunk stream follow each other whole: a message's first
+            // byte is the one after the previous message's last.
+            let start = next_start;
+            next_start = decoder.bytes_consumed();
+            let first = reads
+                .iter()
+                .find(|(end, _)| *end > start)
+                .map_or(at, |(_, t)| *t);
             if matches!(msg.type_id, AUDIO | VIDEO | DATA) {
                 if let Ok(mut s) = seen.lock() {
-                    s.push((msg.type_id, msg.timestamp, now));
+                    s.push(Passed {
+                        type_id: msg.type_id,
+                        ts: msg.timestamp,
+                        first,
+                        last: at,
+                    });
                 }
             }
+        }
+        while reads.front().is_some_and(|(end, _)| *end <= next_start) {
+            reads.pop_front();
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
-/// How long each message took from `before` to `after` (matched by type and timestamp, in
-/// order): (type, timestamp, hold).
+/// How long each message was held between `before` and `after` (matched by type and timestamp,
+/// in order): from when its last byte passed `before` to when its first byte passed `after`,
+/// so every byte of it was held at least that long. (type, timestamp, hold).
 pub fn holds(before: &Seen, after: &Seen) -> Vec<(u8, u32, Duration)> {
-    let mut unmatched: Vec<&(u8, u32, Instant)> = before.iter().collect();
+    let mut unmatched: Vec<&Passed> = before.iter().collect();
     let mut out = Vec::new();
-    for (type_id, ts, at) in after {
+    for passed in after {
         if let Some(i) = unmatched
             .iter()
-            .position(|(t, s, _)| t == type_id && s == ts)
+            .position(|b| b.type_id == passed.type_id && b.ts == passed.ts)
         {
-            let (_, _, sent) = unmatched.remove(i);
-            out.push((*type_id, *ts, at.saturating_duration_since(*sent)));
+            let sent = unmatched.remove(i);
+            out.push((
+                passed.type_id,
+                passed.ts,
+                passed.first.saturating_duration_since(sent.last),
+            ));
         }
     }
     out
