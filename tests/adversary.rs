@@ -8,119 +8,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::attacks::*;
 use common::crafted::*;
+use common::gate::*;
 use common::*;
-use hashgate::matcher::list::ListSettings;
-use hashgate::matcher::Matcher;
-
-struct Setup {
-    /// Kept for the life of the test: nginx and hashgate write under it.
-    _dir: tempfile::TempDir,
-    nginx: Nginx,
-    hashgate: Hashgate,
-    log: PathBuf,
-}
-
-/// nginx-rtmp and hashgate with the shipped defaults, the sample list and `extra` config.
-fn setup(extra: &str) -> Setup {
-    let dir = temp_dir();
-    let nginx = Nginx::start(dir.path());
-    let log = dir.path().join("events.jsonl");
-    let config = format!(
-        "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n{extra}",
-        upstream(&nginx.url()),
-        sample("flagged.pdq").display(),
-        log.display()
-    );
-    let hashgate = Hashgate::start(dir.path(), &config);
-    Setup {
-        _dir: dir,
-        nginx,
-        hashgate,
-        log,
-    }
-}
-
-fn events_of<'a>(
-    all: &'a [serde_json::Value],
-    key: &str,
-    kind: &str,
-) -> Vec<&'a serde_json::Value> {
-    all.iter()
-        .filter(|e| e["stream"] == key && e["event"] == kind)
-        .collect()
-}
-
-/// How the stream was decided: `"match"`, `"uninspectable"`, or `"passed"`.
-fn decision(setup: &Setup, key: &str) -> String {
-    wait_until("the unpublish event", Duration::from_secs(20), || {
-        !events_of(&read_events(&setup.log), key, "unpublish").is_empty()
-    });
-    let all = read_events(&setup.log);
-    if !events_of(&all, key, "cut").is_empty() {
-        "match".into()
-    } else if events_of(&all, key, "uninspectable")
-        .iter()
-        .any(|e| e["action"] == "cut")
-    {
-        "uninspectable".into()
-    } else {
-        "passed".into()
-    }
-}
-
-/// Frames of the clip the platform recorded under `key` (every frame decoded and hashed).
-/// Call after hashgate's `unpublish` event: its platform leg is over by then.
-fn aired(setup: &Setup, key: &str) -> (f64, u64, u64) {
-    std::thread::sleep(Duration::from_millis(300));
-    if !setup
-        .nginx
-        .error_log()
-        .contains(&format!("publish: name='{key}'"))
-    {
-        // Cut before the platform leg was even set up.
-        return (0.0, 0, 0);
-    }
-    setup.nginx.wait_closed(key, Duration::from_secs(30));
-    let matcher = Matcher::load(vec![ListSettings::for_path(sample("flagged.pdq"))]).expect("list");
-    let recording = setup.nginx.recording(key);
-    match hashgate::demo::count_flagged(&recording, &matcher) {
-        Ok(counts) => counts,
-        // Metadata and audio only, or nothing at all (a cut before the first release leaves
-        // nginx a recording with no stream): no video reached the platform.
-        Err(e)
-            if e.to_string().contains("no video stream")
-                || e.to_string().contains("Invalid data found") =>
-        {
-            (0.0, 0, 0)
-        }
-        Err(e) => panic!("cannot decode the recording of {key}: {e}"),
-    }
-}
-
-/// Publishes `tags` in real time (by timestamp) and asserts hashgate cut it before any frame
-/// of the clip reached the platform. Returns the decision.
-fn assert_cut_and_nothing_aired(setup: &Setup, key: &str, sends: &[Send]) -> String {
-    let published = publish(setup.hashgate.port, key, sends, Duration::from_secs(3));
-    assert!(
-        matches!(&published.ending, Ending::Refused { code, .. } if code == "NetStream.Publish.Rejected"),
-        "{key}: the broadcaster must see the stream refused: {:?}\n{}",
-        published.ending,
-        setup.hashgate.log()
-    );
-    let decided = decision(setup, key);
-    assert_ne!(decided, "passed", "{key} was not cut");
-    let (seconds, frames, flagged) = aired(setup, key);
-    println!(
-        "{key}: {decided}; the platform recorded {frames} frames ({seconds:.2} s), {flagged} of the clip"
-    );
-    assert_eq!(flagged, 0, "{key}: frames of the clip reached the platform");
-    decided
-}
 
 #[test]
 fn sequence_header_churn_does_not_blind_inspection() {
@@ -466,22 +359,11 @@ fn probation_cuts_a_returning_key_on_its_first_match() {
 fn obs_pacing_does_not_shorten_the_delay() {
     // OBS: onMetaData at once, the first frame 0.7 s later with the same timestamp 0, then
     // frames in bursts as the encoder's lookahead releases them.
-    let dir = temp_dir();
-    let nginx = Nginx::start(dir.path());
-    let after = TimingProxy::start(nginx.port);
-    let log = dir.path().join("events.jsonl");
-    let hashgate = Hashgate::start(
-        dir.path(),
-        &format!(
-            "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
-            upstream(&format!("rtmp://127.0.0.1:{}/live", after.port)),
-            sample("flagged.pdq").display(),
-            log.display()
-        ),
-    );
+    let setup = setup_with("", true);
+    let after = setup.platform_side.as_ref().expect("watched");
     // 3 s of benign video first, so that plenty has aired by the time the clip is cut.
     let sends = obs_paced(&after_lead(3000));
-    let published = publish(hashgate.port, "obs", &sends, Duration::from_secs(3));
+    let published = publish(setup.hashgate.port, "obs", &sends, Duration::from_secs(3));
     assert!(
         matches!(published.ending, Ending::Refused { .. }),
         "{:?}",
@@ -500,12 +382,6 @@ fn obs_pacing_does_not_shorten_the_delay() {
         shortest >= Duration::from_secs(2),
         "a message was held {shortest:?}, under the 2 s delay"
     );
-    let setup = Setup {
-        _dir: dir,
-        nginx,
-        hashgate,
-        log,
-    };
     assert_eq!(decision(&setup, "obs"), "match");
     assert_eq!(aired(&setup, "obs").2, 0);
 }

@@ -72,10 +72,13 @@ async fn fourcc_list_and_extended_video_pass_through() {
     )
     .await
     .expect("publish through hashgate");
-    // SequenceStart (keyframe), CodedFrames keyframe, CodedFramesX inter frame, SequenceEnd.
+    // SequenceStart (keyframe), CodedFrames keyframe (composition time 33 ms), CodedFramesX
+    // inter frame, SequenceEnd.
+    let mut coded = vec![0, 0, 33];
+    coded.extend_from_slice(&[0xAA; 6000]);
     let sent = vec![
         (0u32, ex_video(0x90, &[1, 2, 3, 4, 5])),
-        (0, ex_video(0x91, &[0xAA; 6000])),
+        (0, ex_video(0x91, &coded)),
         (33, ex_video(0xA3, &[0xBB; 700])),
         (66, ex_video(0x92, &[])),
     ];

@@ -423,38 +423,59 @@ fn same_pps(nals: &mut FrameNals, pps: Option<u32>) {
     }
 }
 
+/// A frame's length-prefixed NAL units in order; `None` (then nothing more) where a length runs
+/// past the frame.
+fn length_prefixed_nals(size: usize, frame: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut rest = frame;
+    let mut broken = !(1..=4).contains(&size);
+    std::iter::from_fn(move || {
+        if broken || rest.len() <= size {
+            return None;
+        }
+        let len = rest[..size]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        match size.checked_add(len).and_then(|end| rest.get(size..end)) {
+            Some(nal) => {
+                rest = &rest[size + len..];
+                Some(Some(nal))
+            }
+            None => {
+                broken = true;
+                Some(None)
+            }
+        }
+    })
+}
+
+/// Whether a NAL unit is a parameter set the configuration record does not declare byte for
+/// byte (SPS, PPS, and H.264's subset and extension SPS; HEVC's VPS, SPS, PPS).
+fn foreign_parameter_set(hevc: bool, config: &DecodingConfig, nal: &[u8]) -> bool {
+    let parameter_set = match (hevc, nal.first()) {
+        (true, Some(h)) => (32..=34).contains(&((h >> 1) & 0x3f)),
+        (false, Some(h)) => matches!(h & 0x1f, 7 | 8 | 13 | 15),
+        (_, None) => false,
+    };
+    parameter_set && !config.parameter_sets.iter().any(|(_, p)| p[..] == nal[..])
+}
+
 /// Whether every parameter set riding inside a frame is one the configuration record already
 /// declares, byte for byte (encoders that repeat their SPS/PPS before each keyframe). One that
 /// is new may change what the shortcuts read from the record (frame_num width, PPS ids).
 pub fn repeats_config(hevc: bool, config: &DecodingConfig, frame: &[u8]) -> bool {
-    let size = usize::from(config.length_size);
-    if !(1..=4).contains(&size) {
-        return false;
-    }
-    let mut rest = frame;
-    while rest.len() > size {
-        let len = rest[..size]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        let Some(nal) = size.checked_add(len).and_then(|end| rest.get(size..end)) else {
-            return false;
-        };
-        rest = &rest[size + len..];
-        let kind = match (hevc, nal.first()) {
-            (true, Some(h)) => (h >> 1) & 0x3f,
-            (false, Some(h)) => h & 0x1f,
-            (_, None) => continue,
-        };
-        let parameter_set = if hevc {
-            (32..=34).contains(&kind)
-        } else {
-            matches!(kind, 7 | 8 | 13 | 15)
-        };
-        if parameter_set && !config.parameter_sets.iter().any(|(_, p)| p[..] == nal[..]) {
-            return false;
-        }
-    }
-    true
+    length_prefixed_nals(usize::from(config.length_size), frame)
+        .all(|nal| nal.is_some_and(|nal| !foreign_parameter_set(hevc, config, nal)))
+        && (1..=4).contains(&config.length_size)
+}
+
+/// Whether a frame carries a parameter set the configuration record does not declare. Decoders
+/// (FFmpeg, and the inspection built on it) apply it; nginx-rtmp's HLS drops parameter sets
+/// inside frames and puts the record's before each IDR: the two read the picture apart (a crop,
+/// a colour description). Malformed framing is not counted here.
+pub fn carries_foreign_parameter_set(hevc: bool, config: &DecodingConfig, frame: &[u8]) -> bool {
+    length_prefixed_nals(usize::from(config.length_size), frame)
+        .map_while(|nal| nal)
+        .any(|nal| foreign_parameter_set(hevc, config, nal))
 }
 
 /// The ids of the picture parameter sets a configuration record declares.

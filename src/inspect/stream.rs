@@ -43,6 +43,11 @@ pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
 const FLICKER: &str = "most samples would land on other frames than the ones on screen at \
                        their points (frames shown for a blink): timestamps that steer sampling";
 
+/// Why a stream whose frames carry parameter sets of their own is uninspectable.
+const FOREIGN_PARAMETER_SETS: &str = "parameter sets inside frames differ from the sequence \
+     header's: decoders apply them, repackagers (nginx-rtmp's HLS) replace them with the \
+     header's, so the platform's viewers and inspection would see different pictures";
+
 /// More sequence headers than this within [`CHURN_WINDOW`] is reported as an anomaly.
 const CHURN_HEADERS: usize = 10;
 const CHURN_WINDOW: Duration = Duration::from_secs(10);
@@ -441,6 +446,9 @@ impl StreamInspector {
                 if self.flicker.observe(pts) {
                     self.report_once(out, Finding::Anomaly(FLICKER.into()));
                 }
+                if self.foreign_parameter_sets(&data) {
+                    self.report_once(out, Finding::Uninspectable(FOREIGN_PARAMETER_SETS.into()));
+                }
                 let nals = self.read_nals(&data);
                 let frame = HeldFrame {
                     data,
@@ -583,6 +591,17 @@ impl StreamInspector {
                 Finding::Anomaly("an IDR keyframe did not decode: hybrid decoding is off".into()),
             );
         }
+    }
+
+    /// Whether a frame of the active codec carries parameter sets its sequence header does not
+    /// declare (see [`params::carries_foreign_parameter_set`]).
+    fn foreign_parameter_sets(&self, data: &[u8]) -> bool {
+        self.active.as_ref().is_some_and(|a| {
+            a.facts.length_size.is_some()
+                && a.config
+                    .as_ref()
+                    .is_some_and(|c| params::carries_foreign_parameter_set(a.facts.hevc, c, data))
+        })
     }
 
     /// The NAL summary of a frame of the active codec; `None` when it is not H.264 or HEVC in

@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::audio_tap::AudioTap;
 use super::delay::DelayLine;
 use super::queue::PendingMedia;
+use super::reading::{self, LeftOut};
 use super::stream::{connect_upstream, forward, write_upstream, Forwarded};
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
@@ -118,6 +119,8 @@ pub(super) struct LiveStream<'a> {
     audio_tap: Option<AudioTap>,
     delay_line: Option<DelayLine>,
     pub(super) forwarded: Forwarded,
+    /// Messages not forwarded because the platform would read them apart.
+    pub(super) left_out: LeftOut,
     /// Whether inspection watches the stream (without it there is nothing to wait for).
     inspected: bool,
     idle: Duration,
@@ -163,6 +166,7 @@ impl<'a> LiveStream<'a> {
             audio_tap,
             delay_line,
             forwarded: Forwarded::new(settings.limits.max_upstream_lag),
+            left_out: LeftOut::default(),
             idle: settings.limits.idle_timeout,
             phase: Phase::Publishing,
             settle_asked: false,
@@ -312,36 +316,27 @@ impl<'a> LiveStream<'a> {
         written.map_err(|e| self.upstream_failed(e))
     }
 
-    /// One message from the broadcaster: counted, its audio and video offered to the taps (never
-    /// waiting), then held in the delay line, held for the upstream being set up, or forwarded.
+    /// One message from the broadcaster: counted, read as the platform will read it (see
+    /// [`reading`]), its audio and video offered to the taps (never waiting), then what goes on
+    /// held in the delay line, held for the upstream being set up, or forwarded.
     async fn on_media(&mut self, msg: Message) -> Result<(), RelayError> {
         let stats = &self.info.stats;
         let size = msg.payload.len() as u64;
         stats.bytes_in.fetch_add(size, Ordering::Relaxed);
         metrics().bytes_received.add(size);
-        // Video inside aggregate messages is inspected like any other: the platform unpacks
-        // them (the aggregate itself is forwarded as it came).
-        let parts = match msg.type_id {
-            kind::AGGREGATE => msg
-                .aggregate_parts()
-                .map_err(|e| RelayError::from(RtmpError::Protocol(e.to_string())))?,
-            _ => Vec::new(),
-        };
+        let read = reading::read(msg).map_err(|e| RelayError::Unreadable(e.to_string()))?;
+        for why in &read.left_out {
+            self.left_out.note(why);
+        }
         if let Some(audio_tap) = self.audio_tap.as_mut() {
             let arrived = Instant::now();
-            for audio in std::iter::once(&msg)
-                .chain(parts.iter())
-                .filter(|m| m.type_id == kind::AUDIO)
-            {
+            for audio in read.media.iter().filter(|m| m.type_id == kind::AUDIO) {
                 if !audio_tap.offer(audio, arrived) {
                     stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        let videos = std::iter::once(&msg)
-            .chain(parts.iter())
-            .filter(|m| m.type_id == kind::VIDEO);
-        for video in videos {
+        for video in read.media.iter().filter(|m| m.type_id == kind::VIDEO) {
             stats.video_messages.fetch_add(1, Ordering::Relaxed);
             let arrived = Instant::now();
             let clock = stats.video_arrived(video.timestamp, arrived);
@@ -356,9 +351,17 @@ impl<'a> LiveStream<'a> {
                 }
             }
         }
+        for msg in read.pass_on {
+            self.pass_on(msg).await?;
+        }
+        Ok(())
+    }
+
+    /// Holds a message in the delay line, holds it for the upstream being set up, or forwards it.
+    async fn pass_on(&mut self, msg: Message) -> Result<(), RelayError> {
         if let Some(line) = self.delay_line.as_mut() {
             let gate = if self.inspected {
-                stats.received_wall()
+                self.info.stats.received_wall()
             } else {
                 0
             };

@@ -14,6 +14,7 @@ pub mod lag;
 mod listener;
 mod live;
 pub mod queue;
+pub mod reading;
 pub mod settings;
 pub mod stats;
 mod stream;
@@ -68,6 +69,10 @@ pub enum RelayError {
     /// The stream key is blocked after a cut.
     #[error("publish refused: stream key blocked for {0} more seconds")]
     Blocked(u64),
+    /// The broadcaster sent a message the gate cannot read as the platform would, so it does
+    /// not forward it: the stream is refused.
+    #[error("refused: {0}")]
+    Unreadable(String),
 }
 
 impl RelayError {
@@ -75,7 +80,7 @@ impl RelayError {
     pub fn result_label(&self) -> &'static str {
         match self {
             RelayError::Rtmp(e) if e.is_disconnect() => "disconnected",
-            RelayError::Rtmp(_) => "protocol_error",
+            RelayError::Rtmp(_) | RelayError::Unreadable(_) => "protocol_error",
             RelayError::Limit { .. } => "limit",
             RelayError::Upstream { .. } => "upstream_error",
             RelayError::Setup(_) => "error",

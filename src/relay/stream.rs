@@ -164,6 +164,7 @@ async fn publish(
         upstream,
         tap,
         forwarded,
+        left_out,
         ..
     } = live;
 
@@ -188,7 +189,7 @@ async fn publish(
             // is (the operator's log has the address); its connection may already be gone.
             drop(session.fail(code, &source.broadcaster_reason()).await);
         }
-        Err(RelayError::Cut(reason)) => {
+        Err(RelayError::Cut(reason) | RelayError::Unreadable(reason)) => {
             // Whatever is still queued is dropped; the broadcaster is told why.
             drop(session.fail("NetStream.Publish.Rejected", reason).await);
         }
@@ -199,6 +200,7 @@ async fn publish(
         Ok(()) => "broadcaster",
         Err(RelayError::Cut(_)) => "cut",
         Err(RelayError::Upstream { .. }) => "upstream",
+        Err(RelayError::Unreadable(_)) => "refused",
         Err(_) => "error",
     };
     info.stats.ended.store(true, Ordering::Release);
@@ -215,6 +217,7 @@ async fn publish(
         messages = forwarded.messages,
         upstream_bytes,
         inspection_dropped = tap.as_ref().map_or(0, VideoTap::dropped),
+        left_out = left_out.count(),
         "unpublish"
     );
     ending

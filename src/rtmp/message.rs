@@ -79,43 +79,7 @@ impl Message {
             kind::AUDIO | kind::VIDEO | kind::DATA_AMF0 | kind::DATA_AMF3 | kind::AGGREGATE
         )
     }
-
-    /// The sub-messages of an aggregate message (type 22), each with its timestamp moved onto
-    /// the aggregate's (RTMP 1.0, 7.1.6: the aggregate's timestamp minus the first
-    /// sub-message's is the offset for all of them). Payloads are slices of this message's.
-    pub fn aggregate_parts(&self) -> Result<Vec<Message>, MalformedAggregate> {
-        let data = &self.payload;
-        let mut parts = Vec::new();
-        let mut pos = 0usize;
-        let mut offset: Option<u32> = None;
-        while pos < data.len() {
-            let header = data
-                .get(pos..pos + 11)
-                .ok_or(MalformedAggregate("sub-message header cut short"))?;
-            let size = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
-            let ts = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
-            let body_end = pos + 11 + size;
-            if body_end + 4 > data.len() {
-                return Err(MalformedAggregate("sub-message longer than the aggregate"));
-            }
-            let offset = *offset.get_or_insert(self.timestamp.wrapping_sub(ts));
-            parts.push(Message {
-                csid: self.csid,
-                timestamp: ts.wrapping_add(offset),
-                type_id: header[0],
-                stream_id: self.stream_id,
-                payload: data.slice(pos + 11..body_end),
-            });
-            pos = body_end + 4;
-        }
-        Ok(parts)
-    }
 }
-
-/// An aggregate message whose sub-messages do not add up.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed aggregate message: {0}")]
-pub struct MalformedAggregate(pub &'static str);
 
 /// User control events (RTMP 1.0 §7.1.7).
 #[derive(Debug, Clone, PartialEq)]
@@ -450,37 +414,5 @@ mod tests {
             payload: amf0::encode_all(&[Amf0Value::Number(1.0)]),
         };
         assert_eq!(Command::parse(&msg), Err(CommandError::Shape));
-    }
-
-    #[test]
-    fn aggregate_parts_keep_their_spacing_on_the_aggregate_clock() {
-        let mut payload = Vec::new();
-        for (type_id, ts, body) in [(9u8, 1000u32, &b"\x17\x01abc"[..]), (8, 1033, b"\xaf\x01z")] {
-            let size = body.len() as u32;
-            payload.push(type_id);
-            payload.extend_from_slice(&size.to_be_bytes()[1..]);
-            payload.extend_from_slice(&ts.to_be_bytes()[1..]);
-            payload.push((ts >> 24) as u8);
-            payload.extend_from_slice(&[0, 0, 0]);
-            payload.extend_from_slice(body);
-            payload.extend_from_slice(&(size + 11).to_be_bytes());
-        }
-        let msg = Message {
-            csid: 4,
-            timestamp: 40,
-            type_id: kind::AGGREGATE,
-            stream_id: 1,
-            payload: Bytes::from(payload.clone()),
-        };
-        let parts = msg.aggregate_parts().expect("well formed");
-        assert_eq!(parts.len(), 2);
-        assert_eq!((parts[0].type_id, parts[0].timestamp), (9, 40));
-        assert_eq!((parts[1].type_id, parts[1].timestamp), (8, 73));
-        assert_eq!(&parts[0].payload[..], b"\x17\x01abc");
-        let cut = Message {
-            payload: Bytes::from(payload[..payload.len() - 6].to_vec()),
-            ..msg
-        };
-        assert!(cut.aggregate_parts().is_err());
     }
 }

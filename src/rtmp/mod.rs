@@ -2,9 +2,10 @@
 //!
 //! `handshake` → `chunk` (codec) → `connection` (messages, protocol control) → `server` (the
 //! broadcaster's session) and `client` (our publish to the platform). `amf0` and `message` are
-//! the vocabulary; `video_tag` reads video message bodies; `url` and `tls` get bytes to the
+//! the vocabulary, `aggregate` reads type 22 to the bottom; `video_tag` reads video message bodies; `url` and `tls` get bytes to the
 //! right place.
 
+pub mod aggregate;
 pub mod amf0;
 pub mod chunk;
 pub mod client;

@@ -135,6 +135,34 @@ pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
     }
 }
 
+/// What the relay needs to know of a video message before it forwards it, from the same
+/// parse as [`parse_video_tag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoForwarding {
+    /// A coded frame stamped to be presented this many milliseconds after it is decoded.
+    Frame {
+        /// The composition time offset (signed, as FFmpeg reads it).
+        composition_time: i32,
+    },
+    /// A video info/command frame (frame type 5): FFmpeg's demuxer skips it, nginx-rtmp's HLS
+    /// muxes it as video and caches a sequence header sent in one.
+    Command,
+    /// Anything else (sequence headers and ends, codecs inspection does not decode, truncated
+    /// bodies): inspection decides what it is.
+    Other,
+}
+
+/// Reads what [`VideoForwarding`] says of a video message body. No copy, no allocation.
+pub fn video_forwarding(payload: &[u8]) -> VideoForwarding {
+    match parse_header(payload) {
+        Ok(Header::Frame {
+            composition_time, ..
+        }) => VideoForwarding::Frame { composition_time },
+        Ok(Header::Skip(Skipped::Command)) => VideoForwarding::Command,
+        _ => VideoForwarding::Other,
+    }
+}
+
 /// What a video tag's header says, read over its bytes without copying or allocating; the
 /// coded data starts at `at`. The one parse both [`parse_video_tag`] and [`video_frame_kind`]
 /// answer from.

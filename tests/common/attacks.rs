@@ -239,32 +239,63 @@ pub fn blinking(dir: &Path) -> Vec<Send> {
 /// Audio and video tags packed `per` to an RTMP aggregate message (type 22), as FMS-style
 /// servers send them; metadata stays a message of its own.
 pub fn aggregated(tags: &[Tag], per: usize) -> Vec<Tag> {
+    nested_aggregates(tags, per, 1, |_| true)
+}
+
+/// An aggregate's body holding `tags` as sub-messages, each stamped its own time plus `skew`
+/// (a reader that takes sub-message timestamps as absolute is off by `skew`; one that takes
+/// them relative to the first, as nginx-rtmp does, is not).
+pub fn aggregate_body(tags: &[&Tag], skew: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    for t in tags {
+        let size = t.body.len() as u32;
+        let ts = t.ts.wrapping_add(skew);
+        body.push(t.type_id);
+        body.extend_from_slice(&size.to_be_bytes()[1..]);
+        body.extend_from_slice(&ts.to_be_bytes()[1..]);
+        body.push((ts >> 24) as u8);
+        body.extend_from_slice(&[0, 0, 0]);
+        body.extend_from_slice(&t.body);
+        body.extend_from_slice(&(size + 11).to_be_bytes());
+    }
+    body
+}
+
+/// The audio and video tags `wrap` picks packed `per` to an aggregate, each aggregate wrapped
+/// in `depth - 1` more; when nested, every sub-message is stamped 100 s off (read relative to
+/// the first sub-message, as nginx-rtmp reads them, the stamps are the tags' own). Metadata and
+/// the tags `wrap` leaves out stay messages of their own.
+pub fn nested_aggregates(
+    tags: &[Tag],
+    per: usize,
+    depth: usize,
+    wrap: impl Fn(&Tag) -> bool,
+) -> Vec<Tag> {
     let mut out = Vec::new();
     let mut pack: Vec<&Tag> = Vec::new();
     let flush = |pack: &mut Vec<&Tag>, out: &mut Vec<Tag>| {
         let Some(first) = pack.first() else {
             return;
         };
-        let mut body = Vec::new();
-        for t in pack.iter() {
-            let size = t.body.len() as u32;
-            body.push(t.type_id);
-            body.extend_from_slice(&size.to_be_bytes()[1..]);
-            body.extend_from_slice(&t.ts.to_be_bytes()[1..]);
-            body.push((t.ts >> 24) as u8);
-            body.extend_from_slice(&[0, 0, 0]);
-            body.extend_from_slice(&t.body);
-            body.extend_from_slice(&(size + 11).to_be_bytes());
-        }
-        out.push(Tag {
+        let skew = if depth > 1 { 100_000 } else { 0 };
+        let mut message = Tag {
             type_id: 22,
             ts: first.ts,
-            body: body.into(),
-        });
+            body: aggregate_body(pack, skew).into(),
+        };
+        for _ in 1..depth {
+            let body = aggregate_body(&[&message], skew);
+            message = Tag {
+                type_id: 22,
+                ts: first.ts,
+                body: body.into(),
+            };
+        }
+        out.push(message);
         pack.clear();
     };
     for t in tags {
-        if t.type_id == DATA {
+        if t.type_id == DATA || !wrap(t) {
             flush(&mut pack, &mut out);
             out.push(t.clone());
             continue;

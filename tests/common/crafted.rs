@@ -185,6 +185,7 @@ async fn publish_async(port: u16, key: &str, sends: &[Send], linger: Duration) -
                 ts: s.tag.ts,
                 first: queued,
                 last: Instant::now(),
+                digest: digest(&s.tag.body),
             }),
             Ok(Err(e)) => {
                 // A server that cuts says why, then closes: read the reason if it is there.
@@ -221,13 +222,25 @@ async fn publish_async(port: u16, key: &str, sends: &[Send], linger: Duration) -
 }
 
 /// A media message seen passing a point: its type and timestamp, and when its first and its
-/// last byte passed.
+/// last byte passed; `digest` fingerprints its body.
 #[derive(Debug, Clone, Copy)]
 pub struct Passed {
     pub type_id: u8,
     pub ts: u32,
     pub first: Instant,
     pub last: Instant,
+    pub digest: u64,
+}
+
+/// RTMP aggregate messages (type 22).
+pub const AGGREGATE: u8 = 22;
+
+/// A fingerprint of a message body (the same in every run).
+pub fn digest(body: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Media messages seen passing a point, in order.
@@ -398,13 +411,14 @@ fn copy_noting(from: std::net::TcpStream, mut to: std::net::TcpStream, seen: Arc
                 .iter()
                 .find(|(end, _)| *end > start)
                 .map_or(at, |(_, t)| *t);
-            if matches!(msg.type_id, AUDIO | VIDEO | DATA) {
+            if matches!(msg.type_id, AUDIO | VIDEO | DATA | AGGREGATE) {
                 if let Ok(mut s) = seen.lock() {
                     s.push(Passed {
                         type_id: msg.type_id,
                         ts: msg.timestamp,
                         first,
                         last: at,
+                        digest: digest(&msg.payload),
                     });
                 }
             }

@@ -7,6 +7,7 @@
 pub mod attacks;
 pub mod crafted;
 pub mod fleet;
+pub mod gate;
 pub mod sound;
 
 use std::io::{Read, Write};
