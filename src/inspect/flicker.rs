@@ -1,18 +1,16 @@
-//! Frames shown for a blink: timestamps that steer sampling.
+//! Frames shown for a blink: timestamps that try to steer sampling.
 //!
-//! A sample is the first frame at or after a random point, so each frame takes the samples
-//! whose points fall while the frame *before* it is shown, not while it is shown itself. A
-//! publisher who shows each frame of a clip for most of the frame spacing and a benign frame
-//! for a blink after it puts most samples on the benign frames (see the sampler's module doc);
-//! so does a chain of ever shorter frames after each clip frame. This watch measures how far
-//! apart the two distributions are over the last frames -- the share of samples that land on
-//! other frames than the ones on screen when their points fall (total variation distance:
-//! half the sum of |time a frame collects samples for - time it is shown| over the time) -- and
-//! reports a stream where that is most of them, so the trick does not pass silently. Whatever
-//! the pattern, content on screen for a share `s` of the time gets at least `s - distance` of
-//! the samples. Evenly spaced frames score 0; frames an encoder drops score a little. Streams
-//! that send frames only when the picture changes (some screen captures) score high too: their
-//! samples do not follow screen time either.
+//! Live samples are the frame on screen at a random point (`inspect::onscreen`), so a frame's
+//! share of the samples is its share of screen time, whatever the timestamps do. When samples
+//! were the first frame at or after the point, a publisher who showed each clip frame for most
+//! of the frame spacing and a benign frame for a blink after it put most samples on the benign
+//! frames; this watch stays as a second line against that family (it reports the intent, and
+//! any sampling that does not follow screen time). It measures, over the last frames, the share
+//! of samples a first-at-or-after rule would put on other frames than the ones on screen when
+//! their points fall (total variation distance: half the sum of |time a frame collects samples
+//! for - time it is shown| over the time), and reports a stream where that is most of them.
+//! Evenly spaced frames score 0; frames an encoder drops score a little. Streams that send
+//! frames only when the picture changes (some screen captures) score high too.
 
 use std::collections::VecDeque;
 

@@ -8,10 +8,15 @@
 //! itself suspicious. A declared picture over `max_pixels`, or video in a codec or packaging
 //! inspection cannot decode, makes the stream uninspectable at once.
 //!
-//! Hybrid mode holds each frame until a sampled frame needs it: a frame the sampler may pick
-//! is decoded with the frames held before it, and the frames held when an IDR keyframe comes
-//! (nothing after an IDR refers to them) are dropped undecoded. It decodes what `all` mode
-//! would need for the same samples and no more, and hashes each keyframe besides.
+//! In `all` and `hybrid` modes each coded frame's fate is decided before it is decoded, from
+//! the timestamps alone (`onscreen`: the frame on screen at each sample point), so the frames
+//! hashed are the same whatever the mode and the shortcuts; a frame waits for its fate (a
+//! frame or two) with the sequence headers after it. Hybrid mode then holds each frame until a
+//! sampled frame needs it: a sampled frame is decoded with the frames held before it, and the
+//! frames held when an IDR keyframe comes (nothing after an IDR refers to them) are dropped
+//! undecoded. It decodes what `all` mode would need for the same samples and no more, and
+//! hashes each keyframe besides. A sampled frame the decoder never shows (refused, withheld)
+//! leaves its sample to the next picture that comes out.
 //!
 //! Keyframes mode decodes keyframes only, but keeps the GOP's other frames: when no keyframe
 //! has come for two thirds of the coverage bound, it decodes them too (from the keyframe on)
@@ -26,8 +31,8 @@ use bytes::Bytes;
 use super::decoder::{DecodedFrame, Shortcuts, VideoDecoder};
 use super::flicker::FlickerWatch;
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
+use super::onscreen::{OnScreen, Pick, Timing};
 use super::params::{self, DecodingConfig, PictureSize};
-use super::sampler::Sampler;
 use crate::hash::inset::{InsetSettings, InsetTracker};
 use crate::hash::letterbox::LetterboxSettings;
 use crate::hash::pdq::LumaImage;
@@ -168,6 +173,41 @@ struct HeldFrame {
     clock: CoverageClock,
     /// What its NAL units say, read once on arrival (`None`: not read, or not readable).
     nals: Option<params::FrameNals>,
+    /// Whether it is hashed, decided before decoding (`None`: keyframes mode decides as its
+    /// picture comes out).
+    pick: Option<Pick>,
+}
+
+/// A coded frame as it arrived, before inspection has looked into it.
+struct ArrivedFrame {
+    codec: VideoCodec,
+    keyframe: bool,
+    dts: i64,
+    pts: i64,
+    data: Bytes,
+    arrived: Instant,
+    clock: CoverageClock,
+}
+
+/// What waits for the on-screen sampling to decide the frames before it: a coded frame, or a
+/// sequence header (or its end), which must reach the decoder after them.
+enum Queued {
+    Frame(ArrivedFrame),
+    Header {
+        codec: VideoCodec,
+        config: Bytes,
+        arrived: Instant,
+        clock: CoverageClock,
+    },
+}
+
+impl Queued {
+    fn clock(&self) -> CoverageClock {
+        match self {
+            Queued::Frame(f) => f.clock,
+            Queued::Header { clock, .. } => *clock,
+        }
+    }
 }
 
 struct ActiveDecoder {
@@ -257,7 +297,17 @@ pub struct StreamInspector {
     /// Recent packets' presentation times with their arrival and coverage clock: a decoded
     /// picture is credited to the message that carried it, not to the one whose decoding let
     /// it out (B-frame reordering holds pictures back by a few messages).
-    carried_by: VecDeque<(i64, Instant, CoverageClock)>,
+    carried_by: VecDeque<Carried>,
+}
+
+/// What a decoded picture is credited to: the message that carried its frame, and whether it
+/// is hashed (`None`: keyframes mode, judged as the picture comes out).
+#[derive(Clone, Copy)]
+struct Carried {
+    pts: i64,
+    arrived: Instant,
+    clock: CoverageClock,
+    pick: Option<Pick>,
 }
 
 /// Packets remembered for crediting pictures to their messages.
@@ -273,7 +323,8 @@ impl StreamInspector {
             settings,
             active: None,
             picker: Picker {
-                sampler: Sampler::live(settings.fps),
+                onscreen: OnScreen::live(settings.fps),
+                owed: VecDeque::new(),
                 inset: settings.frame_in_frame.map(InsetTracker::new),
             },
             level: 0,
@@ -307,6 +358,8 @@ impl StreamInspector {
         let was_keyframes_only = self.keyframes_only();
         self.level = level.min(2);
         if self.keyframes_only() {
+            // What waits for its fate is decided now and handled with the next message.
+            self.picker.onscreen.settle();
             self.clear_pending();
             self.awaiting = None;
         }
@@ -327,7 +380,7 @@ impl StreamInspector {
     /// A frame just matched a list: sample more densely until `until` (arrival time), so the
     /// match is confirmed, or not, within a fraction of a second.
     pub fn boost(&mut self, until: Instant) {
-        self.picker.sampler.boost(until);
+        self.picker.onscreen.boost(until);
     }
 
     /// The settings it was made with.
@@ -342,6 +395,7 @@ impl StreamInspector {
 
     /// Inspection dropped messages to stay at the live edge: decoding restarts at a keyframe.
     pub fn resync(&mut self) {
+        self.picker.onscreen.reset();
         self.skip_to_keyframe = true;
         self.clear_gop();
         self.clear_pending();
@@ -372,7 +426,7 @@ impl StreamInspector {
     ) {
         self.handle_message(video, stats, out);
         self.last_clock = video.clock;
-        if self.pending.is_empty() && self.awaiting.is_none() {
+        if self.pending.is_empty() && self.awaiting.is_none() && self.picker.onscreen.is_empty() {
             self.settled = video.clock;
         }
     }
@@ -381,6 +435,8 @@ impl StreamInspector {
     /// are decoded (and sampled if due by then), and a wanted picture still in the decoder's
     /// reorder buffer is let go (more frames would push it out; none are coming yet).
     pub fn settle(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        self.picker.onscreen.settle();
+        self.run_decided(stats, out);
         self.decode_pending(stats, out);
         self.awaiting = None;
         self.settled = self.last_clock;
@@ -409,9 +465,17 @@ impl StreamInspector {
                 return;
             }
         };
+        // What waits from before goes first (it was decided when the pool lowered sampling).
+        self.run_decided(stats, out);
         match tag {
             VideoTag::SequenceStart { codec, config } => {
-                self.configure(codec, config, video.arrived, stats, out)
+                let header = Queued::Header {
+                    codec,
+                    config,
+                    arrived: video.arrived,
+                    clock: video.clock,
+                };
+                self.picker.onscreen.push_other(header);
             }
             VideoTag::Frame {
                 codec,
@@ -419,54 +483,32 @@ impl StreamInspector {
                 composition_time,
                 data,
             } => {
-                let Some(active_codec) = self.active.as_ref().map(|a| a.codec) else {
-                    stats.frames_without_config.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                if codec != active_codec {
-                    // A player demuxes them as a second video stream and may show it.
-                    stats.unsupported_messages.fetch_add(1, Ordering::Relaxed);
-                    self.report_once(
-                        out,
-                        Finding::Uninspectable(format!(
-                            "{} frames while the stream's video is {}",
-                            codec.name(),
-                            active_codec.name()
-                        )),
-                    );
-                    return;
-                }
-                if self.skip_to_keyframe && !keyframe {
-                    return;
-                }
-                self.skip_to_keyframe = false;
                 let dts = video.timestamp as i64;
                 let pts = dts + composition_time as i64;
-                self.picker.sampler.note_coded_frame(dts);
                 if self.flicker.observe(pts) {
                     self.report_once(out, Finding::Anomaly(FLICKER.into()));
                 }
-                if self.foreign_parameter_sets(&data) {
-                    self.report_once(out, Finding::Uninspectable(FOREIGN_PARAMETER_SETS.into()));
-                }
-                let nals = self.read_nals(&data);
-                let frame = HeldFrame {
-                    data,
+                let frame = ArrivedFrame {
+                    codec,
+                    keyframe,
                     dts,
                     pts,
-                    keyframe,
+                    data,
                     arrived: video.arrived,
                     clock: video.clock,
-                    nals,
                 };
                 if self.keyframes_only() {
-                    self.keyframes_mode(frame, stats, out);
-                } else if self.settings.mode == SamplingMode::Hybrid {
-                    self.hybrid_mode(frame, stats, out);
+                    self.frame(frame, None, stats, out);
                 } else {
-                    self.decode(&frame, stats, out);
+                    let timing = Timing {
+                        dts,
+                        pts,
+                        arrived: video.arrived,
+                    };
+                    self.picker
+                        .onscreen
+                        .push_frame(timing, Queued::Frame(frame));
                 }
-                self.count_decoder_errors(stats);
             }
             VideoTag::SequenceEnd => self.flush(stats, video.arrived, out),
             VideoTag::Skip {
@@ -482,6 +524,94 @@ impl StreamInspector {
                 }
             }
         }
+        self.run_decided(stats, out);
+    }
+
+    /// Handles what the on-screen sampling has decided, in arrival order.
+    fn run_decided(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        while let Some((item, pick)) = self.picker.onscreen.pop() {
+            let clock = item.clock();
+            match item {
+                Queued::Frame(frame) => self.frame(frame, pick, stats, out),
+                Queued::Header {
+                    codec,
+                    config,
+                    arrived,
+                    ..
+                } => self.configure(codec, config, arrived, stats, out),
+            }
+            if self.pending.is_empty() && self.awaiting.is_none() {
+                self.settled = clock;
+            }
+        }
+    }
+
+    /// One coded frame, its fate decided (`pick`; `None` in keyframes mode): checked against
+    /// the decoder in force, then decoded, held or skipped as the mode says.
+    fn frame(
+        &mut self,
+        frame: ArrivedFrame,
+        pick: Option<Pick>,
+        stats: &InspectStats,
+        out: &mut dyn FnMut(Finding),
+    ) {
+        let Some(active_codec) = self.active.as_ref().map(|a| a.codec) else {
+            stats.frames_without_config.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if frame.codec != active_codec {
+            // A player demuxes them as a second video stream and may show it.
+            stats.unsupported_messages.fetch_add(1, Ordering::Relaxed);
+            self.report_once(
+                out,
+                Finding::Uninspectable(format!(
+                    "{} frames while the stream's video is {}",
+                    frame.codec.name(),
+                    active_codec.name()
+                )),
+            );
+            return;
+        }
+        if self.skip_to_keyframe && !frame.keyframe {
+            return;
+        }
+        self.skip_to_keyframe = false;
+        if self.foreign_parameter_sets(&frame.data) {
+            self.report_once(out, Finding::Uninspectable(FOREIGN_PARAMETER_SETS.into()));
+        }
+        let hybrid = self.settings.mode == SamplingMode::Hybrid;
+        let pick = match pick {
+            Some(Pick::Pass)
+                if hybrid
+                    && frame.keyframe
+                    && self
+                        .picker
+                        .onscreen
+                        .extra_keyframe(frame.pts, frame.arrived) =>
+            {
+                Some(Pick::Extra)
+            }
+            pick => pick,
+        };
+        let nals = self.read_nals(&frame.data);
+        let frame = HeldFrame {
+            data: frame.data,
+            dts: frame.dts,
+            pts: frame.pts,
+            keyframe: frame.keyframe,
+            arrived: frame.arrived,
+            clock: frame.clock,
+            nals,
+            pick,
+        };
+        if self.keyframes_only() {
+            self.keyframes_mode(frame, stats, out);
+        } else if hybrid {
+            self.hybrid_mode(frame, stats, out);
+        } else {
+            self.decode(&frame, stats, out);
+        }
+        self.count_decoder_errors(stats);
     }
 
     /// Keyframes mode: keyframes are decoded; other frames are kept until the GOP runs long,
@@ -556,7 +686,7 @@ impl StreamInspector {
         let wanted = frame.keyframe
             || self.awaiting.is_some()
             || nals.is_none_or(|n| n.parameter_sets)
-            || self.picker.sampler.may_take(frame.pts, frame.arrived);
+            || frame.pick.is_some_and(Pick::hashed);
         if !wanted && self.pending_bytes + frame.data.len() <= MAX_GOP_BYTES {
             self.pending_bytes += frame.data.len();
             self.pending.push(frame);
@@ -628,13 +758,16 @@ impl StreamInspector {
         nals
     }
 
-    /// Wall-clock span of the frames hybrid mode holds undecoded, in milliseconds (unseen
-    /// video, should they be dropped).
+    /// Wall-clock span of the frames held undecoded (waiting for their fate, or held by hybrid
+    /// mode), in milliseconds: unseen video, should they be dropped.
     pub fn held_span_ms(&self) -> u64 {
-        match (self.pending.first(), self.pending.last()) {
-            (Some(first), Some(last)) => last.clock.wall_ms.saturating_sub(first.clock.wall_ms),
-            _ => 0,
-        }
+        let waiting = self.picker.onscreen.waiting().filter_map(|q| match q {
+            Queued::Frame(f) => Some(f.clock.wall_ms),
+            Queued::Header { .. } => None,
+        });
+        let walls = self.pending.iter().map(|f| f.clock.wall_ms).chain(waiting);
+        let (min, max) = walls.fold((u64::MAX, 0), |(lo, hi), w| (lo.min(w), hi.max(w)));
+        max.saturating_sub(min)
     }
 
     fn decode_pending(&mut self, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
@@ -672,9 +805,12 @@ impl StreamInspector {
     }
 
     fn decode(&mut self, frame: &HeldFrame, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
-        let hybrid_keyframe = self.settings.mode == SamplingMode::Hybrid && frame.keyframe;
-        // Wanted for itself (it may be hashed), or to push an awaited picture out.
-        let for_itself = hybrid_keyframe || self.picker.sampler.may_take(frame.pts, frame.arrived);
+        // Wanted for itself (it is hashed; in keyframes mode, a keyframe may be), or to push an
+        // awaited picture out.
+        let for_itself = match frame.pick {
+            Some(pick) => pick.hashed(),
+            None => frame.keyframe,
+        };
         // Unreferenced frames are skipped even while a picture is awaited: reference frames
         // push it out as well. Only in sequence: a skipped picture must not change how FFmpeg
         // reads the frame_num of the next one (it gap-fills references on a jump).
@@ -723,11 +859,21 @@ impl StreamInspector {
         if self.carried_by.len() >= CARRIED_BY {
             self.carried_by.pop_front();
         }
-        self.carried_by
-            .push_back((frame.pts, frame.arrived, frame.clock));
+        self.carried_by.push_back(Carried {
+            pts: frame.pts,
+            arrived: frame.arrived,
+            clock: frame.clock,
+            pick: frame.pick,
+        });
         let (settings, picker) = (&self.settings, &mut self.picker);
+        if frame.pick.is_some_and(Pick::hashed) {
+            picker.owe(frame.pts);
+        }
         let carried_by = &self.carried_by;
-        let (arrived, clock) = (frame.arrived, frame.clock);
+        let unknown = Carried {
+            pick: frame.pick.map(|_| Pick::Pass),
+            ..Carried::of(frame)
+        };
         // While a picture wanted for itself is still held in the decoder for reordering, the
         // frames that push it out are decoded, so its hash is not delayed.
         let mut newest_out = None;
@@ -739,12 +885,8 @@ impl StreamInspector {
             wanted,
             |picture| {
                 newest_out = newest_out.max(Some(picture.pts_ms));
-                let (arrived, clock) = carried_by
-                    .iter()
-                    .rev()
-                    .find(|(pts, _, _)| *pts == picture.pts_ms)
-                    .map_or((arrived, clock), |(_, a, c)| (*a, *c));
-                sample(settings, picker, stats, arrived, clock, picture, out)
+                let carried = credit(carried_by, picture.pts_ms, unknown);
+                sample(settings, picker, stats, carried, picture, out)
             },
         );
         // Await the newest wanted picture not out yet (a later wanted frame restarts the
@@ -910,6 +1052,8 @@ impl StreamInspector {
     /// Emits the frames the decoder still holds (end of sequence or of stream), after decoding
     /// those hybrid mode held: their sample never came, but the wall clock may still take one.
     pub fn flush(&mut self, stats: &InspectStats, arrived: Instant, out: &mut dyn FnMut(Finding)) {
+        self.picker.onscreen.settle();
+        self.run_decided(stats, out);
         self.decode_pending(stats, out);
         self.awaiting = None;
         self.settled = self.last_clock;
@@ -917,10 +1061,17 @@ impl StreamInspector {
             return;
         };
         let (settings, picker) = (&self.settings, &mut self.picker);
-        let clock = CoverageClock::default();
-        active
-            .decoder
-            .finish(|frame| sample(settings, picker, stats, arrived, clock, frame, out));
+        let carried_by = &self.carried_by;
+        let unknown = Carried {
+            pts: 0,
+            arrived,
+            clock: self.last_clock,
+            pick: None,
+        };
+        active.decoder.finish(|picture| {
+            let carried = credit(carried_by, picture.pts_ms, unknown);
+            sample(settings, picker, stats, carried, picture, out)
+        });
     }
 }
 
@@ -943,29 +1094,75 @@ fn picture_size(codec: VideoCodec, config: &DecodingConfig) -> Option<PictureSiz
     }
 }
 
-/// What decides which frames are hashed and what of them: the sampler, and the motion history
-/// that finds an inset.
+/// What decides which frames are hashed and what of them: the on-screen sampling, and the
+/// motion history that finds an inset.
 struct Picker {
-    sampler: Sampler,
+    onscreen: OnScreen<Queued>,
+    /// Presentation times of picked frames sent to the decoder whose pictures have not come
+    /// out yet. A picture that comes out after one of them stands in for it: a picked frame
+    /// the decoder never shows (refused, withheld) still leaves a sample.
+    owed: VecDeque<i64>,
     inset: Option<InsetTracker>,
 }
 
-/// Counts a decoded frame and, when the sampler picks it, hashes it and hands it on.
+impl Carried {
+    fn of(frame: &HeldFrame) -> Carried {
+        Carried {
+            pts: frame.pts,
+            arrived: frame.arrived,
+            clock: frame.clock,
+            pick: frame.pick,
+        }
+    }
+}
+
+/// The frame a decoded picture came from (by presentation time; the latest such), else
+/// `unknown`.
+fn credit(carried_by: &VecDeque<Carried>, pts: i64, unknown: Carried) -> Carried {
+    carried_by
+        .iter()
+        .rev()
+        .find(|c| c.pts == pts)
+        .copied()
+        .unwrap_or(unknown)
+}
+
+/// Picked frames owed a sample at most: past it the oldest is forgotten.
+const OWED: usize = 16;
+
+impl Picker {
+    /// A picked frame went to the decoder: its picture is owed a sample.
+    fn owe(&mut self, pts: i64) {
+        if self.owed.len() == OWED {
+            self.owed.pop_front();
+        }
+        self.owed.push_back(pts);
+    }
+
+    /// A picture presented at `pts` came out: what it settles of the owed samples; `true` when
+    /// one presented before it never came out (this picture stands in for it).
+    fn settle_owed(&mut self, pts: i64) -> bool {
+        let missed = self.owed.iter().any(|&owed| owed < pts);
+        self.owed.retain(|&owed| owed > pts);
+        missed
+    }
+}
+
+/// Counts a decoded picture and, when its frame was picked, hashes it and hands it on.
 fn sample(
     settings: &InspectSettings,
     picker: &mut Picker,
     stats: &InspectStats,
-    arrived: Instant,
-    clock: CoverageClock,
+    carried: Carried,
     mut frame: DecodedFrame,
     out: &mut dyn FnMut(Finding),
 ) {
     stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
     metrics().frames_decoded.inc();
-    let take = if settings.mode == SamplingMode::Hybrid && frame.keyframe {
-        picker.sampler.take_keyframe(frame.pts_ms, arrived)
-    } else {
-        picker.sampler.take(frame.pts_ms, arrived)
+    let Carried { arrived, clock, .. } = carried;
+    let take = match carried.pick {
+        Some(pick) => picker.settle_owed(frame.pts_ms) || pick.hashed(),
+        None => picker.onscreen.take_at_or_after(frame.pts_ms, arrived),
     };
     if take {
         metrics().frames_sampled.inc();

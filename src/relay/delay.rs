@@ -113,9 +113,12 @@ impl DelayLine {
         due
     }
 
-    /// Whether the oldest message is due by time but waits for inspection.
-    pub fn waiting_for_inspection(&self, now: Instant) -> bool {
-        self.held.front().is_some_and(|(at, _, _)| *at <= now)
+    /// Whether the oldest message is due by time but waits for inspection to reach its gate
+    /// (`processed`, on the wall coverage clock), and is not yet past the gate's timeout.
+    pub fn waiting_for_inspection(&self, now: Instant, processed: u64) -> bool {
+        self.held.front().is_some_and(|(at, gate, _)| {
+            *at <= now && *gate > processed && now < *at + self.gate_timeout
+        })
     }
 
     /// Drops everything held (a cut); returns how many messages never left.
@@ -247,7 +250,12 @@ mod tests {
             0,
             "inspection has not started"
         );
-        assert!(line.waiting_for_inspection(ms(3000)));
+        assert!(line.waiting_for_inspection(ms(3000), 0));
+        assert!(
+            !line.waiting_for_inspection(ms(3000), 100),
+            "inspected: only due"
+        );
+        assert!(!line.waiting_for_inspection(ms(1999), 0), "not due yet");
         assert_eq!(line.take_due(ms(3000), 120).len(), 1);
         assert_eq!(
             line.take_due(ms(3000), 499).len(),

@@ -202,21 +202,30 @@ impl<'a> LiveStream<'a> {
     /// frame). Inspection may be holding frames for a sample that only more video would bring
     /// (the video paused): it is asked to finish them, once per wait.
     fn release_at(&mut self) -> Option<Instant> {
-        match (&self.delay_line, &self.upstream) {
-            (Some(line), Upstream::Ready(_)) if line.waiting_for_inspection(Instant::now()) => {
-                if !self.settle_asked {
-                    self.settle_asked = true;
-                    if let Some(tap) = self.tap.as_mut() {
-                        tap.settle();
-                    }
-                }
-                Some(Instant::now() + INSPECTION_POLL)
+        let (Some(line), Upstream::Ready(_)) = (&self.delay_line, &self.upstream) else {
+            return None;
+        };
+        let now = Instant::now();
+        if !line.waiting_for_inspection(now, self.processed()) {
+            self.settle_asked = false;
+            return line.next_release();
+        }
+        if !self.settle_asked {
+            self.settle_asked = true;
+            if let Some(tap) = self.tap.as_mut() {
+                tap.settle();
             }
-            (Some(line), Upstream::Ready(_)) => {
-                self.settle_asked = false;
-                line.next_release()
-            }
-            _ => None,
+        }
+        Some(now + INSPECTION_POLL)
+    }
+
+    /// How far inspection has processed the video, on the wall coverage clock (all of it when
+    /// the stream is not inspected).
+    fn processed(&self) -> u64 {
+        if self.inspected {
+            self.info.stats.processed_wall()
+        } else {
+            u64::MAX
         }
     }
 
@@ -301,13 +310,9 @@ impl<'a> LiveStream<'a> {
 
     /// Lets out what the delay line holds that is due and inspected.
     async fn on_release(&mut self) -> Result<(), RelayError> {
+        let processed = self.processed();
         let (Some(line), Upstream::Ready(up)) = (&mut self.delay_line, &mut self.upstream) else {
             return Ok(());
-        };
-        let processed = if self.inspected {
-            self.info.stats.processed_wall()
-        } else {
-            u64::MAX
         };
         for msg in line.take_due(Instant::now(), processed) {
             forward(up, &msg, &mut self.forwarded);

@@ -121,7 +121,7 @@ async fn publish(
         return Err(RelayError::Blocked(secs));
     }
     let info = StreamInfo::new(&key.name, &request.app, peer);
-    let Some((_claimed, cut_rx)) = relay.registry.claim(&info) else {
+    let Some((claimed, cut_rx)) = relay.registry.claim(&info) else {
         session
             .reject_publish(
                 &request,
@@ -205,6 +205,9 @@ async fn publish(
     };
     info.stats.ended.store(true, Ordering::Release);
     crate::memory::release_soon();
+    // The key is free again before its end is announced: a broadcaster who reconnects on the
+    // event meets its block (if any), not itself.
+    drop(claimed);
     relay.events.emit(
         &key.name,
         peer,

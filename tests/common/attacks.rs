@@ -204,10 +204,47 @@ pub fn decoys_at_sample_points(dir: &Path) -> Vec<Tag> {
 
 /// The flagged sample with every other frame replaced by the benign one (no B-frames; the
 /// keyframes benign), retimed so each benign frame is shown for 1 ms and each clip frame for
-/// 65 ms after it: a viewer sees the clip, while a sample, the first frame after a random
-/// point, nearly always lands on a benign frame.
+/// 65 ms after it: a viewer sees the clip, while a sample taken as the first frame after a
+/// random point nearly always lands on a benign frame.
 pub fn blinking(dir: &Path) -> Vec<Send> {
-    let out = dir.join("blink.flv");
+    // Frame n (from 1): the benign frames (odd n) at 66 ms steps, the clip 1 ms after each.
+    retimed(&alternating(dir), |video, ts| match video {
+        0 => ts,
+        n => (n as u32 - 1) / 2 * 66 + (n as u32 - 1) % 2,
+    })
+}
+
+/// [`blinking`] with the decode timestamps left evenly spaced (33 ms) and the flicker made by
+/// composition time offsets alone: each benign frame presented 33 ms after it is decoded, the
+/// clip frame after it 1 ms later (offset 1), so that on screen the benign frame lasts 1 ms
+/// and the clip 65 ms.
+pub fn cts_blinking(dir: &Path) -> Vec<Send> {
+    let mut video = 0u32;
+    let tags: Vec<Tag> = alternating(dir)
+        .into_iter()
+        .map(|t| {
+            if t.type_id != VIDEO || !is_avc_frame(&t.body) {
+                return t;
+            }
+            let n = video;
+            video += 1;
+            let (dts, pts) = (n * 33, n / 2 * 66 + 33 + n % 2);
+            let mut body = t.body.to_vec();
+            body[2..5].copy_from_slice(&(pts - dts).to_be_bytes()[1..]);
+            Tag {
+                ts: dts,
+                body: body.into(),
+                ..t
+            }
+        })
+        .collect();
+    paced(&tags)
+}
+
+/// The flagged sample's frames alternating with the benign sample's (the benign ones first,
+/// keyframes benign), re-encoded without B-frames.
+fn alternating(dir: &Path) -> Vec<Tag> {
+    let out = dir.join("alternating.flv");
     let status = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
         .arg(sample("flagged.flv"))
@@ -228,12 +265,8 @@ pub fn blinking(dir: &Path) -> Vec<Send> {
         .arg(&out)
         .status()
         .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg blink");
-    // Frame n (from 1): the benign frames (odd n) at 66 ms steps, the clip 1 ms after each.
-    retimed(&read_flv(&out), |video, ts| match video {
-        0 => ts,
-        n => (n as u32 - 1) / 2 * 66 + (n as u32 - 1) % 2,
-    })
+    assert!(status.success(), "ffmpeg alternating");
+    read_flv(&out)
 }
 
 /// Audio and video tags packed `per` to an RTMP aggregate message (type 22), as FMS-style
