@@ -238,6 +238,13 @@ pub struct InspectConfig {
     /// A stream using more than this share of a core is sampled at keyframes only.
     #[serde(default = "default_max_stream_cost")]
     pub max_stream_cost: f64,
+    /// Cores of inspection filled before new streams are refused at publish; 0 = 0.8 per
+    /// worker thread.
+    #[serde(default)]
+    pub capacity: f64,
+    /// What a new stream is assumed to cost (share of a core) until its own cost is known.
+    #[serde(default = "default_admission_cost")]
+    pub admission_cost: f64,
     /// Threads decoding and fingerprinting audio (only when an audio list is configured).
     #[serde(default = "default_audio_threads")]
     pub audio_threads: usize,
@@ -271,6 +278,8 @@ impl Default for InspectConfig {
             max_pixels: default_max_pixels(),
             max_lag: secs::<1>(),
             max_stream_cost: default_max_stream_cost(),
+            capacity: 0.0,
+            admission_cost: default_admission_cost(),
             audio_threads: default_audio_threads(),
             audio_queue: default_tap_capacity(),
             skip_unreferenced: true,
@@ -288,8 +297,14 @@ impl InspectConfig {
             queue: self.queue,
             max_lag: self.max_lag,
             max_stream_cost: self.max_stream_cost,
+            capacity: self.capacity,
+            admission_cost: self.admission_cost,
         }
     }
+}
+
+fn default_admission_cost() -> f64 {
+    crate::inspect::pool::DEFAULT_ADMISSION_COST
 }
 
 fn default_max_pixels() -> u64 {
@@ -636,6 +651,20 @@ impl Config {
             return Err(invalid(
                 "inspect.max_stream_cost",
                 "must be a share of a core greater than 0 (1.0 = a whole core)".into(),
+            ));
+        }
+        if !(self.inspect.capacity.is_finite() && self.inspect.capacity >= 0.0) {
+            return Err(invalid(
+                "inspect.capacity",
+                "must be 0 (0.8 per worker thread) or cores of inspection (1.0 = a whole core)"
+                    .into(),
+            ));
+        }
+        let estimate = self.inspect.admission_cost;
+        if !(estimate.is_finite() && estimate > 0.0 && estimate <= 4.0) {
+            return Err(invalid(
+                "inspect.admission_cost",
+                "must be a share of a core greater than 0 (0.1 = a tenth of a core)".into(),
             ));
         }
         let v = &self.verdict;

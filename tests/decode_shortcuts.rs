@@ -140,8 +140,13 @@ fn assert_exact(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
 
 /// Every sampled frame hashes as in a full decode (at least 15 sampled).
 fn assert_same_hashes(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run) {
+    assert_same_hashes_of(name, reference, run, 15);
+}
+
+/// Every sampled frame hashes as in a full decode (at least `least` sampled).
+fn assert_same_hashes_of(name: &str, reference: &BTreeMap<i64, PdqHash>, run: &Run, least: usize) {
     assert!(
-        run.hashed.len() >= 15,
+        run.hashed.len() >= least,
         "{name}: {} frames hashed",
         run.hashed.len()
     );
@@ -250,6 +255,20 @@ fn shortcuts_decode_less_and_see_the_same() {
                 "{name}: hybrid hashed nothing near the keyframe at {pts} ms"
             );
         }
+        // Keyframes mode probes between keyframes at random points: each probe decodes its GOP
+        // from the keyframe and hashes what a full decode shows there.
+        let key_times: Vec<i64> = keys.iter().map(|(pts, _)| *pts).collect();
+        let mut probes = 0;
+        for _ in 0..8 {
+            let keyframes = run(&tags, SamplingMode::Keyframes, 2.0, defaults);
+            assert_same_hashes_of(&format!("{name}, keyframes"), &reference, &keyframes, 2);
+            probes += keyframes
+                .hashed
+                .keys()
+                .filter(|t| !key_times.contains(t))
+                .count();
+        }
+        assert!(probes > 0, "{name}: no probe between keyframes in 8 runs");
     }
 }
 

@@ -224,6 +224,12 @@ pub enum EventKind {
         /// Seconds until the block lifts.
         remaining_s: u64,
     },
+    /// A publish was refused because inspection has no room for another stream (the
+    /// broadcaster retries; a balancer sends it where there is room).
+    AtCapacity {
+        /// How full inspection is.
+        reason: String,
+    },
 }
 
 /// One event as written.

@@ -8,6 +8,7 @@
 //! fed by the relay's bounded taps, fairly and at the live edge; `file` does the same for video
 //! files. `audio` is the soundtrack's path: decoded, resampled, fingerprinted.
 
+pub mod admission;
 pub mod audio;
 pub mod audio_pool;
 pub mod decoder;

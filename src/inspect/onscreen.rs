@@ -52,8 +52,10 @@ pub enum Pick {
     Backstop,
     /// Presented inside a stretch already decided, after the frame picked for it.
     Late,
-    /// A keyframe hashed besides the samples (hybrid mode).
+    /// A keyframe hashed besides the samples (hybrid mode; a probed GOP's keyframe).
     Extra,
+    /// A frame between keyframes at a random point (keyframes mode's probes).
+    Probe,
 }
 
 impl Pick {

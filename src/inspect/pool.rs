@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::admission::{self, Capacity, Load, StreamLoad};
 use super::audio::AudioWindow;
 use super::stream::{Finding, InspectSettings, InspectStats, SampledFrame, StreamInspector};
 use crate::relay::tap::{video_frame_kind, TapSink, VideoFrameKind};
@@ -36,6 +37,8 @@ pub trait FrameSink: Send + Sync {
     fn anomaly(&self, _stream: &StreamInfo, _cause: &str) {}
     /// The pool changed its sampling level (0 = as configured) with `streams` live.
     fn overload(&self, _level: u8, _streams: usize) {}
+    /// Video of `stream` went unseen because the pool is short for others' load (not cut).
+    fn unseen(&self, _stream: &StreamInfo, _cause: &str) {}
     /// `stream` ended; `stats` are its final counters.
     fn stream_ended(&self, _stream: &StreamInfo, _stats: &InspectStats) {}
     /// A window of `stream`'s newest audio sub-fingerprints, to match.
@@ -58,6 +61,11 @@ pub struct PoolSettings {
     pub max_lag: Duration,
     /// A stream using more than this share of a core is sampled at keyframes only.
     pub max_stream_cost: f64,
+    /// Cores of inspection the pool may fill before it refuses new streams (0: 0.8 per
+    /// worker thread).
+    pub capacity: f64,
+    /// What a new stream is assumed to cost (share of a core) until its own cost is known.
+    pub admission_cost: f64,
 }
 
 impl Default for PoolSettings {
@@ -67,9 +75,19 @@ impl Default for PoolSettings {
             queue: 256,
             max_lag: Duration::from_secs(1),
             max_stream_cost: 0.5,
+            capacity: 0.0,
+            admission_cost: DEFAULT_ADMISSION_COST,
         }
     }
 }
+
+/// What a new stream is assumed to cost until its own cost is known (for its first seconds): a
+/// 720p30 stream at 2 fps in hybrid mode costs ~0.06 of a core of the 2-core test box (360p
+/// ~0.02, 1080p ~0.2). A burst of publishes is taken on at this much each.
+pub const DEFAULT_ADMISSION_COST: f64 = 0.06;
+/// Cores of inspection per worker thread the pool fills by default (the relay and the rest of
+/// the machine need some).
+const CAPACITY_PER_THREAD: f64 = 0.8;
 
 /// The most time a worker spends on one stream before it looks at the others again.
 const SLICE: Duration = Duration::from_millis(4);
@@ -105,6 +123,8 @@ struct Work {
     cost_at: Instant,
     /// Over budget lately: its waiting does not count as the pool's until then.
     shed_until: Option<Instant>,
+    /// Its cost once warmed up (see [`admission::WARMUP`]).
+    settled_cost: Option<f64>,
 }
 
 /// One stream in the pool.
@@ -117,6 +137,15 @@ struct Slot {
     vtime: AtomicU64,
     /// Over its cost budget: the load controller does not count its waiting.
     shed: AtomicBool,
+    /// Its cost lately (f64 bits), for admission to read without waiting on the stream.
+    cost_bits: AtomicU64,
+    opened: Instant,
+}
+
+impl Slot {
+    fn cost(&self) -> f64 {
+        f64::from_bits(self.cost_bits.load(Ordering::Relaxed))
+    }
 }
 
 struct Ready {
@@ -161,6 +190,35 @@ struct Shared {
     busy_ns: AtomicU64,
     slots: Mutex<Vec<Weak<Slot>>>,
     sink: Arc<dyn FrameSink>,
+    capacity: Capacity,
+    /// Admissions whose inspection has not opened yet.
+    reservations: Mutex<VecDeque<Instant>>,
+    /// An even share of the capacity among the live streams (f64 bits), as of the last tick.
+    share_bits: AtomicU64,
+}
+
+impl Shared {
+    /// What the pool carries now, with `waiting` admissions not opened yet.
+    fn load(&self, now: Instant, waiting: usize) -> Load {
+        let streams: f64 = self
+            .slots
+            .locked()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| {
+                self.capacity
+                    .counted(s.cost(), now.saturating_duration_since(s.opened))
+            })
+            .sum();
+        Load {
+            cores: streams + waiting as f64 * self.capacity.estimate,
+            short: self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed),
+        }
+    }
+
+    fn share(&self) -> f64 {
+        f64::from_bits(self.share_bits.load(Ordering::Relaxed))
+    }
 }
 
 impl Shared {
@@ -264,6 +322,16 @@ impl Inspector {
             busy_ns: AtomicU64::new(0),
             slots: Mutex::default(),
             sink,
+            capacity: Capacity {
+                cores: if settings.capacity > 0.0 {
+                    settings.capacity
+                } else {
+                    threads as f64 * CAPACITY_PER_THREAD
+                },
+                estimate: settings.admission_cost,
+            },
+            reservations: Mutex::default(),
+            share_bits: AtomicU64::new(0),
         });
         for index in 0..threads {
             let shared = shared.clone();
@@ -307,6 +375,17 @@ impl Drop for Inspector {
 }
 
 impl TapProvider for Inspector {
+    fn admit(&self, _stream: &StreamInfo) -> Result<(), String> {
+        let now = Instant::now();
+        // One admission at a time: two publishes at once must not both take the last room.
+        let mut reservations = self.shared.reservations.locked();
+        reservations.retain(|at| now.saturating_duration_since(*at) < admission::RESERVATION);
+        let load = self.shared.load(now, reservations.len());
+        self.shared.capacity.admit(load)?;
+        reservations.push_back(now);
+        Ok(())
+    }
+
     fn open(&self, stream: &StreamInfo) -> Option<VideoTap> {
         let settings = (self.settings_for)(stream);
         stream.stats.set_target_fps(settings.fps);
@@ -326,10 +405,14 @@ impl TapProvider for Inspector {
                 cost: 0.0,
                 cost_at: Instant::now(),
                 shed_until: None,
+                settled_cost: None,
             })),
             vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
             shed: AtomicBool::new(false),
+            cost_bits: AtomicU64::new(0),
+            opened: Instant::now(),
         });
+        self.shared.reservations.locked().pop_front();
         {
             let mut slots = self.shared.slots.locked();
             slots.retain(|s| s.strong_count() > 0);
@@ -429,26 +512,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             slot.scheduled.store(false, Ordering::Release);
             return;
         };
-        if work.cost > shared.settings.max_stream_cost {
-            if work.shed_until.is_none() {
-                tracing::warn!(
-                    key = %crate::registry::key::shown(&slot.stream.stream_key),
-                    cost = format!("{:.2}", work.cost),
-                    "inspection: stream over inspect.max_stream_cost; its lateness is its own"
-                );
-            }
-            work.shed_until = Some(started + SHED_FOR);
-        }
-        let shed = work.shed_until.is_some_and(|until| started < until);
-        slot.shed.store(shed, Ordering::Relaxed);
-        let level = shared.level.load(Ordering::Relaxed);
-        if level != work.inspector.level() {
-            work.inspector.set_level(level);
-            slot.stream
-                .stats
-                .degraded
-                .store(u64::from(level), Ordering::Relaxed);
-        }
+        let load = steer(shared, slot, work, started);
         let mut finished = false;
         loop {
             let next = take_next(
@@ -459,39 +523,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
             match next {
                 Next::Message(video) => inspect_message(shared, slot, work, &video),
                 Next::Skipped { dropped, span } => {
-                    // Frames hybrid mode held undecoded before the dropped ones go unseen too.
-                    let span = span + Duration::from_millis(work.inspector.held_span_ms());
-                    let stats = &slot.stream.stats;
-                    stats
-                        .inspection_dropped
-                        .fetch_add(dropped, Ordering::Relaxed);
-                    // The pool's doing when it is short of CPU as a whole; the stream's own
-                    // otherwise (a burst, a costly stream): then the strict bound applies.
-                    let pool_short = shared.level.load(Ordering::Relaxed) > 0
-                        || shared.hot.load(Ordering::Relaxed);
-                    // Judged here, before the keyframe after the gap is hashed (and the delay
-                    // line, gated on what inspection processed, lets the gap out).
-                    let settings = work.inspector.settings();
-                    let bound = if pool_short {
-                        settings.max_blind_degraded
-                    } else {
-                        settings.max_blind
-                    };
-                    if span > bound {
-                        let why = if pool_short {
-                            "inspection is overloaded"
-                        } else {
-                            "the stream fell behind on its own: it is sent faster, or costs \
-                             more, than it can be inspected"
-                        };
-                        let cause = format!(
-                            "{:.1}s of video skipped to keep up (the bound is {:.1}s); {why}",
-                            span.as_secs_f64(),
-                            bound.as_secs_f64()
-                        );
-                        deliver(shared, slot, Finding::Uninspectable(cause));
-                    }
-                    work.inspector.resync();
+                    skipped(shared, slot, work, dropped, span, &load);
                 }
                 Next::Empty { closed } => {
                     finished = closed;
@@ -514,6 +546,7 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         let decay = (-dt / COST_TAU_S).exp();
         work.cost = work.cost * decay + spent.as_secs_f64() / COST_TAU_S;
         work.cost_at = now;
+        slot.cost_bits.store(work.cost.to_bits(), Ordering::Relaxed);
         if finished {
             let mut out = |f: Finding| deliver(shared, slot, f);
             work.inspector
@@ -536,6 +569,102 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     if more {
         shared.schedule(slot);
     }
+}
+
+/// Where a stream stands with the pool before a slice: its cost budget, what it costs
+/// against an even share, whether it made itself costly, and so its sampling level.
+fn steer(shared: &Shared, slot: &Slot, work: &mut Work, started: Instant) -> StreamLoad {
+    if work.cost > shared.settings.max_stream_cost {
+        if work.shed_until.is_none() {
+            tracing::warn!(
+                key = %crate::registry::key::shown(&slot.stream.stream_key),
+                cost = format!("{:.2}", work.cost),
+                "inspection: stream over inspect.max_stream_cost; its lateness is its own"
+            );
+        }
+        work.shed_until = Some(started + SHED_FOR);
+    }
+    let shed = work.shed_until.is_some_and(|until| started < until);
+    slot.shed.store(shed, Ordering::Relaxed);
+    if work.settled_cost.is_none()
+        && started.saturating_duration_since(slot.opened) >= admission::WARMUP
+    {
+        work.settled_cost = Some(work.cost);
+    }
+    let load = StreamLoad {
+        cost: work.cost,
+        settled_cost: work.settled_cost,
+        over_budget: shed,
+        evasive: work.inspector.evasive(started),
+        exempt: work.inspector.exempt(started),
+    };
+    let estimate = shared.capacity.estimate;
+    let stats = &slot.stream.stats;
+    stats
+        .responsible_for_load
+        .store(load.responsible(estimate), Ordering::Relaxed);
+    let level = load.level(
+        shared.level.load(Ordering::Relaxed),
+        shared.share(),
+        estimate,
+    );
+    if level != work.inspector.level() {
+        work.inspector.set_level(level);
+        stats.degraded.store(u64::from(level), Ordering::Relaxed);
+    }
+    load
+}
+
+/// Video of a stream was skipped to stay at the live edge: judged at once, before the keyframe
+/// after the gap is hashed (and the delay line, gated on what inspection processed, lets the
+/// gap out). Past the bound the stream is uninspectable when the gap is its own doing (it is
+/// sent faster, or costs more, than it can be inspected, or made itself costly); when the pool
+/// is short for others' load, it is reported and not cut.
+fn skipped(
+    shared: &Shared,
+    slot: &Slot,
+    work: &mut Work,
+    dropped: u64,
+    span: Duration,
+    load: &StreamLoad,
+) {
+    // Frames held undecoded before the dropped ones go unseen too.
+    let span = span + Duration::from_millis(work.inspector.held_span_ms());
+    let stats = &slot.stream.stats;
+    stats
+        .inspection_dropped
+        .fetch_add(dropped, Ordering::Relaxed);
+    let pool_short = shared.level.load(Ordering::Relaxed) > 0 || shared.hot.load(Ordering::Relaxed);
+    let settings = work.inspector.settings();
+    let bound = if pool_short {
+        settings.max_blind_degraded
+    } else {
+        settings.max_blind
+    };
+    if span > bound {
+        let unseen = format!(
+            "{:.1}s of video skipped to keep up (the bound is {:.1}s)",
+            span.as_secs_f64(),
+            bound.as_secs_f64()
+        );
+        if !pool_short {
+            let cause = format!(
+                "{unseen}; the stream fell behind on its own: it is sent faster, or costs \
+                 more, than it can be inspected"
+            );
+            deliver(shared, slot, Finding::Uninspectable(cause));
+        } else if load.responsible(shared.capacity.estimate) {
+            let cause = format!(
+                "{unseen}; inspection is overloaded and this stream made itself costly \
+                 (over its budget, grown past what it cost when admitted, or evasive)"
+            );
+            deliver(shared, slot, Finding::Uninspectable(cause));
+        } else {
+            let cause = format!("{unseen}; inspection is overloaded by others' load");
+            shared.sink.unseen(&slot.stream, &cause);
+        }
+    }
+    work.inspector.resync();
 }
 
 /// A stream whose inspection panicked (a bug, in FFmpeg or here): its inspection ends, it is
@@ -639,6 +768,10 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
             .count();
         let hot = late >= (counted.len() / 10).max(2);
         shared.hot.store(hot, Ordering::Relaxed);
+        shared.share_bits.store(
+            shared.capacity.share(slots.len()).to_bits(),
+            Ordering::Relaxed,
+        );
         let calm = waiting < Duration::from_millis(150) && busy < 0.8;
         hot_ticks = if hot { hot_ticks + 1 } else { 0 };
         calm_ticks = if calm { calm_ticks + 1 } else { 0 };

@@ -22,11 +22,15 @@
 //! has come for two thirds of the coverage bound, it decodes them too (from the keyframe on)
 //! until the next keyframe, so a long GOP cannot make the stream blind.
 
+mod keyframes;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 use super::decoder::{DecodedFrame, Shortcuts, VideoDecoder};
 use super::flicker::FlickerWatch;
@@ -47,6 +51,10 @@ pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
 /// The anomaly a stream whose frames flicker raises (see [`FlickerWatch`]).
 const FLICKER: &str = "most samples would land on other frames than the ones on screen at \
                        their points (frames shown for a blink): timestamps that steer sampling";
+
+/// The anomaly of a stream whose probes between keyframes keep finding other pictures.
+const EVASIVE: &str = "frames between keyframes look unlike the keyframes (benign keyframes \
+     with other content between them): inspected at full rate whatever the load";
 
 /// Why a stream whose frames carry parameter sets of their own is uninspectable.
 const FOREIGN_PARAMETER_SETS: &str = "parameter sets inside frames differ from the sequence \
@@ -262,7 +270,15 @@ pub struct StreamInspector {
     level: u8,
     gop: Vec<HeldFrame>,
     gop_bytes: usize,
+    /// Frames of the held GOP the decoder has had (from its keyframe on).
+    gop_decoded: usize,
     catching_up: bool,
+    /// Back from keyframes mode with the GOP held: its rest is decoded with the next message.
+    resume_gop: bool,
+    /// Inspected at full rate whatever the pool's level until then (a match).
+    exempt_until: Option<Instant>,
+    /// Draws probe points (keyframes mode).
+    rng: StdRng,
     /// Hybrid mode: frames not decoded yet, since the last one decoded.
     pending: Vec<HeldFrame>,
     pending_bytes: usize,
@@ -325,12 +341,17 @@ impl StreamInspector {
             picker: Picker {
                 onscreen: OnScreen::live(settings.fps),
                 owed: VecDeque::new(),
+                probes: keyframes::ProbeWatch::default(),
                 inset: settings.frame_in_frame.map(InsetTracker::new),
             },
             level: 0,
             gop: Vec::new(),
             gop_bytes: 0,
+            gop_decoded: 0,
             catching_up: false,
+            resume_gop: false,
+            exempt_until: None,
+            rng: StdRng::from_entropy(),
             pending: Vec::new(),
             pending_bytes: 0,
             settled: CoverageClock::default(),
@@ -364,10 +385,14 @@ impl StreamInspector {
             self.awaiting = None;
         }
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
-            // The decoder skipped the GOP's other frames: every frame decodes again from the
-            // next keyframe.
-            self.skip_to_keyframe = true;
-            self.clear_gop();
+            // The decoder has had the GOP's keyframe and not its other frames: they are decoded
+            // from the held GOP with the next message, or, without one, from the next keyframe.
+            if self.gop.first().is_some_and(|f| f.keyframe) && self.gop_decoded > 0 {
+                self.resume_gop = true;
+            } else {
+                self.skip_to_keyframe = true;
+                self.clear_gop();
+            }
             if let Some(active) = self.active.as_mut() {
                 active.decoder.set_keyframes_only(false);
             }
@@ -378,9 +403,22 @@ impl StreamInspector {
     }
 
     /// A frame just matched a list: sample more densely until `until` (arrival time), so the
-    /// match is confirmed, or not, within a fraction of a second.
+    /// match is confirmed, or not, within a fraction of a second, and at full rate whatever the
+    /// pool's load.
     pub fn boost(&mut self, until: Instant) {
         self.picker.onscreen.boost(until);
+        self.exempt_until = Some(self.exempt_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Whether the stream is inspected at full rate whatever the pool's load (a match lately,
+    /// or evasive).
+    pub fn exempt(&self, now: Instant) -> bool {
+        self.exempt_until.is_some_and(|until| now < until) || self.evasive(now)
+    }
+
+    /// Whether the stream's frames between keyframes looked unlike its keyframes lately.
+    pub fn evasive(&self, now: Instant) -> bool {
+        self.picker.probes.evasive(now)
     }
 
     /// The settings it was made with.
@@ -465,8 +503,13 @@ impl StreamInspector {
                 return;
             }
         };
-        // What waits from before goes first (it was decided when the pool lowered sampling).
+        // What waits from before goes first (it was decided when the pool lowered sampling), and
+        // the rest of a GOP held in keyframes mode when the pool raised it again.
         self.run_decided(stats, out);
+        if std::mem::take(&mut self.resume_gop) {
+            self.decode_gop(None, stats, out);
+            self.clear_gop();
+        }
         match tag {
             VideoTag::SequenceStart { codec, config } => {
                 let header = Queued::Header {
@@ -614,60 +657,6 @@ impl StreamInspector {
         self.count_decoder_errors(stats);
     }
 
-    /// Keyframes mode: keyframes are decoded; other frames are kept until the GOP runs long,
-    /// then decoded from its keyframe on.
-    fn keyframes_mode(
-        &mut self,
-        frame: HeldFrame,
-        stats: &InspectStats,
-        out: &mut dyn FnMut(Finding),
-    ) {
-        if frame.keyframe {
-            self.clear_gop();
-            self.catching_up = false;
-            // Level 2 skips a keyframe only when the next one, a keyframe interval later, still
-            // keeps the stream within three quarters of the bound.
-            let interval = self
-                .last_keyframe_seen
-                .map(|at| frame.arrived.saturating_duration_since(at));
-            self.last_keyframe_seen = Some(frame.arrived);
-            let due = self.level < 2
-                || self.last_keyframe_at.zip(interval).is_none_or(|(at, gop)| {
-                    frame.arrived.saturating_duration_since(at) + gop >= self.blind_bound() * 3 / 4
-                });
-            if let Some(active) = self.active.as_mut() {
-                active.decoder.set_keyframes_only(true);
-            }
-            if due {
-                self.last_keyframe_at = Some(frame.arrived);
-                self.decode(&frame, stats, out);
-            }
-            self.hold(frame);
-            return;
-        }
-        if self.catching_up {
-            self.decode(&frame, stats, out);
-            return;
-        }
-        let long_gop = self.last_keyframe_at.is_some_and(|at| {
-            frame.arrived.saturating_duration_since(at) >= self.blind_bound() * 2 / 3
-        });
-        let has_keyframe = self.gop.first().is_some_and(|f| f.keyframe);
-        self.hold(frame);
-        if long_gop && has_keyframe {
-            // Decode the GOP so far from its keyframe, then every frame until the next one.
-            self.catching_up = true;
-            if let Some(active) = self.active.as_mut() {
-                active.decoder.set_keyframes_only(false);
-            }
-            let held = std::mem::take(&mut self.gop);
-            self.gop_bytes = 0;
-            for f in &held {
-                self.decode(f, stats, out);
-            }
-        }
-    }
-
     /// Hybrid mode: a frame is decoded (after those held before it) when the sampler may pick
     /// it, it is a keyframe, or it carries parameter sets; otherwise held. An IDR keyframe
     /// drops what is held.
@@ -802,6 +791,7 @@ impl StreamInspector {
     fn clear_gop(&mut self) {
         self.gop.clear();
         self.gop_bytes = 0;
+        self.gop_decoded = 0;
     }
 
     fn decode(&mut self, frame: &HeldFrame, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
@@ -1102,6 +1092,8 @@ struct Picker {
     /// out yet. A picture that comes out after one of them stands in for it: a picked frame
     /// the decoder never shows (refused, withheld) still leaves a sample.
     owed: VecDeque<i64>,
+    /// Keyframes mode's probes between keyframes, and what they found.
+    probes: keyframes::ProbeWatch,
     inset: Option<InsetTracker>,
 }
 
@@ -1176,6 +1168,14 @@ fn sample(
             .and_then(|t| t.observe(&luma, frame.pts_ms));
         let hashes = hash_frame(&luma, settings.letterbox, inset);
         metrics().hash_duration.observe(started.elapsed());
+        let keyframe = frame.keyframe;
+        if picker
+            .probes
+            .hashed(carried.pick, keyframe, hashes.full.hash())
+            && picker.probes.mark_evasive(arrived)
+        {
+            out(Finding::Anomaly(EVASIVE.into()));
+        }
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
         metrics().frames_hashed.inc();
         out(Finding::Frame(Box::new(SampledFrame {

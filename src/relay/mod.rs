@@ -73,6 +73,9 @@ pub enum RelayError {
     /// not forward it: the stream is refused.
     #[error("refused: {0}")]
     Unreadable(String),
+    /// Inspection had no room for the stream: refused at its publish.
+    #[error("publish refused: {0}")]
+    AtCapacity(String),
 }
 
 impl RelayError {
@@ -86,6 +89,7 @@ impl RelayError {
             RelayError::Setup(_) => "error",
             RelayError::Cut(_) => "cut",
             RelayError::Blocked(_) => "blocked",
+            RelayError::AtCapacity(_) => "at_capacity",
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct StreamStats {
     pub degraded: AtomicU64,
     /// The relay has ended the stream (what inspection still finds of it cuts nothing).
     pub ended: std::sync::atomic::AtomicBool,
+    /// The stream made itself costly to inspect (over its budget, grown past its cost when
+    /// admitted, or evasive): under overload, its lost coverage is its own doing.
+    pub responsible_for_load: std::sync::atomic::AtomicBool,
     /// Audio messages audio inspection never heard: dropped by a full inbox or refused.
     pub audio_dropped: AtomicU64,
     clock: Mutex<ClockState>,
@@ -126,6 +129,7 @@ impl Default for StreamStats {
             target_fps_bits: AtomicU64::new(0),
             degraded: AtomicU64::new(0),
             ended: std::sync::atomic::AtomicBool::new(false),
+            responsible_for_load: std::sync::atomic::AtomicBool::new(false),
             audio_dropped: AtomicU64::new(0),
             clock: Mutex::default(),
             received_wall_ms: AtomicU64::new(0),

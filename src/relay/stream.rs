@@ -121,6 +121,19 @@ async fn publish(
         return Err(RelayError::Blocked(secs));
     }
     let info = StreamInfo::new(&key.name, &request.app, peer);
+    if let Some(Err(reason)) = relay.taps.as_ref().map(|taps| taps.admit(&info)) {
+        relay.events.emit(
+            &key.name,
+            peer,
+            EventKind::AtCapacity {
+                reason: reason.clone(),
+            },
+        );
+        session
+            .reject_publish(&request, "NetStream.Publish.Rejected", &reason)
+            .await?;
+        return Err(RelayError::AtCapacity(reason));
+    }
     let Some((claimed, cut_rx)) = relay.registry.claim(&info) else {
         session
             .reject_publish(

@@ -79,6 +79,12 @@ impl StreamInfo {
 
 /// Opens taps for new streams; the inspection side implements it.
 pub trait TapProvider: Send + Sync {
+    /// Whether inspection can take this stream on, asked at its publish; the refusal says why
+    /// (the broadcaster is refused, never accepted and cut later for lack of capacity).
+    fn admit(&self, _stream: &StreamInfo) -> Result<(), String> {
+        Ok(())
+    }
+
     /// A tap for this stream, or `None` to leave it uninspected.
     fn open(&self, stream: &StreamInfo) -> Option<VideoTap>;
 }

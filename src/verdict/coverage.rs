@@ -9,6 +9,10 @@
 //! meets `on_uninspectable`. (Video the pool skips to keep up is judged by the pool itself, at
 //! the moment it skips.)
 //!
+//! Lost coverage the pool's overload explains (video still waiting, or sampling lowered) cuts
+//! only a stream that made itself costly (`stats.responsible_for_load`: over its budget, grown
+//! past its admitted cost, evasive); for any other it is reported with `"action":"alert"`.
+//!
 //! The delay buffer holds media until inspection has processed it, so what the watch judges is
 //! still held: with `max_blind` under the delay, a stream whose processed video yields no hashed
 //! frame is cut before that video airs. The looser degraded bound is longer than the default
@@ -21,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use super::policy::UninspectableAction;
 use super::{StreamState, Verdict};
 use crate::relay::stats::Coverage as StreamCoverage;
 use crate::relay::StreamInfo;
@@ -146,6 +151,12 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
         limit.as_secs_f64(),
     );
     let kind = if overloaded { "overload" } else { "blind" };
+    if overloaded && !stats.responsible_for_load.load(Ordering::Relaxed) {
+        // Overload is a capacity problem, not a verdict: reported, not cut.
+        let cause = format!("{cause}; others' load, not this stream's doing");
+        verdict.uninspectable_with(stream, kind, &cause, UninspectableAction::Alert);
+        return;
+    }
     verdict.uninspectable_now(stream, kind, &cause);
 }
 

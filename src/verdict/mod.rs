@@ -58,7 +58,12 @@ struct StreamState {
     last_audio_match: Option<Instant>,
     /// Causes of audio uninspectable already reported (a few).
     audio_reported: Vec<String>,
+    /// When video skipped for others' load was last reported (at most every [`UNSEEN_EVERY`]).
+    unseen_reported: Option<Instant>,
 }
+
+/// How often video a stream loses to others' load is reported, at most.
+const UNSEEN_EVERY: Duration = Duration::from_secs(10);
 
 impl StreamState {
     fn new(policy: &PolicySettings) -> StreamState {
@@ -72,6 +77,7 @@ impl StreamState {
             gone_since: None,
             last_frame_match: None,
             last_audio_match: None,
+            unseen_reported: None,
             audio_reported: Vec::new(),
         }
     }
@@ -393,6 +399,24 @@ impl FrameSink for Verdict {
                 cause: cause.to_owned(),
             },
         );
+    }
+
+    fn unseen(&self, stream: &StreamInfo, cause: &str) {
+        {
+            let mut streams = self.streams.locked();
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            let now = Instant::now();
+            if state
+                .unseen_reported
+                .is_some_and(|at| now.duration_since(at) < UNSEEN_EVERY)
+            {
+                return;
+            }
+            state.unseen_reported = Some(now);
+        }
+        self.uninspectable_with(stream, "overload", cause, UninspectableAction::Alert);
     }
 
     fn overload(&self, level: u8, streams: usize) {

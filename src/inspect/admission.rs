@@ -1,0 +1,203 @@
+//! How much inspection the pool can take on, and who is responsible when it cannot.
+//!
+//! Overload is a capacity problem, not a verdict: a stream already on air is never cut because
+//! others made the pool short. So the pool refuses a new stream at its publish when taking it
+//! would go past its capacity (the broadcaster is told, retries, and a balancer sends it where
+//! there is room), and when it is short all the same (streams grew costlier after they were
+//! taken), it lowers the sampling of the streams that cost more than an even share first, and
+//! cuts for lost coverage only a stream that made itself costly: one over its cost budget
+//! (`inspect.max_stream_cost`), one that grew far past what it cost once admitted, or one whose
+//! frames between keyframes look unlike its keyframes (built to hide behind them).
+//!
+//! Costs are shares of a core, averaged over about a second, as the pool measures them.
+
+use std::time::Duration;
+
+/// How long a new stream is counted at least at the estimate, until its own cost is known.
+pub const WARMUP: Duration = Duration::from_secs(5);
+/// How long an admission holds its place before the stream's inspection opens.
+pub const RESERVATION: Duration = Duration::from_secs(2);
+/// A stream costing more than this many times what it cost once warmed up (plus the estimate)
+/// grew costly by itself.
+const GROWTH: f64 = 2.0;
+
+/// The pool's capacity for admission.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// Cores of inspection the pool may fill.
+    pub cores: f64,
+    /// What a new stream is assumed to cost until its own cost is known.
+    pub estimate: f64,
+}
+
+/// What the pool carries now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    /// Sum of the live streams' costs (a stream still warming up counted at the estimate at
+    /// least), plus the admissions not yet opened.
+    pub cores: f64,
+    /// The pool is short now (several streams late) or samples less than configured.
+    pub short: bool,
+}
+
+impl Capacity {
+    /// Whether one more stream may be taken on; the refusal says why.
+    pub fn admit(&self, load: Load) -> Result<(), String> {
+        if load.short {
+            return Err("at capacity: inspection is already short of time".into());
+        }
+        if load.cores + self.estimate > self.cores {
+            return Err(format!(
+                "at capacity: inspection is using {:.2} of {:.2} cores",
+                load.cores, self.cores
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a stream counts for in the load: its cost, and at least the estimate while it
+    /// warms up.
+    pub fn counted(&self, cost: f64, age: Duration) -> f64 {
+        if age < WARMUP {
+            cost.max(self.estimate)
+        } else {
+            cost
+        }
+    }
+
+    /// An even share of the capacity among `streams`.
+    pub fn share(&self, streams: usize) -> f64 {
+        self.cores / streams.max(1) as f64
+    }
+}
+
+/// What is known of one stream's cost and behaviour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamLoad {
+    /// Its cost now.
+    pub cost: f64,
+    /// Its cost once warmed up (`None` while it warms up).
+    pub settled_cost: Option<f64>,
+    /// Over the budget (`inspect.max_stream_cost`) lately.
+    pub over_budget: bool,
+    /// Its frames between keyframes look unlike its keyframes.
+    pub evasive: bool,
+    /// Inspected at full rate whatever the pool's level (a match, or evasive lately).
+    pub exempt: bool,
+}
+
+impl StreamLoad {
+    /// Whether the stream made itself costly: lost coverage under overload is its own doing.
+    pub fn responsible(&self, estimate: f64) -> bool {
+        self.over_budget
+            || self.evasive
+            || self
+                .settled_cost
+                .is_some_and(|was| self.cost > GROWTH * was + estimate)
+    }
+
+    /// The sampling level for this stream when the pool is at `pool_level`: lowered only for
+    /// a stream that costs an even share or more, or made itself costly, and never for one
+    /// inspected at full rate.
+    pub fn level(&self, pool_level: u8, share: f64, estimate: f64) -> u8 {
+        let heavy = self.cost >= 0.9 * share || self.responsible(estimate);
+        if pool_level > 0 && heavy && !self.exempt {
+            pool_level
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPACITY: Capacity = Capacity {
+        cores: 1.6,
+        estimate: 0.1,
+    };
+
+    #[test]
+    fn a_stream_is_taken_on_only_while_there_is_room() {
+        let load = |cores| Load {
+            cores,
+            short: false,
+        };
+        assert!(CAPACITY.admit(load(1.0)).is_ok());
+        assert!(CAPACITY.admit(load(1.5)).is_ok());
+        let refused = CAPACITY.admit(load(1.55)).expect_err("full");
+        assert!(refused.contains("1.55 of 1.60"), "{refused}");
+        let short = Load {
+            cores: 0.2,
+            short: true,
+        };
+        assert!(CAPACITY.admit(short).is_err(), "already short: no more");
+    }
+
+    #[test]
+    fn a_new_stream_counts_the_estimate_until_its_cost_is_known() {
+        assert_eq!(CAPACITY.counted(0.02, Duration::from_secs(1)), 0.1);
+        assert_eq!(CAPACITY.counted(0.4, Duration::from_secs(1)), 0.4);
+        assert_eq!(CAPACITY.counted(0.02, Duration::from_secs(6)), 0.02);
+    }
+
+    #[test]
+    fn only_heavy_or_self_made_costly_streams_sample_less() {
+        let share = CAPACITY.share(8);
+        let cheap = StreamLoad {
+            cost: 0.05,
+            settled_cost: Some(0.05),
+            ..StreamLoad::default()
+        };
+        assert_eq!(
+            cheap.level(1, share, 0.1),
+            0,
+            "a cheap stream keeps its sampling"
+        );
+        let heavy = StreamLoad {
+            cost: 0.3,
+            settled_cost: Some(0.3),
+            ..StreamLoad::default()
+        };
+        assert_eq!(heavy.level(1, share, 0.1), 1);
+        assert!(
+            !heavy.responsible(0.1),
+            "heavy from the start is not self-made"
+        );
+        let exempt = StreamLoad {
+            exempt: true,
+            ..heavy
+        };
+        assert_eq!(exempt.level(2, share, 0.1), 0);
+        assert_eq!(heavy.level(0, share, 0.1), 0, "the pool is not short");
+    }
+
+    #[test]
+    fn costly_by_its_own_doing() {
+        let grew = StreamLoad {
+            cost: 0.35,
+            settled_cost: Some(0.05),
+            ..StreamLoad::default()
+        };
+        assert!(grew.responsible(0.1), "from 360p to 1080p after admission");
+        let steady = StreamLoad {
+            cost: 0.2,
+            settled_cost: Some(0.15),
+            ..StreamLoad::default()
+        };
+        assert!(!steady.responsible(0.1));
+        for s in [
+            StreamLoad {
+                over_budget: true,
+                ..steady
+            },
+            StreamLoad {
+                evasive: true,
+                ..steady
+            },
+        ] {
+            assert!(s.responsible(0.1));
+        }
+    }
+}
