@@ -114,8 +114,9 @@ impl Default for Shortcuts {
 /// A picture that came out of the decoder. Its luma is read only when asked for: most pictures
 /// are decoded only so that later ones can be, and are never hashed.
 pub struct DecodedFrame<'a> {
-    /// Presentation time in the stream's milliseconds.
-    pub pts_ms: i64,
+    /// The number the frame's packet was handed over with (see [`VideoDecoder::decode`]);
+    /// `None` when FFmpeg could not tell.
+    pub packet: Option<i64>,
     /// Whether FFmpeg marked it a keyframe.
     pub keyframe: bool,
     frame: &'a ffmpeg::frame::Video,
@@ -242,21 +243,28 @@ impl VideoDecoder {
 
     /// Decodes one coded frame; calls `out` for each picture that comes out. Keyframe or not,
     /// what the stream inspector hands over goes to FFmpeg: it knows better than the FLV tag's
-    /// flag where decoding can start (a publisher could flag no frame at all as a keyframe). A frame not `wanted` (the
-    /// sampler cannot pick it) may be decoded without deblocking, if so configured.
+    /// flag where decoding can start (a publisher could flag no frame at all as a keyframe). A
+    /// frame not `wanted` (the sampler cannot pick it) may be decoded without deblocking, if so
+    /// configured.
+    ///
+    /// The packet goes in stamped with `number` (increasing per stream) as both its decode
+    /// and presentation time, and each picture comes out with the number of the packet it was
+    /// coded in ([`DecodedFrame::packet`]): FFmpeg carries a packet's pts over to its picture
+    /// exactly, whatever the reordering. The stream's own timestamps never reach FFmpeg, whose
+    /// best-effort timestamp a publisher can steer onto the decode times (two repeated
+    /// presentation times are enough) and so credit a picture to another frame.
     pub fn decode(
         &mut self,
         data: &[u8],
-        dts_ms: i64,
-        pts_ms: i64,
+        number: i64,
         keyframe: bool,
         wanted: bool,
         mut out: impl FnMut(DecodedFrame),
     ) {
         self.set_discards(wanted);
         let mut packet = ffmpeg::Packet::copy(data);
-        packet.set_dts(Some(dts_ms));
-        packet.set_pts(Some(pts_ms));
+        packet.set_dts(Some(number));
+        packet.set_pts(Some(number));
         if keyframe {
             packet.set_flags(ffmpeg::packet::Flags::KEY);
         }
@@ -297,9 +305,8 @@ impl VideoDecoder {
                     }
                     self.last_size = Some((self.frame.width(), self.frame.height()));
                     if self.frame.width() > 0 && self.frame.height() > 0 {
-                        let pts_ms = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
                         out(DecodedFrame {
-                            pts_ms,
+                            packet: self.frame.pts(),
                             keyframe: self.frame.is_key(),
                             frame: &self.frame,
                             luma: &mut self.luma,

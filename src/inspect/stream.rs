@@ -313,13 +313,17 @@ pub struct StreamInspector {
     /// Recent packets' presentation times with their arrival and coverage clock: a decoded
     /// picture is credited to the message that carried it, not to the one whose decoding let
     /// it out (B-frame reordering holds pictures back by a few messages).
-    carried_by: VecDeque<Carried>,
+    carried_by: VecDeque<(i64, Carried)>,
+    /// The number the next packet goes to the decoder with.
+    next_packet: i64,
 }
 
 /// What a decoded picture is credited to: the message that carried its frame, and whether it
 /// is hashed (`None`: keyframes mode, judged as the picture comes out).
 #[derive(Clone, Copy)]
 struct Carried {
+    /// The number its packet went to the decoder with (`None`: not known).
+    number: Option<i64>,
     pts: i64,
     arrived: Instant,
     clock: CoverageClock,
@@ -370,6 +374,7 @@ impl StreamInspector {
             counted_errors: 0,
             counted_concealed: 0,
             carried_by: VecDeque::with_capacity(CARRIED_BY),
+            next_packet: 0,
         }
     }
 
@@ -846,18 +851,15 @@ impl StreamInspector {
         let Some(active) = self.active.as_mut() else {
             return;
         };
+        let number = self.next_packet;
+        self.next_packet += 1;
         if self.carried_by.len() >= CARRIED_BY {
             self.carried_by.pop_front();
         }
-        self.carried_by.push_back(Carried {
-            pts: frame.pts,
-            arrived: frame.arrived,
-            clock: frame.clock,
-            pick: frame.pick,
-        });
+        self.carried_by.push_back((number, Carried::of(frame)));
         let (settings, picker) = (&self.settings, &mut self.picker);
         if frame.pick.is_some_and(Pick::hashed) {
-            picker.owe(frame.pts);
+            picker.owe(number, frame.pts);
         }
         let carried_by = &self.carried_by;
         let unknown = Carried {
@@ -867,18 +869,13 @@ impl StreamInspector {
         // While a picture wanted for itself is still held in the decoder for reordering, the
         // frames that push it out are decoded, so its hash is not delayed.
         let mut newest_out = None;
-        active.decoder.decode(
-            &frame.data,
-            frame.dts,
-            frame.pts,
-            frame.keyframe,
-            wanted,
-            |picture| {
-                newest_out = newest_out.max(Some(picture.pts_ms));
-                let carried = credit(carried_by, picture.pts_ms, unknown);
+        active
+            .decoder
+            .decode(&frame.data, number, frame.keyframe, wanted, |picture| {
+                let carried = credit(carried_by, picture.packet, unknown);
+                newest_out = newest_out.max(Some(carried.pts));
                 sample(settings, picker, stats, carried, picture, out)
-            },
-        );
+            });
         // Await the newest wanted picture not out yet (a later wanted frame restarts the
         // count); give up after AWAIT_PACKETS (a damaged stream may never emit it).
         let target = match self.awaiting {
@@ -1053,13 +1050,14 @@ impl StreamInspector {
         let (settings, picker) = (&self.settings, &mut self.picker);
         let carried_by = &self.carried_by;
         let unknown = Carried {
+            number: None,
             pts: 0,
             arrived,
             clock: self.last_clock,
             pick: None,
         };
         active.decoder.finish(|picture| {
-            let carried = credit(carried_by, picture.pts_ms, unknown);
+            let carried = credit(carried_by, picture.packet, unknown);
             sample(settings, picker, stats, carried, picture, out)
         });
     }
@@ -1088,10 +1086,11 @@ fn picture_size(codec: VideoCodec, config: &DecodingConfig) -> Option<PictureSiz
 /// motion history that finds an inset.
 struct Picker {
     onscreen: OnScreen<Queued>,
-    /// Presentation times of picked frames sent to the decoder whose pictures have not come
-    /// out yet. A picture that comes out after one of them stands in for it: a picked frame
-    /// the decoder never shows (refused, withheld) still leaves a sample.
-    owed: VecDeque<i64>,
+    /// Picked frames sent to the decoder whose pictures have not come out yet (packet number,
+    /// presentation time). A picture presented after one of them that comes out first stands
+    /// in for it: a picked frame the decoder never shows (refused, withheld) still leaves a
+    /// sample.
+    owed: VecDeque<(i64, i64)>,
     /// Keyframes mode's probes between keyframes, and what they found.
     probes: keyframes::ProbeWatch,
     inset: Option<InsetTracker>,
@@ -1100,6 +1099,7 @@ struct Picker {
 impl Carried {
     fn of(frame: &HeldFrame) -> Carried {
         Carried {
+            number: None,
             pts: frame.pts,
             arrived: frame.arrived,
             clock: frame.clock,
@@ -1108,34 +1108,36 @@ impl Carried {
     }
 }
 
-/// The frame a decoded picture came from (by presentation time; the latest such), else
+/// The frame a decoded picture came from (by the number its packet went in with), else
 /// `unknown`.
-fn credit(carried_by: &VecDeque<Carried>, pts: i64, unknown: Carried) -> Carried {
-    carried_by
-        .iter()
-        .rev()
-        .find(|c| c.pts == pts)
-        .copied()
-        .unwrap_or(unknown)
+fn credit(carried_by: &VecDeque<(i64, Carried)>, packet: Option<i64>, unknown: Carried) -> Carried {
+    packet
+        .and_then(|number| carried_by.iter().rev().find(|(n, _)| *n == number))
+        .map_or(unknown, |(_, c)| Carried {
+            number: packet,
+            ..*c
+        })
 }
 
 /// Picked frames owed a sample at most: past it the oldest is forgotten.
 const OWED: usize = 16;
 
 impl Picker {
-    /// A picked frame went to the decoder: its picture is owed a sample.
-    fn owe(&mut self, pts: i64) {
+    /// A picked frame went to the decoder as packet `number`: its picture is owed a sample.
+    fn owe(&mut self, number: i64, pts: i64) {
         if self.owed.len() == OWED {
             self.owed.pop_front();
         }
-        self.owed.push_back(pts);
+        self.owed.push_back((number, pts));
     }
 
-    /// A picture presented at `pts` came out: what it settles of the owed samples; `true` when
-    /// one presented before it never came out (this picture stands in for it).
-    fn settle_owed(&mut self, pts: i64) -> bool {
-        let missed = self.owed.iter().any(|&owed| owed < pts);
-        self.owed.retain(|&owed| owed > pts);
+    /// The picture of packet `number`, presented at `pts`, came out: what it settles of the
+    /// owed samples; `true` when a picked frame presented before it never came out (this
+    /// picture stands in for it). Pictures come out in presentation order.
+    fn settle_owed(&mut self, number: Option<i64>, pts: i64) -> bool {
+        let mine = |n: i64| Some(n) == number;
+        let missed = self.owed.iter().any(|&(n, p)| !mine(n) && p < pts);
+        self.owed.retain(|&(n, p)| !mine(n) && p > pts);
         missed
     }
 }
@@ -1153,8 +1155,8 @@ fn sample(
     metrics().frames_decoded.inc();
     let Carried { arrived, clock, .. } = carried;
     let take = match carried.pick {
-        Some(pick) => picker.settle_owed(frame.pts_ms) || pick.hashed(),
-        None => picker.onscreen.take_at_or_after(frame.pts_ms, arrived),
+        Some(pick) => picker.settle_owed(carried.number, carried.pts) || pick.hashed(),
+        None => picker.onscreen.take_at_or_after(carried.pts, arrived),
     };
     if take {
         metrics().frames_sampled.inc();
@@ -1165,7 +1167,7 @@ fn sample(
         let inset = picker
             .inset
             .as_mut()
-            .and_then(|t| t.observe(&luma, frame.pts_ms));
+            .and_then(|t| t.observe(&luma, carried.pts));
         let hashes = hash_frame(&luma, settings.letterbox, inset);
         metrics().hash_duration.observe(started.elapsed());
         let keyframe = frame.keyframe;
@@ -1179,7 +1181,7 @@ fn sample(
         stats.frames_hashed.fetch_add(1, Ordering::Relaxed);
         metrics().frames_hashed.inc();
         out(Finding::Frame(Box::new(SampledFrame {
-            stream_time_ms: frame.pts_ms,
+            stream_time_ms: carried.pts,
             arrived,
             clock,
             hashes,

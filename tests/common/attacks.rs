@@ -241,6 +241,84 @@ pub fn cts_blinking(dir: &Path) -> Vec<Send> {
     paced(&tags)
 }
 
+/// The flagged sample, P-frames only, with a benign frame in every 30th place, retimed so that
+/// FFmpeg's best-effort timestamp follows decode times: two repeated presentation times at the
+/// start, then runs of 29 frames presented 33 ms apart but stamped for decoding 1 ms apart,
+/// each followed by the benign frame decoded (and presented) after the whole run. A viewer sees
+/// the flagged sample at 30 fps with a benign frame a second; an inspector that read a
+/// picture's time from FFmpeg's guess credited every run's samples to its benign frame.
+pub fn best_effort_collapse(dir: &Path) -> Vec<Send> {
+    let out = dir.join("collapse.flv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(sample("flagged.flv"))
+        .arg("-i")
+        .arg(sample("benign.flv"))
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]overlay=enable='eq(mod(n\\,30)\\,3)'[v]",
+            "-map",
+            "[v]",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-bf", "0",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg collapse");
+    let preamble = [(0u32, 40u32), (33, 40), (66, 106), (99, 106)];
+    let timing = |k: usize| -> (u32, u32) {
+        if let Some(&t) = preamble.get(k) {
+            return t;
+        }
+        let (run, i) = ((k - 4) / 30, ((k - 4) % 30) as u32);
+        let presented = 1200 + 990 * run as u32;
+        let decoded = if run == 0 { 200 } else { presented - 990 + 958 };
+        if i < 29 {
+            (decoded + i, presented + 33 * i)
+        } else {
+            (presented + 957, presented + 957)
+        }
+    };
+    let mut video = 0usize;
+    let mut sends = Vec::new();
+    for t in read_flv(&out) {
+        if t.type_id != VIDEO {
+            sends.push(Send {
+                at: Duration::ZERO,
+                tag: if t.type_id == DATA {
+                    set_data_frame(&t)
+                } else {
+                    t
+                },
+            });
+            continue;
+        }
+        if !is_avc_frame(&t.body) {
+            sends.push(Send {
+                at: Duration::ZERO,
+                tag: Tag { ts: 0, ..t },
+            });
+            continue;
+        }
+        let (dts, pts) = timing(video);
+        video += 1;
+        let mut body = t.body.to_vec();
+        body[2..5].copy_from_slice(&(pts - dts).to_be_bytes()[1..]);
+        sends.push(Send {
+            at: Duration::from_millis(u64::from(pts)),
+            tag: Tag {
+                ts: dts,
+                body: body.into(),
+                ..t
+            },
+        });
+    }
+    sends
+}
+
 /// The flagged sample's frames alternating with the benign sample's (the benign ones first,
 /// keyframes benign), re-encoded without B-frames.
 fn alternating(dir: &Path) -> Vec<Tag> {
