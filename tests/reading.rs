@@ -196,16 +196,23 @@ fn data_messages_named_as_commands_never_reach_the_platform() {
 }
 
 #[test]
-fn command_frames_never_reach_the_platform() {
+fn command_frames_and_odd_packet_types_never_reach_the_platform() {
     let s = setup_with("", true);
-    // Every interframe relabelled as a video info/command frame (frame type 5): FFmpeg skips
-    // them, nginx-rtmp's HLS would mux them as video.
+    // Every interframe relabelled: as a video info/command frame (frame type 5; FFmpeg skips
+    // them, nginx-rtmp's HLS would mux them as video), or, every other one, under AVC packet
+    // type 3 (FFmpeg decodes them, nginx-rtmp's HLS drops them: decoys only inspection sees).
+    let mut n = 0;
     let tags: Vec<Tag> = benign_for(3000)
         .into_iter()
         .map(|t| match t.body.first() {
             Some(0x27) if t.type_id == VIDEO => {
                 let mut body = t.body.to_vec();
-                body[0] = 0x57;
+                n += 1;
+                if n % 2 == 0 {
+                    body[0] = 0x57;
+                } else {
+                    body[1] = 3;
+                }
                 Tag {
                     body: body.into(),
                     ..t
@@ -216,7 +223,7 @@ fn command_frames_never_reach_the_platform() {
         .collect();
     let commands: Vec<u64> = tags
         .iter()
-        .filter(|t| t.type_id == VIDEO && t.body.first() == Some(&0x57))
+        .filter(|t| t.type_id == VIDEO && (t.body[0] == 0x57 || t.body[1] == 3))
         .map(|t| digest(&t.body))
         .collect();
     assert!(commands.len() > 50);
@@ -233,8 +240,34 @@ fn command_frames_never_reach_the_platform() {
     assert!(videos.len() >= 3, "the keyframes went on");
     assert!(
         videos.iter().all(|p| !commands.contains(&p.digest)),
-        "a command frame reached the platform"
+        "a command frame or an odd packet type reached the platform"
     );
+}
+
+#[test]
+fn video_switching_to_enhanced_rtmp_tags_is_refused() {
+    // nginx-rtmp reads no Enhanced RTMP: an `avc1` sequence header after classic ones would
+    // reconfigure inspection (a crop to a corner, say) and not the platform.
+    let s = setup("");
+    let mut tags = flagged();
+    let header = tags
+        .iter()
+        .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
+        .cloned()
+        .expect("a header");
+    let mut enhanced = vec![0x90];
+    enhanced.extend_from_slice(b"avc1");
+    enhanced.extend_from_slice(&header.body[5..]);
+    let at = tags.iter().position(|t| t.ts >= 1000).expect("1 s in");
+    tags.insert(
+        at,
+        Tag {
+            ts: tags[at].ts,
+            body: enhanced.into(),
+            ..header
+        },
+    );
+    assert_refused(&s, "enhanced", &tags, "classic FLV and Enhanced RTMP");
 }
 
 #[test]

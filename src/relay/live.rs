@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::audio_tap::AudioTap;
 use super::delay::DelayLine;
 use super::queue::PendingMedia;
-use super::reading::{self, LeftOut};
+use super::reading::{LeftOut, Reader};
 use super::stream::{connect_upstream, forward, write_upstream, Forwarded};
 use super::tap::{StreamInfo, VideoTap};
 use super::{Relay, RelayError};
@@ -121,6 +121,8 @@ pub(super) struct LiveStream<'a> {
     pub(super) forwarded: Forwarded,
     /// Messages not forwarded because the platform would read them apart.
     pub(super) left_out: LeftOut,
+    /// The stream as the gate and the platform both read it.
+    reader: Reader,
     /// Whether inspection watches the stream (without it there is nothing to wait for).
     inspected: bool,
     idle: Duration,
@@ -167,6 +169,7 @@ impl<'a> LiveStream<'a> {
             delay_line,
             forwarded: Forwarded::new(settings.limits.max_upstream_lag),
             left_out: LeftOut::default(),
+            reader: Reader::default(),
             idle: settings.limits.idle_timeout,
             phase: Phase::Publishing,
             settle_asked: false,
@@ -322,14 +325,17 @@ impl<'a> LiveStream<'a> {
     }
 
     /// One message from the broadcaster: counted, read as the platform will read it (see
-    /// [`reading`]), its audio and video offered to the taps (never waiting), then what goes on
+    /// [`Reader`]), its audio and video offered to the taps (never waiting), then what goes on
     /// held in the delay line, held for the upstream being set up, or forwarded.
     async fn on_media(&mut self, msg: Message) -> Result<(), RelayError> {
         let stats = &self.info.stats;
         let size = msg.payload.len() as u64;
         stats.bytes_in.fetch_add(size, Ordering::Relaxed);
         metrics().bytes_received.add(size);
-        let read = reading::read(msg).map_err(|e| RelayError::Unreadable(e.to_string()))?;
+        let read = self
+            .reader
+            .read(msg)
+            .map_err(|e| RelayError::Unreadable(e.to_string()))?;
         for why in &read.left_out {
             self.left_out.note(why);
         }

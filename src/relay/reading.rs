@@ -16,14 +16,19 @@
 //! - video info/command frames (frame type 5) are skipped by FFmpeg's demuxer, so by inspection
 //!   and by players built on it, but muxed as video by nginx-rtmp's HLS (and a sequence header in
 //!   one is cached for it): they do not go on;
+//! - classic AVC/HEVC messages of a packet type other than 0 and 1 that carry data are decoded
+//!   as frames by FFmpeg and dropped by nginx-rtmp's HLS: they do not go on either;
 //! - a negative composition time is sign-extended by FFmpeg and read as 16,777 s ahead by
-//!   nginx-rtmp's HLS: a stream that sends one is refused (no encoder does).
+//!   nginx-rtmp's HLS: a stream that sends one is refused (no encoder does);
+//! - nginx-rtmp does not read Enhanced RTMP video tags at all (its HLS and the header it hands
+//!   joining players stay those of the classic tags): a stream whose video switches between
+//!   the two framings is refused, since inspection would follow a header the platform ignores.
 
 use bytes::Bytes;
 
 use crate::rtmp::aggregate::{self, AggregateError};
 use crate::rtmp::message::kind;
-use crate::rtmp::video_tag::{video_forwarding, VideoForwarding};
+use crate::rtmp::video_tag::{is_enhanced, video_forwarding, VideoForwarding};
 use crate::rtmp::Message;
 
 /// Names of the AMF data messages forwarded: metadata and the timed-text and cue-point data
@@ -58,6 +63,19 @@ pub enum Unreadable {
     /// A coded video frame presented before it is decoded.
     #[error("a video frame with a negative composition time ({0} ms): platforms read it apart")]
     NegativeCompositionTime(i32),
+    /// Video in classic FLV tags and in Enhanced RTMP tags on one stream.
+    #[error(
+        "video switches between classic FLV and Enhanced RTMP tags: platforms that read only \
+         the classic ones would show other pictures than inspection sees"
+    )]
+    MixedFraming,
+}
+
+/// What reading a stream remembers from one message to the next.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// Whether the stream's video came in Enhanced RTMP tags (`None`: no video yet).
+    enhanced: Option<bool>,
 }
 
 /// Messages a stream's reading left out: counted, each kind of reason logged once.
@@ -83,28 +101,46 @@ impl LeftOut {
     }
 }
 
-/// Reads one media message (audio, video, data or aggregate) from the broadcaster.
-pub fn read(msg: Message) -> Result<Reading, Unreadable> {
-    let mut reading = Reading::default();
-    if msg.type_id != kind::AGGREGATE {
-        if reading.keep(&msg)? {
+impl Reader {
+    /// Reads one media message (audio, video, data or aggregate) from the broadcaster.
+    pub fn read(&mut self, msg: Message) -> Result<Reading, Unreadable> {
+        let mut reading = Reading::default();
+        if msg.type_id != kind::AGGREGATE {
+            if self.keep(&mut reading, &msg)? {
+                reading.pass_on.push(msg);
+            }
+            return Ok(reading);
+        }
+        let unpacked = aggregate::unpack(&msg)?;
+        let mut kept = Vec::with_capacity(unpacked.media.len());
+        for sub in unpacked.media {
+            if self.keep(&mut reading, &sub)? {
+                kept.push(sub);
+            }
+        }
+        if unpacked.plain && reading.left_out.is_empty() {
             reading.pass_on.push(msg);
+        } else {
+            reading.pass_on = kept;
         }
-        return Ok(reading);
+        Ok(reading)
     }
-    let unpacked = aggregate::unpack(&msg)?;
-    let mut kept = Vec::with_capacity(unpacked.media.len());
-    for sub in unpacked.media {
-        if reading.keep(&sub)? {
-            kept.push(sub);
+
+    /// [`Reading::keep`], after checking the video's framing stays what it was.
+    fn keep(&mut self, reading: &mut Reading, msg: &Message) -> Result<bool, Unreadable> {
+        if msg.type_id == kind::VIDEO && !msg.payload.is_empty() {
+            let enhanced = is_enhanced(&msg.payload);
+            if *self.enhanced.get_or_insert(enhanced) != enhanced {
+                return Err(Unreadable::MixedFraming);
+            }
         }
+        reading.keep(msg)
     }
-    if unpacked.plain && reading.left_out.is_empty() {
-        reading.pass_on.push(msg);
-    } else {
-        reading.pass_on = kept;
-    }
-    Ok(reading)
+}
+
+/// Reads one media message of a stream whose earlier messages are not known (tests, fuzzing).
+pub fn read(msg: Message) -> Result<Reading, Unreadable> {
+    Reader::default().read(msg)
 }
 
 impl Reading {
@@ -117,6 +153,9 @@ impl Reading {
                     return Err(Unreadable::NegativeCompositionTime(composition_time))
                 }
                 VideoForwarding::Command => "a video info/command frame (frame type 5)".into(),
+                VideoForwarding::OddPacket(packet_type) => {
+                    format!("a video frame under AVC/HEVC packet type {packet_type}")
+                }
                 _ => {
                     self.media.push(msg.clone());
                     return Ok(true);
@@ -247,6 +286,42 @@ mod tests {
             vec![0x27, 1, 0xFF, 0xFF, 0xDF, 0, 0, 0, 1, 0x41],
         );
         assert_eq!(read(early), Err(Unreadable::NegativeCompositionTime(-33)));
+    }
+
+    #[test]
+    fn frames_under_other_packet_types_are_left_out() {
+        for packet_type in [2u8, 3, 200] {
+            let odd = message(
+                kind::VIDEO,
+                0,
+                vec![0x27, packet_type, 0, 0, 0, 0, 0, 0, 1, 0x41],
+            );
+            let reading = read(odd).expect("readable");
+            assert!(reading.pass_on.is_empty() && reading.media.is_empty());
+        }
+        // End of sequence without data goes on.
+        let end = message(kind::VIDEO, 0, vec![0x17, 2, 0, 0, 0]);
+        assert_eq!(read(end).expect("readable").pass_on.len(), 1);
+    }
+
+    #[test]
+    fn video_switching_between_classic_and_enhanced_tags_is_refused() {
+        let mut reader = Reader::default();
+        let classic = message(kind::VIDEO, 0, FRAME.to_vec());
+        let mut enhanced = vec![0x90];
+        enhanced.extend_from_slice(b"avc1");
+        enhanced.extend_from_slice(&[1, 0x64, 0, 0x1F]);
+        let enhanced = message(kind::VIDEO, 40, enhanced);
+        assert!(reader.read(classic.clone()).is_ok());
+        assert_eq!(reader.read(enhanced.clone()), Err(Unreadable::MixedFraming));
+        // One framing throughout is read.
+        let mut only_enhanced = Reader::default();
+        assert!(only_enhanced.read(enhanced.clone()).is_ok());
+        assert!(only_enhanced.read(enhanced).is_ok());
+        assert!(only_enhanced
+            .read(message(kind::AUDIO, 0, vec![0xaf, 1, 2]))
+            .is_ok());
+        assert_eq!(only_enhanced.read(classic), Err(Unreadable::MixedFraming));
     }
 
     #[test]

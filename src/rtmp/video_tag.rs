@@ -135,6 +135,12 @@ pub fn video_frame_kind(payload: &[u8]) -> VideoFrameKind {
     }
 }
 
+/// Whether a video message uses Enhanced RTMP's ExVideoTagHeader (as opposed to a classic FLV
+/// video tag header).
+pub fn is_enhanced(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|b| b & 0x80 != 0)
+}
+
 /// What the relay needs to know of a video message before it forwards it, from the same
 /// parse as [`parse_video_tag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +153,9 @@ pub enum VideoForwarding {
     /// A video info/command frame (frame type 5): FFmpeg's demuxer skips it, nginx-rtmp's HLS
     /// muxes it as video and caches a sequence header sent in one.
     Command,
+    /// A classic AVC/HEVC message of a packet type other than 0 and 1 that carries data:
+    /// FFmpeg's demuxer decodes it as a frame, nginx-rtmp's HLS drops it.
+    OddPacket(u8),
     /// Anything else (sequence headers and ends, codecs inspection does not decode, truncated
     /// bodies): inspection decides what it is.
     Other,
@@ -154,6 +163,12 @@ pub enum VideoForwarding {
 
 /// Reads what [`VideoForwarding`] says of a video message body. No copy, no allocation.
 pub fn video_forwarding(payload: &[u8]) -> VideoForwarding {
+    if let [first, packet_type, _, _, _, _, ..] = *payload {
+        let classic_codec = first & 0x80 == 0 && matches!(first & 0x0F, 7 | 12);
+        if classic_codec && first >> 4 != 5 && packet_type > 1 {
+            return VideoForwarding::OddPacket(packet_type);
+        }
+    }
     match parse_header(payload) {
         Ok(Header::Frame {
             composition_time, ..
