@@ -69,8 +69,15 @@ impl Pick {
 pub const MAX_HELD: usize = 128;
 /// Arrivals whose presentation times are remembered.
 const RECENT: usize = 64;
-/// Decided points remembered, for frames that arrive after their point was decided.
-const DECIDED: usize = 8;
+/// Decided points remembered, for frames that arrive after their point was decided: more than
+/// a second of them at the boosted rate (timestamps stepping back further restart the schedule).
+const DECIDED: usize = 16;
+/// Frames taken late for one decided point at most (a tie shown after the pick, a frame
+/// presented inside the stretch after it); past it the stream is reported as steering.
+const LATE_PER_POINT: u8 = 2;
+/// Whole intervals with no frame are skipped (one point kept) only past this many: a gap that
+/// short is drawn point by point, so a frame sent into it later still meets a point.
+const SKIP_AFTER: f64 = 64.0;
 
 struct Entry<T> {
     /// `None`: not a frame (it only keeps its place in the order).
@@ -92,8 +99,11 @@ pub struct OnScreen<T> {
     held: VecDeque<Entry<T>>,
     /// Presentation times of the latest arrivals.
     recent: VecDeque<i64>,
-    /// Points decided lately, with the presentation time of the frame picked for each.
-    decided: VecDeque<(f64, i64)>,
+    /// Points decided lately: the point, the presentation time of the frame picked for it, and
+    /// how many frames were taken late for it.
+    decided: VecDeque<(f64, i64, u8)>,
+    /// Frames arrived inside decided stretches past [`LATE_PER_POINT`]: timestamps steering.
+    late_overflow: bool,
     newest_pts: Option<i64>,
     newest_dts: Option<i64>,
     /// Arrival of the latest frame (sampling is denser while it is boosted).
@@ -123,6 +133,7 @@ impl<T> OnScreen<T> {
             held: VecDeque::new(),
             recent: VecDeque::with_capacity(RECENT),
             decided: VecDeque::with_capacity(DECIDED),
+            late_overflow: false,
             newest_pts: None,
             newest_dts: None,
             latest_arrival: None,
@@ -164,6 +175,28 @@ impl<T> OnScreen<T> {
             item,
             pick: Some(Pick::Pass),
         });
+        self.bound_held();
+    }
+
+    /// Whether frames arrived inside stretches already decided past what is taken for them
+    /// (reported once: the timestamps steer).
+    pub fn take_late_overflow(&mut self) -> bool {
+        std::mem::take(&mut self.late_overflow)
+    }
+
+    /// At most [`MAX_HELD`] items wait: past it the earliest point is decided with what is
+    /// known, or the oldest frame passes.
+    fn bound_held(&mut self) {
+        while self.held.len() > MAX_HELD {
+            if self.points.is_empty() {
+                if !self.pass_head() {
+                    return;
+                }
+            } else {
+                self.decide_point();
+                self.decide_passes();
+            }
+        }
     }
 
     /// A coded frame as it arrives.
@@ -176,12 +209,19 @@ impl<T> OnScreen<T> {
         if let Some(slot) = self
             .decided
             .iter_mut()
-            .find(|(p, picked)| *picked < pts && pts as f64 <= *p)
+            .find(|(p, picked, _)| *picked <= pts && pts as f64 <= *p)
         {
-            // Shown at a point after the frame picked for it: that was the wrong frame.
-            slot.1 = pts;
+            // Presented at a point after (or with) the frame picked for it: a player may show
+            // this one there instead.
+            let late = slot.2 < LATE_PER_POINT;
+            if late {
+                slot.1 = pts;
+                slot.2 += 1;
+            }
+            self.late_overflow |= !late;
             self.note_arrival(timing);
-            return self.push_decided(timing, item, Pick::Late);
+            let pick = if late { Pick::Late } else { Pick::Pass };
+            return self.push_decided(timing, item, pick);
         }
         let jumped_back = self
             .newest_pts
@@ -215,14 +255,7 @@ impl<T> OnScreen<T> {
             self.backstop(timing, interval);
         }
         self.decide_passes();
-        while self.held.len() > MAX_HELD {
-            if self.points.is_empty() {
-                self.pass_head();
-            } else {
-                self.decide_point();
-                self.decide_passes();
-            }
-        }
+        self.bound_held();
     }
 
     /// Nothing was taken for too long: the newest frame is, what waits is decided with what is
@@ -362,8 +395,8 @@ impl<T> OnScreen<T> {
     }
 
     /// Draws points until one lies at or after the newest presentation time, one per
-    /// interval; an interval no frame starts in is skipped after the first (the frame shown
-    /// over a gap is sampled once, whatever the gap).
+    /// interval; past [`SKIP_AFTER`] intervals with no frame, the rest of the gap is skipped
+    /// after its first point (the frame shown over a jump is sampled once, however long).
     fn draw_points(&mut self) {
         let Some(newest) = self.newest_pts.map(|n| n as f64) else {
             return;
@@ -376,8 +409,9 @@ impl<T> OnScreen<T> {
             self.points
                 .push_back(start + self.rng.gen_range(0.0..interval));
             let mut next = start + interval;
-            if next + interval <= newest {
-                next += ((newest - next) / interval).floor() * interval;
+            let whole = ((newest - next) / interval).floor();
+            if whole > SKIP_AFTER {
+                next += whole * interval;
             }
             self.next_start = Some(next);
         }
@@ -394,7 +428,7 @@ impl<T> OnScreen<T> {
         if self.decided.len() == DECIDED {
             self.decided.pop_front();
         }
-        self.decided.push_back((p, on_screen));
+        self.decided.push_back((p, on_screen, 0));
         #[cfg(test)]
         self.history.push((p, on_screen));
         self.pick_ties(on_screen);
@@ -412,8 +446,10 @@ impl<T> OnScreen<T> {
         for i in [ties.first(), ties.last()].into_iter().flatten().copied() {
             let entry = &mut self.held[i];
             entry.pick = Some(Pick::OnScreen);
+            // The backstop counts from when the take was decided, not from when the frame
+            // arrived (a frame presented late in a reordered GOP arrived early).
             if let Some(t) = entry.timing {
-                self.note_taken(t.pts, t.arrived);
+                self.note_taken(t.pts, self.latest_arrival.unwrap_or(t.arrived));
             }
         }
     }
@@ -480,11 +516,14 @@ impl<T> OnScreen<T> {
             .chain(self.held.iter().filter_map(|e| e.timing.map(|t| t.pts)))
     }
 
-    /// The oldest waiting frame passes (more wait than allowed and no point to decide).
-    fn pass_head(&mut self) {
-        if let Some(entry) = self.held.iter_mut().find(|e| e.pick.is_none()) {
-            entry.pick = Some(Pick::Pass);
-        }
+    /// The oldest waiting frame passes (more wait than allowed and no point to decide);
+    /// `false` when nothing waits undecided.
+    fn pass_head(&mut self) -> bool {
+        let Some(entry) = self.held.iter_mut().find(|e| e.pick.is_none()) else {
+            return false;
+        };
+        entry.pick = Some(Pick::Pass);
+        true
     }
 }
 

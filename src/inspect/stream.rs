@@ -52,6 +52,11 @@ pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 2160;
 const FLICKER: &str = "most samples would land on other frames than the ones on screen at \
                        their points (frames shown for a blink): timestamps that steer sampling";
 
+/// The anomaly of a stream that keeps sending frames presented inside stretches already
+/// sampled (decode times stepping back): timestamps that try to slip frames past the samples.
+const LATE_FRAMES: &str = "frames keep arriving for stretches of the stream already sampled \
+     (decode times stepping back): timestamps that steer sampling";
+
 /// The anomaly of a stream whose probes between keyframes keep finding other pictures.
 const EVASIVE: &str = "frames between keyframes look unlike the keyframes (benign keyframes \
      with other content between them): inspected at full rate whatever the load";
@@ -556,6 +561,9 @@ impl StreamInspector {
                     self.picker
                         .onscreen
                         .push_frame(timing, Queued::Frame(frame));
+                    if self.picker.onscreen.take_late_overflow() {
+                        self.report_once(out, Finding::Anomaly(LATE_FRAMES.into()));
+                    }
                 }
             }
             VideoTag::SequenceEnd => self.flush(stats, video.arrived, out),

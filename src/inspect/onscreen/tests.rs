@@ -352,3 +352,60 @@ fn keyframes_do_not_stand_in_for_the_wall_clock_backstop() {
     }
     assert!(backstop >= 8, "{backstop} backstop samples in 10 s");
 }
+
+#[test]
+fn a_tie_that_arrives_after_its_point_was_decided_is_taken_too() {
+    // Each benign frame B_k, then 16 frames later the clip frame C_k with the same presentation
+    // time (a player that shows the last of two shows the clip all the time).
+    let mut frames = Vec::new();
+    for k in 0..300i64 {
+        let t = k * 100 / 3;
+        frames.push((t, t, t as u64));
+        if k >= 16 {
+            let back = (k - 16) * 100 / 3;
+            frames.push((back, back, t as u64 + 1));
+        }
+    }
+    let clip = |i: usize| frames[i].2 != frames[i].1 as u64 && i > 16;
+    for seed in 0..10 {
+        let mut s = seeded(2.0, seed);
+        let picks = run(&mut s, &frames);
+        let clip_taken = (0..picks.len())
+            .filter(|&i| clip(i) && picks[i] == Pick::Late)
+            .count();
+        assert!(
+            clip_taken >= 15,
+            "seed {seed}: {clip_taken} clip frames taken"
+        );
+    }
+}
+
+#[test]
+fn a_gap_filled_in_afterwards_still_meets_its_points() {
+    // A benign anchor 2.5 s ahead, then a second of clip frames filled in behind it (decode
+    // times stepping back under a second, so no restart), again and again.
+    let mut frames = vec![(0i64, 0i64, 0u64)];
+    for n in 1..24i64 {
+        let anchor = 2500 * n;
+        let arrived = (anchor - 2400) as u64;
+        frames.push((anchor, anchor, arrived));
+        for j in 0..30i64 {
+            let t = anchor - 980 + 33 * j;
+            frames.push((t, t, arrived + 1 + 10 * j as u64));
+        }
+    }
+    let is_clip = |i: usize| i > 0 && (i - 1) % 31 != 0;
+    for seed in 0..10 {
+        let mut s = seeded(2.0, seed);
+        let picks = run(&mut s, &frames);
+        let clip_taken = (0..picks.len())
+            .filter(|&i| is_clip(i) && picks[i].hashed())
+            .count();
+        assert!(
+            clip_taken >= 23,
+            "seed {seed}: {clip_taken} clip frames taken"
+        );
+        // Bounded: at most a few takes per point.
+        assert!(picks.iter().filter(|p| p.hashed()).count() < 200);
+    }
+}
