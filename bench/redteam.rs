@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::attacks::*;
 use common::crafted::*;
 use common::*;
@@ -71,6 +72,13 @@ impl Bench {
             "cut: uninspectable"
         } else if of("blocked") {
             "refused: key blocked"
+        } else if of("at_capacity") {
+            "refused at publish: at capacity"
+        } else if all
+            .iter()
+            .any(|e| e["stream"] == key && e["event"] == "unpublish" && e["reason"] == "refused")
+        {
+            "refused: unreadable"
         } else {
             "passed"
         }
@@ -123,8 +131,209 @@ impl Bench {
     }
 }
 
+/// The attacks on how the gate and the platform read the stream (`relay::reading`).
+fn reading_attacks(attack: &mut impl FnMut(&str, &str, Vec<Send>), clip: &[Tag]) {
+    let in_clip = |t: &Tag| (2000..5000).contains(&t.ts);
+    for depth in [2, 3] {
+        attack(
+            &format!("the clip's video in aggregates nested {depth} deep"),
+            &format!("nest{depth}-clip"),
+            paced(&nested_aggregates(clip, 4, depth, in_clip)),
+        );
+        attack(
+            &format!("all video in aggregates nested {depth} deep"),
+            &format!("nest{depth}-all"),
+            paced(&nested_aggregates(clip, 4, depth, |_| true)),
+        );
+    }
+    attack(
+        "aggregates nested 9 deep (past the bound of 8)",
+        "nest9",
+        paced(&nested_aggregates(clip, 4, 9, in_clip)),
+    );
+    let mut chunk = clip.to_vec();
+    if let Some(at) = chunk
+        .iter()
+        .position(|t| t.type_id == VIDEO && t.ts >= 1000)
+    {
+        let carried = Tag {
+            type_id: 1,
+            ts: chunk[at].ts,
+            body: Bytes::from_static(&[0, 0, 0, 64]),
+        };
+        let body = aggregate_body(&[&chunk[at], &carried], 0);
+        chunk[at] = Tag {
+            type_id: AGGREGATE,
+            ts: chunk[at].ts,
+            body: body.into(),
+        };
+    }
+    attack(
+        "Set Chunk Size inside an aggregate (nginx-rtmp would read later chunks at 64 bytes)",
+        "chunk-size",
+        paced(&chunk),
+    );
+    let relabel = |byte: usize, value: u8| -> Vec<Tag> {
+        clip.iter()
+            .map(|t| match t.body.first() {
+                Some(0x27) if t.type_id == VIDEO => {
+                    let mut body = t.body.to_vec();
+                    body[byte] = value;
+                    Tag {
+                        body: body.into(),
+                        ..t.clone()
+                    }
+                }
+                _ => t.clone(),
+            })
+            .collect()
+    };
+    attack(
+        "every interframe as a video command frame (type 5; nginx-rtmp's HLS muxes it)",
+        "type5",
+        paced(&relabel(0, 0x57)),
+    );
+    attack(
+        "every interframe under AVC packet type 3 (FFmpeg decodes it, nginx-rtmp's HLS drops it)",
+        "packet3",
+        paced(&relabel(1, 3)),
+    );
+    let mut early = clip.to_vec();
+    if let Some(f) = early
+        .iter_mut()
+        .find(|t| t.type_id == VIDEO && t.ts >= 1000 && is_avc_frame(&t.body))
+    {
+        let mut body = f.body.to_vec();
+        body[2..5].copy_from_slice(&[0xFF, 0xFF, 0xDF]);
+        f.body = body.into();
+    }
+    attack(
+        "a negative composition time (nginx-rtmp's HLS reads it as +4.6 h)",
+        "negative-cts",
+        paced(&early),
+    );
+    let mut switched = clip.to_vec();
+    if let Some(header) = switched
+        .iter()
+        .find(|t| t.type_id == VIDEO && is_avc_header(&t.body))
+        .cloned()
+    {
+        let mut body = vec![0x90];
+        body.extend_from_slice(b"avc1");
+        body.extend_from_slice(&header.body[5..]);
+        if let Some(at) = switched.iter().position(|t| t.ts >= 1000) {
+            let ts = switched[at].ts;
+            switched.insert(
+                at,
+                Tag {
+                    ts,
+                    body: body.into(),
+                    ..header
+                },
+            );
+        }
+    }
+    attack(
+        "an Enhanced RTMP avc1 sequence header after classic ones (nginx-rtmp ignores it)",
+        "ertmp-switch",
+        paced(&switched),
+    );
+}
+
+/// Ten tries of a blinking stream (the clip on screen 65 ms of every 66): how many were cut,
+/// and the most clip frames any aired.
+fn blinking_tries(
+    _dir: &std::path::Path,
+    how: &str,
+    key: &str,
+    sends: &[Send],
+) -> (String, String, u64, String) {
+    let bench = Bench::start("");
+    let mut cut = 0;
+    let mut aired = 0;
+    for i in 0..10 {
+        let k = format!("{key}-blink-{i}");
+        let (outcome, a, _) = bench.run(&k, sends);
+        cut += usize::from(outcome == "cut by match");
+        aired = aired.max(a);
+    }
+    (
+        format!("benign frame shown 1 ms after each clip frame, by {how} (10 tries)"),
+        format!("{cut} of 10 cut by match"),
+        aired,
+        "-".into(),
+    )
+}
+
+/// Benign keyframes with the clip between them, published behind `costly` broadcasters of a
+/// 1080p 8 Mbit/s clip in a loop, shipped defaults (capacity 0.8 core per worker).
+fn behind_costly_broadcasters(
+    dir: &std::path::Path,
+    costly: usize,
+) -> (String, String, u64, String) {
+    let bench = Bench::start("");
+    let mut publishers: Vec<_> = (0..costly)
+        .map(|i| {
+            let p = looping_publisher(costly_clip(), &bench.hashgate.url(&format!("costly-{i}")));
+            std::thread::sleep(Duration::from_millis(300));
+            p
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(6));
+    let (outcome, aired, decided) = bench.run("behind", &paced(&benign_keyframes(dir)));
+    std::thread::sleep(Duration::from_secs(2));
+    for p in &mut publishers {
+        p.terminate(Duration::from_secs(5));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let events = read_events(&bench.log);
+    let count = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        (0..costly)
+            .filter(|i| {
+                let key = format!("costly-{i}");
+                events
+                    .iter()
+                    .any(|e| e["stream"] == key.as_str() && pred(e))
+            })
+            .count()
+    };
+    for e in events.iter().filter(|e| {
+        e["event"] == "cut"
+            || e["event"] == "uninspectable"
+            || e["event"] == "anomaly"
+            || e["event"] == "overload"
+            || e["event"] == "at_capacity"
+    }) {
+        eprintln!("behind {costly}: {e}");
+    }
+    let refused = count(&|e| e["event"] == "at_capacity");
+    let cut =
+        count(&|e| e["event"] == "cut" || (e["event"] == "uninspectable" && e["action"] == "cut"));
+    (
+        format!("benign keyframes, the clip between, behind {costly} costly broadcasters (1080p, 8 Mbit/s, looped)"),
+        format!("{outcome}; costly: {} taken on, {refused} refused at publish, {cut} cut", costly - refused),
+        aired,
+        decided,
+    )
+}
+
 fn main() {
     require("ffmpeg");
+    // `REDTEAM_ONLY=costly bench/redteam.sh`: the overload rows alone.
+    if std::env::var("REDTEAM_ONLY").as_deref() == Ok("costly") {
+        let dir = temp_dir();
+        println!("| attack | outcome | clip frames aired | decided at s |");
+        println!("|---|---|---|---|");
+        let counts: Vec<usize> = std::env::var("REDTEAM_COSTLY")
+            .ok()
+            .and_then(|v| v.split(',').map(|n| n.parse().ok()).collect())
+            .unwrap_or_else(|| vec![6, 8, 10]);
+        for costly in counts {
+            let (name, outcome, aired, decided) = behind_costly_broadcasters(dir.path(), costly);
+            println!("| {name} | {outcome} | {aired} | {decided} |");
+        }
+        return;
+    }
     let bench = Bench::start("");
     let dir = bench.dir.path().to_owned();
     let mut rows: Vec<(String, String, u64, String)> = Vec::new();
@@ -206,6 +415,12 @@ fn main() {
         "decoys",
         paced(&decoys_at_sample_points(&dir)),
     );
+    reading_attacks(&mut attack, &clip);
+    attack(
+        "picture times steered off FFmpeg's best-effort timestamp (runs of clip frames decoded 1 ms apart)",
+        "collapse",
+        best_effort_collapse(&dir),
+    );
     for (name, key, filter) in [
         ("mirrored (hflip)", "hflip", "[0:v]hflip"),
         ("letterboxed to 4:3", "pad", "[0:v]pad=640:480:0:60"),
@@ -226,6 +441,17 @@ fn main() {
     ] {
         let tags = reencoded(&dir, key, filter);
         attack(&format!("re-encoded: {name}"), key, paced(&tags));
+    }
+
+    rows.push(blinking_tries(
+        &dir,
+        "composition times",
+        "cts",
+        &cts_blinking(&dir),
+    ));
+    rows.push(blinking_tries(&dir, "decode times", "dts", &blinking(&dir)));
+    for costly in [6, 8, 10] {
+        rows.push(behind_costly_broadcasters(&dir, costly));
     }
 
     // Two costly streams (4K claimed, 360p sent) 1.5 s ahead of the clip.

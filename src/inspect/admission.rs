@@ -20,6 +20,8 @@ pub const RESERVATION: Duration = Duration::from_secs(2);
 /// A stream costing more than this many times what it cost once warmed up (plus the estimate)
 /// grew costly by itself.
 const GROWTH: f64 = 2.0;
+/// The time constant of the pool's per-stream cost average, in seconds.
+pub const COST_TAU_S: f64 = 1.0;
 
 /// The pool's capacity for admission.
 #[derive(Debug, Clone, Copy)]
@@ -33,20 +35,56 @@ pub struct Capacity {
 /// What the pool carries now.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
-    /// Sum of the live streams' costs (a stream still warming up counted at the estimate at
-    /// least), plus the admissions not yet opened.
+    /// Sum of the live streams' costs (a stream still warming up counted at what it is on its
+    /// way to, at least what a newcomer is assumed to cost), or the cores the workers were busy
+    /// if more, plus the admissions not yet opened.
     pub cores: f64,
+    /// What a newcomer is assumed to cost now: the estimate, or the most the newcomers of the
+    /// last seconds turned out to cost if more (a burst of costly broadcasters is taken on at
+    /// their cost, not at the estimate).
+    pub newcomer: f64,
     /// The pool is short now (several streams late) or samples less than configured.
     pub short: bool,
 }
 
+/// How old a stream must be before its cost so far tells what it will be.
+const PROJECTED_AFTER: Duration = Duration::from_millis(500);
+
 impl Capacity {
+    /// What the pool carries: its streams as (cost, age since inspection first had video of
+    /// it; zero before), the cores its workers were busy
+    /// lately, the admissions not yet opened, and whether it is short now.
+    pub fn load(
+        &self,
+        streams: &[(f64, Duration)],
+        busy: f64,
+        waiting: usize,
+        short: bool,
+    ) -> Load {
+        let projected: Vec<f64> = streams
+            .iter()
+            .filter(|(_, age)| (PROJECTED_AFTER..WARMUP).contains(age))
+            .map(|&(cost, age)| self.projected(cost, age))
+            .collect();
+        let recent = projected.iter().copied().fold(0.0, f64::max);
+        let newcomer = self.estimate.max(recent);
+        let counted: f64 = streams
+            .iter()
+            .map(|&(cost, age)| self.counted(cost, age, newcomer))
+            .sum();
+        Load {
+            cores: counted.max(busy) + waiting as f64 * newcomer,
+            newcomer,
+            short,
+        }
+    }
+
     /// Whether one more stream may be taken on; the refusal says why.
     pub fn admit(&self, load: Load) -> Result<(), String> {
         if load.short {
             return Err("at capacity: inspection is already short of time".into());
         }
-        if load.cores + self.estimate > self.cores {
+        if load.cores + load.newcomer > self.cores {
             return Err(format!(
                 "at capacity: inspection is using {:.2} of {:.2} cores",
                 load.cores, self.cores
@@ -55,14 +93,24 @@ impl Capacity {
         Ok(())
     }
 
-    /// What a stream counts for in the load: its cost, and at least the estimate while it
-    /// warms up.
-    pub fn counted(&self, cost: f64, age: Duration) -> f64 {
-        if age < WARMUP {
-            cost.max(self.estimate)
-        } else {
+    /// What a stream counts for in the load: its cost once warmed up; before, at least what a
+    /// newcomer is assumed to cost, and what its cost so far says it will be.
+    fn counted(&self, cost: f64, age: Duration, newcomer: f64) -> f64 {
+        if age >= WARMUP {
             cost
+        } else if age >= PROJECTED_AFTER {
+            self.projected(cost, age).max(self.estimate)
+        } else {
+            cost.max(newcomer)
         }
+    }
+
+    /// What a young stream's cost is on its way to: the cost is an average over about a second
+    /// that starts from nothing, so divided by how far it has come, it tells a costly newcomer
+    /// within half a second.
+    fn projected(&self, cost: f64, age: Duration) -> f64 {
+        let secs = age.as_secs_f64().max(0.001);
+        cost.max(cost / (1.0 - (-secs / COST_TAU_S).exp()))
     }
 
     /// An even share of the capacity among `streams`.
@@ -118,28 +166,47 @@ mod tests {
         estimate: 0.1,
     };
 
-    #[test]
-    fn a_stream_is_taken_on_only_while_there_is_room() {
-        let load = |cores| Load {
-            cores,
-            short: false,
-        };
-        assert!(CAPACITY.admit(load(1.0)).is_ok());
-        assert!(CAPACITY.admit(load(1.5)).is_ok());
-        let refused = CAPACITY.admit(load(1.55)).expect_err("full");
-        assert!(refused.contains("1.55 of 1.60"), "{refused}");
-        let short = Load {
-            cores: 0.2,
-            short: true,
-        };
-        assert!(CAPACITY.admit(short).is_err(), "already short: no more");
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
     }
 
     #[test]
-    fn a_new_stream_counts_the_estimate_until_its_cost_is_known() {
-        assert_eq!(CAPACITY.counted(0.02, Duration::from_secs(1)), 0.1);
-        assert_eq!(CAPACITY.counted(0.4, Duration::from_secs(1)), 0.4);
-        assert_eq!(CAPACITY.counted(0.02, Duration::from_secs(6)), 0.02);
+    fn a_stream_is_taken_on_only_while_there_is_room() {
+        let settled = |n: usize| vec![(0.125, secs(10.0)); n];
+        assert!(CAPACITY
+            .admit(CAPACITY.load(&settled(11), 0.0, 0, false))
+            .is_ok());
+        let full = CAPACITY.load(&settled(13), 0.0, 0, false);
+        let refused = CAPACITY.admit(full).expect_err("full");
+        assert!(refused.contains("1.62 of 1.60"), "{refused}");
+        // The workers' measured load counts when it is more than the streams say.
+        assert!(CAPACITY
+            .admit(CAPACITY.load(&settled(2), 1.55, 0, false))
+            .is_err());
+        // Admissions not opened yet hold their places.
+        assert!(CAPACITY
+            .admit(CAPACITY.load(&settled(11), 0.0, 2, false))
+            .is_err());
+        assert!(
+            CAPACITY.admit(CAPACITY.load(&[], 0.0, 0, true)).is_err(),
+            "short"
+        );
+    }
+
+    #[test]
+    fn a_burst_of_costly_newcomers_is_taken_on_at_their_cost() {
+        // A stream 0.6 s old whose average reached 0.1 is on its way to ~0.22; the newcomers
+        // behind it, too young to tell, are assumed to cost as much.
+        let burst = [(0.1, secs(0.6)), (0.02, secs(0.3)), (0.01, secs(0.1))];
+        let load = CAPACITY.load(&burst, 0.0, 0, false);
+        assert!((0.21..0.23).contains(&load.newcomer), "{load:?}");
+        assert!((0.63..0.69).contains(&load.cores), "{load:?}");
+        // Cheap newcomers are assumed at the estimate.
+        let cheap = CAPACITY.load(&[(0.01, secs(0.7)), (0.0, secs(0.2))], 0.0, 0, false);
+        assert_eq!(cheap.newcomer, 0.1);
+        // Warmed up, a stream counts its own cost.
+        let warm = CAPACITY.load(&[(0.02, secs(6.0))], 0.0, 0, false);
+        assert!((warm.cores - 0.02).abs() < 1e-9);
     }
 
     #[test]

@@ -93,8 +93,10 @@ const CAPACITY_PER_THREAD: f64 = 0.8;
 const SLICE: Duration = Duration::from_millis(4);
 /// How often the pool measures its load.
 const TICK: Duration = Duration::from_millis(250);
+/// Weight of each tick in the pool's busy cores (about a second's average).
+const BUSY_SMOOTHING: f64 = 0.25;
 /// Time constant of a stream's cost average.
-const COST_TAU_S: f64 = 1.0;
+const COST_TAU_S: f64 = admission::COST_TAU_S;
 /// How long sampling stays denser after a stream's frame matched a list.
 const BOOST_FOR: Duration = Duration::from_secs(2);
 /// How long a stream over its cost budget is kept out of the load measure once it was over.
@@ -140,6 +142,8 @@ struct Slot {
     /// Its cost lately (f64 bits), for admission to read without waiting on the stream.
     cost_bits: AtomicU64,
     opened: Instant,
+    /// When inspection first had video of it: its cost is measured from then.
+    first_video: std::sync::OnceLock<Instant>,
 }
 
 impl Slot {
@@ -195,29 +199,38 @@ struct Shared {
     reservations: Mutex<VecDeque<Instant>>,
     /// An even share of the capacity among the live streams (f64 bits), as of the last tick.
     share_bits: AtomicU64,
+    /// Cores the workers were busy lately (f64 bits): the pool's load as measured, whatever
+    /// the streams' own accounting says.
+    busy_cores_bits: AtomicU64,
 }
 
 impl Shared {
     /// What the pool carries now, with `waiting` admissions not opened yet.
     fn load(&self, now: Instant, waiting: usize) -> Load {
-        let streams: f64 = self
+        let streams: Vec<(f64, Duration)> = self
             .slots
             .locked()
             .iter()
             .filter_map(Weak::upgrade)
             .map(|s| {
-                self.capacity
-                    .counted(s.cost(), now.saturating_duration_since(s.opened))
+                let age = s
+                    .first_video
+                    .get()
+                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(*at));
+                (s.cost(), age)
             })
-            .sum();
-        Load {
-            cores: streams + waiting as f64 * self.capacity.estimate,
-            short: self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed),
-        }
+            .collect();
+        let busy = self.busy_cores();
+        let short = self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed);
+        self.capacity.load(&streams, busy, waiting, short)
     }
 
     fn share(&self) -> f64 {
         f64::from_bits(self.share_bits.load(Ordering::Relaxed))
+    }
+
+    fn busy_cores(&self) -> f64 {
+        f64::from_bits(self.busy_cores_bits.load(Ordering::Relaxed))
     }
 }
 
@@ -332,6 +345,7 @@ impl Inspector {
             },
             reservations: Mutex::default(),
             share_bits: AtomicU64::new(0),
+            busy_cores_bits: AtomicU64::new(0),
         });
         for index in 0..threads {
             let shared = shared.clone();
@@ -411,6 +425,7 @@ impl TapProvider for Inspector {
             shed: AtomicBool::new(false),
             cost_bits: AtomicU64::new(0),
             opened: Instant::now(),
+            first_video: std::sync::OnceLock::new(),
         });
         self.shared.reservations.locked().pop_front();
         {
@@ -506,6 +521,7 @@ fn take_next(inbox: &mut Inbox, max_lag: Duration, now: Instant) -> Next {
 /// Runs one stream for a slice, then puts it back in the queue if it has more to do.
 fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
     let started = Instant::now();
+    let cpu_started = thread_cpu_time();
     {
         let mut guard = slot.work.locked();
         let Some(work) = guard.as_mut() else {
@@ -540,7 +556,9 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                 break;
             }
         }
-        let spent = started.elapsed();
+        // The stream's cost is the CPU time it took, not the wall time: a busy machine that
+        // runs the worker late must not make a stream look costlier than it is.
+        let spent = thread_cpu_time().saturating_sub(cpu_started);
         let now = Instant::now();
         let dt = now.saturating_duration_since(work.cost_at).as_secs_f64();
         let decay = (-dt / COST_TAU_S).exp();
@@ -603,11 +621,16 @@ fn steer(shared: &Shared, slot: &Slot, work: &mut Work, started: Instant) -> Str
     stats
         .responsible_for_load
         .store(load.responsible(estimate), Ordering::Relaxed);
-    let level = load.level(
-        shared.level.load(Ordering::Relaxed),
-        shared.share(),
-        estimate,
-    );
+    let pool_level = shared.level.load(Ordering::Relaxed);
+    let level = load.level(pool_level, shared.share(), estimate);
+    let saturated = pool_level > 0
+        || shared.hot.load(Ordering::Relaxed)
+        || shared.busy_cores() >= shared.capacity.cores;
+    if saturated && !load.responsible(estimate) {
+        // Sampled less, or late, for others' load: coverage lost meanwhile, and until the
+        // stream's samples catch up after, is the pool's doing.
+        stats.note_lost_to_load();
+    }
     if level != work.inspector.level() {
         work.inspector.set_level(level);
         stats.degraded.store(u64::from(level), Ordering::Relaxed);
@@ -641,6 +664,10 @@ fn skipped(
     } else {
         settings.max_blind
     };
+    if pool_short && !load.responsible(shared.capacity.estimate) {
+        // Whatever the span: the coverage watch must not take this gap for the stream's own.
+        stats.note_lost_to_load();
+    }
     if span > bound {
         let unseen = format!(
             "{:.1}s of video skipped to keep up (the bound is {:.1}s)",
@@ -667,6 +694,23 @@ fn skipped(
     work.inspector.resync();
 }
 
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// A stream whose inspection panicked (a bug, in FFmpeg or here): its inspection ends, it is
 /// reported uninspectable, and the worker goes on with the other streams.
 fn abandon(shared: &Shared, slot: &Arc<Slot>) {
@@ -690,6 +734,7 @@ fn abandon(shared: &Shared, slot: &Arc<Slot>) {
 }
 
 fn inspect_message(shared: &Shared, slot: &Slot, work: &mut Work, video: &TappedVideo) {
+    slot.first_video.get_or_init(Instant::now);
     work.last_arrival = video.arrived;
     let lag = video.arrived.elapsed().as_millis() as u64;
     work.stats.lag_ms.store(lag, Ordering::Relaxed);
@@ -738,6 +783,11 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         }
         let busy = shared.busy_ns.swap(0, Ordering::Relaxed) as f64
             / (TICK.as_nanos() as f64 * threads as f64);
+        let busy_cores = f64::from_bits(shared.busy_cores_bits.load(Ordering::Relaxed));
+        let busy_cores = busy_cores + (busy * threads as f64 - busy_cores) * BUSY_SMOOTHING;
+        shared
+            .busy_cores_bits
+            .store(busy_cores.to_bits(), Ordering::Relaxed);
         let now = Instant::now();
         let slots: Vec<Arc<Slot>> = shared
             .slots

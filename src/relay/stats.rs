@@ -100,6 +100,9 @@ pub struct StreamStats {
     /// The stream made itself costly to inspect (over its budget, grown past its cost when
     /// admitted, or evasive): under overload, its lost coverage is its own doing.
     pub responsible_for_load: std::sync::atomic::AtomicBool,
+    /// When (milliseconds since the publish, plus one) inspection last skipped its video
+    /// because the pool was short for others' load (0: never).
+    lost_to_load_ms: AtomicU64,
     /// Audio messages audio inspection never heard: dropped by a full inbox or refused.
     pub audio_dropped: AtomicU64,
     clock: Mutex<ClockState>,
@@ -130,6 +133,7 @@ impl Default for StreamStats {
             degraded: AtomicU64::new(0),
             ended: std::sync::atomic::AtomicBool::new(false),
             responsible_for_load: std::sync::atomic::AtomicBool::new(false),
+            lost_to_load_ms: AtomicU64::new(0),
             audio_dropped: AtomicU64::new(0),
             clock: Mutex::default(),
             received_wall_ms: AtomicU64::new(0),
@@ -198,6 +202,18 @@ impl StreamStats {
         self.received_stream_ms
             .store(state.clock.stream_ms, Ordering::Relaxed);
         state.clock
+    }
+
+    /// Inspection skipped video of this stream because the pool was short for others' load.
+    pub fn note_lost_to_load(&self) {
+        let ms = self.started.elapsed().as_millis() as u64 + 1;
+        self.lost_to_load_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether inspection skipped video of this stream for others' load within `lately`.
+    pub fn lost_to_load_within(&self, lately: Duration) -> bool {
+        let at = self.lost_to_load_ms.load(Ordering::Relaxed);
+        at > 0 && self.started.elapsed().as_millis() as u64 + 1 <= at + lately.as_millis() as u64
     }
 
     /// Inspection took the video message at `clock` (decoded it, or decided not to).

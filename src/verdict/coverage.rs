@@ -131,7 +131,11 @@ fn check(verdict: &Verdict, stream: &StreamInfo) {
     let errors = stats.decode_errors.load(Ordering::Relaxed);
     let decoded = stats.frames_decoded.load(Ordering::Relaxed);
     let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
-    let overloaded = matches!(judgement, Judgement::Late(_)) || degraded;
+    // Late (video still waiting), sampling lowered, or video skipped lately because the pool
+    // was short for others' load: the pool's doing.
+    let overloaded = matches!(judgement, Judgement::Late(_))
+        || degraded
+        || stats.lost_to_load_within(policy.max_blind_degraded);
     let why = if overloaded {
         format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
     } else if decoded == 0 {

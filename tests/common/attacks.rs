@@ -319,6 +319,101 @@ pub fn best_effort_collapse(dir: &Path) -> Vec<Send> {
     sends
 }
 
+/// The flagged sample re-encoded with a keyframe every 30 frames (no scene-cut keyframes, no
+/// B-frames), each keyframe replaced by the benign sample's frame: the clip lives only in the
+/// frames between keyframes, where inspection that decodes keyframes alone never looks.
+pub fn benign_keyframes(dir: &Path) -> Vec<Tag> {
+    let out = dir.join("benign-keyframes.flv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(sample("flagged.flv"))
+        .arg("-i")
+        .arg(sample("benign.flv"))
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]overlay=enable='eq(mod(n\\,30)\\,0)'[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "0:a",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "0",
+        ])
+        .args([
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "copy",
+            "-f",
+            "flv",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg benign keyframes");
+    read_flv(&out)
+}
+
+/// A 1080p30 clip at 8 Mbit/s (x264 veryfast, GOPs of 2 s, 6 s long), costly to decode: what
+/// an ordinary costly broadcaster sends, replayed in a loop. Made once per process.
+pub fn costly_clip() -> &'static Path {
+    static CLIP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hashgate-costly-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("clip dir");
+        let path = dir.join("costly.flv");
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
+            .arg("testsrc2=size=1920x1080:rate=30,noise=alls=12:allf=t")
+            .args([
+                "-t", "6", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8M",
+            ])
+            .args([
+                "-maxrate", "8M", "-bufsize", "8M", "-g", "60", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-f", "flv"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success(), "ffmpeg costly clip");
+        path
+    })
+}
+
+/// `ffmpeg -re -stream_loop -1 -i FILE -c copy -f flv URL`: a broadcaster that sends `file`
+/// again and again until stopped.
+pub fn looping_publisher(file: &Path, url: &str) -> super::Process {
+    super::Process::spawn(
+        "looping ffmpeg publisher",
+        std::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+            ])
+            .arg(file)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
+}
+
 /// The flagged sample's frames alternating with the benign sample's (the benign ones first,
 /// keyframes benign), re-encoded without B-frames.
 fn alternating(dir: &Path) -> Vec<Tag> {
