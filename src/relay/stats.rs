@@ -213,7 +213,8 @@ impl StreamStats {
     /// Whether inspection skipped video of this stream for others' load within `lately`.
     pub fn lost_to_load_within(&self, lately: Duration) -> bool {
         let at = self.lost_to_load_ms.load(Ordering::Relaxed);
-        at > 0 && self.started.elapsed().as_millis() as u64 < at + lately.as_millis() as u64
+        let now = self.started.elapsed().as_millis() as u64;
+        at > 0 && now < at + lately.as_millis() as u64
     }
 
     /// Inspection took the video message at `clock` (decoded it, or decided not to).
