@@ -220,9 +220,8 @@ impl Shared {
                 (s.cost(), age)
             })
             .collect();
-        let busy = self.busy_cores();
         let short = self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed);
-        self.capacity.load(&streams, busy, waiting, short)
+        self.capacity.load(&streams, waiting, short)
     }
 
     fn share(&self) -> f64 {
