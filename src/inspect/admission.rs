@@ -30,6 +30,10 @@ pub struct Capacity {
     pub cores: f64,
     /// What a new stream is assumed to cost until its own cost is known.
     pub estimate: f64,
+    /// A stream's cost budget (`inspect.max_stream_cost`): what costs more is served after the
+    /// others and late on its own, so it takes no more than this of the capacity, and tells
+    /// nothing of what a newcomer will cost.
+    pub budget: f64,
 }
 
 /// What the pool carries now.
@@ -55,16 +59,16 @@ impl Capacity {
     /// workers' busy wall time is no measure here: on a shared machine it counts the time other
     /// processes took, and two streams built to be costly would lock every newcomer out.)
     pub fn load(&self, streams: &[(f64, Duration)], waiting: usize, short: bool) -> Load {
-        let projected: Vec<f64> = streams
+        let recent = streams
             .iter()
             .filter(|(_, age)| (PROJECTED_AFTER..WARMUP).contains(age))
             .map(|&(cost, age)| self.projected(cost, age))
-            .collect();
-        let recent = projected.iter().copied().fold(0.0, f64::max);
+            .filter(|&cost| cost <= self.budget)
+            .fold(0.0, f64::max);
         let newcomer = self.estimate.max(recent);
         let counted: f64 = streams
             .iter()
-            .map(|&(cost, age)| self.counted(cost, age, newcomer))
+            .map(|&(cost, age)| self.counted(cost, age, newcomer).min(self.budget))
             .sum();
         Load {
             cores: counted + waiting as f64 * newcomer,
@@ -158,6 +162,7 @@ mod tests {
     const CAPACITY: Capacity = Capacity {
         cores: 1.6,
         estimate: 0.1,
+        budget: 0.5,
     };
 
     fn secs(s: f64) -> Duration {
@@ -192,6 +197,12 @@ mod tests {
         // Warmed up, a stream counts its own cost.
         let warm = CAPACITY.load(&[(0.02, secs(6.0))], 0, false);
         assert!((warm.cores - 0.02).abs() < 1e-9);
+        // Streams built to be costly (over the budget) count the budget, and say nothing of
+        // what the next broadcaster will cost: they cannot lock newcomers out.
+        let costly = CAPACITY.load(&[(0.7, secs(1.0)), (0.9, secs(2.0))], 0, false);
+        assert_eq!(costly.newcomer, 0.1);
+        assert!((costly.cores - 1.0).abs() < 1e-9, "{costly:?}");
+        assert!(CAPACITY.admit(costly).is_ok());
     }
 
     #[test]

@@ -341,6 +341,7 @@ impl Inspector {
                     threads as f64 * CAPACITY_PER_THREAD
                 },
                 estimate: settings.admission_cost,
+                budget: settings.max_stream_cost,
             },
             reservations: Mutex::default(),
             share_bits: AtomicU64::new(0),
