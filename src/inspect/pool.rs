@@ -93,8 +93,6 @@ const CAPACITY_PER_THREAD: f64 = 0.8;
 const SLICE: Duration = Duration::from_millis(4);
 /// How often the pool measures its load.
 const TICK: Duration = Duration::from_millis(250);
-/// Weight of each tick in the pool's busy cores (about a second's average).
-const BUSY_SMOOTHING: f64 = 0.25;
 /// Time constant of a stream's cost average.
 const COST_TAU_S: f64 = admission::COST_TAU_S;
 /// How long sampling stays denser after a stream's frame matched a list.
@@ -139,16 +137,35 @@ struct Slot {
     vtime: AtomicU64,
     /// Over its cost budget: the load controller does not count its waiting.
     shed: AtomicBool,
-    /// Its cost lately (f64 bits), for admission to read without waiting on the stream.
+    /// Its cost lately (f64 bits), and when it was measured (milliseconds since `opened`),
+    /// for admission to read without waiting on the stream.
     cost_bits: AtomicU64,
+    cost_at_ms: AtomicU64,
     opened: Instant,
     /// When inspection first had video of it: its cost is measured from then.
     first_video: std::sync::OnceLock<Instant>,
 }
 
 impl Slot {
-    fn cost(&self) -> f64 {
-        f64::from_bits(self.cost_bits.load(Ordering::Relaxed))
+    /// Its cost at `now`: the average decays while the stream has nothing to inspect.
+    fn cost(&self, now: Instant) -> f64 {
+        let measured = f64::from_bits(self.cost_bits.load(Ordering::Relaxed));
+        let at = self.opened + Duration::from_millis(self.cost_at_ms.load(Ordering::Relaxed));
+        let idle = now.saturating_duration_since(at).as_secs_f64();
+        measured * (-idle / COST_TAU_S).exp()
+    }
+
+    /// (cost, age) as admission counts it: the age from the stream's first video, zero before;
+    /// a stream that has sent no video for [`admission::WARMUP`] counts what it costs (nothing).
+    fn load_entry(&self, now: Instant) -> (f64, Duration) {
+        let age = match self.first_video.get() {
+            Some(at) => now.saturating_duration_since(*at),
+            None if now.saturating_duration_since(self.opened) >= admission::WARMUP => {
+                admission::WARMUP
+            }
+            None => Duration::ZERO,
+        };
+        (self.cost(now), age)
     }
 }
 
@@ -199,9 +216,6 @@ struct Shared {
     reservations: Mutex<VecDeque<Instant>>,
     /// An even share of the capacity among the live streams (f64 bits), as of the last tick.
     share_bits: AtomicU64,
-    /// Cores the workers were busy lately (f64 bits): the pool's load as measured, whatever
-    /// the streams' own accounting says.
-    busy_cores_bits: AtomicU64,
 }
 
 impl Shared {
@@ -212,24 +226,18 @@ impl Shared {
             .locked()
             .iter()
             .filter_map(Weak::upgrade)
-            .map(|s| {
-                let age = s
-                    .first_video
-                    .get()
-                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(*at));
-                (s.cost(), age)
-            })
+            .map(|s| s.load_entry(now))
             .collect();
-        let short = self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed);
-        self.capacity.load(&streams, waiting, short)
+        self.capacity.load(&streams, waiting, self.short())
     }
 
     fn share(&self) -> f64 {
         f64::from_bits(self.share_bits.load(Ordering::Relaxed))
     }
 
-    fn busy_cores(&self) -> f64 {
-        f64::from_bits(self.busy_cores_bits.load(Ordering::Relaxed))
+    /// The pool is short of time now: several streams late, or sampling lowered.
+    fn short(&self) -> bool {
+        self.level.load(Ordering::Relaxed) > 0 || self.hot.load(Ordering::Relaxed)
     }
 }
 
@@ -345,7 +353,6 @@ impl Inspector {
             },
             reservations: Mutex::default(),
             share_bits: AtomicU64::new(0),
-            busy_cores_bits: AtomicU64::new(0),
         });
         for index in 0..threads {
             let shared = shared.clone();
@@ -424,6 +431,7 @@ impl TapProvider for Inspector {
             vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
             shed: AtomicBool::new(false),
             cost_bits: AtomicU64::new(0),
+            cost_at_ms: AtomicU64::new(0),
             opened: Instant::now(),
             first_video: std::sync::OnceLock::new(),
         });
@@ -565,6 +573,8 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
         work.cost = work.cost * decay + spent.as_secs_f64() / COST_TAU_S;
         work.cost_at = now;
         slot.cost_bits.store(work.cost.to_bits(), Ordering::Relaxed);
+        let since_open = now.saturating_duration_since(slot.opened).as_millis() as u64;
+        slot.cost_at_ms.store(since_open, Ordering::Relaxed);
         if finished {
             let mut out = |f: Finding| deliver(shared, slot, f);
             work.inspector
@@ -623,12 +633,13 @@ fn steer(shared: &Shared, slot: &Slot, work: &mut Work, started: Instant) -> Str
         .store(load.responsible(estimate), Ordering::Relaxed);
     let pool_level = shared.level.load(Ordering::Relaxed);
     let level = load.level(pool_level, shared.share(), estimate);
-    let saturated = pool_level > 0
-        || shared.hot.load(Ordering::Relaxed)
-        || shared.busy_cores() >= shared.capacity.cores;
-    if saturated && !load.responsible(estimate) {
-        // Sampled less, or late, for others' load: coverage lost meanwhile, and until the
-        // stream's samples catch up after, is the pool's doing.
+    let waited = slot.inbox.locked().queue.front().is_some_and(|v| {
+        started.saturating_duration_since(v.arrived) > shared.settings.max_lag / 2
+    });
+    let kept_waiting = waited && shared.short();
+    if (level > 0 || kept_waiting) && !load.responsible(estimate) {
+        // Sampled less, or kept waiting while the pool is short: coverage lost meanwhile, and
+        // until the stream's samples catch up after, is the pool's doing.
         stats.note_lost_to_load();
     }
     if level != work.inspector.level() {
@@ -657,7 +668,7 @@ fn skipped(
     stats
         .inspection_dropped
         .fetch_add(dropped, Ordering::Relaxed);
-    let pool_short = shared.level.load(Ordering::Relaxed) > 0 || shared.hot.load(Ordering::Relaxed);
+    let pool_short = shared.short();
     let settings = work.inspector.settings();
     let bound = if pool_short {
         settings.max_blind_degraded
@@ -783,11 +794,6 @@ fn control_load(shared: Weak<Shared>, threads: usize) {
         }
         let busy = shared.busy_ns.swap(0, Ordering::Relaxed) as f64
             / (TICK.as_nanos() as f64 * threads as f64);
-        let busy_cores = f64::from_bits(shared.busy_cores_bits.load(Ordering::Relaxed));
-        let busy_cores = busy_cores + (busy * threads as f64 - busy_cores) * BUSY_SMOOTHING;
-        shared
-            .busy_cores_bits
-            .store(busy_cores.to_bits(), Ordering::Relaxed);
         let now = Instant::now();
         let slots: Vec<Arc<Slot>> = shared
             .slots

@@ -179,7 +179,6 @@ pub enum Finding {
 #[derive(Clone)]
 struct HeldFrame {
     data: Bytes,
-    dts: i64,
     pts: i64,
     keyframe: bool,
     arrived: Instant,
@@ -195,7 +194,6 @@ struct HeldFrame {
 struct ArrivedFrame {
     codec: VideoCodec,
     keyframe: bool,
-    dts: i64,
     pts: i64,
     data: Bytes,
     arrived: Instant,
@@ -280,6 +278,8 @@ pub struct StreamInspector {
     catching_up: bool,
     /// Back from keyframes mode with the GOP held: its rest is decoded with the next message.
     resume_gop: bool,
+    /// Into keyframes mode: what hybrid mode held is decoded with the next message.
+    decode_pending_next: bool,
     /// Inspected at full rate whatever the pool's level until then (a match).
     exempt_until: Option<Instant>,
     /// Draws probe points (keyframes mode).
@@ -359,6 +359,7 @@ impl StreamInspector {
             gop_decoded: 0,
             catching_up: false,
             resume_gop: false,
+            decode_pending_next: false,
             exempt_until: None,
             rng: StdRng::from_entropy(),
             pending: Vec::new(),
@@ -388,16 +389,17 @@ impl StreamInspector {
     pub fn set_level(&mut self, level: u8) {
         let was_keyframes_only = self.keyframes_only();
         self.level = level.min(2);
-        if self.keyframes_only() {
-            // What waits for its fate is decided now and handled with the next message.
+        if self.keyframes_only() && !was_keyframes_only {
+            // What waits for its fate is decided now, and what hybrid mode held decoded, with
+            // the next message; the GOP under way is decoded to its end (the next keyframe).
             self.picker.onscreen.settle();
-            self.clear_pending();
-            self.awaiting = None;
+            self.decode_pending_next = true;
+            self.catching_up = true;
         }
         if was_keyframes_only && !self.keyframes_only() && !self.catching_up {
             // The decoder has had the GOP's keyframe and not its other frames: they are decoded
             // from the held GOP with the next message, or, without one, from the next keyframe.
-            if self.gop.first().is_some_and(|f| f.keyframe) && self.gop_decoded > 0 {
+            if self.gop.first().is_some_and(|f| f.keyframe) {
                 self.resume_gop = true;
             } else {
                 self.skip_to_keyframe = true;
@@ -513,8 +515,12 @@ impl StreamInspector {
                 return;
             }
         };
-        // What waits from before goes first (it was decided when the pool lowered sampling), and
-        // the rest of a GOP held in keyframes mode when the pool raised it again.
+        // What waits from before goes first, oldest first: what hybrid mode held and what waited
+        // for its fate when the pool lowered sampling, and the rest of a GOP held in keyframes
+        // mode when the pool raised it again.
+        if std::mem::take(&mut self.decode_pending_next) {
+            self.decode_pending(stats, out);
+        }
         self.run_decided(stats, out);
         if std::mem::take(&mut self.resume_gop) {
             self.decode_gop(None, stats, out);
@@ -544,7 +550,6 @@ impl StreamInspector {
                 let frame = ArrivedFrame {
                     codec,
                     keyframe,
-                    dts,
                     pts,
                     data,
                     arrived: video.arrived,
@@ -652,7 +657,6 @@ impl StreamInspector {
         let nals = self.read_nals(&frame.data);
         let frame = HeldFrame {
             data: frame.data,
-            dts: frame.dts,
             pts: frame.pts,
             keyframe: frame.keyframe,
             arrived: frame.arrived,

@@ -121,19 +121,6 @@ async fn publish(
         return Err(RelayError::Blocked(secs));
     }
     let info = StreamInfo::new(&key.name, &request.app, peer);
-    if let Some(Err(reason)) = relay.taps.as_ref().map(|taps| taps.admit(&info)) {
-        relay.events.emit(
-            &key.name,
-            peer,
-            EventKind::AtCapacity {
-                reason: reason.clone(),
-            },
-        );
-        session
-            .reject_publish(&request, "NetStream.Publish.Rejected", &reason)
-            .await?;
-        return Err(RelayError::AtCapacity(reason));
-    }
     let Some((claimed, cut_rx)) = relay.registry.claim(&info) else {
         session
             .reject_publish(
@@ -144,6 +131,26 @@ async fn publish(
             .await?;
         return Err(RtmpError::Protocol("stream key is already publishing".into()).into());
     };
+    // Admission after the key is claimed: a publish refused for its key takes no room.
+    if let Some(Err(reason)) = relay.taps.as_ref().map(|taps| taps.admit(&info)) {
+        drop(claimed);
+        relay.events.emit(
+            &key.name,
+            peer,
+            EventKind::AtCapacity {
+                reason: reason.clone(),
+            },
+        );
+        // The broadcaster learns that there is no room, not how full inspection is.
+        session
+            .reject_publish(
+                &request,
+                "NetStream.Publish.Rejected",
+                "at capacity: try again later or elsewhere",
+            )
+            .await?;
+        return Err(RelayError::AtCapacity(reason));
+    }
     let (url_text, upstream_name) = relay.settings.route(&key.name);
     let upstream_key = key.upstream(&upstream_name);
     // Validated with the config, so this only fails if the config was built by hand.

@@ -9,9 +9,12 @@
 //! meets `on_uninspectable`. (Video the pool skips to keep up is judged by the pool itself, at
 //! the moment it skips.)
 //!
-//! Lost coverage the pool's overload explains (video still waiting, or sampling lowered) cuts
-//! only a stream that made itself costly (`stats.responsible_for_load`: over its budget, grown
-//! past its admitted cost, evasive); for any other it is reported with `"action":"alert"`.
+//! Lost coverage the pool's load explains (the pool skipped the stream's video, lowered its
+//! sampling or kept it waiting while short, within the degraded bound) cuts only a stream that
+//! made itself costly (`stats.responsible_for_load`: over its budget, grown past its admitted
+//! cost, evasive) or whose decoder never showed a picture; for any other it is reported once
+//! with `"action":"alert"` and judged again every tick, so coverage still lost once the load no
+//! longer explains it is cut then.
 //!
 //! The delay buffer holds media until inspection has processed it, so what the watch judges is
 //! still held: with `max_blind` under the delay, a stream whose processed video yields no hashed
@@ -103,70 +106,114 @@ pub fn judge(c: StreamCoverage, bound: Duration, late_bound: Duration) -> Judgem
 fn check(verdict: &Verdict, stream: &StreamInfo) {
     let stats = &stream.stats;
     let policy = &verdict.policy;
-    // The looser bound only while the pool as a whole samples less: never for what a stream
-    // brings on itself.
+    // The looser bound only while the stream's sampling is lowered for the pool's load: never
+    // for what a stream brings on itself.
     let degraded = stats.degraded.load(Ordering::Relaxed) > 0;
     let bound = if degraded {
         policy.max_blind_degraded
     } else {
         policy.max_blind
     };
-    let mut states = verdict.streams.locked();
-    let state = states
-        .entry(stream.id)
-        .or_insert_with(|| StreamState::new(&verdict.policy));
     let judgement = judge(stats.coverage(), bound, policy.max_blind_degraded);
-    let (unseen, clock) = match judgement {
-        Judgement::Covered => return,
-        Judgement::Recovered => {
-            state.blind_reported = false;
-            return;
+    let (unseen, clock) = {
+        let mut states = verdict.streams.locked();
+        let state = states
+            .entry(stream.id)
+            .or_insert_with(|| StreamState::new(&verdict.policy));
+        match judgement {
+            Judgement::Covered => return,
+            Judgement::Recovered => {
+                state.blind_reported = false;
+                state.excused_reported = false;
+                return;
+            }
+            _ if state.blind_reported || state.cut => return,
+            Judgement::Blind(unseen, wall) => (unseen, if wall { "wall-clock" } else { "stream" }),
+            Judgement::Late(unseen) => (unseen, "wall-clock, counting video still waiting"),
         }
-        _ if state.blind_reported || state.cut => return,
-        Judgement::Blind(unseen, wall) => (unseen, if wall { "wall-clock" } else { "stream" }),
-        Judgement::Late(unseen) => (unseen, "wall-clock, counting video still waiting"),
     };
-    state.blind_reported = true;
-    drop(states);
+    let limit = match judgement {
+        Judgement::Late(_) => policy.max_blind_degraded,
+        _ => bound,
+    };
+    let head = format!(
+        "no frame hashed for {:.1}s of video ({clock} time; the bound is {:.1}s)",
+        unseen.as_secs_f64(),
+        limit.as_secs_f64(),
+    );
+    if excused_by_load(stats, policy.max_blind_degraded) {
+        // Overload is a capacity problem, not a verdict: reported once, not cut, and judged
+        // again every tick, so a stream still blind once the pool's load no longer explains it
+        // is cut then.
+        let first = {
+            let mut states = verdict.streams.locked();
+            states
+                .get_mut(&stream.id)
+                .is_some_and(|state| !std::mem::replace(&mut state.excused_reported, true))
+        };
+        if first {
+            let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
+            let cause = format!(
+                "{head}; inspection is overloaded by others' load ({dropped} video messages \
+                 skipped to keep up): not this stream's doing"
+            );
+            verdict.uninspectable_with(stream, "overload", &cause, UninspectableAction::Alert);
+        }
+        return;
+    }
+    if let Some(state) = verdict.streams.locked().get_mut(&stream.id) {
+        state.blind_reported = true;
+    }
     let errors = stats.decode_errors.load(Ordering::Relaxed);
     let decoded = stats.frames_decoded.load(Ordering::Relaxed);
-    let dropped = stats.inspection_dropped.load(Ordering::Relaxed);
-    // Late (video still waiting), sampling lowered, or video skipped lately because the pool
-    // was short for others' load: the pool's doing.
-    let overloaded = matches!(judgement, Judgement::Late(_))
-        || degraded
-        || stats.lost_to_load_within(policy.max_blind_degraded);
-    let why = if overloaded {
-        format!("; inspection is overloaded ({dropped} video messages skipped to keep up)")
-    } else if decoded == 0 {
+    let why = if decoded == 0 {
         format!("; the decoder produced no picture ({errors} decode errors)")
     } else if errors > 0 {
         format!("; {errors} decode errors")
     } else {
         String::new()
     };
-    let limit = match judgement {
-        Judgement::Late(_) => policy.max_blind_degraded,
-        _ => bound,
-    };
-    let cause = format!(
-        "no frame hashed for {:.1}s of video ({clock} time; the bound is {:.1}s){why}",
-        unseen.as_secs_f64(),
-        limit.as_secs_f64(),
-    );
-    let kind = if overloaded { "overload" } else { "blind" };
-    if overloaded && !stats.responsible_for_load.load(Ordering::Relaxed) {
-        // Overload is a capacity problem, not a verdict: reported, not cut.
-        let cause = format!("{cause}; others' load, not this stream's doing");
-        verdict.uninspectable_with(stream, kind, &cause, UninspectableAction::Alert);
-        return;
-    }
-    verdict.uninspectable_now(stream, kind, &cause);
+    verdict.uninspectable_now(stream, "blind", &format!("{head}{why}"));
+}
+
+/// Whether the pool's load explains a stream's lost coverage: the pool took coverage from it
+/// lately (skipped its video, lowered its sampling, kept it waiting while short), it did not
+/// make itself costly, and its decoder has shown pictures (a stream that never yields one is
+/// its own doing, load or not).
+fn excused_by_load(stats: &crate::relay::stats::StreamStats, lately: Duration) -> bool {
+    stats.lost_to_load_within(lately)
+        && !stats.responsible_for_load.load(Ordering::Relaxed)
+        && stats.frames_decoded.load(Ordering::Relaxed) > 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_coverage_the_pool_took_is_excused() {
+        let stats = crate::relay::stats::StreamStats::default();
+        let lately = Duration::from_secs(4);
+        assert!(
+            !excused_by_load(&stats, lately),
+            "nothing taken by the pool"
+        );
+        stats.note_lost_to_load();
+        assert!(
+            !excused_by_load(&stats, lately),
+            "a stream whose decoder never showed a picture is its own doing"
+        );
+        stats.frames_decoded.store(10, Ordering::Relaxed);
+        assert!(excused_by_load(&stats, lately));
+        stats.responsible_for_load.store(true, Ordering::Relaxed);
+        assert!(!excused_by_load(&stats, lately), "it made itself costly");
+        stats.responsible_for_load.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            !excused_by_load(&stats, Duration::from_millis(2)),
+            "the excuse runs out"
+        );
+    }
 
     #[test]
     fn blind_past_the_bound_on_either_clock_late_past_the_looser_one() {

@@ -50,6 +50,8 @@ struct StreamState {
     cut: bool,
     /// A blind-coverage episode was reported (re-armed once coverage recovers).
     blind_reported: bool,
+    /// An episode the pool's load explained was reported (re-armed likewise).
+    excused_reported: bool,
     /// When the coverage watch first found the stream gone from the relay.
     gone_since: Option<Instant>,
     /// The last frame match that counted towards a cut (arrival), for `audio = "with_frames"`.
@@ -74,6 +76,7 @@ impl StreamState {
             frames: Vec::new(),
             cut: false,
             blind_reported: false,
+            excused_reported: false,
             gone_since: None,
             last_frame_match: None,
             last_audio_match: None,

@@ -3,13 +3,14 @@
 //! falls in it.
 //!
 //! A publisher who knows only keyframes are looked at puts benign pictures in the keyframes and
-//! the clip in the frames between. So keyframes mode still samples between keyframes at points
-//! it draws at random: each keyframe starts a probe with a chance of one GOP in `PROBE_EVERY`
-//! of stream time on average (unpredictable which), at a random point of the GOP; when the frame
-//! on screen at the point has arrived, the GOP is decoded from its keyframe up to there and that
-//! frame is hashed, with its keyframe beside it. A stream whose probes keep landing on pictures
-//! unlike their keyframes is evasive: an `anomaly`, and inspected at full rate for a while
-//! whatever the pool's load (the pool's admission and fair share keep that affordable).
+//! the clip in the frames between. So keyframes mode still samples between keyframes, at
+//! frames it draws at random: each frame between keyframes is a probe with a chance in
+//! proportion to the arrival time it covers, one per `PROBE_EVERY_MS` on average, whatever the
+//! keyframes do (no keyframe placement resets or narrows it, and a probe never lands on a
+//! keyframe); the GOP is decoded from its keyframe up to the probed frame, which is hashed and
+//! compared with the last keyframe hashed. A stream whose probes keep finding pictures unlike
+//! its keyframes is evasive: an `anomaly`, and inspected at full rate for a while whatever the
+//! pool's load (the pool's admission and fair share keep that affordable).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use super::{Finding, HeldFrame, InspectStats, StreamInspector};
 use crate::hash::pdq::PdqHash;
 use crate::inspect::onscreen::Pick;
 
-/// On average one probe per this much stream time (a GOP's chance is its length over this).
+/// On average one probe per this much arrival time.
 const PROBE_EVERY_MS: f64 = 4000.0;
 /// A probe this far (bits) from its keyframe shows another picture, not the same scene moving.
 const UNLIKE_BITS: u32 = 90;
@@ -29,17 +30,12 @@ const UNLIKE_PROBES: usize = 2;
 const PROBES_JUDGED: usize = 3;
 /// How long an evasive stream is inspected at full rate (renewed while it stays so).
 const EVASIVE_FOR: Duration = Duration::from_secs(60);
-/// The longest GOP a probe point is drawn over (longer GOPs are caught up on anyway).
-const LONGEST_GOP_MS: i64 = 10_000;
 
 /// Probes of one stream and what they found.
 #[derive(Debug, Default)]
 pub(super) struct ProbeWatch {
-    /// The point of the probe in the current GOP, not yet reached.
-    target: Option<i64>,
-    /// Presentation time of the last keyframe and the GOP length before it.
-    last_key_pts: Option<i64>,
-    gop_ms: Option<i64>,
+    /// When the last frame arrived (probes come in proportion to arrival time).
+    last_arrival: Option<Instant>,
     /// The hash of the last keyframe hashed.
     key_hash: Option<PdqHash>,
     /// Whether each of the last probes was unlike its keyframe.
@@ -82,55 +78,57 @@ impl ProbeWatch {
 
 impl StreamInspector {
     /// Keyframes mode: keyframes are decoded; other frames are kept until the GOP runs long or a
-    /// probe falls in it, then decoded from where the decoder stopped.
+    /// probe falls on one of them, then decoded from where the decoder stopped. A keyframe is
+    /// what the bitstream says (an IDR), not only what the FLV tag's flag says.
     pub(super) fn keyframes_mode(
         &mut self,
-        mut frame: HeldFrame,
+        frame: HeldFrame,
         stats: &InspectStats,
         out: &mut dyn FnMut(Finding),
     ) {
-        if frame.keyframe {
+        let step = self
+            .picker
+            .probes
+            .last_arrival
+            .replace(frame.arrived)
+            .map(|last| frame.arrived.saturating_duration_since(last));
+        let keyframe = frame.keyframe || frame.nals.is_some_and(|n| n.idr);
+        if keyframe {
             self.clear_gop();
             self.catching_up = false;
-            self.picker.probes.target = self.draw_probe(frame.pts);
-            if self.picker.probes.target.is_some() {
-                // Hashed besides, to compare the probe with.
-                frame.pick = Some(Pick::Extra);
-            }
             if let Some(active) = self.active.as_mut() {
                 active.decoder.set_keyframes_only(true);
             }
-            if self.keyframe_due(&frame) || self.picker.probes.target.is_some() {
+            if self.keyframe_due(&frame) {
                 self.last_keyframe_at = Some(frame.arrived);
                 self.decode(&frame, stats, out);
             }
             // Decoded alone, the keyframe is flushed out of the decoder (see
             // `VideoDecoder::decode`): what follows it decodes from it again.
             self.gop_decoded = 0;
-            self.hold(frame);
+            self.hold(HeldFrame {
+                keyframe: true,
+                ..frame
+            });
             return;
         }
         if self.catching_up {
             self.decode(&frame, stats, out);
             return;
         }
-        let probe = self.picker.probes.target.filter(|t| frame.dts > *t);
-        let long_gop = self.last_keyframe_at.is_some_and(|at| {
+        // No keyframe for two thirds of the bound (or none yet): every frame is decoded until
+        // the next one (intra refresh recovers pictures without one).
+        let long_gop = self.last_keyframe_at.is_none_or(|at| {
             frame.arrived.saturating_duration_since(at) >= self.blind_bound() * 2 / 3
         });
-        let has_keyframe = self.gop.first().is_some_and(|f| f.keyframe);
+        let probe = self.draw_probe(step);
+        let pts = frame.pts;
         self.hold(frame);
-        if !has_keyframe {
-            return;
-        }
-        if let Some(target) = probe {
-            self.picker.probes.target = None;
-            self.probe(target, stats, out);
-        }
         if long_gop {
-            // Decode the rest of the GOP so far, then every frame until the next keyframe.
             self.catching_up = true;
             self.decode_gop(None, stats, out);
+        } else if probe && self.gop.first().is_some_and(|f| f.keyframe) {
+            self.probe(pts, stats, out);
         }
     }
 
@@ -147,32 +145,20 @@ impl StreamInspector {
             })
     }
 
-    /// Whether the GOP a keyframe at `pts` starts gets a probe, and its point.
-    fn draw_probe(&mut self, pts: i64) -> Option<i64> {
-        let probes = &mut self.picker.probes;
-        if let Some(previous) = probes.last_key_pts {
-            let gop = pts - previous;
-            if (1..=LONGEST_GOP_MS).contains(&gop) {
-                probes.gop_ms = Some(gop);
-            }
-        }
-        probes.last_key_pts = Some(pts);
-        let gop = probes.gop_ms.unwrap_or(2000);
-        let chance = (gop as f64 / PROBE_EVERY_MS).min(1.0);
-        let rng = &mut self.rng;
-        rng.gen_bool(chance).then(|| pts + rng.gen_range(0..gop))
+    /// Whether a frame that arrived `step` after the one before is probed: a chance in
+    /// proportion to the time it covers (at most 250 ms of it), so probes come once per
+    /// [`PROBE_EVERY_MS`] of arrival time on average wherever the keyframes are.
+    fn draw_probe(&mut self, step: Option<Duration>) -> bool {
+        let ms = step
+            .map_or(0.0, |s| s.as_secs_f64() * 1000.0)
+            .clamp(1.0, 250.0);
+        self.rng.gen_bool(ms / PROBE_EVERY_MS)
     }
 
-    /// The probe's point is reached: the GOP is decoded from where the decoder stopped up to the
-    /// newest frame, and the frame on screen at the point is hashed.
-    fn probe(&mut self, target: i64, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
-        let on_screen = self
-            .gop
-            .iter()
-            .filter(|f| f.pts <= target)
-            .map(|f| f.pts)
-            .max();
-        self.decode_gop(on_screen, stats, out);
+    /// A probe falls on the frame presented at `pts`: the GOP is decoded from where the
+    /// decoder stopped up to it, and it is hashed.
+    fn probe(&mut self, pts: i64, stats: &InspectStats, out: &mut dyn FnMut(Finding)) {
+        self.decode_gop(Some(pts), stats, out);
         if let Some(active) = self.active.as_mut() {
             active.decoder.set_keyframes_only(true);
         }
