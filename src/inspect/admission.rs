@@ -17,7 +17,7 @@ use std::time::Duration;
 pub const WARMUP: Duration = Duration::from_secs(5);
 /// How long an admission holds its place before the stream's inspection opens.
 pub const RESERVATION: Duration = Duration::from_secs(2);
-/// A stream costing more than this many times what it cost once warmed up (plus the estimate)
+/// A stream costing more than this many times what it cost once settled (plus the estimate)
 /// grew costly by itself.
 const GROWTH: f64 = 2.0;
 /// The time constant of the pool's per-stream cost average, in seconds.
@@ -122,7 +122,8 @@ impl Capacity {
 pub struct StreamLoad {
     /// Its cost now.
     pub cost: f64,
-    /// Its cost once warmed up (`None` while it warms up).
+    /// Its cost once settled: the most it cost over its first half minute of video (`None`
+    /// before).
     pub settled_cost: Option<f64>,
     /// Over the budget (`inspect.max_stream_cost`) lately.
     pub over_budget: bool,

@@ -97,6 +97,9 @@ const TICK: Duration = Duration::from_millis(250);
 const COST_TAU_S: f64 = admission::COST_TAU_S;
 /// How long sampling stays denser after a stream's frame matched a list.
 const BOOST_FOR: Duration = Duration::from_secs(2);
+/// How long a stream's cost is watched before it is taken as what the stream costs (growth
+/// past it is the stream's own doing).
+const SETTLING: Duration = Duration::from_secs(30);
 /// How long a stream over its cost budget is kept out of the load measure once it was over.
 const SHED_FOR: Duration = Duration::from_secs(10);
 /// Ticks of sustained waiting before the pool lowers sampling, and of calm before it raises it.
@@ -123,8 +126,10 @@ struct Work {
     cost_at: Instant,
     /// Over budget lately: its waiting does not count as the pool's until then.
     shed_until: Option<Instant>,
-    /// Its cost once warmed up (see [`admission::WARMUP`]).
+    /// Its cost once settled: the most it cost over its first [`SETTLING`] of video.
     settled_cost: Option<f64>,
+    /// The most it cost so far, while settling.
+    cost_high: f64,
 }
 
 /// One stream in the pool.
@@ -427,6 +432,7 @@ impl TapProvider for Inspector {
                 cost_at: Instant::now(),
                 shed_until: None,
                 settled_cost: None,
+                cost_high: 0.0,
             })),
             vtime: AtomicU64::new(self.shared.vclock.load(Ordering::Relaxed)),
             shed: AtomicBool::new(false),
@@ -614,10 +620,17 @@ fn steer(shared: &Shared, slot: &Slot, work: &mut Work, started: Instant) -> Str
     }
     let shed = work.shed_until.is_some_and(|until| started < until);
     slot.shed.store(shed, Ordering::Relaxed);
-    if work.settled_cost.is_none()
-        && started.saturating_duration_since(slot.opened) >= admission::WARMUP
-    {
-        work.settled_cost = Some(work.cost);
+    // What the stream costs once settled: the most it cost over its first half minute of
+    // video (a "starting soon" slide before the camera is not a stream that grew).
+    if work.settled_cost.is_none() {
+        work.cost_high = work.cost_high.max(work.cost);
+        let settled = slot
+            .first_video
+            .get()
+            .is_some_and(|at| started.saturating_duration_since(*at) >= SETTLING);
+        if settled {
+            work.settled_cost = Some(work.cost_high);
+        }
     }
     let load = StreamLoad {
         cost: work.cost,
