@@ -128,6 +128,18 @@ fn inspect(
     max_blind: Duration,
     frame_in_frame: bool,
 ) -> (f64, u64, u64) {
+    inspect_with(tags, mode, fps, max_blind, frame_in_frame, true)
+}
+
+/// As [`inspect`], with the picture windows on or off.
+fn inspect_with(
+    tags: &[(u32, Bytes)],
+    mode: SamplingMode,
+    fps: f64,
+    max_blind: Duration,
+    frame_in_frame: bool,
+    windows: bool,
+) -> (f64, u64, u64) {
     let r = run(
         tags,
         InspectSettings {
@@ -135,6 +147,7 @@ fn inspect(
             mode,
             letterbox: None,
             frame_in_frame: frame_in_frame.then(InsetSettings::default),
+            windows,
             max_blind,
             ..InspectSettings::default()
         },
@@ -568,6 +581,10 @@ fn main() {
             return print_modes(&common::flv_video_tags(&clip));
         }
         Ok("corpus") => return print_corpus(dir.path()),
+        Ok("windows") => {
+            let clip = make_clip(dir.path(), "1280x720", "3M");
+            return print_windows_cost(&common::flv_video_tags(&clip));
+        }
         Ok("profile-keyframes") => {
             // For `perf record`: keyframes mode alone, many times over.
             let tags = common::flv_video_tags(&make_clip(dir.path(), "1280x720", "3M"));
@@ -659,8 +676,9 @@ fn main() {
         // Interleaved runs, the median of each: the box is shared and noisy.
         let (mut off, mut on) = (Vec::new(), Vec::new());
         for _ in 0..3 {
-            off.push(inspect(tags, SamplingMode::default(), 2.0, default_blind, false).0);
-            on.push(inspect(tags, SamplingMode::default(), 2.0, default_blind, true).0);
+            let mode = SamplingMode::default();
+            off.push(inspect_with(tags, mode, 2.0, default_blind, false, false).0);
+            on.push(inspect_with(tags, mode, 2.0, default_blind, true, false).0);
         }
         off.sort_by(f64::total_cmp);
         on.sort_by(f64::total_cmp);
@@ -670,5 +688,31 @@ fn main() {
             (on / off - 1.0) * 100.0
         );
     }
+    print_windows_cost(&tags);
     print_corpus(dir.path());
+}
+
+/// The picture windows' cost (halves, quadrants, centre, seams; every view's negative is only
+/// a lookup), side by side with them off, interleaved, the median of five runs each.
+fn print_windows_cost(tags: &[(u32, Bytes)]) {
+    println!(
+        "\n| picture windows, 720p30, `hybrid`, 2 fps | CPU s per stream-s, off | on | extra | streams per core, off | on |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let blind = Duration::from_millis(1500);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let mode = SamplingMode::default();
+        off.push(inspect_with(tags, mode, 2.0, blind, true, false).0);
+        on.push(inspect_with(tags, mode, 2.0, blind, true, true).0);
+    }
+    off.sort_by(f64::total_cmp);
+    on.sort_by(f64::total_cmp);
+    let (off, on) = (off[2] / SECONDS as f64, on[2] / SECONDS as f64);
+    println!(
+        "| full-frame video | {off:.4} | {on:.4} | {:+.1} % | {:.1} | {:.1} |",
+        (on / off - 1.0) * 100.0,
+        1.0 / off,
+        1.0 / on
+    );
 }

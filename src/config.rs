@@ -206,6 +206,10 @@ pub struct SamplingConfig {
     /// Also hash the video playing inside a static layout (frame-in-frame) when one is found.
     #[serde(default = "yes")]
     pub frame_in_frame: bool,
+    /// Also hash each frame's halves, quadrants, centre and seam-bound rectangles (split
+    /// screens, tiles, a clip over its own blurred copy).
+    #[serde(default = "yes")]
+    pub windows: bool,
 }
 
 impl Default for SamplingConfig {
@@ -215,6 +219,7 @@ impl Default for SamplingConfig {
             mode: SamplingMode::default(),
             letterbox: true,
             frame_in_frame: true,
+            windows: true,
         }
     }
 }
@@ -768,6 +773,7 @@ impl Config {
             mode: route.and_then(|r| r.mode).unwrap_or(self.sampling.mode),
             letterbox: self.sampling.letterbox.then(LetterboxSettings::default),
             frame_in_frame: self.sampling.frame_in_frame.then(InsetSettings::default),
+            windows: self.sampling.windows,
             max_pixels: self.inspect.max_pixels,
             max_blind: self.verdict.max_blind,
             max_blind_degraded: self.verdict.max_blind_degraded,

@@ -12,9 +12,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
-use crate::hash::hash_frame;
 use crate::hash::inset::InsetTracker;
 use crate::hash::letterbox::ContentArea;
+use crate::hash::{hash_frame, Views, FEATURELESS};
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
 use crate::inspect::stream::SamplingMode;
@@ -46,8 +46,9 @@ struct RateResult {
     alerts: u64,
     cpu_seconds: f64,
     timeline: Vec<(f64, String)>,
-    /// With `--nearest`: the nearest entry's distance, the frame's time and the entry.
-    nearest: Option<(u32, f64, String)>,
+    /// With `--nearest`: the nearest entry's margin (distance less its threshold), distance,
+    /// the frame's time and the entry with the view that came nearest.
+    nearest: Option<(i64, u32, f64, String)>,
     /// Hashed frames in which the frame-in-frame lookup found an inset, and the last inset.
     insets: u64,
     last_inset: Option<ContentArea>,
@@ -234,20 +235,35 @@ fn scan_at(
         }
         result.hashed += 1;
         let inset = inset.as_mut().and_then(|t| t.observe(&frame.luma, ms));
-        let hashes = hash_frame(&frame.luma, settings.letterbox, inset);
+        let views = Views {
+            letterbox: settings.letterbox,
+            inset,
+            windows: settings.windows,
+        };
+        let mut hashes = hash_frame(&frame.luma, views);
+        if hashes.luma_featureless(FEATURELESS) {
+            hashes.add_colour(&frame.colour);
+        }
         if let Some((area, _)) = &hashes.inset {
             result.insets += 1;
             result.last_inset = Some(*area);
         }
         if args.nearest {
-            if let Some(m) = matcher.nearest_pdq(&hashes) {
+            if let Some((m, margin)) = matcher.nearest_pdq(&hashes) {
                 if result
                     .nearest
                     .as_ref()
-                    .is_none_or(|(d, _, _)| m.distance < *d)
+                    .is_none_or(|(n, _, _, _)| margin < *n)
                 {
-                    let entry = format!("{} / {} ({})", m.list, m.label, m.source);
-                    result.nearest = Some((m.distance, frame.seconds, entry));
+                    let negative = if m.negative { ", negative" } else { "" };
+                    let entry = format!(
+                        "{} / {} ({}), {}{negative}",
+                        m.list,
+                        m.label,
+                        m.source,
+                        m.view.name()
+                    );
+                    result.nearest = Some((margin, m.distance, frame.seconds, entry));
                 }
             }
         }
@@ -266,8 +282,15 @@ fn scan_at(
             result.timeline.push((
                 frame.seconds,
                 format!(
-                    "{:>9.3}s  distance {:>3}  {:?}  {} / {}  ({})",
-                    frame.seconds, m.distance, m.action, m.list, m.label, m.source
+                    "{:>9.3}s  distance {:>3}  {:?}  {} / {}  ({})  {}{}",
+                    frame.seconds,
+                    m.distance,
+                    m.action,
+                    m.list,
+                    m.label,
+                    m.source,
+                    m.view.name(),
+                    if m.negative { ", negative" } else { "" }
                 ),
             ));
         }
@@ -293,7 +316,9 @@ fn scan_at(
 
 fn nearest_line(r: &RateResult) -> String {
     let nearest = match &r.nearest {
-        Some((d, t, entry)) => format!("nearest: distance {d} at {t:.3}s ({entry})"),
+        Some((margin, d, t, entry)) => {
+            format!("nearest: distance {d} margin {margin} at {t:.3}s ({entry})")
+        }
         None => "nearest: none (no PDQ block list, or no frame of enough quality)".to_owned(),
     };
     let last = r.last_inset.map_or(String::new(), |a| {

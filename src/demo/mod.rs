@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::gate::Gate;
-use crate::hash::hash_frame;
 use crate::hash::letterbox::LetterboxSettings;
-use crate::inspect::file::decode_file;
+use crate::hash::{hash_frame, Views, FEATURELESS};
+use crate::inspect::file::{decode_file, FileFrame};
 use crate::matcher::Matcher;
 use crate::relay;
 use crate::replay::{self, MediaSource, Outcome, ReplayOptions};
@@ -289,21 +289,32 @@ async fn run_in(samples: &Path, dir: &Path) -> anyhow::Result<DemoReport> {
 fn first_match(video: &Path, matcher: &Matcher) -> anyhow::Result<Option<f64>> {
     let mut first = None;
     decode_file(video, |frame| {
-        if first.is_none() && matches(matcher, &frame.luma) {
+        if first.is_none() && matches(matcher, &frame) {
             first = Some(frame.seconds);
         }
     })?;
     Ok(first)
 }
 
-fn matches(matcher: &Matcher, luma: &crate::hash::pdq::LumaImage) -> bool {
-    let hashes = hash_frame(luma, Some(LetterboxSettings::default()), None);
-    let found = matcher.match_frame(&hashes, luma);
+/// Whether a frame matches, hashed with every view the live path uses but the frame-in-frame
+/// inset (which needs a stream's history): the whole frame, the letterbox crop, the windows,
+/// and the colour planes when the luma is featureless.
+fn matches(matcher: &Matcher, frame: &FileFrame) -> bool {
+    let views = Views {
+        letterbox: Some(LetterboxSettings::default()),
+        inset: None,
+        windows: true,
+    };
+    let mut hashes = hash_frame(&frame.luma, views);
+    if hashes.luma_featureless(FEATURELESS) {
+        hashes.add_colour(&frame.colour);
+    }
+    let found = matcher.match_frame(&hashes, &frame.luma);
     found.allowed.is_none() && !found.matches.is_empty()
 }
 
 /// Seconds recorded, frames recorded, and frames matching a list, of a recording (zeros when
-/// nothing was recorded). Every frame is decoded and hashed (letterbox crop included), as the
+/// nothing was recorded). Every frame is decoded and hashed (every view but the inset), as the
 /// tests and the red-team bench count what reached a platform.
 pub fn count_flagged(recording: &Path, matcher: &Matcher) -> anyhow::Result<(f64, u64, u64)> {
     if !recording.is_file() {
@@ -313,7 +324,7 @@ pub fn count_flagged(recording: &Path, matcher: &Matcher) -> anyhow::Result<(f64
     decode_file(recording, |frame| {
         frames += 1;
         last = last.max(frame.seconds);
-        if matches(matcher, &frame.luma) {
+        if matches(matcher, &frame) {
             flagged += 1;
         }
     })?;

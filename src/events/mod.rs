@@ -115,6 +115,11 @@ pub enum EventKind {
         stream_ms: i64,
         /// `"cut"` or `"alert"`.
         action: String,
+        /// Which picture of the frame matched: `"frame"`, `"content"` (inside bars),
+        /// `"inset"`, `"window"` (a half, quadrant or the centre), `"seams"`, `"colour"`.
+        view: String,
+        /// Whether the picture's negative matched.
+        negative: bool,
     },
     /// A stream was cut for matching known content.
     Cut {

@@ -2,7 +2,8 @@
 //! eight dihedral variants, letterbox removal and frame-in-frame) and the image_hasher family.
 //!
 //! `pdq` is the algorithm; `letterbox` finds the picture inside bars; `inset` finds video
-//! playing inside a static layout; `image_input` reads still
+//! playing inside a static layout; `windows` hashes the halves, quadrants, centre and seam-bound
+//! rectangles where a clip sits when its surroundings move too; `image_input` reads still
 //! images the way the reference tools do; `imghash` wraps the image_hasher crate; `chromaprint`
 //! fingerprints audio.
 
@@ -12,9 +13,69 @@ pub mod imghash;
 pub mod inset;
 pub mod letterbox;
 pub mod pdq;
+pub mod windows;
 
 use letterbox::{ContentArea, LetterboxSettings};
 use pdq::{LumaImage, PdqDct};
+use windows::{Window, WindowKind};
+
+/// Which picture of a frame a hash was taken of: the matcher treats them alike, reports say
+/// which one matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The whole frame.
+    #[default]
+    Frame,
+    /// The picture inside letterbox or pillarbox bars.
+    Content,
+    /// The video playing inside a still layout (frame-in-frame).
+    Inset,
+    /// A half, a quadrant or the centre.
+    Window,
+    /// A rectangle bounded by seams.
+    Seams,
+    /// A colour plane, hashed because the luma is featureless.
+    Colour,
+}
+
+impl View {
+    /// Short name for reports and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Frame => "frame",
+            View::Content => "content",
+            View::Inset => "inset",
+            View::Window => "window",
+            View::Seams => "seams",
+            View::Colour => "colour",
+        }
+    }
+
+    /// Whether the view stands for the whole picture, whose rotations and mirror images are
+    /// worth looking up too (a window's are not: a mirrored split screen mirrors the windows'
+    /// places, which the fixed windows cover).
+    pub fn whole(self) -> bool {
+        matches!(
+            self,
+            View::Frame | View::Content | View::Inset | View::Colour
+        )
+    }
+}
+
+/// The quality (contrast stretched) below which a frame's luma counts as featureless and its
+/// colour planes are hashed instead: the default `min_quality` of lists.
+pub const FEATURELESS: u32 = 50;
+
+/// What [`hash_frame`] hashes beside the whole frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Views {
+    /// Letterbox detection for the content-area hash; `None` looks for no bars.
+    pub letterbox: Option<LetterboxSettings>,
+    /// The stream's frame-in-frame inset, when its tracker found one.
+    pub inset: Option<ContentArea>,
+    /// Hash the fixed and seam windows ([`windows`]).
+    pub windows: bool,
+}
 
 /// The PDQ results for one frame.
 #[derive(Clone)]
@@ -25,35 +86,69 @@ pub struct FrameHashes {
     pub content: Option<(ContentArea, PdqDct)>,
     /// PDQ of the video playing inside a layout (frame-in-frame), when one was found.
     pub inset: Option<(ContentArea, PdqDct)>,
+    /// PDQ of the frame's windows, when asked for.
+    pub windows: Vec<Window>,
+    /// PDQ of the colour planes, when the luma is featureless and they were given
+    /// ([`FrameHashes::add_colour`]).
+    pub colour: Vec<PdqDct>,
 }
 
 impl FrameHashes {
-    /// Every PDQ computed for the frame: the whole frame, then the content area and the inset
-    /// if any.
+    /// Every PDQ computed for the frame, with the view it was taken of: the whole frame first.
+    pub fn views(&self) -> impl Iterator<Item = (View, &PdqDct)> {
+        let window = |w: &Window| match w.kind {
+            WindowKind::Fixed => View::Window,
+            WindowKind::Seams => View::Seams,
+        };
+        std::iter::once((View::Frame, &self.full))
+            .chain(self.content.as_ref().map(|(_, d)| (View::Content, d)))
+            .chain(self.inset.as_ref().map(|(_, d)| (View::Inset, d)))
+            .chain(self.windows.iter().map(move |w| (window(w), &w.dct)))
+            .chain(self.colour.iter().map(|d| (View::Colour, d)))
+    }
+
+    /// Every PDQ computed for the frame.
     pub fn all(&self) -> impl Iterator<Item = &PdqDct> {
-        std::iter::once(&self.full)
-            .chain(self.content.as_ref().map(|(_, d)| d))
-            .chain(self.inset.as_ref().map(|(_, d)| d))
+        self.views().map(|(_, d)| d)
+    }
+
+    /// Whether no view of the luma reaches quality `gate` with its contrast stretched: the
+    /// frame is dark or flat, or its picture is carried elsewhere (the colour planes).
+    pub fn luma_featureless(&self, gate: u32) -> bool {
+        self.views()
+            .filter(|(v, _)| *v != View::Colour)
+            .all(|(_, d)| d.stretched_quality < gate)
+    }
+
+    /// Hashes the frame's colour planes (a picture moved into them, the luma left flat).
+    pub fn add_colour(&mut self, planes: &[LumaImage]) {
+        self.colour = planes.iter().map(pdq::pdq).collect();
     }
 }
 
-/// PDQ of a frame, of its content area when `letterbox` is set and bars are found, and of the
-/// `inset` (from a stream's [`inset::InsetTracker`]) unless it is the content area again.
-pub fn hash_frame(
-    image: &LumaImage,
-    letterbox: Option<LetterboxSettings>,
-    inset: Option<ContentArea>,
-) -> FrameHashes {
+/// PDQ of a frame, of its content area when `views.letterbox` is set and bars are found, of the
+/// inset (from a stream's [`inset::InsetTracker`]) unless it is the content area again, and of
+/// its windows when `views.windows` is set.
+pub fn hash_frame(image: &LumaImage, views: Views) -> FrameHashes {
     let full = pdq::pdq(image);
-    let content = letterbox
+    let content = views
+        .letterbox
         .and_then(|settings| letterbox::detect(image, settings))
         .map(|area| (area, pdq::pdq(&letterbox::crop(image, area))));
-    let inset = inset
+    let inset = views
+        .inset
         .filter(|area| content.as_ref().is_none_or(|(c, _)| c != area))
         .map(|area| (area, pdq::pdq(&letterbox::crop(image, area))));
+    let windows = if views.windows {
+        windows::hash_windows(image)
+    } else {
+        Vec::new()
+    };
     FrameHashes {
         full,
         content,
         inset,
+        windows,
+        colour: Vec::new(),
     }
 }

@@ -165,8 +165,13 @@ fn sign(keep: bool, value: f32) -> f32 {
 #[derive(Clone)]
 pub struct PdqDct {
     block: [[f32; FREQS]; FREQS],
-    /// Quality 0–100; below ~50 the image is too flat for its hash to mean much.
+    /// Quality 0–100, as the reference computes it; below ~50 the image is too flat for its
+    /// hash to mean much.
     pub quality: u32,
+    /// The quality of the same picture with its contrast stretched to the full range (see
+    /// [`stretched_quality`]): what the live gate judges, so that a clip played at a quarter of
+    /// its contrast is not skipped as featureless. The hash is the same either way.
+    pub stretched_quality: u32,
 }
 
 impl PdqDct {
@@ -256,11 +261,13 @@ pub fn pdq(image: &LumaImage) -> PdqDct {
         return PdqDct {
             block: [[0.0; FREQS]; FREQS],
             quality: 0,
+            stretched_quality: 0,
         };
     }
     let small = downsample_64(image);
     PdqDct {
-        quality: quality(&small),
+        quality: quality(&small, 1.0),
+        stretched_quality: stretched_quality(&small),
         block: dct_16(&small),
     }
 }
@@ -527,8 +534,33 @@ fn box_columns(
 }
 
 /// Sum of quantised vertical and horizontal gradients of the 64×64 image, scaled to 0–100.
-fn quality(small: &[f32]) -> u32 {
-    let step = |u: f32, v: f32| ((((u - v) * 100.0) / 255.0) as i32).unsigned_abs();
+/// Luma range (1st to 99th percentile of the 64×64 samples) below which a picture is not
+/// stretched: a flat frame stays flat, whatever its noise.
+pub const MIN_STRETCH_RANGE: f32 = 16.0;
+
+/// The quality metric of the 64×64 samples with their 1st–99th percentile range stretched to
+/// 0–255 (never shrunk). A linear change of contrast moves no hash bit, so it must not move the
+/// gate either: a clip at 25 % contrast has the quality of the clip.
+fn stretched_quality(small: &[f32]) -> u32 {
+    let mut sorted = small.to_vec();
+    let n = sorted.len();
+    let (low_at, high_at) = (n / 100, n - 1 - n / 100);
+    let (_, low, rest) = sorted.select_nth_unstable_by(low_at, f32::total_cmp);
+    let low = *low;
+    let high = *rest
+        .select_nth_unstable_by(high_at - low_at - 1, f32::total_cmp)
+        .1;
+    let range = high - low;
+    if !(MIN_STRETCH_RANGE..255.0).contains(&range) {
+        return quality(small, 1.0);
+    }
+    quality(small, 255.0 / range)
+}
+
+/// The reference's quality metric (a quantised sum of gradients), over samples scaled by
+/// `gain` (1.0: the reference's figure, bit for bit).
+fn quality(small: &[f32], gain: f32) -> u32 {
+    let step = |u: f32, v: f32| (((((u - v) * gain) * 100.0) / 255.0) as i32).unsigned_abs();
     let mut sum = 0u32;
     for i in 0..BLOCK - 1 {
         for j in 0..BLOCK {

@@ -125,6 +125,12 @@ pub struct DecodedFrame<'a> {
 }
 
 impl DecodedFrame<'_> {
+    /// The picture's colour planes, for a picture whose luma is featureless (see
+    /// [`colour_planes`]).
+    pub fn colour(&self) -> Vec<LumaImage> {
+        colour_planes(self.frame)
+    }
+
     /// The picture's luma, stretched to full range, scaled down to the configured hashing
     /// width if it is wider. `None` for an empty picture.
     pub fn luma(&mut self) -> Option<LumaImage> {
@@ -378,6 +384,37 @@ fn eight_bit_luma(format: Pixel) -> bool {
             | Pixel::NV21
             | Pixel::GRAY8
     )
+}
+
+/// The two colour planes of a planar 8-bit YUV picture, each as a grey picture at its own
+/// (subsampled) size; none for other formats. A clip moved into a colour plane, its luma
+/// left flat, is hashed from them. Offset and scale change no PDQ bit, so the planes are
+/// taken as they are.
+pub fn colour_planes(frame: &ffmpeg::frame::Video) -> Vec<LumaImage> {
+    let planar = matches!(
+        frame.format(),
+        Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+    );
+    if !planar || frame.planes() < 3 {
+        return Vec::new();
+    }
+    (1..3)
+        .map(|plane| {
+            LumaImage::from_luma_plane(
+                frame.plane_width(plane) as usize,
+                frame.plane_height(plane) as usize,
+                frame.stride(plane),
+                frame.data(plane),
+                false,
+            )
+        })
+        .collect()
 }
 
 fn full_range(frame: &ffmpeg::frame::Video) -> bool {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ffmpeg_next as ffmpeg;
 
-use super::decoder::{init_ffmpeg, LumaExtractor};
+use super::decoder::{colour_planes, init_ffmpeg, LumaExtractor};
 use crate::hash::pdq::LumaImage;
 
 /// A video file that cannot be read.
@@ -28,6 +28,8 @@ pub struct FileFrame {
     pub keyframe: bool,
     /// The picture's luma.
     pub luma: LumaImage,
+    /// Its colour planes (planar YUV formats; none for others).
+    pub colour: Vec<LumaImage>,
 }
 
 /// Duration in seconds, when the container knows it.
@@ -77,6 +79,7 @@ pub fn decode_file(path: &Path, mut each: impl FnMut(FileFrame)) -> Result<u64, 
                     seconds: (pts - start) as f64 * time_base,
                     keyframe: frame.is_key(),
                     luma,
+                    colour: colour_planes(&frame),
                 });
             }
             number += 1;

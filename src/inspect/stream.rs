@@ -40,7 +40,7 @@ use super::params::{self, DecodingConfig, PictureSize};
 use crate::hash::inset::{InsetSettings, InsetTracker};
 use crate::hash::letterbox::LetterboxSettings;
 use crate::hash::pdq::LumaImage;
-use crate::hash::{hash_frame, FrameHashes};
+use crate::hash::{hash_frame, FrameHashes, Views, FEATURELESS};
 use crate::metrics::metrics;
 use crate::relay::stats::CoverageClock;
 use crate::relay::TappedVideo;
@@ -102,6 +102,8 @@ pub struct InspectSettings {
     pub letterbox: Option<LetterboxSettings>,
     /// Frame-in-frame detection for the inset hash; `None` looks for no inset.
     pub frame_in_frame: Option<InsetSettings>,
+    /// Hash the frame's windows (halves, quadrants, centre, seam-bound rectangles).
+    pub windows: bool,
     /// Largest picture decoded, in pixels; larger makes the stream uninspectable.
     pub max_pixels: u64,
     /// The coverage bound (`verdict.max_blind`): keyframes mode decodes a GOP's other frames
@@ -120,6 +122,7 @@ impl Default for InspectSettings {
             mode: SamplingMode::default(),
             letterbox: Some(LetterboxSettings::default()),
             frame_in_frame: Some(InsetSettings::default()),
+            windows: true,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_blind: Duration::from_millis(1500),
             max_blind_degraded: Duration::from_secs(4),
@@ -1180,7 +1183,15 @@ fn sample(
             .inset
             .as_mut()
             .and_then(|t| t.observe(&luma, carried.pts));
-        let hashes = hash_frame(&luma, settings.letterbox, inset);
+        let views = Views {
+            letterbox: settings.letterbox,
+            inset,
+            windows: settings.windows,
+        };
+        let mut hashes = hash_frame(&luma, views);
+        if hashes.luma_featureless(FEATURELESS) {
+            hashes.add_colour(&frame.colour());
+        }
         metrics().hash_duration.observe(started.elapsed());
         let keyframe = frame.keyframe;
         if picker

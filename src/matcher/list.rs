@@ -11,6 +11,7 @@ use super::formats::{parse_list, HashValue, ListError, ListFormat};
 use super::index::HammingIndex;
 use crate::hash::imghash::Algorithm;
 use crate::hash::pdq::PdqHash;
+use crate::hash::View;
 
 /// What a match on a list does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -69,6 +70,10 @@ pub struct ListSettings {
     pub kind: ListKind,
     /// Also look up the query's rotations and mirror images (PDQ only; on by default).
     pub mirror: Option<bool>,
+    /// PDQ: largest distance at which the complement of a frame's hash (what the frame's
+    /// negative hashes to) matches (default 20, stricter than `threshold`: a negative is a
+    /// deliberate edit, and re-encoded negatives measured 0-4 bits).
+    pub negative_threshold: Option<u32>,
     /// Off lists are not loaded.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
@@ -81,6 +86,9 @@ pub struct ListSettings {
     /// empties the list, keeps the previous version unless forced.
     pub max_shrink: Option<f64>,
 }
+
+/// Default [`ListSettings::negative_threshold`].
+pub const DEFAULT_NEGATIVE_THRESHOLD: u32 = 20;
 
 /// Default [`ListSettings::max_shrink`].
 pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
@@ -113,6 +121,7 @@ impl ListSettings {
             action: Action::Cut,
             kind: ListKind::Block,
             mirror: None,
+            negative_threshold: None,
             enabled: true,
             max_ber: None,
             min_seconds: None,
@@ -149,6 +158,13 @@ impl ListSettings {
             Algorithm::Pdq => 31,
             _ => 8,
         })
+    }
+
+    /// The effective threshold for negatives (see [`ListSettings::negative_threshold`]).
+    pub fn negative_threshold(&self) -> u32 {
+        self.negative_threshold
+            .unwrap_or(DEFAULT_NEGATIVE_THRESHOLD)
+            .min(self.threshold())
     }
 
     /// Whether dihedral variants of the query are looked up.
@@ -193,6 +209,10 @@ pub struct Match {
     pub kind: ListKind,
     /// Where the entry sits in its clip, when the list says.
     pub position: Option<ClipPosition>,
+    /// Which picture of the frame matched (the whole frame until the matcher says otherwise).
+    pub view: View,
+    /// Whether it was the picture's negative that matched (the complement of its hash).
+    pub negative: bool,
 }
 
 /// A match of a stream's audio against an audio list's clip.
@@ -366,6 +386,8 @@ impl HashList {
                 clip: self.clips[clip as usize].clone(),
                 seconds: f64::from(seconds),
             }),
+            view: View::Frame,
+            negative: false,
         }
     }
 

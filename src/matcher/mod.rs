@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 
 use crate::hash::imghash::{self, Algorithm};
-use crate::hash::pdq::LumaImage;
+use crate::hash::pdq::{LumaImage, PdqHash};
 use crate::hash::FrameHashes;
 use crate::metrics::metrics;
 use formats::ListError;
@@ -289,16 +289,7 @@ impl Matcher {
                 continue;
             }
             let found = if s.algorithm == Algorithm::Pdq {
-                let mut found = Vec::new();
-                for dct in hashes.all().filter(|d| d.quality >= s.min_quality) {
-                    let queries = if s.mirror() {
-                        dct.dihedrals().to_vec()
-                    } else {
-                        vec![dct.hash()]
-                    };
-                    found.extend(list.lookup_pdq(&queries, None));
-                }
-                found
+                lookup_views(list, hashes, None)
             } else {
                 let cached = short_hashes
                     .iter()
@@ -337,28 +328,28 @@ impl Matcher {
 }
 
 impl Matcher {
-    /// The entry of a PDQ block list nearest to any of the frame's hashes (as `match_frame`
-    /// queries them), at any distance: how far benign content stays from a list. Scans every
-    /// entry: for benchmarks and `scan --nearest`, not for the live path.
-    pub fn nearest_pdq(&self, hashes: &FrameHashes) -> Option<Match> {
+    /// The entry of a PDQ block list nearest to matching any of the frame's hashes (as
+    /// `match_frame` queries them), at any distance, and its margin: the distance less the
+    /// threshold it would have to reach (the negative threshold for a negative). How far benign
+    /// content stays from a list. Scans every entry: for benchmarks and `scan --nearest`, not
+    /// for the live path.
+    pub fn nearest_pdq(&self, hashes: &FrameHashes) -> Option<(Match, i64)> {
         let lists = self.lists.load();
-        let mut nearest: Option<Match> = None;
+        let mut nearest: Option<(Match, i64)> = None;
         for list in lists.iter() {
             let s = &list.settings;
             if s.algorithm != Algorithm::Pdq || s.kind != ListKind::Block {
                 continue;
             }
-            for dct in hashes.all().filter(|d| d.quality >= s.min_quality) {
-                let queries = if s.mirror() {
-                    dct.dihedrals().to_vec()
+            for m in lookup_views(list, hashes, Some(256)) {
+                let threshold = if m.negative {
+                    s.negative_threshold()
                 } else {
-                    vec![dct.hash()]
+                    s.threshold()
                 };
-                let best = list.lookup_pdq(&queries, Some(256)).into_iter().next();
-                if let Some(m) = best {
-                    if nearest.as_ref().is_none_or(|n| m.distance < n.distance) {
-                        nearest = Some(m);
-                    }
+                let margin = i64::from(m.distance) - i64::from(threshold);
+                if nearest.as_ref().is_none_or(|(_, n)| margin < *n) {
+                    nearest = Some((m, margin));
                 }
             }
         }
@@ -402,6 +393,48 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
     let hash = imghash::hash(algorithm, &gray)?;
     let bytes: [u8; 8] = hash.as_bytes().try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
+}
+
+/// A PDQ list's matches for every view of a frame good enough for its gate (quality judged
+/// with the contrast stretched): each whole-picture view with its dihedrals when the list
+/// says `mirror`, every window as it is, and the complement of each view's hash (its
+/// negative) at the list's stricter negative threshold. `radius` overrides both thresholds
+/// (`Some(256)`: the nearest entry, for `nearest_pdq`). Best first, one per entry.
+fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> Vec<Match> {
+    let s = &list.settings;
+    let mut found: Vec<Match> = Vec::new();
+    for (view, dct) in hashes
+        .views()
+        .filter(|(_, d)| d.stretched_quality >= s.min_quality)
+    {
+        let queries = if s.mirror() && view.whole() {
+            dct.dihedrals().to_vec()
+        } else {
+            vec![dct.hash()]
+        };
+        let direct = list.lookup_pdq(&queries, radius);
+        let complements: Vec<PdqHash> = queries
+            .iter()
+            .map(|q| PdqHash(q.0.map(|word| !word)))
+            .collect();
+        let negative = list.lookup_pdq(
+            &complements,
+            Some(radius.unwrap_or_else(|| s.negative_threshold())),
+        );
+        let seen = |negative: bool| {
+            move |mut m: Match| {
+                m.view = view;
+                m.negative = negative;
+                m
+            }
+        };
+        found.extend(direct.into_iter().map(seen(false)));
+        found.extend(negative.into_iter().map(seen(true)));
+    }
+    found.sort_by(|a, b| a.source.cmp(&b.source).then(a.distance.cmp(&b.distance)));
+    found.dedup_by(|later, first| later.source == first.source);
+    found.sort_by_key(|m| m.distance);
+    found
 }
 
 /// Logs one reload outcome: info when the new list is in force, a warning when the old one stays.

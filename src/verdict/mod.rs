@@ -282,6 +282,8 @@ impl FrameSink for Verdict {
                         Action::Cut => "cut".into(),
                         Action::Alert => "alert".into(),
                     },
+                    view: m.view.name().into(),
+                    negative: m.negative,
                 },
             );
         }

@@ -1,0 +1,173 @@
+//! The picture edits re-uploaders make, through the relay into nginx-rtmp with the shipped
+//! defaults and a hash-only list: a known clip (ffmpeg's mandelbrot zoom, 3 s, 2 s into a
+//! stream of test footage) under each edit is cut with nothing of it recorded, and a benign
+//! stream under the same edit (the same footage around the zoom at another point of the set: a
+//! similar but different scene) plays through uncut.
+//!
+//! Each edit is applied to the whole stream, as a re-uploader's tool would. All the streams
+//! are published at once to one hashgate: 14 streams of 360p.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hashgate::matcher::list::ListSettings;
+use hashgate::matcher::Matcher;
+
+/// Moving footage for split screens: cellular automata, nothing like either scene.
+const MOVING: &str = "cellauto=size=640x360:rate=30:rule=110:random_fill_ratio=0.5:seed=5";
+
+/// (key, filtergraph from `[0:v]` to `[v]`).
+fn edits() -> Vec<(&'static str, String)> {
+    vec![
+        ("negative", "[0:v]negate[v]".into()),
+        ("contrast25", "[0:v]eq=contrast=0.25[v]".into()),
+        (
+            "colourplane",
+            "[0:v]format=yuv444p,shuffleplanes=1:0:2,lutyuv=y=128[v]".into(),
+        ),
+        (
+            "split",
+            format!("[0:v]scale=640:180[t];{MOVING},format=yuv420p,scale=640:180[b];[t][b]vstack=shortest=1[v]"),
+        ),
+        (
+            "tiled",
+            "[0:v]scale=320:180,split=4[a][b][c][d];[a][b]hstack[t];[c][d]hstack[u];[t][u]vstack[v]"
+                .into(),
+        ),
+        (
+            "mirrorpair",
+            "[0:v]scale=320:360,split[a][b];[b]hflip[m];[a][m]hstack[v]".into(),
+        ),
+        (
+            "blurfill",
+            "[0:v]split[a][b];[b]gblur=sigma=20[bg];[a]scale=448:252[fg];[bg][fg]overlay=150:70[v]"
+                .into(),
+        ),
+    ]
+}
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+const ENCODE: [&str; 10] = [
+    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-r", "30", "-g", "30",
+];
+
+/// Test footage for 2 s, `scene` (a lavfi source) for 3 s, test footage for 2 s, as H.264.
+fn stream_around(dir: &Path, scene: &str, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let graph = format!(
+        "testsrc2=size=640x360:rate=30,trim=0:4,setpts=PTS-STARTPTS,split[f0][f1];\
+         [f0]trim=0:2,setpts=PTS-STARTPTS[a];{scene},trim=0:3,setpts=PTS-STARTPTS[b];\
+         [f1]trim=2:4,setpts=PTS-STARTPTS[c];[a][b][c]concat=n=3:v=1[v]"
+    );
+    let mut args = vec!["-filter_complex", &graph, "-map", "[v]", "-crf", "18"];
+    args.extend(ENCODE);
+    let target = out.display().to_string();
+    args.push(&target);
+    ffmpeg(&args);
+    out
+}
+
+/// `input` through `graph`, as FLV for publishing.
+fn edited(input: &Path, graph: &str, out: &Path) {
+    let (input, target) = (input.display().to_string(), out.display().to_string());
+    let mut args = vec!["-i", &input, "-filter_complex", graph, "-map", "[v]"];
+    args.extend(ENCODE);
+    args.extend(["-f", "flv", &target]);
+    ffmpeg(&args);
+}
+
+#[test]
+fn every_edit_of_the_clip_is_cut_before_it_airs_and_benign_streams_so_edited_pass() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    let known = "mandelbrot=size=640x360:rate=30";
+    let similar = "mandelbrot=size=640x360:rate=30:start_x=-0.1011:start_y=0.9563";
+    let clip = dir.path().join("known.mp4");
+    lavfi_clip(&clip, known, 3, &["-r", "30"]);
+    let list = dir.path().join("known.tsv");
+    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&clip)
+        .output()
+        .expect("hashgate hash");
+    assert!(hashed.status.success());
+    std::fs::write(&list, &hashed.stdout).expect("list");
+    let restream = stream_around(dir.path(), known, "restream.mp4");
+    let benign = stream_around(dir.path(), similar, "benign.mp4");
+
+    let mut files = Vec::new();
+    for (key, graph) in edits() {
+        let clip_file = dir.path().join(format!("{key}.flv"));
+        edited(&restream, &graph, &clip_file);
+        let benign_file = dir.path().join(format!("benign-{key}.flv"));
+        edited(&benign, &graph, &benign_file);
+        files.push((key.to_owned(), clip_file, true));
+        files.push((format!("benign-{key}"), benign_file, false));
+    }
+
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        list.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    let mut publishers: Vec<_> = files
+        .iter()
+        .map(|(key, file, _)| ffmpeg_publish(file, &hashgate.url(key)))
+        .collect();
+    let matcher = Matcher::load(vec![ListSettings::for_path(&list)]).expect("list");
+    let mut failures = Vec::new();
+    for ((key, _, is_clip), publisher) in files.iter().zip(publishers.iter_mut()) {
+        let status = publisher
+            .wait_timeout(Duration::from_secs(40))
+            .expect("publisher finished");
+        wait_until("the unpublish event", Duration::from_secs(20), || {
+            read_events(&log)
+                .iter()
+                .any(|e| e["stream"] == key.as_str() && e["event"] == "unpublish")
+        });
+        let events = read_events(&log);
+        let of = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e["stream"] == key.as_str() && e["event"] == kind)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let cut = !of("cut").is_empty();
+        let view = of("match")
+            .first()
+            .map(|m| format!("{} {}", m["view"], m["negative"]))
+            .unwrap_or_default();
+        nginx.wait_closed(key, Duration::from_secs(20));
+        let recording = nginx.recording(key);
+        let (seconds, frames, flagged) =
+            hashgate::demo::count_flagged(&recording, &matcher).unwrap_or((0.0, 0, 0));
+        println!(
+            "{key}: cut {cut} ({view}); publisher {status}; the platform recorded {frames} frames \
+             ({seconds:.2} s), {flagged} matching the list"
+        );
+        if *is_clip && (!cut || status.success() || flagged > 0) {
+            failures.push(format!("{key}: not cut before it aired"));
+        }
+        if !*is_clip && (cut || !status.success()) {
+            failures.push(format!("{key}: a benign stream was cut"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}\n{}", hashgate.log());
+}
