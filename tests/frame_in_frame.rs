@@ -85,12 +85,18 @@ fn a_clip_inside_a_static_layout_is_cut_before_it_airs() {
     let layout = in_layout(dir.path(), &clip.restream, "layout.flv", false);
     let nginx = Nginx::start(dir.path());
 
-    // Without frame-in-frame, hashing the whole frame and its letterbox crop sees nothing.
+    // Without frame-in-frame (and without the windows, whose seams also find a framed
+    // player), hashing the whole frame and its letterbox crop sees nothing.
     let unused_log = dir.path().join("unused.jsonl");
     let off = config_file(
         dir.path(),
         "off.toml",
-        &config(&nginx, &clip.list, &unused_log, "frame_in_frame = false\n"),
+        &config(
+            &nginx,
+            &clip.list,
+            &unused_log,
+            "frame_in_frame = false\nwindows = false\n",
+        ),
     );
     let without = scan(&off, &layout);
     assert!(without.contains("verdict: pass (no match"), "{without}");

@@ -191,6 +191,30 @@ impl PdqDct {
         threshold_at_median(&block)
     }
 
+    /// The 16 × 16 DCT coefficients the hash thresholds: row `i` is vertical frequency
+    /// `i + 1`, column `j` horizontal frequency `j + 1`; bit `16 * i + j`.
+    pub fn coefficients(&self) -> [[f32; FREQS]; FREQS] {
+        self.block
+    }
+
+    /// The bits of [`PdqDct::hash`] whose coefficients lie at least `margin` times the block's
+    /// median distance to the median away from it: the bits a small change of the picture
+    /// cannot flip. A perturbation steering the hash pushes exactly the coefficients nearest
+    /// the median across it, and lands them near it.
+    pub fn sure_bits(&self, margin: f32) -> PdqHash {
+        let flat: Vec<f32> = self.block.iter().flatten().copied().collect();
+        let median = torben_median(&flat);
+        let distances: Vec<f32> = flat.iter().map(|c| (c - median).abs()).collect();
+        let spread = torben_median(&distances);
+        let mut sure = PdqHash::default();
+        for (k, d) in distances.iter().enumerate() {
+            if *d >= margin * spread {
+                sure.set_bit(k);
+            }
+        }
+        sure
+    }
+
     /// All eight dihedral hashes, in [`Dihedral::ALL`] order.
     pub fn dihedrals(&self) -> [PdqHash; 8] {
         Dihedral::ALL.map(|t| self.dihedral(t))

@@ -74,6 +74,12 @@ pub struct ListSettings {
     /// negative hashes to) matches (default 20, stricter than `threshold`: a negative is a
     /// deliberate edit, and re-encoded negatives measured 0-4 bits).
     pub negative_threshold: Option<u32>,
+    /// PDQ: the whole frame (and its content area, inset, colour planes) is also compared on
+    /// its sure bits alone: those whose coefficients lie at least this many times the frame's
+    /// median distance from the median (default 0.4; 0 turns it off). A white-box
+    /// perturbation steers PDQ by pushing the coefficients nearest the median just across it;
+    /// left out, they cannot move the comparison, and a push far enough to count is visible.
+    pub weak_margin: Option<f32>,
     /// Off lists are not loaded.
     #[serde(default = "default_enabled")]
     pub enabled: bool,
@@ -89,6 +95,9 @@ pub struct ListSettings {
 
 /// Default [`ListSettings::negative_threshold`].
 pub const DEFAULT_NEGATIVE_THRESHOLD: u32 = 20;
+
+/// Default [`ListSettings::weak_margin`].
+pub const DEFAULT_WEAK_MARGIN: f32 = 0.8;
 
 /// Default [`ListSettings::max_shrink`].
 pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
@@ -122,6 +131,7 @@ impl ListSettings {
             kind: ListKind::Block,
             mirror: None,
             negative_threshold: None,
+            weak_margin: None,
             enabled: true,
             max_ber: None,
             min_seconds: None,
@@ -165,6 +175,14 @@ impl ListSettings {
         self.negative_threshold
             .unwrap_or(DEFAULT_NEGATIVE_THRESHOLD)
             .min(self.threshold())
+    }
+
+    /// The effective weak margin (see [`ListSettings::weak_margin`]); 0 when off.
+    pub fn weak_margin(&self) -> f32 {
+        match self.algorithm {
+            Algorithm::Pdq => self.weak_margin.unwrap_or(DEFAULT_WEAK_MARGIN).max(0.0),
+            _ => 0.0,
+        }
     }
 
     /// Whether dihedral variants of the query are looked up.
@@ -213,6 +231,9 @@ pub struct Match {
     pub view: View,
     /// Whether it was the picture's negative that matched (the complement of its hash).
     pub negative: bool,
+    /// When the match counted only the query's sure bits: how many there were (`distance`
+    /// is then over them, against the threshold scaled to them).
+    pub sure_bits: Option<u32>,
 }
 
 /// A match of a stream's audio against an audio list's clip.
@@ -388,6 +409,7 @@ impl HashList {
             }),
             view: View::Frame,
             negative: false,
+            sure_bits: None,
         }
     }
 
@@ -403,6 +425,29 @@ impl HashList {
             index.search(&q.0, radius, |id, d| best.push((id, d)));
         }
         self.collect(best)
+    }
+
+    /// Matches of a PDQ query counting only the bits set in `sure` (see
+    /// [`crate::hash::pdq::PdqDct::sure_bits`]), at the list's threshold scaled to the share
+    /// of bits counted (31 of 256 is 18 of 150), unless a threshold is given.
+    pub fn lookup_pdq_sure(
+        &self,
+        query: &PdqHash,
+        sure: &PdqHash,
+        threshold: Option<u32>,
+    ) -> Vec<Match> {
+        let Store::Pdq(index) = &self.store else {
+            return Vec::new();
+        };
+        let counted: u32 = sure.0.iter().map(|w| w.count_ones()).sum();
+        let radius = threshold.unwrap_or_else(|| self.settings.threshold() * counted / 256);
+        let mut best = Vec::new();
+        index.search_masked(&query.0, &sure.0, radius, |id, d| best.push((id, d)));
+        let mut found = self.collect(best);
+        for m in &mut found {
+            m.sure_bits = Some(counted);
+        }
+        found
     }
 
     /// Matches of a 64-bit image_hasher query.

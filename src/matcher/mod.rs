@@ -342,10 +342,10 @@ impl Matcher {
                 continue;
             }
             for m in lookup_views(list, hashes, Some(256)) {
-                let threshold = if m.negative {
-                    s.negative_threshold()
-                } else {
-                    s.threshold()
+                let threshold = match (m.negative, m.sure_bits) {
+                    (true, _) => s.negative_threshold(),
+                    (false, Some(counted)) => s.threshold() * counted / 256,
+                    (false, None) => s.threshold(),
                 };
                 let margin = i64::from(m.distance) - i64::from(threshold);
                 if nearest.as_ref().is_none_or(|(_, n)| margin < *n) {
@@ -397,8 +397,8 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
 
 /// A PDQ list's matches for every view of a frame good enough for its gate (quality judged
 /// with the contrast stretched): each whole-picture view with its dihedrals when the list
-/// says `mirror`, every window as it is, and the complement of each view's hash (its
-/// negative) at the list's stricter negative threshold. `radius` overrides both thresholds
+/// says `mirror` and on its sure bits alone (`weak_margin`), every window as it is, and the
+/// complement of each view's hash (its negative) at the list's stricter negative threshold. `radius` overrides both thresholds
 /// (`Some(256)`: the nearest entry, for `nearest_pdq`). Best first, one per entry.
 fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> Vec<Match> {
     let s = &list.settings;
@@ -412,7 +412,11 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
         } else {
             vec![dct.hash()]
         };
-        let direct = list.lookup_pdq(&queries, radius);
+        let mut direct = list.lookup_pdq(&queries, radius);
+        if view.whole() && s.weak_margin() > 0.0 {
+            let sure = dct.sure_bits(s.weak_margin());
+            direct.extend(list.lookup_pdq_sure(&dct.hash(), &sure, radius));
+        }
         let complements: Vec<PdqHash> = queries
             .iter()
             .map(|q| PdqHash(q.0.map(|word| !word)))
