@@ -12,7 +12,7 @@
 //!
 //! PDQ resizes any window to a square, so a squeezed copy of the clip hashes as the clip.
 
-use super::letterbox::ContentArea;
+use super::letterbox::{crop, ContentArea};
 use super::pdq::{pdq, LumaImage, PdqDct};
 
 /// The shared downsample is at most this many pixels high (and wide in proportion, at most
@@ -87,7 +87,7 @@ pub fn hash_windows(image: &LumaImage) -> Vec<Window> {
         .map(|(area, kind)| Window {
             area: shared.to_frame(area),
             kind,
-            dct: pdq(&cut(&shared.image, area)),
+            dct: pdq(&crop(&shared.image, area)),
         })
         .collect()
 }
@@ -332,20 +332,6 @@ fn overlap(a: &ContentArea, b: &ContentArea) -> f32 {
     let both = x * y;
     let union = (a.width * a.height + b.width * b.height) as i64 - both;
     both as f32 / union.max(1) as f32
-}
-
-/// The pixels of `area` as a picture of their own.
-fn cut(image: &LumaImage, area: ContentArea) -> LumaImage {
-    let mut pixels = Vec::with_capacity(area.width * area.height);
-    for y in area.top..area.top + area.height {
-        let row = y * image.width + area.left;
-        pixels.extend_from_slice(&image.pixels[row..row + area.width]);
-    }
-    LumaImage {
-        width: area.width,
-        height: area.height,
-        pixels,
-    }
 }
 
 #[cfg(test)]

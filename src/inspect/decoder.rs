@@ -391,16 +391,9 @@ fn eight_bit_luma(format: Pixel) -> bool {
 /// left flat, is hashed from them. Offset and scale change no PDQ bit, so the planes are
 /// taken as they are.
 pub fn colour_planes(frame: &ffmpeg::frame::Video) -> Vec<LumaImage> {
-    let planar = matches!(
-        frame.format(),
-        Pixel::YUV420P
-            | Pixel::YUVJ420P
-            | Pixel::YUV422P
-            | Pixel::YUVJ422P
-            | Pixel::YUV444P
-            | Pixel::YUVJ444P
-            | Pixel::YUV440P
-    );
+    let format = frame.format();
+    let planar =
+        eight_bit_luma(format) && !matches!(format, Pixel::NV12 | Pixel::NV21 | Pixel::GRAY8);
     if !planar || frame.planes() < 3 {
         return Vec::new();
     }
