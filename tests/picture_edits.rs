@@ -8,12 +8,16 @@
 //! are published at once to one hashgate: 14 streams of 360p.
 
 mod common;
+#[path = "common/steer.rs"]
+mod steer;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use hashgate::hash::pdq::LumaImage;
+use hashgate::inspect::file::decode_file;
 use hashgate::matcher::list::ListSettings;
 use hashgate::matcher::Matcher;
 
@@ -170,4 +174,120 @@ fn every_edit_of_the_clip_is_cut_before_it_airs_and_benign_streams_so_edited_pas
         }
     }
     assert!(failures.is_empty(), "{failures:?}\n{}", hashgate.log());
+}
+
+/// Every frame of `video`, as luma.
+fn frames_of(video: &Path) -> Vec<LumaImage> {
+    let mut frames = Vec::new();
+    decode_file(video, |f| frames.push(f.luma)).expect("decode");
+    frames
+}
+
+/// `frames` (full-range grey) as H.264 at CRF 23 in FLV: what the platform's viewers get.
+fn encode_grey(frames: &[LumaImage], out: &Path) {
+    use std::io::Write;
+    let (w, h) = (frames[0].width, frames[0].height);
+    let mut child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo"])
+        .args([
+            "-pix_fmt",
+            "gray",
+            "-s",
+            &format!("{w}x{h}"),
+            "-r",
+            "30",
+            "-i",
+            "-",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "30",
+        ])
+        .args(["-pix_fmt", "yuvj420p", "-f", "flv"])
+        .arg(out)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for f in frames {
+        let bytes: Vec<u8> = f.pixels.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
+        stdin.write_all(&bytes).expect("frames to ffmpeg");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("ffmpeg").success());
+}
+
+#[test]
+fn a_clip_steered_off_its_hashes_is_cut_on_its_sure_bits() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    let clip = dir.path().join("known.mp4");
+    lavfi_clip(&clip, "mandelbrot=size=640x360:rate=30", 3, &["-r", "30"]);
+    let filler = dir.path().join("filler.mp4");
+    lavfi_clip(&filler, "testsrc2=size=640x360:rate=30", 2, &["-r", "30"]);
+    let list = dir.path().join("known.tsv");
+    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&clip)
+        .output()
+        .expect("hashgate hash");
+    assert!(hashed.status.success());
+    std::fs::write(&list, &hashed.stdout).expect("list");
+
+    // 2 s of test footage, then every frame of the clip with its 72 coefficients nearest the
+    // median pushed 0.2 of the median distance across it: invisible, and after x264 it slips
+    // past a comparison of all 256 bits.
+    let mut frames = frames_of(&filler);
+    frames.extend(frames_of(&clip).iter().map(|f| steer::attack(f, 72, 0.2)));
+    let steered = dir.path().join("steered.flv");
+    encode_grey(&frames, &steered);
+
+    let nginx = Nginx::start(dir.path());
+    let unused = dir.path().join("unused.jsonl");
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(
+        &plain,
+        format!(
+            "{}[[lists]]\npath = \"{}\"\nweak_margin = 0.0\n[events]\nlog = \"{}\"\n",
+            upstream(&nginx.url()),
+            list.display(),
+            unused.display()
+        ),
+    )
+    .expect("config");
+    let without = hashgate_scan(&plain, &steered, &[]);
+    assert!(
+        without.contains("verdict: pass"),
+        "the attack must evade a comparison of all 256 bits: {without}"
+    );
+
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[[lists]]\npath = \"{}\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        list.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    let mut publisher = ffmpeg_publish(&steered, &hashgate.url("steered"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(30))
+        .expect("publisher finished");
+    assert!(!status.success(), "the steered clip must be cut");
+    wait_until("the cut event", Duration::from_secs(10), || {
+        read_events(&log)
+            .iter()
+            .any(|e| e["stream"] == "steered" && e["event"] == "cut")
+    });
+    nginx.wait_closed("steered", Duration::from_secs(20));
+    let matcher = Matcher::load(vec![ListSettings::for_path(&list)]).expect("list");
+    let (seconds, frames, flagged) =
+        hashgate::demo::count_flagged(&nginx.recording("steered"), &matcher).unwrap_or((0.0, 0, 0));
+    println!(
+        "steered: the platform recorded {frames} frames ({seconds:.2} s), {flagged} of the clip"
+    );
+    assert_eq!(flagged, 0, "frames of the clip reached the platform");
+    assert!(
+        frames < 70,
+        "the clip (from frame 60) must not have aired: {frames} frames"
+    );
 }
