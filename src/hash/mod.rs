@@ -120,6 +120,12 @@ impl FrameHashes {
             .all(|(_, d)| d.stretched_quality < gate)
     }
 
+    /// Whether no view at all (colour planes included) reaches quality `gate`: nothing of the
+    /// frame was compared with the lists.
+    pub fn featureless(&self, gate: u32) -> bool {
+        self.views().all(|(_, d)| d.stretched_quality < gate)
+    }
+
     /// Hashes the frame's colour planes (a picture moved into them, the luma left flat).
     pub fn add_colour(&mut self, planes: &[LumaImage]) {
         self.colour = planes.iter().map(pdq::pdq).collect();

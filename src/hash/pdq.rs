@@ -560,7 +560,7 @@ fn box_columns(
 /// Sum of quantised vertical and horizontal gradients of the 64×64 image, scaled to 0–100.
 /// Luma range (1st to 99th percentile of the 64×64 samples) below which a picture is not
 /// stretched: a flat frame stays flat, whatever its noise.
-pub const MIN_STRETCH_RANGE: f32 = 16.0;
+pub const MIN_STRETCH_RANGE: f32 = 8.0;
 
 /// The quality metric of the 64×64 samples with their 1st–99th percentile range stretched to
 /// 0–255 (never shrunk). A linear change of contrast moves no hash bit, so it must not move the

@@ -4,7 +4,8 @@
 //! reads what a sequence header configures; `decoder` turns coded frames into luma planes with
 //! FFmpeg; `onscreen` picks a live stream's frames (the frame on screen at random points of
 //! stream time, the wall clock as backstop; `flicker` reports timestamps that try to steer
-//! it), `sampler` a file's; `stream` is one stream's state machine; `pool` runs them on worker threads
+//! it), `sampler` a file's; `dull` reports samples that keep coming out featureless while the
+//! stream spends bits; `stream` is one stream's state machine; `pool` runs them on worker threads
 //! fed by the relay's bounded taps, fairly and at the live edge; `file` does the same for video
 //! files. `audio` is the soundtrack's path: decoded, resampled, fingerprinted.
 
@@ -12,6 +13,7 @@ pub mod admission;
 pub mod audio;
 pub mod audio_pool;
 pub mod decoder;
+pub mod dull;
 pub mod file;
 pub mod flicker;
 pub mod onscreen;

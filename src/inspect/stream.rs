@@ -33,6 +33,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::decoder::{DecodedFrame, Shortcuts, VideoDecoder};
+use super::dull::{DullWatch, DULL};
 use super::flicker::FlickerWatch;
 use super::flv::{parse_video_tag, VideoCodec, VideoTag};
 use super::onscreen::{OnScreen, Pick, Timing};
@@ -355,6 +356,7 @@ impl StreamInspector {
                 owed: VecDeque::new(),
                 probes: keyframes::ProbeWatch::default(),
                 inset: settings.frame_in_frame.map(InsetTracker::new),
+                dull: DullWatch::default(),
             },
             level: 0,
             gop: Vec::new(),
@@ -477,6 +479,7 @@ impl StreamInspector {
         stats: &InspectStats,
         out: &mut dyn FnMut(Finding),
     ) {
+        self.picker.dull.video(video.payload.len());
         self.handle_message(video, stats, out);
         self.last_clock = video.clock;
         if self.pending.is_empty() && self.awaiting.is_none() && self.picker.onscreen.is_empty() {
@@ -1109,6 +1112,8 @@ struct Picker {
     /// Keyframes mode's probes between keyframes, and what they found.
     probes: keyframes::ProbeWatch,
     inset: Option<InsetTracker>,
+    /// Featureless samples against the bitrate.
+    dull: DullWatch,
 }
 
 impl Carried {
@@ -1191,6 +1196,12 @@ fn sample(
         let mut hashes = hash_frame(&luma, views);
         if hashes.luma_featureless(FEATURELESS) {
             hashes.add_colour(&frame.colour());
+        }
+        if picker
+            .dull
+            .sample(hashes.featureless(FEATURELESS), carried.pts)
+        {
+            out(Finding::Anomaly(DULL.into()));
         }
         metrics().hash_duration.observe(started.elapsed());
         let keyframe = frame.keyframe;

@@ -200,7 +200,7 @@ fn a_picture_at_a_quarter_of_its_contrast_keeps_its_quality_for_the_gate() {
     };
     assert!(
         pdq(&flat).stretched_quality < 50,
-        "noise under 16 levels stays flat"
+        "noise of a few levels stays flat"
     );
 }
 
