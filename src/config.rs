@@ -533,6 +533,19 @@ impl Config {
                     format!("must be at most {bits} (the hash has {bits} bits)"),
                 ));
             }
+            if list.negative_threshold.is_some_and(|t| t > bits) {
+                return Err(invalid(
+                    &format!("lists[{i}].negative_threshold"),
+                    format!("must be at most {bits} (the hash has {bits} bits)"),
+                ));
+            }
+            if list.weak_margin.is_some_and(|m| !(0.0..=1.2).contains(&m)) {
+                return Err(invalid(
+                    &format!("lists[{i}].weak_margin"),
+                    "must be from 0 (off) to 1.2 (past that too few bits are left to compare)"
+                        .into(),
+                ));
+            }
             if list.max_shrink.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
                 return Err(invalid(
                     &format!("lists[{i}].max_shrink"),
@@ -889,6 +902,26 @@ upstream_key = "b"
                 .expect_err("too big")
                 .to_string();
         assert!(err.contains("limits.max_message_size"), "{err}");
+    }
+
+    #[test]
+    fn pdq_list_margins_are_bounded() {
+        let list = |extra: &str| {
+            parse(&format!(
+                "[upstream]\nurl = \"rtmp://h/a\"\n[[lists]]\npath = \"l.txt\"\nenabled = false\n{extra}\n"
+            ))
+        };
+        list("weak_margin = 0.0").expect("off");
+        list("weak_margin = 1.2").expect("the most");
+        for bad in [
+            "weak_margin = 3.0",
+            "weak_margin = -0.5",
+            "negative_threshold = 300",
+        ] {
+            let err = list(bad).expect_err(bad).to_string();
+            let key = bad.split(' ').next().unwrap_or_default();
+            assert!(err.contains(&format!("lists[0].{key}")), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -15,10 +15,10 @@
 use super::letterbox::{crop, ContentArea};
 use super::pdq::{pdq, LumaImage, PdqDct};
 
-/// The shared downsample is at most this many pixels high (and wide in proportion, at most
-/// twice this): quadrants keep 64 rows or more, which PDQ needs to decimate without repeating
-/// samples.
-const SHARED_HEIGHT: usize = 144;
+/// The shared downsample's shorter side is this many pixels or more (below twice this: it
+/// averages by a whole factor): quadrants keep 64 rows and columns or more, which PDQ needs to
+/// decimate without repeating samples.
+const SHARED_SIDE: usize = 144;
 /// At most this many seam rectangles are hashed per frame.
 pub const MAX_SEAM_WINDOWS: usize = 4;
 /// How many times the jump at a seam must exceed the jumps just beside it.
@@ -68,7 +68,7 @@ pub struct Window {
 /// Every window of `image` (fixed ones, then seam rectangles), hashed. Frames too small to
 /// split give none.
 pub fn hash_windows(image: &LumaImage) -> Vec<Window> {
-    let shared = shrink(image, SHARED_HEIGHT);
+    let shared = shrink(image, SHARED_SIDE);
     if shared.image.width < 32 || shared.image.height < 32 {
         return Vec::new();
     }
@@ -110,9 +110,10 @@ impl Shared {
     }
 }
 
-/// Box-averages `image` by the largest whole factor that keeps it at least `height` rows high.
-fn shrink(image: &LumaImage, height: usize) -> Shared {
-    let factor = (image.height / height.max(1)).max(1);
+/// Box-averages `image` by the largest whole factor that keeps its shorter side at least
+/// `side` pixels (the shorter side: a frame made very tall or very wide keeps its windows).
+fn shrink(image: &LumaImage, side: usize) -> Shared {
+    let factor = (image.height.min(image.width) / side.max(1)).max(1);
     if factor == 1 {
         return Shared {
             image: image.clone(),

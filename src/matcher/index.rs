@@ -129,6 +129,7 @@ impl<const W: usize> HammingIndex<W> {
     /// Multi-index hashing still holds: over the slots that keep at most [`MAX_WILD`] free
     /// bits, an entry within `radius` on the cared bits is within `radius / slots` on some
     /// slot's cared bits, so each such slot is probed with every filling of its free bits.
+    /// With many free bits that reads more buckets than a scan: then it scans.
     pub fn search_masked(
         &self,
         query: &Bits<W>,
@@ -152,7 +153,26 @@ impl<const W: usize> HammingIndex<W> {
         } else {
             radius as usize / used.len()
         };
-        let Some(slots) = self.slots.as_ref().filter(|_| probe <= 2) else {
+        // Buckets the probes would read, and the candidates in them (random hashes spread
+        // evenly over 2^16 values per slot): past an eighth of the entries (each a random read),
+        // reading every entry in order is cheaper.
+        let buckets: f64 = used
+            .iter()
+            .map(|&s| {
+                let sure = slot(care, s).count_ones() as f64;
+                let within = 1.0
+                    + sure
+                    + if probe >= 2 {
+                        sure * (sure - 1.0) / 2.0
+                    } else {
+                        0.0
+                    };
+                2f64.powi(16 - sure as i32) * within
+            })
+            .sum();
+        let candidates = buckets * self.hashes.len() as f64 / 65_536.0;
+        let worth_it = probe <= 2 && candidates * 8.0 < self.hashes.len() as f64;
+        let Some(slots) = self.slots.as_ref().filter(|_| worth_it) else {
             for (id, hash) in self.hashes.iter().enumerate() {
                 let d = masked(hash);
                 if d <= radius {

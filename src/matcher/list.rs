@@ -76,7 +76,7 @@ pub struct ListSettings {
     pub negative_threshold: Option<u32>,
     /// PDQ: the whole frame (and its content area, inset, colour planes) is also compared on
     /// its sure bits alone: those whose coefficients lie at least this many times the frame's
-    /// median distance from the median (default 0.4; 0 turns it off). A white-box
+    /// median distance from the median (default 0.8; 0 turns it off, at most 1.2). A white-box
     /// perturbation steers PDQ by pushing the coefficients nearest the median just across it;
     /// left out, they cannot move the comparison, and a push far enough to count is visible.
     pub weak_margin: Option<f32>,
@@ -95,6 +95,9 @@ pub struct ListSettings {
 
 /// Default [`ListSettings::negative_threshold`].
 pub const DEFAULT_NEGATIVE_THRESHOLD: u32 = 20;
+
+/// Fewest sure bits a sure-bit comparison counts (at 0.8 a frame keeps ~150 of 256).
+pub const MIN_SURE_BITS: u32 = 96;
 
 /// Default [`ListSettings::weak_margin`].
 pub const DEFAULT_WEAK_MARGIN: f32 = 0.8;
@@ -440,6 +443,10 @@ impl HashList {
             return Vec::new();
         };
         let counted: u32 = sure.0.iter().map(|w| w.count_ones()).sum();
+        // Over a handful of bits anything matches: too few sure bits, no sure comparison.
+        if counted < MIN_SURE_BITS {
+            return Vec::new();
+        }
         let radius = threshold.unwrap_or_else(|| self.settings.threshold() * counted / 256);
         let mut best = Vec::new();
         index.search_masked(&query.0, &sure.0, radius, |id, d| best.push((id, d)));

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::hash::imghash::{self, Algorithm};
 use crate::hash::pdq::{LumaImage, PdqHash};
-use crate::hash::FrameHashes;
+use crate::hash::{FrameHashes, View};
 use crate::metrics::metrics;
 use formats::ListError;
 use list::{AudioMatch, HashList, ListKind, ListSettings, Match};
@@ -400,12 +400,18 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
 /// says `mirror` and on its sure bits alone (`weak_margin`), every window as it is, and the
 /// complement of each view's hash (its negative) at the list's stricter negative threshold. `radius` overrides both thresholds
 /// (`Some(256)`: the nearest entry, for `nearest_pdq`). Best first, one per entry.
+///
+/// An allow list excuses the whole frame, so it is looked up on the whole picture only, as it
+/// is (and mirrored when it says so): an allowed logo in a window, a negative of a test card or
+/// a near miss on a few sure bits must not excuse the rest of the picture.
 fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> Vec<Match> {
     let s = &list.settings;
+    let allow = s.kind == ListKind::Allow;
     let mut found: Vec<Match> = Vec::new();
     for (view, dct) in hashes
         .views()
         .filter(|(_, d)| d.stretched_quality >= s.min_quality)
+        .filter(|(v, _)| !allow || matches!(v, View::Frame | View::Content))
     {
         let queries = if s.mirror() && view.whole() {
             dct.dihedrals().to_vec()
@@ -413,11 +419,14 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
             vec![dct.hash()]
         };
         let mut direct = list.lookup_pdq(&queries, radius);
-        if view.whole() && s.weak_margin() > 0.0 {
+        // The whole frame and the picture inside its bars: the views a re-uploader steers.
+        // (A sure-bit search scans large lists: kept to these two, it costs ~2 ms a frame at
+        // a million entries.)
+        if matches!(view, View::Frame | View::Content) && s.weak_margin() > 0.0 && !allow {
             let sure = dct.sure_bits(s.weak_margin());
             direct.extend(list.lookup_pdq_sure(&dct.hash(), &sure, radius));
         }
-        let complements: Vec<PdqHash> = queries
+        let complements: Vec<PdqHash> = if allow { &[][..] } else { &queries[..] }
             .iter()
             .map(|q| PdqHash(q.0.map(|word| !word)))
             .collect();
@@ -492,6 +501,86 @@ mod shrink_tests {
         assert!(
             matcher.reload(ReloadOptions::CHANGED).is_empty(),
             "nothing new"
+        );
+    }
+}
+
+#[cfg(test)]
+mod allow_tests {
+    use super::*;
+    use crate::hash::{hash_frame, pdq, Views};
+
+    /// A blocky pseudo-random picture: texture enough for PDQ, different per seed.
+    fn blocks(width: usize, height: usize, seed: u64) -> LumaImage {
+        let mut state = seed | 1;
+        let mut cells = [0f32; 64];
+        for c in &mut cells {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *c = (state % 256) as f32;
+        }
+        let pixels = (0..width * height)
+            .map(|i| cells[(i / width * 8 / height) * 8 + (i % width) * 8 / width])
+            .collect();
+        LumaImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    fn list(dir: &std::path::Path, name: &str, hash: PdqHash, kind: ListKind) -> ListSettings {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{hash}\t100\t{name}\n")).expect("write");
+        let mut settings = ListSettings::for_path(&path);
+        settings.kind = kind;
+        settings
+    }
+
+    #[test]
+    fn an_allowed_picture_in_a_window_does_not_excuse_the_frame() {
+        let (width, height) = (256, 128);
+        let left = blocks(width / 2, height, 7);
+        let right = blocks(width / 2, height, 99);
+        let frame = LumaImage {
+            width,
+            height,
+            pixels: (0..width * height)
+                .map(|i| {
+                    let (x, y) = (i % width, i / width);
+                    let half = if x < width / 2 { &left } else { &right };
+                    half.pixels[y * half.width + x % (width / 2)]
+                })
+                .collect(),
+        };
+        let views = Views {
+            letterbox: None,
+            inset: None,
+            windows: true,
+        };
+        let hashes = hash_frame(&frame, views);
+        let dir = tempfile::tempdir().expect("tmp");
+        let block = list(dir.path(), "block.tsv", hashes.full.hash(), ListKind::Block);
+        let logo = pdq::pdq(&left).hash();
+        assert!(
+            hashes
+                .windows
+                .iter()
+                .any(|w| w.dct.hash().distance(&logo) <= 31),
+            "the left half is one of the windows"
+        );
+        let in_window = list(dir.path(), "logo.tsv", logo, ListKind::Allow);
+        let matcher = Matcher::load(vec![block.clone(), in_window]).expect("load");
+        let found = matcher.match_frame(&hashes, &frame);
+        assert!(found.allowed.is_none(), "a window excused the frame");
+        assert_eq!(found.matches.len(), 1);
+
+        let whole = list(dir.path(), "card.tsv", hashes.full.hash(), ListKind::Allow);
+        let matcher = Matcher::load(vec![block, whole]).expect("load");
+        assert!(
+            matcher.match_frame(&hashes, &frame).allowed.is_some(),
+            "the whole frame allowed"
         );
     }
 }

@@ -169,6 +169,15 @@ fn windows_are_reported_in_the_frames_pixels() {
 }
 
 #[test]
+fn very_tall_frames_keep_their_windows() {
+    let windows = hash_windows(&picture(320, 3200, 4));
+    assert!(windows.len() >= 8, "{} windows", windows.len());
+    for w in &windows {
+        assert!(w.area.left + w.area.width <= 320 && w.area.top + w.area.height <= 3200);
+    }
+}
+
+#[test]
 fn tiny_frames_have_no_windows() {
     assert!(hash_windows(&picture(40, 24, 9)).is_empty());
 }
