@@ -210,6 +210,10 @@ pub struct SamplingConfig {
     /// screens, tiles, a clip over its own blurred copy).
     #[serde(default = "yes")]
     pub windows: bool,
+    /// Hash the colour planes of every sampled frame (a clip moved into a colour plane while
+    /// the luma carries something else); off: only when the luma is featureless.
+    #[serde(default = "yes")]
+    pub colour_planes: bool,
 }
 
 impl Default for SamplingConfig {
@@ -220,6 +224,7 @@ impl Default for SamplingConfig {
             letterbox: true,
             frame_in_frame: true,
             windows: true,
+            colour_planes: true,
         }
     }
 }
@@ -787,6 +792,7 @@ impl Config {
             letterbox: self.sampling.letterbox.then(LetterboxSettings::default),
             frame_in_frame: self.sampling.frame_in_frame.then(InsetSettings::default),
             windows: self.sampling.windows,
+            colour_planes: self.sampling.colour_planes,
             max_pixels: self.inspect.max_pixels,
             max_blind: self.verdict.max_blind,
             max_blind_degraded: self.verdict.max_blind_degraded,

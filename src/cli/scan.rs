@@ -14,7 +14,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::hash::inset::InsetTracker;
 use crate::hash::letterbox::ContentArea;
-use crate::hash::{hash_frame, Views, FEATURELESS};
+use crate::hash::{hash_frame, Views};
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
 use crate::inspect::stream::SamplingMode;
@@ -241,9 +241,7 @@ fn scan_at(
             windows: settings.windows,
         };
         let mut hashes = hash_frame(&frame.luma, views);
-        if hashes.luma_featureless(FEATURELESS) {
-            hashes.add_colour(&frame.colour);
-        }
+        hashes.add_colour(&frame.colour, settings.colour_planes);
         if let Some((area, _)) = &hashes.inset {
             result.insets += 1;
             result.last_inset = Some(*area);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::hash::letterbox::LetterboxSettings;
-use crate::hash::{hash_frame, Views, FEATURELESS};
+use crate::hash::{hash_frame, Views};
 use crate::inspect::file::{decode_file, FileFrame};
 use crate::matcher::Matcher;
 use crate::relay;
@@ -306,9 +306,7 @@ fn matches(matcher: &Matcher, frame: &FileFrame) -> bool {
         windows: true,
     };
     let mut hashes = hash_frame(&frame.luma, views);
-    if hashes.luma_featureless(FEATURELESS) {
-        hashes.add_colour(&frame.colour);
-    }
+    hashes.add_colour(&frame.colour, true);
     let found = matcher.match_frame(&hashes, &frame.luma);
     found.allowed.is_none() && !found.matches.is_empty()
 }

@@ -34,7 +34,7 @@ pub enum View {
     Window,
     /// A rectangle bounded by seams.
     Seams,
-    /// A colour plane, hashed because the luma is featureless.
+    /// A colour plane (a picture moved out of the luma).
     Colour,
 }
 
@@ -88,8 +88,7 @@ pub struct FrameHashes {
     pub inset: Option<(ContentArea, PdqDct)>,
     /// PDQ of the frame's windows, when asked for.
     pub windows: Vec<Window>,
-    /// PDQ of the colour planes, when the luma is featureless and they were given
-    /// ([`FrameHashes::add_colour`]).
+    /// PDQ of the colour planes, when they were given ([`FrameHashes::add_colour`]).
     pub colour: Vec<PdqDct>,
 }
 
@@ -126,9 +125,12 @@ impl FrameHashes {
         self.views().all(|(_, d)| d.stretched_quality < gate)
     }
 
-    /// Hashes the frame's colour planes (a picture moved into them, the luma left flat).
-    pub fn add_colour(&mut self, planes: &[LumaImage]) {
-        self.colour = planes.iter().map(pdq::pdq).collect();
+    /// Hashes the frame's colour planes (a picture moved into them): always when asked
+    /// (`always`: the luma may carry something else), else only when the luma is featureless.
+    pub fn add_colour(&mut self, planes: &[LumaImage], always: bool) {
+        if always || self.luma_featureless(FEATURELESS) {
+            self.colour = planes.iter().map(pdq::pdq).collect();
+        }
     }
 }
 

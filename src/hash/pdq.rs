@@ -177,18 +177,24 @@ pub struct PdqDct {
 impl PdqDct {
     /// The hash of the image as given.
     pub fn hash(&self) -> PdqHash {
-        self.dihedral(Dihedral::Original)
+        threshold_at_median(&self.block)
     }
 
     /// The hash the image would have after `transform`.
     pub fn dihedral(&self, transform: Dihedral) -> PdqHash {
+        threshold_at_median(&self.transformed(transform).block)
+    }
+
+    /// The coefficients of the picture rotated or mirrored by `transform` (qualities kept):
+    /// for its hash, and for its sure bits ([`PdqDct::sure_bits`]).
+    pub fn transformed(&self, transform: Dihedral) -> PdqDct {
         let mut block = [[0f32; FREQS]; FREQS];
         for (i, row) in block.iter_mut().enumerate() {
             for (j, value) in row.iter_mut().enumerate() {
                 *value = transform.coefficient(&self.block, i, j);
             }
         }
-        threshold_at_median(&block)
+        PdqDct { block, ..*self }
     }
 
     /// The 16 × 16 DCT coefficients the hash thresholds: row `i` is vertical frequency

@@ -15,10 +15,12 @@
 use super::letterbox::{crop, ContentArea};
 use super::pdq::{pdq, LumaImage, PdqDct};
 
-/// The shared downsample's shorter side is this many pixels or more (below twice this: it
-/// averages by a whole factor): quadrants keep 64 rows and columns or more, which PDQ needs to
-/// decimate without repeating samples.
-const SHARED_SIDE: usize = 144;
+/// The shared downsample is this many pixels high or more (below twice this: it averages by a
+/// whole factor): quadrants keep 64 rows or more, which PDQ needs to decimate without
+/// repeating samples.
+const SHARED_HEIGHT: usize = 144;
+/// ... and this many wide or more, however tall the frame.
+const MIN_SHARED_WIDTH: usize = 64;
 /// At most this many seam rectangles are hashed per frame.
 pub const MAX_SEAM_WINDOWS: usize = 4;
 /// How many times the jump at a seam must exceed the jumps just beside it.
@@ -68,7 +70,7 @@ pub struct Window {
 /// Every window of `image` (fixed ones, then seam rectangles), hashed. Frames too small to
 /// split give none.
 pub fn hash_windows(image: &LumaImage) -> Vec<Window> {
-    let shared = shrink(image, SHARED_SIDE);
+    let shared = shrink(image, SHARED_HEIGHT);
     if shared.image.width < 32 || shared.image.height < 32 {
         return Vec::new();
     }
@@ -110,10 +112,12 @@ impl Shared {
     }
 }
 
-/// Box-averages `image` by the largest whole factor that keeps its shorter side at least
-/// `side` pixels (the shorter side: a frame made very tall or very wide keeps its windows).
-fn shrink(image: &LumaImage, side: usize) -> Shared {
-    let factor = (image.height.min(image.width) / side.max(1)).max(1);
+/// Box-averages `image` by the largest whole factor that keeps it at least `height` rows high
+/// and [`MIN_SHARED_WIDTH`] columns wide (a frame made very tall keeps its windows).
+fn shrink(image: &LumaImage, height: usize) -> Shared {
+    let factor = (image.height / height.max(1))
+        .min(image.width / MIN_SHARED_WIDTH)
+        .max(1);
     if factor == 1 {
         return Shared {
             image: image.clone(),

@@ -105,6 +105,8 @@ pub struct InspectSettings {
     pub frame_in_frame: Option<InsetSettings>,
     /// Hash the frame's windows (halves, quadrants, centre, seam-bound rectangles).
     pub windows: bool,
+    /// Hash the colour planes of every sample, not only of those whose luma is featureless.
+    pub colour_planes: bool,
     /// Largest picture decoded, in pixels; larger makes the stream uninspectable.
     pub max_pixels: u64,
     /// The coverage bound (`verdict.max_blind`): keyframes mode decodes a GOP's other frames
@@ -124,6 +126,7 @@ impl Default for InspectSettings {
             letterbox: Some(LetterboxSettings::default()),
             frame_in_frame: Some(InsetSettings::default()),
             windows: true,
+            colour_planes: true,
             max_pixels: DEFAULT_MAX_PIXELS,
             max_blind: Duration::from_millis(1500),
             max_blind_degraded: Duration::from_secs(4),
@@ -1194,9 +1197,7 @@ fn sample(
             windows: settings.windows,
         };
         let mut hashes = hash_frame(&luma, views);
-        if hashes.luma_featureless(FEATURELESS) {
-            hashes.add_colour(&frame.colour());
-        }
+        hashes.add_colour(&frame.colour(), settings.colour_planes);
         if picker
             .dull
             .sample(hashes.featureless(FEATURELESS), carried.pts)
