@@ -144,6 +144,8 @@ rows=(
   "over its blurred enlarged copy, 70 %, off centre|[0:v]split[a][b];[b]gblur=sigma=20[bg];[a]scale=448:252[fg];[bg][fg]overlay=150:70[v]|plain|2|"
   "vertical video: centre band over its blurred copy|[0:v]split[a][b];[b]scale=-2:640,crop=360:640,gblur=sigma=20[bg];[a]scale=360:202[fg];[bg][fg]overlay=0:(H-h)/2[v]|plain|2|"
   "picture-in-picture, half size over a moving pattern|[0:v]scale=320:180[p];$moving[bg];[bg][p]overlay=210:130:shortest=1[v]|plain|2|"
+  "mirrored, in the left half beside moving footage|[0:v]hflip,scale=320:360[l];$moving,scale=320:360[r];[l][r]hstack=shortest=1[v]|plain|2|"
+  "mirrored, tiled 2 x 2|[0:v]hflip,scale=320:180,split=4[a][b][c][d];[a][b]hstack[t];[c][d]hstack[u];[t][u]vstack[v]|plain|2|"
 )
 
 nearest() { sed -n 's/^nearest: distance [0-9]* margin \(-*[0-9]*\).*/\1/p' <<<"$1"; }

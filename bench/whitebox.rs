@@ -14,7 +14,7 @@
 //! frame) of an attack that evades it after encoding: the quality of picture an attacker keeps.
 //! Higher is worse for the defence; "none" means no attack tried evaded.
 //!
-//! Run with `bench/whitebox.sh` (prints Markdown; ~2 minutes on 2 cores).
+//! Run with `bench/whitebox.sh` (prints Markdown; ~4 minutes on 2 cores).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,7 +73,7 @@ fn main() {
         }
     }
     println!(
-        "\nAttacks per frame: bits pushed {BITS:?} × landing {LANDINGS:?}; x264 CRF 23 after each. \
+        "\nAttacks per frame, on the frame and on its mirror image: bits pushed {BITS:?} × landing {LANDINGS:?}; x264 CRF 23 after each. \
          Frames: one every 0.5 s of each 3 s clip, hashed as the list (`hashgate hash --fps 2`)."
     );
 }
@@ -129,22 +129,35 @@ struct Attempt {
     received: LumaImage,
 }
 
+/// Every attack on `frame`, and on its mirror image (an attacker who read the matcher mirrors
+/// first when that helps; the PSNR is then against the mirrored clean frame).
 fn attempts(dir: &Path, frame: &LumaImage, name: &str) -> Vec<Attempt> {
     let mut out = Vec::new();
-    for bits in BITS {
-        for landing in LANDINGS {
-            let attacked = attack(frame, bits, landing);
-            let received = x264(dir, &attacked, name);
-            let psnr = psnr(frame, &received);
-            out.push(Attempt {
-                bits,
-                landing,
-                psnr,
-                received,
-            });
+    for clean in [frame.clone(), mirror(frame)] {
+        for bits in BITS {
+            for landing in LANDINGS {
+                let attacked = attack(&clean, bits, landing);
+                let received = x264(dir, &attacked, name);
+                let psnr = psnr(&clean, &received);
+                out.push(Attempt {
+                    bits,
+                    landing,
+                    psnr,
+                    received,
+                });
+            }
         }
     }
     out
+}
+
+fn mirror(frame: &LumaImage) -> LumaImage {
+    let pixels = frame
+        .pixels
+        .chunks(frame.width)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    LumaImage { pixels, ..*frame }
 }
 
 /// Whether no list entry matches any view of `image` (what the live path hashes of a frame).

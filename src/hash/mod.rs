@@ -50,16 +50,6 @@ impl View {
             View::Colour => "colour",
         }
     }
-
-    /// Whether the view stands for the whole picture, whose rotations and mirror images are
-    /// worth looking up too (a window's are not: a mirrored split screen mirrors the windows'
-    /// places, which the fixed windows cover).
-    pub fn whole(self) -> bool {
-        matches!(
-            self,
-            View::Frame | View::Content | View::Inset | View::Colour
-        )
-    }
 }
 
 /// The quality (contrast stretched) below which a frame's luma counts as featureless and its

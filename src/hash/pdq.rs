@@ -711,6 +711,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_dihedral_is_the_picture_so_turned() {
+        let (w, h) = (96usize, 96usize);
+        let at =
+            |x: usize, y: usize| ((x * 7 + y * 3) % 23) as f32 * 9.0 + (x / 12 * 31 % 50) as f32;
+        let image = |f: &dyn Fn(usize, usize) -> (usize, usize)| LumaImage {
+            width: w,
+            height: h,
+            pixels: (0..w * h)
+                .map(|i| {
+                    let (x, y) = f(i % w, i / w);
+                    at(x, y)
+                })
+                .collect(),
+        };
+        let original = pdq(&image(&|x, y| (x, y)));
+        let left_right = pdq(&image(&|x, y| (w - 1 - x, y)));
+        let top_bottom = pdq(&image(&|x, y| (x, h - 1 - y)));
+        assert!(
+            original
+                .dihedral(Dihedral::FlipY)
+                .distance(&left_right.hash())
+                <= 2
+        );
+        assert!(
+            original
+                .dihedral(Dihedral::FlipX)
+                .distance(&top_bottom.hash())
+                <= 2
+        );
+        assert!(original.hash().distance(&left_right.hash()) > 32);
+    }
+
+    #[test]
     fn hex_round_trips_in_reference_order() {
         let text = "f8f8f0cce0f4e84d0e370a22028f67f0b36e2ed596623e1d33e6339c4e9c9b22";
         let hash: PdqHash = text.parse().expect("valid hex");

@@ -399,7 +399,7 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
 /// with the contrast stretched): each whole-picture view with its dihedrals when the list
 /// says `mirror` (colour planes only when the luma is featureless), each of them but colour
 /// planes beside a luma with a picture also on its sure bits alone (`weak_margin`; the whole
-/// frame mirrored too), every window as it is, and the
+/// frame mirrored too), every window as it is and mirrored, and the
 /// complement of each query (its negative) at the list's stricter negative threshold.
 /// `radius` overrides the thresholds (`Some(256)`: the nearest entry, for `nearest_pdq`).
 /// Best first, one per entry.
@@ -419,10 +419,14 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
         .filter(|(_, d)| d.stretched_quality >= s.min_quality)
         .filter(|(v, _)| !allow || matches!(v, View::Frame | View::Content))
     {
-        let queries = if s.mirror() && view.whole() && (view != View::Colour || colour_alone) {
-            dct.dihedrals().to_vec()
-        } else {
-            vec![dct.hash()]
+        // Whole pictures in every orientation; windows as they are and mirrored left to
+        // right (a mirrored stream mirrors each window's picture, and a mirrored clip in a
+        // window passed before); colour planes beside a luma picture as they are.
+        let queries = match view {
+            _ if !s.mirror() => vec![dct.hash()],
+            View::Window | View::Seams => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
+            View::Colour if !colour_alone => vec![dct.hash()],
+            _ => dct.dihedrals().to_vec(),
         };
         let mut direct = list.lookup_pdq(&queries, radius);
         // The pictures that stand for the whole clip: the whole frame, the picture inside its
