@@ -52,6 +52,9 @@ impl View {
     }
 }
 
+/// Colour planes are box-averaged to at least this many rows before their PDQ.
+const COLOUR_ROWS: usize = 256;
+
 /// The quality (contrast stretched) below which a frame's luma counts as featureless and its
 /// colour planes are hashed instead: the default `min_quality` of lists.
 pub const FEATURELESS: u32 = 50;
@@ -119,7 +122,11 @@ impl FrameHashes {
     /// (`always`: the luma may carry something else), else only when the luma is featureless.
     pub fn add_colour(&mut self, planes: &[LumaImage], always: bool) {
         if always || self.luma_featureless(FEATURELESS) {
-            self.colour = planes.iter().map(pdq::pdq).collect();
+            // Reduced first: a 4K frame's planes are 1080p each, and PDQ reads 64 × 64.
+            self.colour = planes
+                .iter()
+                .map(|p| pdq::pdq(&windows::reduced(p, COLOUR_ROWS)))
+                .collect();
         }
     }
 }
