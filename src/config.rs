@@ -544,11 +544,24 @@ impl Config {
                     format!("must be at most {bits} (the hash has {bits} bits)"),
                 ));
             }
-            if list.weak_margin.is_some_and(|m| !(0.0..=1.2).contains(&m)) {
+            // Up to 1.0 at least half the bits always count (those at or past the median
+            // distance); past it an attacker could shrink the set below the floor.
+            if list.weak_margin.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
                 return Err(invalid(
                     &format!("lists[{i}].weak_margin"),
-                    "must be from 0 (off) to 1.2 (past that too few bits are left to compare)"
+                    "must be from 0 (off) to 1 (past that an attacker can leave too few bits)"
                         .into(),
+                ));
+            }
+            let usual = crate::matcher::list::default_threshold(list.algorithm);
+            if list.kind == crate::matcher::list::ListKind::Allow
+                && list.threshold.is_some_and(|t| t > usual)
+            {
+                return Err(invalid(
+                    &format!("lists[{i}].threshold"),
+                    format!(
+                        "an allow list excuses whole frames: at most {usual}, the block default"
+                    ),
                 ));
             }
             if list.max_shrink.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
@@ -918,14 +931,15 @@ upstream_key = "b"
             ))
         };
         list("weak_margin = 0.0").expect("off");
-        list("weak_margin = 1.2").expect("the most");
-        for bad in [
-            "weak_margin = 3.0",
-            "weak_margin = -0.5",
-            "negative_threshold = 300",
+        list("weak_margin = 1.0").expect("the most");
+        list("kind = \"allow\"\nthreshold = 20").expect("a strict allow list");
+        for (bad, key) in [
+            ("weak_margin = 1.2", "weak_margin"),
+            ("weak_margin = -0.5", "weak_margin"),
+            ("negative_threshold = 300", "negative_threshold"),
+            ("kind = \"allow\"\nthreshold = 60", "threshold"),
         ] {
             let err = list(bad).expect_err(bad).to_string();
-            let key = bad.split(' ').next().unwrap_or_default();
             assert!(err.contains(&format!("lists[0].{key}")), "{bad}: {err}");
         }
     }

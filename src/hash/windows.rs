@@ -21,6 +21,8 @@ use super::pdq::{pdq, LumaImage, PdqDct};
 const SHARED_HEIGHT: usize = 144;
 /// ... and this many wide or more, however tall the frame.
 const MIN_SHARED_WIDTH: usize = 64;
+/// ... and never more pixels than this (a 16:9 frame's shared image has 37k to 147k).
+const MAX_SHARED_PIXELS: usize = 288 * 512;
 /// At most this many seam rectangles are hashed per frame.
 pub const MAX_SEAM_WINDOWS: usize = 4;
 /// How many times the jump at a seam must exceed the jumps just beside it.
@@ -113,11 +115,16 @@ impl Shared {
 }
 
 /// Box-averages `image` by the largest whole factor that keeps it at least `height` rows high
-/// and [`MIN_SHARED_WIDTH`] columns wide (a frame made very tall keeps its windows).
+/// and [`MIN_SHARED_WIDTH`] columns wide (a frame made very tall keeps its windows), or the
+/// smallest that brings it within [`MAX_SHARED_PIXELS`].
 fn shrink(image: &LumaImage, height: usize) -> Shared {
-    let factor = (image.height / height.max(1))
+    let mut factor = (image.height / height.max(1))
         .min(image.width / MIN_SHARED_WIDTH)
         .max(1);
+    // A frame made extremely tall and narrow would keep its full size: bound the work.
+    while (image.width / factor) * (image.height / factor) > MAX_SHARED_PIXELS {
+        factor += 1;
+    }
     if factor == 1 {
         return Shared {
             image: image.clone(),

@@ -93,6 +93,14 @@ pub struct ListSettings {
     pub max_shrink: Option<f64>,
 }
 
+/// The threshold a list of `algorithm` hashes has when it names none (PDQ 31, else 8).
+pub fn default_threshold(algorithm: Algorithm) -> u32 {
+    match algorithm {
+        Algorithm::Pdq => 31,
+        _ => 8,
+    }
+}
+
 /// Default [`ListSettings::negative_threshold`].
 pub const DEFAULT_NEGATIVE_THRESHOLD: u32 = 20;
 
@@ -167,10 +175,8 @@ impl ListSettings {
 
     /// The effective match threshold.
     pub fn threshold(&self) -> u32 {
-        self.threshold.unwrap_or(match self.algorithm {
-            Algorithm::Pdq => 31,
-            _ => 8,
-        })
+        self.threshold
+            .unwrap_or_else(|| default_threshold(self.algorithm))
     }
 
     /// The effective threshold for negatives (see [`ListSettings::negative_threshold`]).

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 
 use crate::hash::imghash::{self, Algorithm};
-use crate::hash::pdq::{Dihedral, LumaImage, PdqHash};
+use crate::hash::pdq::{Dihedral, LumaImage, PdqDct, PdqHash};
 use crate::hash::{FrameHashes, View, FEATURELESS};
 use crate::metrics::metrics;
 use formats::ListError;
@@ -316,6 +316,14 @@ impl Matcher {
                 ListKind::Block => out.matches.extend(found),
             }
         }
+        // An allow entry matches the luma's whole picture; a clip carried in a colour plane
+        // beside it (an allowed test card in the luma) is not excused by it.
+        if out.allowed.is_some() {
+            out.matches.retain(|m| m.view == View::Colour);
+            if !out.matches.is_empty() {
+                out.allowed = None;
+            }
+        }
         // The whole frame, its content area and their rotations can all hit one entry: report
         // each entry once, at its best distance.
         out.matches
@@ -342,12 +350,7 @@ impl Matcher {
                 continue;
             }
             for m in lookup_views(list, hashes, Some(256)) {
-                let threshold = match (m.negative, m.sure_bits) {
-                    (true, _) => s.negative_threshold(),
-                    (false, Some(counted)) => s.threshold() * counted / 256,
-                    (false, None) => s.threshold(),
-                };
-                let margin = i64::from(m.distance) - i64::from(threshold);
+                let margin = margin(s, &m);
                 if nearest.as_ref().is_none_or(|(_, n)| margin < *n) {
                     nearest = Some((m, margin));
                 }
@@ -414,18 +417,29 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
     // against large lists for the rarer case of a swapped and mirrored clip.
     let colour_alone = hashes.luma_featureless(FEATURELESS);
     let mut found: Vec<Match> = Vec::new();
+    // A colour plane beside a luma picture is judged on its own contrast: stretched, the
+    // smooth chroma of ordinary footage would pass the gate (a plane carrying a clip in place
+    // of the luma keeps the luma's contrast).
+    let gated = |view: View, d: &PdqDct| {
+        let quality = if view == View::Colour && !colour_alone {
+            d.quality
+        } else {
+            d.stretched_quality
+        };
+        quality >= s.min_quality
+    };
     for (view, dct) in hashes
         .views()
-        .filter(|(_, d)| d.stretched_quality >= s.min_quality)
+        .filter(|(v, d)| gated(*v, d))
         .filter(|(v, _)| !allow || matches!(v, View::Frame | View::Content))
     {
-        // Whole pictures in every orientation; windows as they are and mirrored left to
-        // right (a mirrored stream mirrors each window's picture, and a mirrored clip in a
-        // window passed before); colour planes beside a luma picture as they are.
+        // Whole pictures in every orientation; windows and colour planes beside a luma
+        // picture as they are and mirrored left to right (a mirrored stream mirrors each
+        // window's picture, and a mirrored clip in a window passed before).
         let queries = match view {
             _ if !s.mirror() => vec![dct.hash()],
             View::Window | View::Seams => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
-            View::Colour if !colour_alone => vec![dct.hash()],
+            View::Colour if !colour_alone => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
             _ => dct.dihedrals().to_vec(),
         };
         let mut direct = list.lookup_pdq(&queries, radius);
@@ -470,10 +484,23 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
         found.extend(direct.into_iter().map(seen(false)));
         found.extend(negative.into_iter().map(seen(true)));
     }
-    found.sort_by(|a, b| a.source.cmp(&b.source).then(a.distance.cmp(&b.distance)));
+    // One per entry: the one nearest its own threshold (a negative at 19 of 20 is a nearer
+    // call than a direct match at 25 of 31, though its distance is smaller).
+    found.sort_by(|a, b| (a.source.cmp(&b.source)).then(margin(s, a).cmp(&margin(s, b))));
     found.dedup_by(|later, first| later.source == first.source);
     found.sort_by_key(|m| m.distance);
     found
+}
+
+/// A PDQ match's distance less the threshold it had to reach: the negative threshold for a
+/// negative, the threshold scaled to the bits counted for a sure-bit comparison.
+fn margin(s: &ListSettings, m: &Match) -> i64 {
+    let threshold = match (m.negative, m.sure_bits) {
+        (true, _) => s.negative_threshold(),
+        (false, Some(counted)) => s.threshold() * counted / 256,
+        (false, None) => s.threshold(),
+    };
+    i64::from(m.distance) - i64::from(threshold)
 }
 
 /// Logs one reload outcome: info when the new list is in force, a warning when the old one stays.
@@ -532,9 +559,10 @@ mod shrink_tests {
 }
 
 #[cfg(test)]
-mod allow_tests {
+mod lookup_tests {
     use super::*;
     use crate::hash::{hash_frame, pdq, Views};
+    use crate::matcher::list::DEFAULT_WEAK_MARGIN;
 
     /// A blocky pseudo-random picture: texture enough for PDQ, different per seed.
     fn blocks(width: usize, height: usize, seed: u64) -> LumaImage {
@@ -562,6 +590,68 @@ mod allow_tests {
         let mut settings = ListSettings::for_path(&path);
         settings.kind = kind;
         settings
+    }
+
+    #[test]
+    fn the_nearest_entry_is_judged_by_its_margin_not_its_distance() {
+        let frame = blocks(256, 144, 3);
+        let views = Views {
+            letterbox: None,
+            inset: None,
+            windows: false,
+        };
+        let hashes = hash_frame(&frame, views);
+        let sure = hashes.full.sure_bits(DEFAULT_WEAK_MARGIN);
+        let counted: u32 = sure.0.iter().map(|w| w.count_ones()).sum();
+        assert!(counted >= 96 + 19, "{counted} sure bits");
+        // 19 sure bits and 11 others flipped: 30 of 256 (a match, margin -1), while the
+        // sure bits alone are 19 against ~18 (margin about +1): the smaller distance.
+        let mut entry = hashes.full.hash();
+        let (mut sure_left, mut other_left) = (19, 11);
+        for k in 0..256 {
+            let is_sure = sure.0[k / 64] >> (k % 64) & 1 == 1;
+            let flip = if is_sure {
+                &mut sure_left
+            } else {
+                &mut other_left
+            };
+            if *flip > 0 {
+                *flip -= 1;
+                entry.0[k / 64] ^= 1 << (k % 64);
+            }
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let block = list(dir.path(), "block.tsv", entry, ListKind::Block);
+        let matcher = Matcher::load(vec![block]).expect("load");
+        let (nearest, margin) = matcher.nearest_pdq(&hashes).expect("an entry");
+        assert_eq!((nearest.distance, margin), (30, -1), "{nearest:?}");
+        assert_eq!(nearest.sure_bits, None);
+    }
+
+    #[test]
+    fn an_allowed_luma_does_not_excuse_a_clip_in_a_colour_plane() {
+        let card = blocks(256, 144, 11);
+        let clip = blocks(128, 72, 12);
+        let mut hashes = hash_frame(&card, Views::default());
+        hashes.add_colour(&[clip.clone(), blocks(128, 72, 20)], true);
+        let dir = tempfile::tempdir().expect("tmp");
+        let allowed = list(dir.path(), "card.tsv", hashes.full.hash(), ListKind::Allow);
+        let block = list(
+            dir.path(),
+            "clip.tsv",
+            pdq::pdq(&clip).hash(),
+            ListKind::Block,
+        );
+        let matcher = Matcher::load(vec![allowed, block]).expect("load");
+        let found = matcher.match_frame(&hashes, &card);
+        assert!(found.allowed.is_none(), "the card excused the clip");
+        assert_eq!(found.matches.len(), 1);
+        assert_eq!(found.matches[0].view, View::Colour);
+
+        let mut plain = hash_frame(&card, Views::default());
+        plain.add_colour(&[blocks(128, 72, 40), blocks(128, 72, 20)], true);
+        let found = matcher.match_frame(&plain, &card);
+        assert!(found.allowed.is_some(), "the card alone is allowed");
     }
 
     #[test]

@@ -178,6 +178,19 @@ fn very_tall_frames_keep_their_windows() {
 }
 
 #[test]
+fn a_tall_narrow_frame_is_reduced_like_any_other() {
+    // 4 million pixels 100 wide: unreduced by the height rule (100 / 64 = 1), and its windows
+    // and seams would be searched at full size.
+    let shared = reduced(&picture(100, 40_000, 5), 144);
+    assert!(
+        shared.width * shared.height <= MAX_SHARED_PIXELS,
+        "{}x{}",
+        shared.width,
+        shared.height
+    );
+}
+
+#[test]
 fn tiny_frames_have_no_windows() {
     assert!(hash_windows(&picture(40, 24, 9)).is_empty());
 }
