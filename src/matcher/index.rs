@@ -144,35 +144,11 @@ impl<const W: usize> HammingIndex<W> {
             }
             d
         };
-        let slot_count = W * 4;
-        let used: Vec<usize> = (0..slot_count)
-            .filter(|&s| 16 - slot(care, s).count_ones() as usize <= MAX_WILD)
-            .collect();
-        let probe = if used.is_empty() {
-            usize::MAX
-        } else {
-            radius as usize / used.len()
-        };
-        // Buckets the probes would read, and the candidates in them (random hashes spread
-        // evenly over 2^16 values per slot): past an eighth of the entries (each a random read),
-        // reading every entry in order is cheaper.
-        let buckets: f64 = used
-            .iter()
-            .map(|&s| {
-                let sure = slot(care, s).count_ones() as f64;
-                let within = 1.0
-                    + sure
-                    + if probe >= 2 {
-                        sure * (sure - 1.0) / 2.0
-                    } else {
-                        0.0
-                    };
-                2f64.powi(16 - sure as i32) * within
-            })
-            .sum();
-        let candidates = buckets * self.hashes.len() as f64 / 65_536.0;
-        let worth_it = probe <= 2 && candidates * 8.0 < self.hashes.len() as f64;
-        let Some(slots) = self.slots.as_ref().filter(|_| worth_it) else {
+        let Some((slots, MaskedPlan::Probe { used, probe })) = self
+            .slots
+            .as_ref()
+            .map(|slots| (slots, self.masked_plan(care, radius)))
+        else {
             for (id, hash) in self.hashes.iter().enumerate() {
                 let d = masked(hash);
                 if d <= radius {
@@ -203,6 +179,44 @@ impl<const W: usize> HammingIndex<W> {
         hits.dedup();
         for (id, d) in hits {
             found(id, d);
+        }
+    }
+
+    /// How [`HammingIndex::search_masked`] answers for `care` at `radius`: probing the slots
+    /// that keep at most [`MAX_WILD`] free bits, each within `probe` of its cared bits, or
+    /// scanning every entry when the probes would read more than an eighth of them.
+    fn masked_plan(&self, care: &Bits<W>, radius: u32) -> MaskedPlan {
+        let used: Vec<usize> = (0..W * 4)
+            .filter(|&s| 16 - slot(care, s).count_ones() as usize <= MAX_WILD)
+            .collect();
+        if used.is_empty() {
+            return MaskedPlan::Scan;
+        }
+        let probe = radius as usize / used.len();
+        if probe > 2 {
+            return MaskedPlan::Scan;
+        }
+        // Buckets the probes read: every filling of a slot's free bits, times the values
+        // within `probe` of its cared bits; random hashes spread evenly over 2^16 values.
+        let buckets: f64 = used
+            .iter()
+            .map(|&s| {
+                let sure = f64::from(slot(care, s).count_ones());
+                let within = match probe {
+                    0 => 1.0,
+                    1 => 1.0 + sure,
+                    _ => 1.0 + sure + sure * (sure - 1.0) / 2.0,
+                };
+                2f64.powi(16 - sure as i32) * within
+            })
+            .sum();
+        let candidates = buckets * self.hashes.len() as f64 / 65_536.0;
+        // Each candidate is a random read; past an eighth of the entries, reading them all in
+        // order is cheaper.
+        if candidates * 8.0 < self.hashes.len() as f64 {
+            MaskedPlan::Probe { used, probe }
+        } else {
+            MaskedPlan::Scan
         }
     }
 
@@ -250,6 +264,15 @@ fn build_slots<const W: usize>(hashes: &[Bits<W>]) -> Slots {
         starts.push(counts);
     }
     Slots { ids, starts }
+}
+
+/// How a masked search is answered (see `HammingIndex::masked_plan`).
+#[derive(Debug, PartialEq)]
+enum MaskedPlan {
+    /// Read every entry.
+    Scan,
+    /// Probe these slots, each within `probe` bits of the query's cared bits.
+    Probe { used: Vec<usize>, probe: usize },
 }
 
 /// Most free bits a slot may have and still be probed by [`HammingIndex::search_masked`]
@@ -389,6 +412,31 @@ mod tests {
         }
     }
 
+    /// The property below covers both answers: few free bits probe, many scan.
+    #[test]
+    fn masked_plans_probe_with_few_free_bits_and_scan_with_many() {
+        let mut rng = Rng(3);
+        let index = HammingIndex::build((0..20_000).map(|_| rng.hash()).collect::<Vec<Bits<4>>>());
+        let all = [u64::MAX; 4];
+        assert!(matches!(
+            index.masked_plan(&all, 31),
+            MaskedPlan::Probe { probe: 1, .. }
+        ));
+        assert!(matches!(
+            index.masked_plan(&all, 40),
+            MaskedPlan::Probe { probe: 2, .. }
+        ));
+        let mut few = all;
+        few[0] &= !0b1011; // three free bits in one slot
+        assert!(matches!(
+            index.masked_plan(&few, 20),
+            MaskedPlan::Probe { .. }
+        ));
+        let many = rng.near(&[0; 4], 120).map(|w| !w);
+        assert_eq!(index.masked_plan(&many, 18), MaskedPlan::Scan);
+        assert_eq!(index.masked_plan(&all, 60), MaskedPlan::Scan, "probe 3");
+    }
+
     /// Property: the masked search returns exactly what a masked scan returns, for masks
     /// leaving out from 0 to 120 bits (some slots past MAX_WILD), with neighbours planted that
     /// differ freely on the free bits and by 0 to 35 on the cared ones.
@@ -414,7 +462,8 @@ mod tests {
         }
         let index = HammingIndex::build(hashes.clone());
         for (q, care) in &cases {
-            for radius in [0u32, 8, 20, 31] {
+            // 40: two bits a slot over sixteen slots (probe 2).
+            for radius in [0u32, 8, 20, 31, 40] {
                 let mut want: Vec<(u32, u32)> = Vec::new();
                 for (id, h) in hashes.iter().enumerate() {
                     let d: u32 = (0..4).map(|i| ((q[i] ^ h[i]) & care[i]).count_ones()).sum();
@@ -422,7 +471,7 @@ mod tests {
                         want.push((id as u32, d));
                     }
                 }
-                assert!(want.len() as u32 > radius, "planted neighbours exist");
+                assert!(want.len() as u32 > radius.min(35), "planted neighbours exist");
                 let mut got = Vec::new();
                 index.search_masked(q, care, radius, |id, d| got.push((id, d)));
                 got.sort_unstable();
