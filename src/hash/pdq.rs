@@ -169,7 +169,7 @@ pub struct PdqDct {
     /// hash to mean much.
     pub quality: u32,
     /// The quality of the same picture with its contrast stretched to the full range (see
-    /// [`stretched_quality`]): what the live gate judges, so that a clip played at a quarter of
+    /// `stretched_quality`): what the live gate judges, so that a clip played at a quarter of
     /// its contrast is not skipped as featureless. The hash is the same either way.
     pub stretched_quality: u32,
 }

@@ -471,7 +471,10 @@ mod tests {
                         want.push((id as u32, d));
                     }
                 }
-                assert!(want.len() as u32 > radius.min(35), "planted neighbours exist");
+                assert!(
+                    want.len() as u32 > radius.min(35),
+                    "planted neighbours exist"
+                );
                 let mut got = Vec::new();
                 index.search_masked(q, care, radius, |id, d| got.push((id, d)));
                 got.sort_unstable();

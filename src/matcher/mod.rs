@@ -399,13 +399,11 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
 }
 
 /// A PDQ list's matches for every view of a frame good enough for its gate (quality judged
-/// with the contrast stretched): each whole-picture view with its dihedrals when the list
-/// says `mirror` (colour planes only when the luma is featureless), each of them but colour
-/// planes beside a luma with a picture also on its sure bits alone (`weak_margin`; the whole
-/// frame mirrored too), every window as it is and mirrored, and the
-/// complement of each query (its negative) at the list's stricter negative threshold.
-/// `radius` overrides the thresholds (`Some(256)`: the nearest entry, for `nearest_pdq`).
-/// Best first, one per entry.
+/// with the contrast stretched, but for colour planes beside a luma picture): each view with
+/// the hashes [`view_queries`] gives, and the complement of each (its negative) at the list's
+/// stricter negative threshold; the views that stand for the whole clip also on their sure
+/// bits alone ([`sure_queries`]). `radius` overrides the thresholds (`Some(256)`: the
+/// nearest entry, for `nearest_pdq`). Best first, one per entry.
 ///
 /// An allow list excuses the whole frame, so it is looked up on the whole picture only, as it
 /// is (and mirrored when it says so): an allowed logo in a window, a negative of a test card or
@@ -413,10 +411,7 @@ fn short_hash(algorithm: Algorithm, luma: &LumaImage) -> Option<u64> {
 fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> Vec<Match> {
     let s = &list.settings;
     let allow = s.kind == ListKind::Allow;
-    // Colour planes beside a luma with a picture get no dihedrals: 16 queries a frame saved
-    // against large lists for the rarer case of a swapped and mirrored clip.
     let colour_alone = hashes.luma_featureless(FEATURELESS);
-    let mut found: Vec<Match> = Vec::new();
     // A colour plane beside a luma picture is judged on its own contrast: stretched, the
     // smooth chroma of ordinary footage would pass the gate (a plane carrying a clip in place
     // of the luma keeps the luma's contrast).
@@ -428,44 +423,15 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
         };
         quality >= s.min_quality
     };
+    let mut found: Vec<Match> = Vec::new();
+    let mut sure: Vec<(View, (PdqHash, PdqHash))> = Vec::new();
     for (view, dct) in hashes
         .views()
         .filter(|(v, d)| gated(*v, d))
         .filter(|(v, _)| !allow || matches!(v, View::Frame | View::Content))
     {
-        // Whole pictures in every orientation; windows and colour planes beside a luma
-        // picture as they are and mirrored left to right (a mirrored stream mirrors each
-        // window's picture, and a mirrored clip in a window passed before).
-        let queries = match view {
-            _ if !s.mirror() => vec![dct.hash()],
-            View::Window | View::Seams => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
-            View::Colour if !colour_alone => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
-            _ => dct.dihedrals().to_vec(),
-        };
-        let mut direct = list.lookup_pdq(&queries, radius);
-        // The pictures that stand for the whole clip: the whole frame, the picture inside its
-        // bars or inside a layout (or the colour planes, when they are all there is). (A
-        // sure-bit search scans large lists, ~2.5 ms at a million entries: not for windows.)
-        let steerable = match view {
-            View::Frame | View::Content | View::Inset => true,
-            View::Colour => colour_alone,
-            View::Window | View::Seams => false,
-        };
-        if steerable && s.weak_margin() > 0.0 && !allow {
-            // As is, and mirrored left to right when the list says `mirror` (mirroring first
-            // is the attacker's cheapest way round a sure-bit comparison of the original).
-            let mirrored = s.mirror() && view == View::Frame;
-            let orientations = if mirrored {
-                &[Dihedral::Original, Dihedral::FlipY][..]
-            } else {
-                &[Dihedral::Original][..]
-            };
-            for &t in orientations {
-                let turned = dct.transformed(t);
-                let sure = turned.sure_bits(s.weak_margin());
-                direct.extend(list.lookup_pdq_sure(&turned.hash(), &sure, radius));
-            }
-        }
+        let queries = view_queries(s, view, dct, colour_alone);
+        let direct = list.lookup_pdq(&queries, radius);
         let complements: Vec<PdqHash> = if allow { &[][..] } else { &queries[..] }
             .iter()
             .map(|q| PdqHash(q.0.map(|word| !word)))
@@ -474,15 +440,16 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
             &complements,
             Some(radius.unwrap_or_else(|| s.negative_threshold())),
         );
-        let seen = |negative: bool| {
-            move |mut m: Match| {
-                m.view = view;
-                m.negative = negative;
-                m
-            }
-        };
-        found.extend(direct.into_iter().map(seen(false)));
-        found.extend(negative.into_iter().map(seen(true)));
+        found.extend(direct.into_iter().map(seen(view, false)));
+        found.extend(negative.into_iter().map(seen(view, true)));
+        if !allow {
+            let pairs = sure_queries(s, view, dct, colour_alone);
+            sure.extend(pairs.into_iter().map(|pair| (view, pair)));
+        }
+    }
+    for (view, (hash, bits)) in sure {
+        let matched = list.lookup_pdq_sure(&hash, &bits, radius);
+        found.extend(matched.into_iter().map(seen(view, false)));
     }
     // One per entry: the one nearest its own threshold (a negative at 19 of 20 is a nearer
     // call than a direct match at 25 of 31, though its distance is smaller).
@@ -490,6 +457,62 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
     found.dedup_by(|later, first| later.source == first.source);
     found.sort_by_key(|m| m.distance);
     found
+}
+
+/// A match as found on `view`, of the picture or (`negative`) of its complement.
+fn seen(view: View, negative: bool) -> impl Fn(Match) -> Match {
+    move |mut m: Match| {
+        m.view = view;
+        m.negative = negative;
+        m
+    }
+}
+
+/// The hashes a view is looked up with: whole pictures in every orientation (when the list
+/// says `mirror`); windows and colour planes beside a luma picture as they are and mirrored
+/// left to right (a mirrored stream mirrors each window's picture).
+fn view_queries(s: &ListSettings, view: View, dct: &PdqDct, colour_alone: bool) -> Vec<PdqHash> {
+    match view {
+        _ if !s.mirror() => vec![dct.hash()],
+        View::Window | View::Seams => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
+        View::Colour if !colour_alone => vec![dct.hash(), dct.dihedral(Dihedral::FlipY)],
+        _ => dct.dihedrals().to_vec(),
+    }
+}
+
+/// The `(hash, sure bits)` pairs a view is also compared on (`weak_margin`): the pictures
+/// that stand for the whole clip (the whole frame, the picture inside its bars or inside a
+/// layout, the colour planes when they are all there is), as they are and mirrored left to
+/// right when the list says `mirror` (mirroring first is the attacker's cheapest way round a
+/// sure-bit comparison of the original). Not windows: a sure-bit search mostly scans the
+/// list (2.6 ms at a million entries; six at once in one pass measured no faster: the scan is
+/// bound by the comparisons, not by memory).
+fn sure_queries(
+    s: &ListSettings,
+    view: View,
+    dct: &PdqDct,
+    colour_alone: bool,
+) -> Vec<(PdqHash, PdqHash)> {
+    let steerable = match view {
+        View::Frame | View::Content | View::Inset => true,
+        View::Colour => colour_alone,
+        View::Window | View::Seams => false,
+    };
+    if !steerable || s.weak_margin() <= 0.0 {
+        return Vec::new();
+    }
+    let orientations = if s.mirror() {
+        &[Dihedral::Original, Dihedral::FlipY][..]
+    } else {
+        &[Dihedral::Original][..]
+    };
+    orientations
+        .iter()
+        .map(|&t| {
+            let turned = dct.transformed(t);
+            (turned.hash(), turned.sure_bits(s.weak_margin()))
+        })
+        .collect()
 }
 
 /// A PDQ match's distance less the threshold it had to reach: the negative threshold for a

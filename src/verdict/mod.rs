@@ -86,7 +86,7 @@ impl StreamState {
     }
 }
 
-/// The frame sink that decides. Attach the relay with [`Verdict::attach`] once it exists.
+/// The frame sink that decides: it cuts through the stream registry it is given.
 pub struct Verdict {
     matcher: Arc<Matcher>,
     policy: PolicySettings,
