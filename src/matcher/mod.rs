@@ -431,7 +431,10 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
         .filter(|(v, _)| !allow || matches!(v, View::Frame | View::Content))
     {
         let queries = view_queries(s, view, dct, colour_alone);
-        let direct = list.lookup_pdq(&queries, radius);
+        let mut direct = list.lookup_pdq(&queries, radius);
+        if allow {
+            direct.retain(|m| agrees_on_sure_bits(list, dct, m, radius));
+        }
         let complements: Vec<PdqHash> = if allow { &[][..] } else { &queries[..] }
             .iter()
             .map(|q| PdqHash(q.0.map(|word| !word)))
@@ -457,6 +460,23 @@ fn lookup_views(list: &HashList, hashes: &FrameHashes, radius: Option<u32>) -> V
     found.dedup_by(|later, first| later.source == first.source);
     found.sort_by_key(|m| m.distance);
     found
+}
+
+/// Whether an allow entry matched on all 256 bits also matches the picture on its sure bits:
+/// a clip steered onto an allowed picture's hash (a test card's is easy to learn) moves only
+/// the bits near the median, and must not be excused by it.
+fn agrees_on_sure_bits(list: &HashList, dct: &PdqDct, m: &Match, radius: Option<u32>) -> bool {
+    let margin = list.settings.weak_margin();
+    if margin <= 0.0 {
+        return true;
+    }
+    Dihedral::ALL.iter().any(|&t| {
+        let turned = dct.transformed(t);
+        let sure = turned.sure_bits(margin);
+        list.lookup_pdq_sure(&turned.hash(), &sure, radius)
+            .iter()
+            .any(|s| s.source == m.source)
+    })
 }
 
 /// A match as found on `view`, of the picture or (`negative`) of its complement.
@@ -649,6 +669,44 @@ mod lookup_tests {
         let (nearest, margin) = matcher.nearest_pdq(&hashes).expect("an entry");
         assert_eq!((nearest.distance, margin), (30, -1), "{nearest:?}");
         assert_eq!(nearest.sure_bits, None);
+    }
+
+    /// `hash` with the first `n` bits flipped among those `sure` has set (or has not).
+    fn flipped(hash: PdqHash, sure: PdqHash, n: usize, among_sure: bool) -> PdqHash {
+        let mut out = hash;
+        let bits = (0..256).filter(|&k| (sure.0[k / 64] >> (k % 64) & 1 == 1) == among_sure);
+        for k in bits.take(n) {
+            out.0[k / 64] ^= 1 << (k % 64);
+        }
+        out
+    }
+
+    #[test]
+    fn a_frame_steered_onto_an_allowed_hash_is_not_excused() {
+        let frame = blocks(256, 144, 21);
+        let hashes = hash_frame(&frame, Views::default());
+        let (hash, sure) = (
+            hashes.full.hash(),
+            hashes.full.sure_bits(DEFAULT_WEAK_MARGIN),
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let block = list(dir.path(), "clip.tsv", hash, ListKind::Block);
+        // 20 bits from the frame on all 256 (within the allow threshold), but all 20 sure.
+        let steered = flipped(hash, sure, 20, true);
+        let card = list(dir.path(), "card.tsv", steered, ListKind::Allow);
+        let matcher = Matcher::load(vec![card, block.clone()]).expect("load");
+        let found = matcher.match_frame(&hashes, &frame);
+        assert!(
+            found.allowed.is_none(),
+            "excused by a hash it was steered onto"
+        );
+        assert_eq!(found.matches.len(), 1);
+
+        // The same 20 bits away near the median: the card itself, re-encoded.
+        let near = flipped(hash, sure, 20, false);
+        let card = list(dir.path(), "card2.tsv", near, ListKind::Allow);
+        let matcher = Matcher::load(vec![card, block]).expect("load");
+        assert!(matcher.match_frame(&hashes, &frame).allowed.is_some());
     }
 
     #[test]
