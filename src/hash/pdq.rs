@@ -711,7 +711,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_dihedral_is_the_picture_so_turned() {
+    fn the_flips_are_the_picture_mirrored() {
         let (w, h) = (96usize, 96usize);
         let at =
             |x: usize, y: usize| ((x * 7 + y * 3) % 23) as f32 * 9.0 + (x / 12 * 31 % 50) as f32;

@@ -178,7 +178,7 @@ fn very_tall_frames_keep_their_windows() {
 }
 
 #[test]
-fn a_tall_narrow_frame_is_reduced_like_any_other() {
+fn a_tall_narrow_frame_is_reduced_within_the_pixel_bound() {
     // 4 million pixels 100 wide: unreduced by the height rule (100 / 64 = 1), and its windows
     // and seams would be searched at full size.
     let shared = reduced(&picture(100, 40_000, 5), 144);
