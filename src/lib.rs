@@ -10,6 +10,7 @@
 //! - [`inspect`]: video tags to decoded, sampled frames on worker threads;
 //! - [`hash`]: PDQ (and its dihedrals, letterbox crop) and the image_hasher algorithms;
 //! - [`matcher`]: hash lists, their formats, the exact index, live reload;
+//! - [`bank`]: media banks, the second matcher (local features with geometric verification);
 //! - [`verdict`]: the policy that turns matches into cuts, key blocks and probation; coverage
 //!   (a stream inspection cannot see is not let through silently);
 //! - [`events`]: the JSON-lines event log, webhook and evidence.
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bank;
 pub mod cli;
 pub mod cluster;
 pub mod config;

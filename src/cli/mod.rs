@@ -1,5 +1,6 @@
 //! Command-line front end: `serve`, `hash` and `check-config`, logging setup, signals.
 
+mod bank;
 mod demo;
 mod hash;
 mod lookup;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Show a cut end to end on loopback: the samples replayed through hashgate to a local
     /// platform, with a report.
     Demo(demo::DemoArgs),
+    /// Media banks: build one from clips, check a video against one.
+    #[command(subcommand)]
+    Bank(bank::BankCommand),
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file.
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             invalid => anyhow::bail!("{invalid} queries were not valid hashes"),
         },
         Command::Scan(args) => scan::run(&args),
+        Command::Bank(command) => bank::run(&command),
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             init_logging(cli.log_format.unwrap_or(config.log.format), "info");

@@ -1,0 +1,152 @@
+//! Feature pairs: each of a frame's features paired with its nearest reference feature by
+//! Hamming distance, kept only when that nearest is clearly nearer than the second (Lowe's
+//! ratio test), so repeated texture, whose features all look alike, pairs nothing.
+
+use super::features::Feature;
+use super::geometry::Pair;
+
+/// A reference feature as a bank stores it: position and descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Position in the reference's working picture, pixels.
+    pub x: u16,
+    /// Position in the reference's working picture, pixels.
+    pub y: u16,
+    /// Steered BRIEF descriptor.
+    pub descriptor: [u64; 4],
+}
+
+impl From<&Feature> for Stored {
+    fn from(f: &Feature) -> Stored {
+        Stored {
+            x: f.x.round().clamp(0.0, f32::from(u16::MAX)) as u16,
+            y: f.y.round().clamp(0.0, f32::from(u16::MAX)) as u16,
+            descriptor: f.descriptor,
+        }
+    }
+}
+
+/// How pairs are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairRule {
+    /// Farthest a pair's descriptors may be, bits of 256.
+    pub max_distance: u32,
+    /// The nearest must be nearer than this share of the second nearest.
+    pub ratio: f64,
+}
+
+impl Default for PairRule {
+    fn default() -> Self {
+        PairRule {
+            max_distance: 64,
+            ratio: 0.8,
+        }
+    }
+}
+
+/// The frame's features paired with a reference picture's.
+pub fn pairs(frame: &[Feature], reference: &[Stored], rule: PairRule) -> Vec<Pair> {
+    let mut out = Vec::new();
+    for f in frame {
+        let Some((nearest, d1, d2)) = two_nearest(&f.descriptor, reference) else {
+            continue;
+        };
+        if d1 <= rule.max_distance && f64::from(d1) < rule.ratio * f64::from(d2) {
+            let r = &reference[nearest];
+            out.push(Pair {
+                from: (f64::from(r.x), f64::from(r.y)),
+                to: (f64::from(f.x), f64::from(f.y)),
+            });
+        }
+    }
+    out
+}
+
+/// The nearest reference feature, its distance and the second nearest distance (256 when
+/// there is no second).
+fn two_nearest(query: &[u64; 4], reference: &[Stored]) -> Option<(usize, u32, u32)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU was just found to have POPCNT.
+            return unsafe { two_nearest_popcnt(query, reference) };
+        }
+    }
+    two_nearest_plain(query, reference)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn two_nearest_popcnt(query: &[u64; 4], reference: &[Stored]) -> Option<(usize, u32, u32)> {
+    two_nearest_plain(query, reference)
+}
+
+#[inline(always)]
+fn two_nearest_plain(query: &[u64; 4], reference: &[Stored]) -> Option<(usize, u32, u32)> {
+    let (mut best, mut d1, mut d2) = (usize::MAX, 257u32, 257u32);
+    for (i, r) in reference.iter().enumerate() {
+        let d = (query[0] ^ r.descriptor[0]).count_ones()
+            + (query[1] ^ r.descriptor[1]).count_ones()
+            + (query[2] ^ r.descriptor[2]).count_ones()
+            + (query[3] ^ r.descriptor[3]).count_ones();
+        if d < d1 {
+            d2 = d1;
+            d1 = d;
+            best = i;
+        } else if d < d2 {
+            d2 = d;
+        }
+    }
+    (best != usize::MAX).then_some((best, d1, d2.min(256)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feature(x: f32, descriptor: [u64; 4]) -> Feature {
+        Feature {
+            x,
+            y: 0.0,
+            level: 0,
+            angle: 0.0,
+            descriptor,
+        }
+    }
+
+    #[test]
+    fn a_clear_nearest_pairs_and_an_ambiguous_one_does_not() {
+        let reference = [
+            Stored {
+                x: 1,
+                y: 0,
+                descriptor: [0, 0, 0, 0],
+            },
+            Stored {
+                x: 2,
+                y: 0,
+                descriptor: [u64::MAX, u64::MAX, 0, 0],
+            },
+            Stored {
+                x: 3,
+                y: 0,
+                descriptor: [u64::MAX, u64::MAX, 0, 1],
+            },
+        ];
+        let rule = PairRule::default();
+        // 3 bits from the first, far from the rest: paired with it.
+        let clear = pairs(&[feature(10.0, [0b111, 0, 0, 0])], &reference, rule);
+        assert_eq!(clear.len(), 1);
+        assert_eq!(clear[0].from, (1.0, 0.0));
+        // 10 bits from the second, 11 from the third: ambiguous, not paired.
+        let torn = pairs(
+            &[feature(10.0, [u64::MAX, u64::MAX, 0x3FF, 0])],
+            &reference,
+            rule,
+        );
+        assert!(torn.is_empty());
+        // Nearest, but too far to be the same corner.
+        let far = pairs(&[feature(10.0, [0, 0, u64::MAX, 0xFF])], &reference, rule);
+        assert!(far.is_empty());
+    }
+}

@@ -1,0 +1,180 @@
+//! Media banks: the second matcher, for when the platform holds the clip itself. A bank keeps
+//! the local features (ORB-style corners with 256-bit descriptors, [`features`]) of a clip's
+//! sampled frames; a stream's frame matches when enough of its features pair with one
+//! reference frame's ([`matching`]) in one geometric arrangement ([`geometry`]), which sees
+//! through rotation, crops, logos, captions, picture-in-picture and a screen filmed at an angle
+//! where PDQ, a hash of the whole picture, cannot. [`file`] is the on-disk format.
+
+pub mod features;
+pub mod file;
+pub mod geometry;
+pub mod image;
+pub mod matching;
+
+use crate::hash::pdq::LumaImage;
+use features::Feature;
+use geometry::{verify, Pair};
+use image::Grey;
+use matching::{pairs, PairRule, Stored};
+
+/// A reference frame: one sampled frame of a clip, by its features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    /// Index of its clip in [`MediaBank::clips`].
+    pub clip: u32,
+    /// Where in the clip, milliseconds.
+    pub at_ms: u32,
+    /// Its working picture's size.
+    pub width: u16,
+    /// Its working picture's size.
+    pub height: u16,
+    /// Its features.
+    pub features: Vec<Stored>,
+}
+
+/// A clip a bank holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    /// The name it was added under (the label events carry).
+    pub name: String,
+    /// The file it was built from.
+    pub source: String,
+}
+
+/// A media bank in memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaBank {
+    /// The clips.
+    pub clips: Vec<Clip>,
+    /// Their sampled frames.
+    pub frames: Vec<Reference>,
+}
+
+/// How a frame is checked against a bank.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckSettings {
+    /// Features taken from each frame (and each reference frame).
+    pub features: usize,
+    /// How features pair.
+    pub rule: PairRule,
+    /// How far (working-picture pixels) a pair may sit from where the mapping puts it.
+    pub tolerance: f64,
+    /// Reference frames verified per check: those with the most pairs.
+    pub candidates: usize,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            features: DEFAULT_FEATURES,
+            rule: PairRule::default(),
+            tolerance: 4.0,
+            candidates: 3,
+        }
+    }
+}
+
+/// Features per frame by default.
+pub const DEFAULT_FEATURES: usize = 500;
+
+/// A frame's features at the working size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameFeatures {
+    /// The working picture's size.
+    pub width: usize,
+    /// The working picture's size.
+    pub height: usize,
+    /// Its features.
+    pub features: Vec<Feature>,
+}
+
+impl FrameFeatures {
+    /// The features of a frame's luma.
+    pub fn of(luma: &LumaImage, budget: usize) -> FrameFeatures {
+        let grey = Grey::working(luma);
+        let features = features::detect(&grey, budget);
+        FrameFeatures {
+            width: grey.width,
+            height: grey.height,
+            features,
+        }
+    }
+}
+
+/// The reference frame that best explains a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankHit {
+    /// Index of the clip in [`MediaBank::clips`].
+    pub clip: u32,
+    /// Where in the clip, milliseconds.
+    pub at_ms: u32,
+    /// Feature pairs one mapping explains.
+    pub inliers: usize,
+    /// Feature pairs found with that reference frame.
+    pub pairs: usize,
+}
+
+impl MediaBank {
+    /// Adds a clip's sampled frames (milliseconds into the clip, luma); returns its index.
+    pub fn add_clip(
+        &mut self,
+        clip: Clip,
+        frames: impl IntoIterator<Item = (u32, LumaImage)>,
+        budget: usize,
+    ) -> u32 {
+        let index = self.clips.len() as u32;
+        self.clips.push(clip);
+        for (at_ms, luma) in frames {
+            self.frames.push(reference(index, at_ms, &luma, budget));
+        }
+        index
+    }
+
+    /// Reference features held, over every frame.
+    pub fn feature_count(&self) -> usize {
+        self.frames.iter().map(|f| f.features.len()).sum()
+    }
+
+    /// The reference frame whose features one mapping explains best, with how many; None when
+    /// no frame shares four pairs in any plausible arrangement.
+    pub fn best(&self, frame: &FrameFeatures, settings: &CheckSettings) -> Option<BankHit> {
+        let mut candidates: Vec<(usize, Vec<Pair>)> = self
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, pairs(&frame.features, &r.features, settings.rule)))
+            .filter(|(_, p)| p.len() >= 4)
+            .collect();
+        candidates.sort_by_key(|(i, p)| (std::cmp::Reverse(p.len()), *i));
+        candidates.truncate(settings.candidates);
+        let mut best: Option<BankHit> = None;
+        for (i, found) in candidates {
+            let r = &self.frames[i];
+            let size = (f64::from(r.width), f64::from(r.height));
+            let Some(fit) = verify(&found, settings.tolerance, size) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| fit.inliers > b.inliers) {
+                best = Some(BankHit {
+                    clip: r.clip,
+                    at_ms: r.at_ms,
+                    inliers: fit.inliers,
+                    pairs: found.len(),
+                });
+            }
+        }
+        best
+    }
+}
+
+/// A reference frame from a sampled frame of a clip.
+pub fn reference(clip: u32, at_ms: u32, luma: &LumaImage, budget: usize) -> Reference {
+    let found = FrameFeatures::of(luma, budget);
+    Reference {
+        clip,
+        at_ms,
+        width: found.width as u16,
+        height: found.height as u16,
+        features: found.features.iter().map(Stored::from).collect(),
+    }
+}

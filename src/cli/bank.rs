@@ -1,0 +1,131 @@
+//! `hashgate bank add` builds a media bank from clips; `hashgate bank check` shows how each
+//! sampled frame of a video stands against one (for tuning and benchmarks).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::bank::file::{load, save};
+use crate::bank::{Clip, CheckSettings, FrameFeatures, MediaBank, DEFAULT_FEATURES};
+use crate::hash::pdq::LumaImage;
+use crate::inspect::file::decode_file;
+use crate::inspect::sampler::Sampler;
+
+/// `hashgate bank …`.
+#[derive(Debug, Subcommand)]
+pub enum BankCommand {
+    /// Add clips to a bank file (created when missing): each file's sampled frames.
+    Add(AddArgs),
+    /// Check a video's sampled frames against a bank: one line per frame, the best reference
+    /// frame and how many feature pairs one mapping explains.
+    Check(CheckArgs),
+}
+
+/// Arguments of `hashgate bank add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The bank file.
+    #[arg(long)]
+    pub bank: PathBuf,
+    /// Samples per second taken from each clip.
+    #[arg(long, default_value_t = 2.0)]
+    pub fps: f64,
+    /// The name matches of these clips carry.
+    pub name: String,
+    /// Video files (or images) of the clip.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `hashgate bank check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The bank file.
+    #[arg(long)]
+    pub bank: PathBuf,
+    /// Samples per second.
+    #[arg(long, default_value_t = 2.0)]
+    pub fps: f64,
+    /// The video.
+    pub file: PathBuf,
+}
+
+/// Runs a `bank` subcommand.
+pub fn run(command: &BankCommand) -> anyhow::Result<()> {
+    match command {
+        BankCommand::Add(args) => add(args),
+        BankCommand::Check(args) => check(args),
+    }
+}
+
+fn add(args: &AddArgs) -> anyhow::Result<()> {
+    let mut bank = if args.bank.exists() {
+        load(&args.bank)?
+    } else {
+        MediaBank::default()
+    };
+    for file in &args.files {
+        let frames = sampled(file, args.fps)?;
+        if frames.is_empty() {
+            anyhow::bail!("{}: no frames", file.display());
+        }
+        let count = frames.len();
+        let clip = Clip {
+            name: args.name.clone(),
+            source: file.display().to_string(),
+        };
+        bank.add_clip(clip, frames, DEFAULT_FEATURES);
+        eprintln!("hashgate: {}: {count} frames", file.display());
+    }
+    save(&bank, &args.bank).with_context(|| format!("writing {}", args.bank.display()))?;
+    eprintln!(
+        "hashgate: {}: {} clips, {} frames, {} features",
+        args.bank.display(),
+        bank.clips.len(),
+        bank.frames.len(),
+        bank.feature_count()
+    );
+    Ok(())
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let bank = load(&args.bank)?;
+    let settings = CheckSettings::default();
+    for (at_ms, luma) in sampled(&args.file, args.fps)? {
+        let started = std::time::Instant::now();
+        let features = FrameFeatures::of(&luma, settings.features);
+        let hit = bank.best(&features, &settings);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match hit {
+            Some(h) => println!(
+                "{:.3}\t{}\t{:.3}\t{}\t{}\t{ms:.1}",
+                f64::from(at_ms) / 1000.0,
+                bank.clips[h.clip as usize].name,
+                f64::from(h.at_ms) / 1000.0,
+                h.inliers,
+                h.pairs
+            ),
+            None => println!("{:.3}\t-\t-\t0\t0\t{ms:.1}", f64::from(at_ms) / 1000.0),
+        }
+    }
+    Ok(())
+}
+
+/// A file's sampled frames (ms, luma): every frame of a video at `fps`, or an image once.
+fn sampled(file: &Path, fps: f64) -> anyhow::Result<Vec<(u32, LumaImage)>> {
+    if let Ok(picture) = image::open(file) {
+        let rgb = picture.to_rgb8();
+        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+        return Ok(vec![(0, LumaImage::from_rgb8(w, h, rgb.as_raw()))]);
+    }
+    let mut sampler = Sampler::new(fps);
+    let mut out = Vec::new();
+    decode_file(file, |frame| {
+        let ms = (frame.seconds * 1000.0).round() as i64;
+        if sampler.take_in_stream_time(ms) {
+            out.push((ms.clamp(0, i64::from(u32::MAX)) as u32, frame.luma));
+        }
+    })?;
+    Ok(out)
+}
