@@ -84,6 +84,9 @@ pub struct Config {
     /// Hash lists frames are matched against.
     #[serde(default)]
     pub lists: Vec<ListSettings>,
+    /// Media banks: the second matcher, on clips the platform holds.
+    #[serde(default)]
+    pub media_bank: crate::bank::live::BankSettings,
     /// When matches add up to a cut.
     #[serde(default)]
     pub verdict: PolicySettings,
@@ -461,6 +464,9 @@ impl Config {
         };
         RtmpUrl::parse(&self.upstream.url).map_err(|e| invalid("upstream.url", e.to_string()))?;
         self.cluster
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.media_bank
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
         for (i, route) in self.routes.iter().enumerate() {

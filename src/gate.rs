@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::bank::live::Banks;
 use crate::cluster::{Cluster, FloodLimits};
 use crate::config::Config;
 use crate::events::Events;
@@ -28,6 +29,8 @@ pub struct Gate {
     pub policy: PolicySettings,
     /// The lists in force.
     pub matcher: Arc<Matcher>,
+    /// The media banks, when `[media_bank]` names any.
+    pub banks: Option<Arc<Banks>>,
     /// The event log.
     pub events: Arc<Events>,
     /// This instance's fleet, when `[cluster] redis` is set.
@@ -56,13 +59,18 @@ impl Gate {
             Events::open(&config.events)
                 .with_context(|| format!("opening event log {}", config.events.log.display()))?,
         );
+        let banks = load_banks(&config)?;
         let registry = Arc::new(StreamRegistry::new());
-        let verdict = Arc::new(Verdict::new(
+        let mut verdict = Verdict::new(
             matcher.clone(),
             config.verdict.clone(),
             events.clone(),
             registry.clone(),
-        ));
+        );
+        if let Some(banks) = &banks {
+            verdict = verdict.with_banks(banks.clone());
+        }
+        let verdict = Arc::new(verdict);
         let settings_config = config.clone();
         let inspector = Inspector::start(
             config.inspect.pool(),
@@ -120,8 +128,26 @@ impl Gate {
             registry,
             policy,
             matcher,
+            banks,
             events,
             cluster,
         })
     }
+}
+
+/// The media banks `[media_bank]` names (a broken one is an error, as a broken list is).
+fn load_banks(config: &Config) -> anyhow::Result<Option<Arc<Banks>>> {
+    if config.media_bank.paths.is_empty() {
+        return Ok(None);
+    }
+    let banks = Banks::load(config.media_bank.clone()).context("loading media banks")?;
+    for loaded in banks.banks().iter() {
+        tracing::info!(
+            bank = %loaded.name,
+            clips = loaded.bank.clips.len(),
+            frames = loaded.bank.frames.len(),
+            "media bank loaded"
+        );
+    }
+    Ok(Some(Arc::new(banks)))
 }

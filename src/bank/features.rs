@@ -8,7 +8,7 @@
 //! ([`pattern`]): a bank built today matches tomorrow's build, and [`DESCRIPTOR_KIND`] names it
 //! in bank files.
 
-use super::image::Grey;
+use super::image::{Grey, Integral};
 
 /// The descriptor a bank file holds: this file's pattern, its seed and its patch.
 pub const DESCRIPTOR_KIND: u32 = 1;
@@ -25,9 +25,10 @@ const FAST_THRESHOLD: i16 = 12;
 /// still meets the reference at some level.
 const SCALE_STEP: f64 = 1.3;
 const LEVELS: usize = 5;
-/// A grid over each level; one cell keeps at most an eighth of the level's features, so a
-/// logo's corners cannot take the whole budget.
-const GRID: usize = 4;
+/// A grid over each level; cells take turns to give their best corner, so busy texture in one
+/// part of the picture (a moving pattern around a picture-in-picture, a logo) cannot take the
+/// features of the rest.
+const GRID: usize = 8;
 
 /// One feature: where it is (working-picture pixels), how it is turned, and its descriptor.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,24 +47,24 @@ pub struct Feature {
 
 /// The features of a picture, at most `budget`, best first within each level.
 pub fn detect(picture: &Grey, budget: usize) -> Vec<Feature> {
-    let pattern = pattern();
+    let turned = turned_patterns();
     let shares = level_shares(budget);
     let mut level = picture.clone();
-    let mut scale = 1.0f64;
     let mut out = Vec::with_capacity(budget);
     for (index, &share) in shares.iter().enumerate() {
         if index > 0 {
-            scale *= SCALE_STEP;
-            level = picture.shrunk(scale);
+            // Each level from the one above: cheaper than from the picture, and as sharp.
+            level = level.shrunk(SCALE_STEP);
         }
+        let scale = picture.width as f64 / level.width as f64;
         if level.width <= 2 * BORDER || level.height <= 2 * BORDER {
             break;
         }
         let corners = strongest(&level, share);
-        let smooth = level.smoothed();
+        let smooth = Integral::of(&level);
         for (x, y) in corners {
             let angle = orientation(&level, x, y);
-            let descriptor = describe(&smooth, x, y, angle, &pattern);
+            let descriptor = describe(&smooth, x, y, &turned[angle_bin(angle)]);
             out.push(Feature {
                 x: (x as f64 * scale) as f32,
                 y: (y as f64 * scale) as f32,
@@ -114,37 +115,31 @@ fn has_arc(mask: u32) -> bool {
     run != 0
 }
 
-/// FAST-9 score of (x, y): 0 when it is not a corner, else how far past the threshold the
-/// brighter (or darker) arc is, summed.
-fn fast_score(g: &Grey, x: usize, y: usize) -> u32 {
-    let centre = i16::from(g.at(x, y));
-    let ring = |i: usize| {
-        let (dx, dy) = CIRCLE[i];
-        i16::from(g.at((x as i32 + dx) as usize, (y as i32 + dy) as usize))
-    };
+/// FAST-9 score of the pixel at `index` of a picture `w` wide: 0 when it is not a corner, else
+/// how far past the threshold the brighter (or darker) arc is, summed.
+#[inline]
+fn fast_score(pixels: &[u8], ring: &[isize; 16], index: usize) -> u32 {
+    let centre = i16::from(pixels[index]);
+    let at = |i: usize| i16::from(pixels[(index as isize + ring[i]) as usize]);
     // Any arc of 9 covers at least two of the four compass points.
-    let compass = [ring(0), ring(4), ring(8), ring(12)];
-    let bright_points = compass
-        .iter()
-        .filter(|&&v| v > centre + FAST_THRESHOLD)
-        .count();
-    let dark_points = compass
-        .iter()
-        .filter(|&&v| v < centre - FAST_THRESHOLD)
-        .count();
+    let (mut bright_points, mut dark_points) = (0, 0);
+    for i in [0, 4, 8, 12] {
+        let d = at(i) - centre;
+        bright_points += i32::from(d > FAST_THRESHOLD);
+        dark_points += i32::from(d < -FAST_THRESHOLD);
+    }
     if bright_points < 2 && dark_points < 2 {
         return 0;
     }
     let (mut bright, mut dark, mut bright_sum, mut dark_sum) = (0u32, 0u32, 0u32, 0u32);
     for i in 0..16 {
-        let d = ring(i) - centre;
-        if d > FAST_THRESHOLD {
-            bright |= 1 << i;
-            bright_sum += (d - FAST_THRESHOLD) as u32;
-        } else if d < -FAST_THRESHOLD {
-            dark |= 1 << i;
-            dark_sum += (-d - FAST_THRESHOLD) as u32;
-        }
+        let d = at(i) - centre;
+        let over = (d - FAST_THRESHOLD).max(0) as u32;
+        let under = (-d - FAST_THRESHOLD).max(0) as u32;
+        bright |= u32::from(over > 0) << i;
+        dark |= u32::from(under > 0) << i;
+        bright_sum += over;
+        dark_sum += under;
     }
     match (has_arc(bright), has_arc(dark)) {
         (true, _) => bright_sum,
@@ -153,40 +148,87 @@ fn fast_score(g: &Grey, x: usize, y: usize) -> u32 {
     }
 }
 
+/// FAST's quick test for a whole row, in a form the compiler vectorises: a pixel can be a
+/// corner only when two of its four compass points are all brighter, or all darker, than it
+/// by the threshold (any arc of 9 covers two of them).
+fn compass_row(g: &Grey, y: usize, candidate: &mut [bool]) {
+    let w = g.width;
+    let t = FAST_THRESHOLD as u8;
+    let row = |dy: isize, dx: isize| {
+        let start = ((y as isize + dy) * w as isize + dx) as usize + BORDER;
+        &g.pixels[start..start + (w - 2 * BORDER)]
+    };
+    let (centre, up, down, left, right) = (row(0, 0), row(-3, 0), row(3, 0), row(0, -3), row(0, 3));
+    let out = &mut candidate[BORDER..w - BORDER];
+    for i in 0..out.len() {
+        let c = centre[i];
+        let bright = |v: u8| u8::from(v.saturating_sub(c) > t);
+        let dark = |v: u8| u8::from(c.saturating_sub(v) > t);
+        let b = bright(up[i]) + bright(down[i]) + bright(left[i]) + bright(right[i]);
+        let d = dark(up[i]) + dark(down[i]) + dark(left[i]) + dark(right[i]);
+        out[i] = b >= 2 || d >= 2;
+    }
+}
+
+/// The circle's pixels as offsets from the centre's index in a picture `w` wide.
+fn ring_offsets(w: usize) -> [isize; 16] {
+    CIRCLE.map(|(dx, dy)| dy as isize * w as isize + dx as isize)
+}
+
 /// The level's best corners: FAST-9 with 3×3 non-maximum suppression, ranked by the Harris
 /// response, at most `share`, no grid cell more than an eighth of them.
 fn strongest(g: &Grey, share: usize) -> Vec<(usize, usize)> {
     let (w, h) = (g.width, g.height);
     let mut scores = vec![0u32; w * h];
+    let ring = ring_offsets(w);
+    let mut candidate = vec![false; w];
     for y in BORDER..h - BORDER {
+        compass_row(g, y, &mut candidate);
         for x in BORDER..w - BORDER {
-            scores[y * w + x] = fast_score(g, x, y);
+            if candidate[x] {
+                scores[y * w + x] = fast_score(&g.pixels, &ring, y * w + x);
+            }
         }
     }
-    let mut corners: Vec<(f64, usize, usize)> = Vec::new();
+    let mut fast: Vec<(u32, usize, usize)> = Vec::new();
     for y in BORDER..h - BORDER {
         for x in BORDER..w - BORDER {
             let s = scores[y * w + x];
-            if s == 0 || !local_maximum(&scores, w, x, y) {
-                continue;
+            if s != 0 && local_maximum(&scores, w, x, y) {
+                fast.push((s, x, y));
             }
-            corners.push((harris(g, x, y), x, y));
         }
     }
-    corners.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let cap = share.div_ceil(8).max(1);
-    let mut per_cell = [0usize; GRID * GRID];
-    let mut kept = Vec::with_capacity(share);
-    for (_, x, y) in corners {
-        let cell = (y * GRID / h) * GRID + x * GRID / w;
-        if per_cell[cell] >= cap {
-            continue;
+    // Harris ranks each cell's strongest FAST corners only (the response is the costly
+    // part): enough for the cell to give twice an even share.
+    fast.sort_by_key(|&(s, x, y)| (std::cmp::Reverse(s), y, x));
+    let per_cell_max = (2 * share).div_ceil(GRID * GRID).max(1);
+    let mut cells: Vec<Vec<(f64, usize, usize)>> = vec![Vec::new(); GRID * GRID];
+    for (_, x, y) in fast {
+        let cell = &mut cells[(y * GRID / h) * GRID + x * GRID / w];
+        if cell.len() < per_cell_max {
+            cell.push((harris(g, x, y), x, y));
         }
-        per_cell[cell] += 1;
-        kept.push((x, y));
-        if kept.len() == share {
+    }
+    take_turns(cells, share)
+}
+
+/// Up to `share` corners, the cells taking turns to give their best (within a turn the
+/// strongest first), so every cell with corners is represented.
+fn take_turns(mut cells: Vec<Vec<(f64, usize, usize)>>, share: usize) -> Vec<(usize, usize)> {
+    for cell in cells.iter_mut() {
+        // Weakest first, so the best is popped.
+        cell.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let mut kept = Vec::with_capacity(share);
+    while kept.len() < share {
+        let mut turn: Vec<(f64, usize, usize)> = cells.iter_mut().filter_map(Vec::pop).collect();
+        if turn.is_empty() {
             break;
         }
+        turn.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let room = share - kept.len();
+        kept.extend(turn.into_iter().take(room).map(|(_, x, y)| (x, y)));
     }
     kept
 }
@@ -227,30 +269,76 @@ fn harris(g: &Grey, x: usize, y: usize) -> f64 {
 
 /// The patch's orientation: the angle from (x, y) to its intensity centroid over the disc.
 fn orientation(g: &Grey, x: usize, y: usize) -> f64 {
+    let halves = disc_halves();
     let (mut m10, mut m01) = (0i64, 0i64);
-    for dy in -PATCH_RADIUS..=PATCH_RADIUS {
-        let half = ((PATCH_RADIUS * PATCH_RADIUS - dy * dy) as f64).sqrt() as i32;
-        for dx in -half..=half {
-            let v = i64::from(g.at((x as i32 + dx) as usize, (y as i32 + dy) as usize));
-            m10 += i64::from(dx) * v;
-            m01 += i64::from(dy) * v;
+    for (row, &half) in halves.iter().enumerate() {
+        let dy = row as i64 - i64::from(PATCH_RADIUS);
+        let start = (y as i64 + dy) as usize * g.width + x - half;
+        let line = &g.pixels[start..=start + 2 * half];
+        let (mut sum, mut moment) = (0i64, 0i64);
+        for (i, &v) in line.iter().enumerate() {
+            sum += i64::from(v);
+            moment += i as i64 * i64::from(v);
         }
+        // Σ dx·v with dx = i − half.
+        m10 += moment - half as i64 * sum;
+        m01 += dy * sum;
     }
     (m01 as f64).atan2(m10 as f64)
 }
 
-/// Steered BRIEF: the pattern turned by `angle`, each pair one bit (first point darker).
-fn describe(smooth: &Grey, x: usize, y: usize, angle: f64, pattern: &Pattern) -> [u64; 4] {
-    let (sin, cos) = angle.sin_cos();
-    let at = |(px, py): (f32, f32)| {
-        let (px, py) = (f64::from(px), f64::from(py));
-        let rx = (px * cos - py * sin).round() as i32;
-        let ry = (px * sin + py * cos).round() as i32;
-        smooth.at((x as i32 + rx) as usize, (y as i32 + ry) as usize)
+/// Half the width of each row of the patch's disc, top to bottom.
+fn disc_halves() -> [usize; 2 * PATCH_RADIUS as usize + 1] {
+    std::array::from_fn(|row| {
+        let dy = row as i32 - PATCH_RADIUS;
+        f64::from(PATCH_RADIUS * PATCH_RADIUS - dy * dy).sqrt() as usize
+    })
+}
+
+/// The pattern is turned in this many steps of the full circle (as ORB does: a descriptor
+/// steered to the nearest step loses little against one turned exactly, and costs no trigonometry).
+const ANGLE_STEPS: usize = 32;
+
+/// The pattern's pixel offsets turned by one step.
+type Turned = [([i8; 2], [i8; 2]); 256];
+
+/// The pattern turned to each of the [`ANGLE_STEPS`], made once.
+fn turned_patterns() -> &'static [Turned; ANGLE_STEPS] {
+    static TABLES: std::sync::OnceLock<Box<[Turned; ANGLE_STEPS]>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let base = pattern();
+        Box::new(std::array::from_fn(|step| {
+            let angle = step as f64 * std::f64::consts::TAU / ANGLE_STEPS as f64;
+            let (sin, cos) = angle.sin_cos();
+            let turn = |(px, py): (f32, f32)| {
+                let (px, py) = (f64::from(px), f64::from(py));
+                [
+                    (px * cos - py * sin).round() as i8,
+                    (px * sin + py * cos).round() as i8,
+                ]
+            };
+            std::array::from_fn(|i| (turn(base[i].0), turn(base[i].1)))
+        }))
+    })
+}
+
+/// The step nearest an angle (radians).
+fn angle_bin(angle: f64) -> usize {
+    let steps = (angle / std::f64::consts::TAU * ANGLE_STEPS as f64).round() as i64;
+    steps.rem_euclid(ANGLE_STEPS as i64) as usize
+}
+
+/// Steered BRIEF: each pair of the turned pattern one bit (first point's box darker).
+fn describe(smooth: &Integral, x: usize, y: usize, turned: &Turned) -> [u64; 4] {
+    let at = |[dx, dy]: [i8; 2]| {
+        smooth.box5(
+            (x as isize + isize::from(dx)) as usize,
+            (y as isize + isize::from(dy)) as usize,
+        )
     };
     let mut bits = [0u64; 4];
-    for (i, (a, b)) in pattern.iter().enumerate() {
-        if at(*a) < at(*b) {
+    for (i, &(a, b)) in turned.iter().enumerate() {
+        if at(a) < at(b) {
             bits[i / 64] |= 1 << (i % 64);
         }
     }
@@ -276,7 +364,10 @@ pub fn pattern() -> Pattern {
     let mut point = move || loop {
         let (u, v) = (next().max(f64::MIN_POSITIVE), next());
         let r = (-2.0 * u.ln()).sqrt() * sigma;
-        let (px, py) = (r * (std::f64::consts::TAU * v).cos(), r * (std::f64::consts::TAU * v).sin());
+        let (px, py) = (
+            r * (std::f64::consts::TAU * v).cos(),
+            r * (std::f64::consts::TAU * v).sin(),
+        );
         if px.hypot(py) <= PATTERN_RADIUS {
             return (px as f32, py as f32);
         }
@@ -289,7 +380,7 @@ pub fn pattern() -> Pattern {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A picture of scattered bright rectangles on a dark ground, from a seed.
@@ -341,7 +432,10 @@ mod tests {
         assert!(found.len() > 150, "{}", found.len());
         assert!(found.len() <= 310);
         let left = found.iter().filter(|f| f.x < 240.0).count();
-        assert!(left > found.len() / 4 && left < found.len() * 3 / 4, "{left}");
+        assert!(
+            left > found.len() / 4 && left < found.len() * 3 / 4,
+            "{left}"
+        );
     }
 
     #[test]
@@ -362,14 +456,14 @@ mod tests {
         // The same picture and its 90° turn: a corner's descriptor, steered by its own
         // orientation, should land within a few dozen bits of the original.
         let g = blocks(160, 160, 3);
-        let mut turned = g.clone();
+        let mut rot = g.clone();
         for y in 0..160 {
             for x in 0..160 {
-                turned.pixels[x * 160 + (159 - y)] = g.at(x, y);
+                rot.pixels[x * 160 + (159 - y)] = g.at(x, y);
             }
         }
-        let (s, t) = (g.smoothed(), turned.smoothed());
-        let p = pattern();
+        let (s, t) = (Integral::of(&g), Integral::of(&rot));
+        let turned = turned_patterns();
         let corners = strongest(&g, 40);
         assert!(!corners.is_empty());
         let mut close = 0;
@@ -378,13 +472,24 @@ mod tests {
             if tx < BORDER || ty < BORDER || tx >= 160 - BORDER || ty >= 160 - BORDER {
                 continue;
             }
-            let a = describe(&s, x, y, orientation(&g, x, y), &p);
-            let b = describe(&t, tx, ty, orientation(&turned, tx, ty), &p);
+            let a = describe(&s, x, y, &turned[angle_bin(orientation(&g, x, y))]);
+            let b = describe(&t, tx, ty, &turned[angle_bin(orientation(&rot, tx, ty))]);
             let d: u32 = (0..4).map(|i| (a[i] ^ b[i]).count_ones()).sum();
             if d < 50 {
                 close += 1;
             }
         }
         assert!(close * 2 > corners.len(), "{close} of {}", corners.len());
+    }
+
+    #[test]
+    fn angles_fall_in_their_nearest_step() {
+        use std::f64::consts::TAU;
+        assert_eq!(angle_bin(0.0), 0);
+        assert_eq!(angle_bin(TAU / 32.0 * 0.4), 0);
+        assert_eq!(angle_bin(TAU / 32.0 * 0.6), 1);
+        assert_eq!(angle_bin(-TAU / 32.0), 31);
+        assert_eq!(angle_bin(TAU / 2.0), 16);
+        assert_eq!(angle_bin(-TAU / 2.0), 16);
     }
 }

@@ -87,7 +87,9 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<MediaBank, BankFileError> {
     };
     let version = r.u8().map_err(&fail)?;
     if version != VERSION {
-        return Err(fail(format!("format version {version}; this build reads {VERSION}")));
+        return Err(fail(format!(
+            "format version {version}; this build reads {VERSION}"
+        )));
     }
     let kind = r.u32().map_err(&fail)?;
     if kind != DESCRIPTOR_KIND {

@@ -110,7 +110,10 @@ pub fn apply(h: &Homography, (x, y): (f64, f64)) -> Option<(f64, f64)> {
     if w.abs() < 1e-9 {
         return None;
     }
-    Some(((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w))
+    Some((
+        (h[0] * x + h[1] * y + h[2]) / w,
+        (h[3] * x + h[4] * y + h[5]) / w,
+    ))
 }
 
 /// Four pairs of which three points (on either side) nearly line up, or that repeat a point,
@@ -180,23 +183,20 @@ fn solve8(mut a: [[f64; 9]; 8]) -> Option<[f64; 8]> {
             return None;
         }
         a.swap(col, pivot);
-        for row in 0..8 {
+        let pivot_row = a[col];
+        for (row, line) in a.iter_mut().enumerate() {
             if row == col {
                 continue;
             }
-            let f = a[row][col] / a[col][col];
+            let f = line[col] / pivot_row[col];
             if f != 0.0 {
-                for k in col..9 {
-                    a[row][k] -= f * a[col][k];
+                for (v, p) in line.iter_mut().zip(pivot_row).skip(col) {
+                    *v -= f * p;
                 }
             }
         }
     }
-    let mut x = [0.0; 8];
-    for i in 0..8 {
-        x[i] = a[i][8] / a[i][i];
-    }
-    Some(x)
+    Some(std::array::from_fn(|i| a[i][8] / a[i][i]))
 }
 
 #[cfg(test)]

@@ -53,66 +53,65 @@ impl Grey {
             height,
         )
     }
+}
 
-    /// A Gaussian-smoothed copy (σ = 2, a 9-tap kernel): the descriptor compares smoothed
-    /// pixels so one noisy pixel cannot flip a bit.
-    pub fn smoothed(&self) -> Grey {
-        const KERNEL: [u32; 9] = [2, 7, 16, 27, 32, 27, 16, 7, 2]; // σ ≈ 2, sums to 136
-        const SUM: u32 = 136;
-        let (w, h) = (self.width, self.height);
-        let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
-        let mut rows = vec![0u8; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0;
-                for (k, weight) in KERNEL.iter().enumerate() {
-                    acc += weight * u32::from(self.at(clamp(x as isize + k as isize - 4, w), y));
-                }
-                rows[y * w + x] = ((acc + SUM / 2) / SUM) as u8;
+/// A picture's integral image: any box's sum in four reads. The descriptor compares 5×5 box
+/// sums rather than pixels, so one noisy pixel cannot flip a bit (the smoothing BRIEF needs,
+/// paid only where it is read).
+#[derive(Debug, Clone)]
+pub struct Integral {
+    width: usize,
+    /// `(width + 1) × (height + 1)` running sums, a zero row and column first.
+    sums: Vec<u32>,
+}
+
+impl Integral {
+    /// The integral image of a picture.
+    pub fn of(g: &Grey) -> Integral {
+        let stride = g.width + 1;
+        let mut sums = vec![0u32; stride * (g.height + 1)];
+        for y in 0..g.height {
+            let mut row = 0u32;
+            for x in 0..g.width {
+                row += u32::from(g.at(x, y));
+                sums[(y + 1) * stride + x + 1] = sums[y * stride + x + 1] + row;
             }
         }
-        let mut out = vec![0u8; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0;
-                for (k, weight) in KERNEL.iter().enumerate() {
-                    acc += weight * u32::from(rows[clamp(y as isize + k as isize - 4, h) * w + x]);
-                }
-                out[y * w + x] = ((acc + SUM / 2) / SUM) as u8;
-            }
+        Integral {
+            width: g.width,
+            sums,
         }
-        Grey {
-            width: w,
-            height: h,
-            pixels: out,
-        }
+    }
+
+    /// The sum of the 5×5 box centred on (x, y), which must lie 2 pixels inside the picture.
+    #[inline]
+    pub fn box5(&self, x: usize, y: usize) -> u32 {
+        let stride = self.width + 1;
+        let (x0, x1, y0, y1) = (x - 2, x + 3, y - 2, y + 3);
+        self.sums[y1 * stride + x1] + self.sums[y0 * stride + x0]
+            - self.sums[y0 * stride + x1]
+            - self.sums[y1 * stride + x0]
     }
 }
 
 /// Area-averaged resampling of a `sw × sh` picture read through `at` to `dw × dh` (down only:
-/// each destination pixel averages the source pixels its footprint covers, weighted by overlap).
-fn resample(
-    sw: usize,
-    sh: usize,
-    at: impl Fn(usize, usize) -> f32,
-    dw: usize,
-    dh: usize,
-) -> Grey {
+/// each destination pixel averages the source pixels its footprint covers, weighted by
+/// overlap), rows first, then columns.
+fn resample(sw: usize, sh: usize, at: impl Fn(usize, usize) -> f32, dw: usize, dh: usize) -> Grey {
     let xs = spans(sw, dw);
     let ys = spans(sh, dh);
+    let mut narrow = vec![0.0f32; dw * sh];
+    for y in 0..sh {
+        for (x, col) in xs.iter().enumerate() {
+            let acc: f32 = col.iter().map(|&(p, w)| at(p, y) * w).sum();
+            narrow[y * dw + x] = acc;
+        }
+    }
     let mut pixels = Vec::with_capacity(dw * dh);
     for row in &ys {
-        for col in &xs {
-            let mut acc = 0.0f64;
-            let mut weight = 0.0f64;
-            for &(y, wy) in row {
-                for &(x, wx) in col {
-                    acc += f64::from(at(x, y)) * wy * wx;
-                    weight += wy * wx;
-                }
-            }
-            let v = if weight > 0.0 { acc / weight } else { 0.0 };
-            pixels.push(v.round().clamp(0.0, 255.0) as u8);
+        for x in 0..dw {
+            let acc: f32 = row.iter().map(|&(p, w)| narrow[p * dw + x] * w).sum();
+            pixels.push((acc + 0.5).clamp(0.0, 255.0) as u8);
         }
     }
     Grey {
@@ -122,20 +121,23 @@ fn resample(
     }
 }
 
-/// For each of `dst` cells over `src` pixels, the source pixels it covers and by how much.
-fn spans(src: usize, dst: usize) -> Vec<Vec<(usize, f64)>> {
+/// For each of `dst` cells over `src` pixels, the source pixels it covers and their weights
+/// (the share of the cell each covers, summing to 1).
+fn spans(src: usize, dst: usize) -> Vec<Vec<(usize, f32)>> {
     let step = src as f64 / dst as f64;
     (0..dst)
         .map(|i| {
             let (a, b) = (i as f64 * step, ((i + 1) as f64 * step).min(src as f64));
             let first = a.floor() as usize;
             let last = (b.ceil() as usize).clamp(first + 1, src);
-            (first..last)
-                .map(|p| {
-                    let cover = (b.min(p as f64 + 1.0) - a.max(p as f64)).max(0.0);
-                    (p, cover)
-                })
+            let covers: Vec<(usize, f64)> = (first..last)
+                .map(|p| (p, (b.min(p as f64 + 1.0) - a.max(p as f64)).max(0.0)))
                 .filter(|&(_, c)| c > 0.0)
+                .collect();
+            let total: f64 = covers.iter().map(|c| c.1).sum();
+            covers
+                .into_iter()
+                .map(|(p, c)| (p, (c / total) as f32))
                 .collect()
         })
         .collect()
@@ -178,21 +180,21 @@ mod tests {
     }
 
     #[test]
-    fn smoothing_keeps_a_flat_picture_and_softens_a_step() {
-        let mut g = Grey {
-            width: 20,
-            height: 5,
-            pixels: vec![0; 100],
+    fn a_box_sum_is_the_sum_of_its_pixels() {
+        let g = Grey {
+            width: 9,
+            height: 7,
+            pixels: (0..63).map(|i| (i * 7 % 251) as u8).collect(),
         };
-        for y in 0..5 {
-            for x in 10..20 {
-                g.pixels[y * 20 + x] = 200;
+        let integral = Integral::of(&g);
+        for (x, y) in [(2, 2), (4, 3), (6, 4)] {
+            let mut want = 0u32;
+            for yy in y - 2..=y + 2 {
+                for xx in x - 2..=x + 2 {
+                    want += u32::from(g.at(xx, yy));
+                }
             }
+            assert_eq!(integral.box5(x, y), want, "({x}, {y})");
         }
-        let s = g.smoothed();
-        assert_eq!(s.at(0, 2), 0);
-        assert_eq!(s.at(19, 2), 200);
-        assert!(s.at(9, 2) > 0 && s.at(9, 2) < 100, "{}", s.at(9, 2));
-        assert!(s.at(10, 2) > 100 && s.at(10, 2) < 200, "{}", s.at(10, 2));
     }
 }

@@ -9,6 +9,7 @@ pub mod features;
 pub mod file;
 pub mod geometry;
 pub mod image;
+pub mod live;
 pub mod matching;
 
 use crate::hash::pdq::LumaImage;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::bank::file::{load, save};
-use crate::bank::{Clip, CheckSettings, FrameFeatures, MediaBank, DEFAULT_FEATURES};
+use crate::bank::{CheckSettings, Clip, FrameFeatures, MediaBank, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;

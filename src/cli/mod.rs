@@ -175,6 +175,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .watch(LIST_POLL)
         .context("starting the list watcher")?;
     tokio::spawn(reload_on_sighup(gate.matcher.clone()));
+    if let Some(banks) = &gate.banks {
+        banks
+            .watch(LIST_POLL)
+            .context("starting the media bank watcher")?;
+    }
     let listener = relay::bind(listen).await?;
     let admin_stop = CancellationToken::new();
     let admin = match &admin_config {

@@ -116,10 +116,14 @@ pub enum EventKind {
         /// `"cut"` or `"alert"`.
         action: String,
         /// Which picture of the frame matched: `"frame"`, `"content"` (inside bars),
-        /// `"inset"`, `"window"` (a half, quadrant or the centre), `"seams"`, `"colour"`.
+        /// `"inset"`, `"window"` (a half, quadrant or the centre), `"seams"`, `"colour"`,
+        /// `"bank"` (a media bank's clip, by local features).
         view: String,
         /// Whether the picture's negative matched.
         negative: bool,
+        /// A media bank's match (view `"bank"`): feature pairs one mapping explains.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inliers: Option<u32>,
     },
     /// A stream was cut for matching known content.
     Cut {
@@ -137,6 +141,9 @@ pub enum EventKind {
         latency_ms: u64,
         /// Whether the key was on probation (cut lately), so one match sufficed.
         probation: bool,
+        /// A media bank's match decided: feature pairs one mapping explains.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inliers: Option<u32>,
     },
     /// A window of the stream's audio lined up with a clip of an audio list (`"event":
     /// "match"`, `"signal": "audio"`).

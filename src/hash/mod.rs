@@ -36,6 +36,8 @@ pub enum View {
     Seams,
     /// A colour plane (a picture moved out of the luma).
     Colour,
+    /// The frame's local features, matched against a media bank (`crate::bank`).
+    Bank,
 }
 
 impl View {
@@ -48,6 +50,7 @@ impl View {
             View::Window => "window",
             View::Seams => "seams",
             View::Colour => "colour",
+            View::Bank => "bank",
         }
     }
 }

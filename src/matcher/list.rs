@@ -243,6 +243,9 @@ pub struct Match {
     /// When the match counted only the query's sure bits: how many there were (`distance`
     /// is then over them, against the threshold scaled to them).
     pub sure_bits: Option<u32>,
+    /// When a media bank matched (view `bank`): the feature pairs one mapping explains
+    /// (`distance` is then 0: no hash was compared).
+    pub inliers: Option<u32>,
 }
 
 /// A match of a stream's audio against an audio list's clip.
@@ -419,6 +422,7 @@ impl HashList {
             view: View::Frame,
             negative: false,
             sure_bits: None,
+            inliers: None,
         }
     }
 

@@ -516,7 +516,7 @@ fn sure_queries(
     let steerable = match view {
         View::Frame | View::Content | View::Inset => true,
         View::Colour => colour_alone,
-        View::Window | View::Seams => false,
+        View::Window | View::Seams | View::Bank => false,
     };
     if !steerable || s.weak_margin() <= 0.0 {
         return Vec::new();

@@ -18,12 +18,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bank::live::Banks;
 use crate::events::{EventKind, Events};
 use crate::hash::pdq::LumaImage;
+use crate::hash::View;
 use crate::inspect::audio::AudioWindow;
 use crate::inspect::pool::{FrameSink, LogSink};
 use crate::inspect::stream::{InspectStats, SampledFrame};
-use crate::matcher::list::{Action, ClipPosition};
+use crate::matcher::list::{Action, ClipPosition, ListKind, Match};
 use crate::matcher::Matcher;
 use crate::metrics::metrics;
 use crate::registry::{Change, StreamRegistry};
@@ -62,6 +64,8 @@ struct StreamState {
     audio_reported: Vec<String>,
     /// When video skipped for others' load was last reported (at most every [`UNSEEN_EVERY`]).
     unseen_reported: Option<Instant>,
+    /// When a frame of the stream was last checked against the media banks.
+    bank_checked: Option<Instant>,
 }
 
 /// How often video a stream loses to others' load is reported, at most.
@@ -82,6 +86,7 @@ impl StreamState {
             last_audio_match: None,
             unseen_reported: None,
             audio_reported: Vec::new(),
+            bank_checked: None,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct Verdict {
     /// Per stream, by [`StreamInfo::id`].
     streams: Mutex<HashMap<u64, StreamState>>,
     flood: Mutex<FloodGuard>,
+    /// The media banks, when `[media_bank]` names any.
+    banks: Option<Arc<Banks>>,
 }
 
 impl Verdict {
@@ -112,7 +119,60 @@ impl Verdict {
             registry,
             streams: Mutex::new(HashMap::new()),
             flood: Mutex::new(FloodGuard::default()),
+            banks: None,
         }
+    }
+
+    /// The verdict with media banks: frames are also checked against them, at most
+    /// `checks_per_second` per stream.
+    pub fn with_banks(mut self, banks: Arc<Banks>) -> Verdict {
+        self.banks = Some(banks);
+        self
+    }
+
+    /// The frame's match in the media banks, when a check is due for the stream (one per
+    /// interval of wall-clock time: a publisher's timestamps cannot make checks more frequent;
+    /// after a match, the next sample at once, so the second match a cut needs is not held
+    /// back by the rate) and one is found. The check runs without the streams lock held.
+    fn bank_match(&self, stream: &StreamInfo, frame: &SampledFrame) -> Option<Match> {
+        let banks = self.banks.as_ref()?;
+        let now = Instant::now();
+        {
+            let mut streams = self.streams.locked();
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            let interval = banks.settings().interval();
+            if state.cut
+                || state
+                    .bank_checked
+                    .is_some_and(|at| now.saturating_duration_since(at) < interval)
+            {
+                return None;
+            }
+            state.bank_checked = Some(now);
+        }
+        let found = banks.check(&frame.luma)?;
+        metrics().matches.inc(&[&found.bank]);
+        if let Some(state) = self.streams.locked().get_mut(&stream.id) {
+            state.bank_checked = None;
+        }
+        Some(Match {
+            list: found.bank.clone(),
+            label: found.clip.clone(),
+            source: found.source,
+            distance: 0,
+            action: found.action,
+            kind: ListKind::Block,
+            position: Some(ClipPosition {
+                clip: found.clip.as_str().into(),
+                seconds: f64::from(found.at_ms) / 1000.0,
+            }),
+            view: View::Bank,
+            negative: false,
+            sure_bits: None,
+            inliers: Some(found.inliers as u32),
+        })
     }
 
     /// Starts watching the coverage of the registry's live streams (until the verdict drops).
@@ -245,6 +305,14 @@ impl Verdict {
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
         let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
+        if result.matches.is_empty() {
+            // An allowed picture does not excuse a bank's clip found inside the frame: the
+            // allow entry matched the whole picture, the bank a part of it.
+            if let Some(m) = self.bank_match(stream, &frame) {
+                result.allowed = None;
+                result.matches.push(m);
+            }
+        }
         if result.allowed.is_some() || result.matches.is_empty() {
             return;
         }
@@ -284,6 +352,7 @@ impl FrameSink for Verdict {
                     },
                     view: m.view.name().into(),
                     negative: m.negative,
+                    inliers: m.inliers,
                 },
             );
         }
@@ -363,6 +432,7 @@ impl FrameSink for Verdict {
                 stream_ms: frame.stream_time_ms,
                 latency_ms,
                 probation,
+                inliers: best.inliers,
             },
         );
         tracing::warn!(key = %crate::registry::key::shown(&stream.stream_key), entry = %best.label, latency_ms, probation, "cut");

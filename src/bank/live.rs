@@ -1,0 +1,335 @@
+//! The media banks in force (`[media_bank]`): loaded at start (a broken bank is an error then:
+//! running without it would fail open), polled for changes and swapped in whole when a changed
+//! file reads cleanly; a file that does not keeps the bank in force, with a one-line reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+
+use super::file::{load, BankFileError};
+use super::{CheckSettings, FrameFeatures, MediaBank, DEFAULT_FEATURES};
+use crate::hash::pdq::LumaImage;
+use crate::locks::Locked;
+use crate::matcher::list::Action;
+
+/// `[media_bank]`: the second matcher's banks and how often it looks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankSettings {
+    /// Bank files (`hashgate bank add`); none: the second matcher is off.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Feature pairs one mapping must explain for a frame to match.
+    #[serde(default = "default_min_inliers")]
+    pub min_inliers: usize,
+    /// Most checks per second of one stream (wall clock): the check costs milliseconds.
+    #[serde(default = "default_checks_per_second")]
+    pub checks_per_second: f64,
+    /// Features taken from each checked frame.
+    #[serde(default = "default_features")]
+    pub features: usize,
+    /// What a match does.
+    #[serde(default)]
+    pub action: Action,
+}
+
+fn default_min_inliers() -> usize {
+    20
+}
+
+fn default_checks_per_second() -> f64 {
+    1.0
+}
+
+fn default_features() -> usize {
+    DEFAULT_FEATURES
+}
+
+impl Default for BankSettings {
+    fn default() -> Self {
+        BankSettings {
+            paths: Vec::new(),
+            min_inliers: default_min_inliers(),
+            checks_per_second: default_checks_per_second(),
+            features: default_features(),
+            action: Action::default(),
+        }
+    }
+}
+
+impl BankSettings {
+    /// Why the settings cannot be used: (key, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.min_inliers < 8 {
+            return Err((
+                "media_bank.min_inliers",
+                "must be at least 8 (chance arrangements of unrelated pictures reach 10)".into(),
+            ));
+        }
+        if !(0.05..=30.0).contains(&self.checks_per_second) {
+            return Err((
+                "media_bank.checks_per_second",
+                "must be between 0.05 and 30".into(),
+            ));
+        }
+        if !(50..=4000).contains(&self.features) {
+            return Err(("media_bank.features", "must be between 50 and 4000".into()));
+        }
+        Ok(())
+    }
+
+    /// The interval between two checks of one stream.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.checks_per_second.max(0.05))
+    }
+}
+
+/// A bank in force, with its name (the file's stem).
+#[derive(Debug)]
+pub struct LoadedBank {
+    /// The file's stem: the "list" a match names.
+    pub name: Arc<str>,
+    /// The file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub bank: MediaBank,
+}
+
+/// A frame's match in a bank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BankMatch {
+    /// The bank's name.
+    pub bank: Arc<str>,
+    /// The clip's name.
+    pub clip: String,
+    /// `file@seconds` of the reference frame.
+    pub source: String,
+    /// Where the reference frame sits in its clip, milliseconds.
+    pub at_ms: u32,
+    /// Pairs one mapping explains.
+    pub inliers: usize,
+    /// What the bank says to do.
+    pub action: Action,
+}
+
+/// The banks in force.
+pub struct Banks {
+    settings: BankSettings,
+    banks: ArcSwap<Vec<Arc<LoadedBank>>>,
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn read(path: &Path) -> Result<LoadedBank, BankFileError> {
+    let bank = load(path)?;
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into(),
+    );
+    Ok(LoadedBank {
+        name: name.into(),
+        path: path.to_owned(),
+        bank,
+    })
+}
+
+impl Banks {
+    /// Loads every bank file; any that cannot be read is an error.
+    pub fn load(settings: BankSettings) -> Result<Banks, BankFileError> {
+        let mut banks = Vec::new();
+        let mut stamps = Vec::new();
+        for path in &settings.paths {
+            stamps.push(stamp(path));
+            banks.push(Arc::new(read(path)?));
+        }
+        Ok(Banks {
+            settings,
+            banks: ArcSwap::from_pointee(banks),
+            stamps: Mutex::new(stamps),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &BankSettings {
+        &self.settings
+    }
+
+    /// The banks in force.
+    pub fn banks(&self) -> Arc<Vec<Arc<LoadedBank>>> {
+        self.banks.load_full()
+    }
+
+    /// Whether any bank holds a reference frame.
+    pub fn is_empty(&self) -> bool {
+        self.banks.load().iter().all(|b| b.bank.frames.is_empty())
+    }
+
+    /// Reloads the files whose size or time changed; returns each attempt's outcome (the
+    /// bank's frames, or why the one in force stays).
+    pub fn reload_changed(&self) -> Vec<(PathBuf, Result<usize, BankFileError>)> {
+        let mut stamps = self.stamps.locked();
+        let mut next = self.banks.load_full().as_ref().clone();
+        let mut outcomes = Vec::new();
+        for (i, path) in self.settings.paths.iter().enumerate() {
+            let now = stamp(path);
+            if now == stamps[i] {
+                continue;
+            }
+            stamps[i] = now;
+            let outcome = read(path).map(|b| {
+                let frames = b.bank.frames.len();
+                next[i] = Arc::new(b);
+                frames
+            });
+            outcomes.push((path.clone(), outcome));
+        }
+        if outcomes.iter().any(|(_, r)| r.is_ok()) {
+            self.banks.store(Arc::new(next));
+        }
+        outcomes
+    }
+
+    /// Polls the bank files every `every` and reloads what changed, logging each outcome.
+    /// Runs until the banks are dropped.
+    pub fn watch(
+        self: &Arc<Self>,
+        every: Duration,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("bank-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(banks) = weak.upgrade() else {
+                    return;
+                };
+                for (path, outcome) in banks.reload_changed() {
+                    match outcome {
+                        Ok(frames) => {
+                            tracing::info!(bank = %path.display(), frames, "media bank reloaded")
+                        }
+                        Err(e) => tracing::error!("{e}; the bank in force stays"),
+                    }
+                }
+            })
+    }
+
+    /// A frame's best match in any bank, when one mapping explains `min_inliers` pairs.
+    pub fn check(&self, luma: &LumaImage) -> Option<BankMatch> {
+        let banks = self.banks.load();
+        if banks.iter().all(|b| b.bank.frames.is_empty()) {
+            return None;
+        }
+        let settings = CheckSettings {
+            features: self.settings.features,
+            ..CheckSettings::default()
+        };
+        let features = FrameFeatures::of(luma, settings.features);
+        let mut best: Option<BankMatch> = None;
+        for loaded in banks.iter() {
+            let Some(hit) = loaded.bank.best(&features, &settings) else {
+                continue;
+            };
+            if hit.inliers < self.settings.min_inliers
+                || best.as_ref().is_some_and(|b| b.inliers >= hit.inliers)
+            {
+                continue;
+            }
+            let clip = &loaded.bank.clips[hit.clip as usize];
+            best = Some(BankMatch {
+                bank: loaded.name.clone(),
+                clip: clip.name.clone(),
+                source: format!("{}@{:.1}", clip.source, f64::from(hit.at_ms) / 1000.0),
+                at_ms: hit.at_ms,
+                inliers: hit.inliers,
+                action: self.settings.action,
+            });
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bank::file::save;
+    use crate::bank::Clip;
+
+    fn textured(seed: u64) -> LumaImage {
+        let g = crate::bank::features::tests::blocks(480, 270, seed);
+        LumaImage {
+            width: g.width,
+            height: g.height,
+            pixels: g.pixels.iter().map(|&v| f32::from(v)).collect(),
+        }
+    }
+
+    fn bank_of(seed: u64) -> MediaBank {
+        let mut bank = MediaBank::default();
+        let clip = Clip {
+            name: format!("clip-{seed}"),
+            source: "test".into(),
+        };
+        bank.add_clip(clip, [(0, textured(seed))], DEFAULT_FEATURES);
+        bank
+    }
+
+    #[test]
+    fn a_banked_picture_matches_and_another_does_not_and_a_damaged_reload_keeps_the_bank() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("incidents.hgb");
+        save(&bank_of(1), &path).expect("save");
+        let settings = BankSettings {
+            paths: vec![path.clone()],
+            ..BankSettings::default()
+        };
+        let banks = Banks::load(settings).expect("load");
+        let hit = banks
+            .check(&textured(1))
+            .expect("the banked picture matches");
+        assert_eq!((&*hit.bank, hit.clip.as_str()), ("incidents", "clip-1"));
+        assert!(hit.inliers >= 100, "{}", hit.inliers);
+        assert!(banks.check(&textured(2)).is_none());
+
+        // A damaged file: refused, the bank in force stays.
+        std::fs::write(
+            &path,
+            b"HGBANK\0\x01 and then nothing useful at all, 52 bytes or more",
+        )
+        .expect("damage");
+        let outcomes = banks.reload_changed();
+        assert!(matches!(outcomes.as_slice(), [(_, Err(_))]), "{outcomes:?}");
+        assert!(banks.check(&textured(1)).is_some());
+
+        // A good new version is taken.
+        let mut next = bank_of(2);
+        next.clips[0].name = "clip-2".into();
+        save(&next, &path).expect("save");
+        let outcomes = banks.reload_changed();
+        assert!(matches!(outcomes.as_slice(), [(_, Ok(1))]), "{outcomes:?}");
+        assert!(banks.check(&textured(1)).is_none());
+        assert_eq!(banks.check(&textured(2)).expect("new bank").clip, "clip-2");
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_with_their_key() {
+        let mut s = BankSettings {
+            min_inliers: 4,
+            ..BankSettings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().0, "media_bank.min_inliers");
+        s.min_inliers = 20;
+        s.checks_per_second = 0.0;
+        assert_eq!(s.validate().unwrap_err().0, "media_bank.checks_per_second");
+        s.checks_per_second = 1.0;
+        assert!(s.validate().is_ok());
+        assert_eq!(s.interval(), Duration::from_secs(1));
+    }
+}

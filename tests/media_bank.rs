@@ -1,0 +1,210 @@
+//! Media banks through the relay into nginx-rtmp: a clip added to a bank (`hashgate bank add`)
+//! is cut when it is re-streamed as a phone film of a screen and rotated under a watermark,
+//! edits PDQ does not see through, and benign streams under the same edits pass whole.
+//!
+//! The clip: 3 s of ffmpeg's game of life (4-pixel cells), 2 s into a stream of test footage.
+//! The benign streams: the same footage around the game with another seed (the same look,
+//! another picture) and around a test pattern, under the same edits.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=7:life_color=white:\
+                    death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
+const OTHER_LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=11:life_color=white:\
+                          death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
+const PATTERN: &str = "smptehdbars=size=640x360:rate=30";
+
+/// A screen filmed with a phone: perspective, blur, the screen's pixel grid, sensor noise.
+const REFILMED: &str = "[0:v]perspective=x0=40:y0=20:x1=610:y1=35:x2=25:y2=345:x3=620:y3=330:\
+     sense=destination,gblur=sigma=1.2,drawgrid=w=3:h=3:t=1:color=black@0.25,noise=alls=8:allf=t,\
+     eq=brightness=0.04:contrast=0.9[v]";
+/// Turned 7° with a caption and a watermark (a test card over a tenth of the picture).
+const ROTATED_MARKED: &str = "smptebars=size=202x114:rate=30[l];[0:v]rotate=7*PI/180,\
+     drawtext=text='REUPLOAD':font=DejaVu Sans:fontsize=40:fontcolor=white:x=30:y=300[r];\
+     [r][l]overlay=W-w-10:10:shortest=1[v]";
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+/// Test footage for 2 s, `scene` for 3 s, test footage for 2 s, through `edit`, as FLV.
+fn stream(dir: &Path, scene: &str, edit: &str, name: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.flv"));
+    let graph = format!(
+        "testsrc2=size=640x360:rate=30,trim=0:4,setpts=PTS-STARTPTS,split[f0][f1];\
+         [f0]trim=0:2,setpts=PTS-STARTPTS[a];{scene},fps=30,trim=0:3,setpts=PTS-STARTPTS[b];\
+         [f1]trim=2:4,setpts=PTS-STARTPTS[c];[a][b][c]concat=n=3:v=1,format=yuv420p[s];{}",
+        edit.replace("[0:v]", "[s]")
+    );
+    let target = out.display().to_string();
+    ffmpeg(&[
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        "30",
+        "-g",
+        "30",
+        "-f",
+        "flv",
+        &target,
+    ]);
+    out
+}
+
+#[test]
+fn a_banked_clip_refilmed_or_rotated_under_a_watermark_is_cut_and_benign_streams_pass() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    let clip = dir.path().join("incident.mp4");
+    lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
+    let bank = dir.path().join("incidents.hgb");
+    let added = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["bank", "add", "--bank"])
+        .arg(&bank)
+        .arg("incident-1")
+        .arg(&clip)
+        .output()
+        .expect("hashgate bank add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    let mut files = Vec::new();
+    for (edit, graph) in [("refilmed", REFILMED), ("rotated", ROTATED_MARKED)] {
+        files.push((
+            edit.to_string(),
+            stream(dir.path(), LIFE, graph, edit),
+            true,
+        ));
+        for (name, scene) in [("otherlife", OTHER_LIFE), ("pattern", PATTERN)] {
+            let key = format!("benign-{name}-{edit}");
+            files.push((key.clone(), stream(dir.path(), scene, graph, &key), false));
+        }
+    }
+
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[media_bank]\npaths = [\"{}\"]\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        bank.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    let mut publishers: Vec<_> = files
+        .iter()
+        .map(|(key, file, _)| ffmpeg_publish(file, &hashgate.url(key)))
+        .collect();
+    let mut failures = Vec::new();
+    for ((key, _, is_clip), publisher) in files.iter().zip(publishers.iter_mut()) {
+        let status = publisher
+            .wait_timeout(Duration::from_secs(40))
+            .expect("publisher finished");
+        wait_until("the unpublish event", Duration::from_secs(20), || {
+            read_events(&log)
+                .iter()
+                .any(|e| e["stream"] == key.as_str() && e["event"] == "unpublish")
+        });
+        let events = read_events(&log);
+        let of = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e["stream"] == key.as_str() && e["event"] == kind)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let cut = of("cut");
+        let inliers: Vec<String> = of("match")
+            .iter()
+            .map(|m| format!("{} {}", m["view"], m["inliers"]))
+            .collect();
+        nginx.wait_closed(key, Duration::from_secs(20));
+        let frames = frame_count(&nginx.recording(key));
+        println!(
+            "{key}: cut {}; matches {inliers:?}; publisher {status}; the platform recorded \
+             {frames} frames",
+            !cut.is_empty()
+        );
+        if *is_clip {
+            // Cut on the bank's word, with the clip (from frame 60 on) held back by the delay.
+            let by_bank = cut
+                .iter()
+                .any(|c| c["list"] == "incidents" && c["inliers"].is_u64());
+            if !by_bank || status.success() || !(1..90).contains(&frames) {
+                failures.push(format!("{key}: not cut by the bank before the clip aired"));
+            }
+        } else if !cut.is_empty() || !status.success() || frames < 200 {
+            failures.push(format!(
+                "{key}: a benign stream was cut or not recorded whole"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}\n{}", hashgate.log());
+}
+
+#[test]
+fn a_damaged_bank_is_refused_at_start_with_its_reason() {
+    let dir = temp_dir();
+    let bank = dir.path().join("b.hgb");
+    let mut damaged = b"HGBANK\0\x01".to_vec();
+    damaged.resize(200, 7);
+    std::fs::write(&bank, damaged).expect("write");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nurl = \"rtmp://127.0.0.1:1/live\"\n[media_bank]\npaths = [\"{}\"]\n",
+            bank.display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("hashgate serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("media bank") && stderr.contains("checksum"),
+        "{stderr}"
+    );
+}
+
+/// Video frames in a recording (0 when there is none).
+fn frame_count(recording: &Path) -> usize {
+    if !recording.exists() {
+        return 0;
+    }
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(recording)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
