@@ -144,8 +144,8 @@ fn load_banks(config: &Config) -> anyhow::Result<Option<Arc<Banks>>> {
     for loaded in banks.banks().iter() {
         tracing::info!(
             bank = %loaded.name,
-            clips = loaded.bank.clips.len(),
-            frames = loaded.bank.frames.len(),
+            clips = loaded.bank.bank.clips.len(),
+            frames = loaded.bank.bank.frames.len(),
             "media bank loaded"
         );
     }

@@ -349,7 +349,7 @@ fn describe(smooth: &Integral, x: usize, y: usize, turned: &Turned) -> [u64; 4] 
 type Pattern = [((f32, f32), (f32, f32)); 256];
 
 /// The sampling pattern: BRIEF's second geometry (both points drawn from an isotropic Gaussian
-/// with σ² = S²/25 for the 31-pixel patch), points outside [`PATTERN_RADIUS`] redrawn, from a
+/// with σ² = S²/25 for the 31-pixel patch), points outside `PATTERN_RADIUS` redrawn, from a
 /// fixed seed with SplitMix64 and Box–Muller (ours, so no dependency can change it).
 pub fn pattern() -> Pattern {
     let mut state = 0x6861_7368_6761_7465u64; // "hashgate"

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 
 use super::file::{load, BankFileError};
-use super::{CheckSettings, FrameFeatures, MediaBank, DEFAULT_FEATURES};
+use super::{CheckSettings, FrameFeatures, IndexedBank, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
 use crate::locks::Locked;
 use crate::matcher::list::Action;
@@ -94,8 +94,8 @@ pub struct LoadedBank {
     pub name: Arc<str>,
     /// The file.
     pub path: PathBuf,
-    /// Its contents.
-    pub bank: MediaBank,
+    /// Its contents, indexed.
+    pub bank: IndexedBank,
 }
 
 /// A frame's match in a bank.
@@ -136,7 +136,7 @@ fn read(path: &Path) -> Result<LoadedBank, BankFileError> {
     Ok(LoadedBank {
         name: name.into(),
         path: path.to_owned(),
-        bank,
+        bank: IndexedBank::new(bank),
     })
 }
 
@@ -168,7 +168,10 @@ impl Banks {
 
     /// Whether any bank holds a reference frame.
     pub fn is_empty(&self) -> bool {
-        self.banks.load().iter().all(|b| b.bank.frames.is_empty())
+        self.banks
+            .load()
+            .iter()
+            .all(|b| b.bank.bank.frames.is_empty())
     }
 
     /// Reloads the files whose size or time changed; returns each attempt's outcome (the
@@ -184,7 +187,7 @@ impl Banks {
             }
             stamps[i] = now;
             let outcome = read(path).map(|b| {
-                let frames = b.bank.frames.len();
+                let frames = b.bank.bank.frames.len();
                 next[i] = Arc::new(b);
                 frames
             });
@@ -224,7 +227,7 @@ impl Banks {
     /// A frame's best match in any bank, when one mapping explains `min_inliers` pairs.
     pub fn check(&self, luma: &LumaImage) -> Option<BankMatch> {
         let banks = self.banks.load();
-        if banks.iter().all(|b| b.bank.frames.is_empty()) {
+        if banks.iter().all(|b| b.bank.bank.frames.is_empty()) {
             return None;
         }
         let settings = CheckSettings {
@@ -242,7 +245,7 @@ impl Banks {
             {
                 continue;
             }
-            let clip = &loaded.bank.clips[hit.clip as usize];
+            let clip = &loaded.bank.bank.clips[hit.clip as usize];
             best = Some(BankMatch {
                 bank: loaded.name.clone(),
                 clip: clip.name.clone(),
@@ -271,8 +274,8 @@ mod tests {
         }
     }
 
-    fn bank_of(seed: u64) -> MediaBank {
-        let mut bank = MediaBank::default();
+    fn bank_of(seed: u64) -> crate::bank::MediaBank {
+        let mut bank = crate::bank::MediaBank::default();
         let clip = Clip {
             name: format!("clip-{seed}"),
             source: "test".into(),

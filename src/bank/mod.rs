@@ -3,12 +3,13 @@
 //! sampled frames; a stream's frame matches when enough of its features pair with one
 //! reference frame's ([`matching`]) in one geometric arrangement ([`geometry`]), which sees
 //! through rotation, crops, logos, captions, picture-in-picture and a screen filmed at an angle
-//! where PDQ, a hash of the whole picture, cannot. [`file`] is the on-disk format.
+//! where PDQ, a hash of the whole picture, cannot. [`mod@file`] is the on-disk format.
 
 pub mod features;
 pub mod file;
 pub mod geometry;
 pub mod image;
+pub mod index;
 pub mod live;
 pub mod matching;
 
@@ -16,6 +17,7 @@ use crate::hash::pdq::LumaImage;
 use features::Feature;
 use geometry::{verify, Pair};
 use image::Grey;
+use index::VoteIndex;
 use matching::{pairs, PairRule, Stored};
 
 /// A reference frame: one sampled frame of a clip, by its features.
@@ -136,13 +138,24 @@ impl MediaBank {
         self.frames.iter().map(|f| f.features.len()).sum()
     }
 
-    /// The reference frame whose features one mapping explains best, with how many; None when
-    /// no frame shares four pairs in any plausible arrangement.
+    /// The reference frame whose features one mapping explains best, with how many, of
+    /// the frames with the most pairs (`settings.candidates` of them); None when no frame
+    /// shares four pairs in any plausible arrangement. Pairs the frame with every reference
+    /// frame: for small banks; [`IndexedBank`] votes first.
     pub fn best(&self, frame: &FrameFeatures, settings: &CheckSettings) -> Option<BankHit> {
-        let mut candidates: Vec<(usize, Vec<Pair>)> = self
-            .frames
-            .iter()
-            .enumerate()
+        self.best_among(frame, settings, 0..self.frames.len())
+    }
+
+    /// [`MediaBank::best`] over the reference frames `among` only.
+    pub fn best_among(
+        &self,
+        frame: &FrameFeatures,
+        settings: &CheckSettings,
+        among: impl IntoIterator<Item = usize>,
+    ) -> Option<BankHit> {
+        let mut candidates: Vec<(usize, Vec<Pair>)> = among
+            .into_iter()
+            .filter_map(|i| Some((i, self.frames.get(i)?)))
             .map(|(i, r)| (i, pairs(&frame.features, &r.features, settings.rule)))
             .filter(|(_, p)| p.len() >= 4)
             .collect();
@@ -165,6 +178,43 @@ impl MediaBank {
             }
         }
         best
+    }
+}
+
+/// A bank with its vote index: the frames a check verifies are those its features vote for,
+/// so a check costs about the same whatever the bank's size.
+#[derive(Debug, Clone)]
+pub struct IndexedBank {
+    /// The bank.
+    pub bank: MediaBank,
+    index: VoteIndex,
+}
+
+/// Frames ranked by votes and then paired exhaustively, per check.
+const VOTED_FRAMES: usize = 8;
+
+impl IndexedBank {
+    /// Indexes a bank.
+    pub fn new(bank: MediaBank) -> IndexedBank {
+        let index = VoteIndex::build(bank.frames.iter().map(|f| f.features.as_slice()));
+        IndexedBank { bank, index }
+    }
+
+    /// As [`MediaBank::best`], over the frames the frame's features vote for most (every
+    /// frame when the bank holds no more than that).
+    pub fn best(&self, frame: &FrameFeatures, settings: &CheckSettings) -> Option<BankHit> {
+        if self.bank.frames.len() <= VOTED_FRAMES {
+            return self.bank.best(frame, settings);
+        }
+        let query: Vec<[u64; 4]> = frame.features.iter().map(|f| f.descriptor).collect();
+        let voted = self.index.vote(&query, VOTED_FRAMES);
+        self.bank
+            .best_among(frame, settings, voted.into_iter().map(|(f, _)| f))
+    }
+
+    /// Bytes of the index.
+    pub fn index_bytes(&self) -> usize {
+        self.index.memory_bytes()
     }
 }
 

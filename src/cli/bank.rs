@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::bank::file::{load, save};
-use crate::bank::{CheckSettings, Clip, FrameFeatures, MediaBank, DEFAULT_FEATURES};
+use crate::bank::{CheckSettings, Clip, FrameFeatures, IndexedBank, MediaBank, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
@@ -90,7 +90,7 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let bank = load(&args.bank)?;
+    let bank = IndexedBank::new(load(&args.bank)?);
     let settings = CheckSettings::default();
     for (at_ms, luma) in sampled(&args.file, args.fps)? {
         let started = std::time::Instant::now();
@@ -101,7 +101,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
             Some(h) => println!(
                 "{:.3}\t{}\t{:.3}\t{}\t{}\t{ms:.1}",
                 f64::from(at_ms) / 1000.0,
-                bank.clips[h.clip as usize].name,
+                bank.bank.clips[h.clip as usize].name,
                 f64::from(h.at_ms) / 1000.0,
                 h.inliers,
                 h.pairs
