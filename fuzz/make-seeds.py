@@ -177,5 +177,20 @@ for ext in ["png", "jpg", "gif", "bmp", "webp", "tiff", "pgm"]:
     path = os.path.join(tmp, f"tiny.{ext}")
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=24x16", "-frames:v", "1", path], check=True)
     put("image", f"tiny-{ext}", open(path, "rb").read())
+
+# Media bank files, without the SHA-256 trailer (the target seals each input itself): one clip,
+# two frames of 40 features, the second the first moved 5 px (so a search pairs them).
+import random
+rng = random.Random(7)
+feats = [(rng.randrange(20, 490), rng.randrange(20, 270), [rng.getrandbits(64) for _ in range(4)]) for _ in range(40)]
+body = b"HGBANK\0\x01" + struct.pack("<III", 1, 1, 2)
+for text in (b"incident", b"clip.mp4"):
+    body += struct.pack("<H", len(text)) + text
+for shift in (0, 5):
+    body += struct.pack("<IIHHI", 0, shift * 100, 512, 288, len(feats))
+    for x, y, d in feats:
+        body += struct.pack("<HH4Q", x + shift, y, *d)
+put("bank", "two-frames", body)
+put("bank", "empty", b"HGBANK\0\x01" + struct.pack("<III", 1, 0, 0))
 shutil.rmtree(tmp)
 print("seeds written under", SEEDS)

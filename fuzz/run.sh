@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(handshake chunk amf0 session media_tags codec_config decoder config lists image)
+TARGETS=(handshake chunk amf0 session media_tags codec_config decoder config lists image bank)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 BIN=target/$TRIPLE/release
 

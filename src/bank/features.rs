@@ -115,22 +115,13 @@ fn has_arc(mask: u32) -> bool {
     run != 0
 }
 
-/// FAST-9 score of the pixel at `index` of a picture `w` wide: 0 when it is not a corner, else
-/// how far past the threshold the brighter (or darker) arc is, summed.
+/// FAST-9 score of the pixel at `index` (which passed [`compass_row`]'s test) of a picture
+/// whose circle offsets are `ring`: 0 when it is not a corner, else how far past the threshold
+/// the brighter (or darker) arc is, summed.
 #[inline]
 fn fast_score(pixels: &[u8], ring: &[isize; 16], index: usize) -> u32 {
     let centre = i16::from(pixels[index]);
     let at = |i: usize| i16::from(pixels[(index as isize + ring[i]) as usize]);
-    // Any arc of 9 covers at least two of the four compass points.
-    let (mut bright_points, mut dark_points) = (0, 0);
-    for i in [0, 4, 8, 12] {
-        let d = at(i) - centre;
-        bright_points += i32::from(d > FAST_THRESHOLD);
-        dark_points += i32::from(d < -FAST_THRESHOLD);
-    }
-    if bright_points < 2 && dark_points < 2 {
-        return 0;
-    }
     let (mut bright, mut dark, mut bright_sum, mut dark_sum) = (0u32, 0u32, 0u32, 0u32);
     for i in 0..16 {
         let d = at(i) - centre;

@@ -31,6 +31,10 @@ pub struct AddArgs {
     /// Samples per second taken from each clip.
     #[arg(long, default_value_t = 2.0)]
     pub fps: f64,
+    /// Do not also add each clip mirrored left to right (local features do not see through
+    /// a mirror; the mirrored frames double the bank, not the cost of a check).
+    #[arg(long)]
+    pub no_mirror: bool,
     /// The name matches of these clips carry.
     pub name: String,
     /// Video files (or images) of the clip.
@@ -71,11 +75,23 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
             anyhow::bail!("{}: no frames", file.display());
         }
         let count = frames.len();
+        let mirrored: Vec<(u32, LumaImage)> = if args.no_mirror {
+            Vec::new()
+        } else {
+            frames.iter().map(|(t, l)| (*t, mirror(l))).collect()
+        };
         let clip = Clip {
             name: args.name.clone(),
             source: file.display().to_string(),
         };
         bank.add_clip(clip, frames, DEFAULT_FEATURES);
+        if !mirrored.is_empty() {
+            let clip = Clip {
+                name: args.name.clone(),
+                source: format!("{} (mirrored)", file.display()),
+            };
+            bank.add_clip(clip, mirrored, DEFAULT_FEATURES);
+        }
         eprintln!("hashgate: {}: {count} frames", file.display());
     }
     save(&bank, &args.bank).with_context(|| format!("writing {}", args.bank.display()))?;
@@ -110,6 +126,16 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A picture mirrored left to right.
+fn mirror(luma: &LumaImage) -> LumaImage {
+    let pixels = luma
+        .pixels
+        .chunks(luma.width.max(1))
+        .flat_map(|row| row.iter().rev().copied())
+        .collect();
+    LumaImage { pixels, ..*luma }
 }
 
 /// A file's sampled frames (ms, luma): every frame of a video at `fps`, or an image once.
