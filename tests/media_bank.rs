@@ -192,6 +192,90 @@ fn a_damaged_bank_is_refused_at_start_with_its_reason() {
     );
 }
 
+/// `POST path` with `body` to the admin API on loopback: status and response body.
+fn post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    // A refused upload may be answered, and the connection closed, before it is all sent.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    (status.expect("status"), body.to_owned())
+}
+
+#[test]
+fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    // The bank in force at start holds another clip only.
+    let other = dir.path().join("other.mp4");
+    lavfi_clip(&other, OTHER_LIFE, 3, &["-r", "30"]);
+    let bank = dir.path().join("incidents.hgb");
+    let added = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["bank", "add", "--bank"])
+        .arg(&bank)
+        .args(["other"])
+        .arg(&other)
+        .output()
+        .expect("hashgate bank add");
+    assert!(added.status.success());
+    let clip = dir.path().join("incident.mp4");
+    lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
+    let restream = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
+
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[media_bank]\npaths = [\"{}\"]\nmax_upload = \"2MiB\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        bank.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start_with_admin(dir.path(), &config, "127.0.0.1", "");
+    let port = hashgate.admin_port;
+    let (status, body) = post(port, "/banks/nope/clips?name=x", b"");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(port, "/banks/incidents/clips?name=x", b"not a video at all");
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(port, "/banks/incidents/clips?name=x", &vec![0u8; 3 << 20]);
+    assert_eq!(status, 413);
+    let media = std::fs::read(&clip).expect("clip");
+    let (status, body) = post(port, "/banks/incidents/clips?name=incident-2", &media);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"frames\":24"), "{body}");
+
+    let mut publisher = ffmpeg_publish(&restream, &hashgate.url("rotated"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(40))
+        .expect("publisher finished");
+    wait_until("the cut", Duration::from_secs(20), || {
+        read_events(&log).iter().any(|e| e["event"] == "cut")
+    });
+    let events = read_events(&log);
+    let cut = events.iter().find(|e| e["event"] == "cut").expect("cut");
+    assert_eq!(cut["entry"], "incident-2", "{cut}");
+    assert!(!status.success());
+    // The file holds the clip for the next start.
+    let listed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["bank", "check", "--bank"])
+        .arg(&bank)
+        .arg(&clip)
+        .output()
+        .expect("bank check");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("incident-2"));
+}
+
 /// Video frames in a recording (0 when there is none).
 fn frame_count(recording: &Path) -> usize {
     if !recording.exists() {

@@ -398,3 +398,68 @@ pub async fn reload_lists(State(state): Shared, Query(query): Query<ReloadQuery>
     };
     (status, Json(Value::Array(rows))).into_response()
 }
+
+/// `?name=` of `POST /banks/{bank}/clips`.
+#[derive(Debug, Deserialize)]
+pub struct ClipQuery {
+    /// The clip's name (the label its matches carry).
+    name: String,
+}
+
+/// `POST /banks/{bank}/clips?name=LABEL` with a video or image as the body (at most
+/// `media_bank.max_upload`): added to the configured bank of that name, mirrored too, written
+/// whole and in force at once. 404 for a bank not configured, 400 for media that does not
+/// decode or a name that cannot be a label.
+pub async fn add_bank_clip(
+    State(state): Shared,
+    Path(bank): Path<String>,
+    Query(query): Query<ClipQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(banks) = state.banks.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no media banks: [media_bank] paths is empty".into(),
+        );
+    };
+    let name = query.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "name: 1-200 characters, no control characters".into(),
+        );
+    }
+    let upload = std::env::temp_dir().join(format!(
+        "hashgate-upload-{}-{}",
+        std::process::id(),
+        UPLOADS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let added = tokio::task::spawn_blocking({
+        let (bank, name, upload) = (bank.clone(), name.clone(), upload.clone());
+        move || {
+            std::fs::write(&upload, &body)
+                .map_err(|e| crate::bank::live::AddError::Bank(format!("upload: {e}")))?;
+            let added = banks.add_clip(&bank, &name, &upload);
+            let _ = std::fs::remove_file(&upload);
+            added
+        }
+    })
+    .await;
+    use crate::bank::live::AddError;
+    match added {
+        Ok(Ok(frames)) => {
+            tracing::warn!(bank = %bank, clip = %name.escape_debug(), frames, "clip added to media bank by operator");
+            Json(json!({ "bank": bank, "clip": name, "frames": frames })).into_response()
+        }
+        Ok(Err(e @ AddError::NoSuchBank(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e @ AddError::Media(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ AddError::Bank(_))) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "adding the clip failed".into(),
+        ),
+    }
+}
+
+/// Uploads so far, to name their temporary files.
+static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -44,6 +44,10 @@ pub struct AdminState {
     pub cut_probation: Duration,
     /// The lists in force.
     pub matcher: Arc<Matcher>,
+    /// The media banks, when configured.
+    pub banks: Option<Arc<crate::bank::live::Banks>>,
+    /// Largest clip `POST /banks/{bank}/clips` takes, bytes.
+    pub max_upload: usize,
     /// Where operator actions are recorded.
     pub events: Arc<Events>,
     /// The fleet, when this instance is a member: operator actions reach every instance.
@@ -65,6 +69,8 @@ impl AdminState {
             cut_block: gate.policy.cooldown,
             cut_probation: gate.policy.probation,
             matcher: gate.matcher.clone(),
+            banks: gate.banks.clone(),
+            max_upload: gate.banks.as_ref().map_or(0, |b| b.settings().max_upload),
             events: gate.events.clone(),
             cluster: gate.cluster.clone(),
             draining: gate.relay.shutdown_token(),
@@ -87,6 +93,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/blocks", get(handlers::blocks))
         .route("/blocks/{key}", delete(handlers::unblock))
         .route("/lists/reload", post(handlers::reload_lists))
+        .route(
+            "/banks/{bank}/clips",
+            post(handlers::add_bank_clip)
+                .layer(axum::extract::DefaultBodyLimit::max(state.max_upload)),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,

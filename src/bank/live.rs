@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 
+use super::build::DEFAULT_FPS;
 use super::file::{load, BankFileError};
 use super::{CheckSettings, FrameFeatures, IndexedBank, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
@@ -34,6 +35,17 @@ pub struct BankSettings {
     /// What a match does.
     #[serde(default)]
     pub action: Action,
+    /// Largest clip the admin API takes (`POST /banks/{bank}/clips`), held in memory while it
+    /// is added.
+    #[serde(
+        default = "default_max_upload",
+        deserialize_with = "crate::units::size"
+    )]
+    pub max_upload: usize,
+}
+
+fn default_max_upload() -> usize {
+    256 << 20
 }
 
 fn default_min_inliers() -> usize {
@@ -56,6 +68,7 @@ impl Default for BankSettings {
             checks_per_second: default_checks_per_second(),
             features: default_features(),
             action: Action::default(),
+            max_upload: default_max_upload(),
         }
     }
 }
@@ -115,11 +128,27 @@ pub struct BankMatch {
     pub action: Action,
 }
 
+/// Why a clip could not be added through [`Banks::add_clip`].
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// No configured bank has that name.
+    #[error("no media bank named \"{0}\" in [media_bank] paths")]
+    NoSuchBank(String),
+    /// The media could not be read.
+    #[error("{0}")]
+    Media(String),
+    /// The bank file could not be read or written.
+    #[error("{0}")]
+    Bank(String),
+}
+
 /// The banks in force.
 pub struct Banks {
     settings: BankSettings,
     banks: ArcSwap<Vec<Arc<LoadedBank>>>,
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    /// Held while a clip is added, so two additions cannot lose one another's.
+    writing: Mutex<()>,
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -153,6 +182,7 @@ impl Banks {
             settings,
             banks: ArcSwap::from_pointee(banks),
             stamps: Mutex::new(stamps),
+            writing: Mutex::new(()),
         })
     }
 
@@ -197,6 +227,39 @@ impl Banks {
             self.banks.store(Arc::new(next));
         }
         outcomes
+    }
+
+    /// Adds the media file `media` as clip `clip` to the configured bank named `bank` (its
+    /// file's stem; no other file can be written), mirrored too, writes the file whole and
+    /// puts the new bank in force. Blocks for the decoding: call off the async runtime.
+    /// Returns the bank's frames after it.
+    pub fn add_clip(&self, bank: &str, clip: &str, media: &Path) -> Result<usize, AddError> {
+        let (index, path) = self
+            .settings
+            .paths
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.file_stem().is_some_and(|s| s.to_string_lossy() == bank))
+            .ok_or_else(|| AddError::NoSuchBank(bank.to_owned()))?;
+        let _writing = self.writing.locked();
+        let mut contents = load(path).map_err(|e| AddError::Bank(e.to_string()))?;
+        let source = format!("admin API: {clip}");
+        super::build::add_media(&mut contents, clip, media, &source, DEFAULT_FPS, true)
+            .map_err(|e| AddError::Media(e.0))?;
+        super::file::save(&contents, path).map_err(|e| AddError::Bank(e.to_string()))?;
+        // In force now, whatever the watcher's next poll makes of the file's stamp.
+        let frames = contents.frames.len();
+        let loaded = LoadedBank {
+            name: bank.into(),
+            path: path.clone(),
+            bank: IndexedBank::new(contents),
+        };
+        let mut stamps = self.stamps.locked();
+        stamps[index] = stamp(path);
+        let mut next = self.banks.load_full().as_ref().clone();
+        next[index] = Arc::new(loaded);
+        self.banks.store(Arc::new(next));
+        Ok(frames)
     }
 
     /// Polls the bank files every `every` and reloads what changed, logging each outcome.

@@ -5,6 +5,7 @@
 //! through rotation, crops, logos, captions, picture-in-picture and a screen filmed at an angle
 //! where PDQ, a hash of the whole picture, cannot. [`mod@file`] is the on-disk format.
 
+pub mod build;
 pub mod features;
 pub mod file;
 pub mod geometry;

@@ -1,16 +1,14 @@
 //! `hashgate bank add` builds a media bank from clips; `hashgate bank check` shows how each
 //! sampled frame of a video stands against one (for tuning and benchmarks).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::bank::build::{add_media, sampled};
 use crate::bank::file::{load, save};
-use crate::bank::{CheckSettings, Clip, FrameFeatures, IndexedBank, MediaBank, DEFAULT_FEATURES};
-use crate::hash::pdq::LumaImage;
-use crate::inspect::file::decode_file;
-use crate::inspect::sampler::Sampler;
+use crate::bank::{CheckSettings, FrameFeatures, IndexedBank, MediaBank};
 
 /// `hashgate bank …`.
 #[derive(Debug, Subcommand)]
@@ -70,29 +68,16 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
         MediaBank::default()
     };
     for file in &args.files {
-        let frames = sampled(file, args.fps)?;
-        if frames.is_empty() {
-            anyhow::bail!("{}: no frames", file.display());
-        }
-        let count = frames.len();
-        let mirrored: Vec<(u32, LumaImage)> = if args.no_mirror {
-            Vec::new()
-        } else {
-            frames.iter().map(|(t, l)| (*t, mirror(l))).collect()
-        };
-        let clip = Clip {
-            name: args.name.clone(),
-            source: file.display().to_string(),
-        };
-        bank.add_clip(clip, frames, DEFAULT_FEATURES);
-        if !mirrored.is_empty() {
-            let clip = Clip {
-                name: args.name.clone(),
-                source: format!("{} (mirrored)", file.display()),
-            };
-            bank.add_clip(clip, mirrored, DEFAULT_FEATURES);
-        }
-        eprintln!("hashgate: {}: {count} frames", file.display());
+        let source = file.display().to_string();
+        let count = add_media(
+            &mut bank,
+            &args.name,
+            file,
+            &source,
+            args.fps,
+            !args.no_mirror,
+        )?;
+        eprintln!("hashgate: {source}: {count} frames");
     }
     save(&bank, &args.bank).with_context(|| format!("writing {}", args.bank.display()))?;
     eprintln!(
@@ -126,32 +111,4 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A picture mirrored left to right.
-fn mirror(luma: &LumaImage) -> LumaImage {
-    let pixels = luma
-        .pixels
-        .chunks(luma.width.max(1))
-        .flat_map(|row| row.iter().rev().copied())
-        .collect();
-    LumaImage { pixels, ..*luma }
-}
-
-/// A file's sampled frames (ms, luma): every frame of a video at `fps`, or an image once.
-fn sampled(file: &Path, fps: f64) -> anyhow::Result<Vec<(u32, LumaImage)>> {
-    if let Ok(picture) = image::open(file) {
-        let rgb = picture.to_rgb8();
-        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-        return Ok(vec![(0, LumaImage::from_rgb8(w, h, rgb.as_raw()))]);
-    }
-    let mut sampler = Sampler::new(fps);
-    let mut out = Vec::new();
-    decode_file(file, |frame| {
-        let ms = (frame.seconds * 1000.0).round() as i64;
-        if sampler.take_in_stream_time(ms) {
-            out.push((ms.clamp(0, i64::from(u32::MAX)) as u32, frame.luma));
-        }
-    })?;
-    Ok(out)
 }

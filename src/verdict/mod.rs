@@ -142,12 +142,12 @@ impl Verdict {
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
-            let interval = banks.settings().interval();
-            if state.cut
-                || state
-                    .bank_checked
-                    .is_some_and(|at| now.saturating_duration_since(at) < interval)
-            {
+            if !bank_check_due(
+                state.cut,
+                state.bank_checked,
+                now,
+                banks.settings().interval(),
+            ) {
                 return None;
             }
             state.bank_checked = Some(now);
@@ -302,12 +302,21 @@ impl Verdict {
     }
 }
 
+/// Whether a stream's frame is checked against the media banks: not once the stream is cut,
+/// else when it never was or the last check is `interval` old (a match clears the last check,
+/// so the sample after a match is checked at once).
+fn bank_check_due(cut: bool, last: Option<Instant>, now: Instant, interval: Duration) -> bool {
+    !cut && last.is_none_or(|at| now.saturating_duration_since(at) >= interval)
+}
+
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
         let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
-        if result.matches.is_empty() {
-            // An allowed picture does not excuse a bank's clip found inside the frame: the
-            // allow entry matched the whole picture, the bank a part of it.
+        // The banks look unless a list match already counts towards a cut (an alert-only
+        // entry on screen must not blind them). An allowed picture does not excuse a bank's
+        // clip found inside the frame: the allow entry matched the whole picture, the bank a
+        // part of it.
+        if !result.matches.iter().any(|m| m.action == Action::Cut) {
             if let Some(m) = self.bank_match(stream, &frame) {
                 result.allowed = None;
                 result.matches.push(m);
@@ -540,5 +549,22 @@ impl FrameSink for Verdict {
             streams.remove(&stream.id);
         }
         LogSink.stream_ended(stream, stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bank_check_is_due_once_per_interval_and_never_after_the_cut() {
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        assert!(bank_check_due(false, None, t0, second));
+        assert!(!bank_check_due(false, Some(t0), t0 + second / 2, second));
+        assert!(bank_check_due(false, Some(t0), t0 + second, second));
+        // A clock that steps back does not make a check due early, nor panic.
+        assert!(!bank_check_due(false, Some(t0 + second), t0, second));
+        assert!(!bank_check_due(true, None, t0, second));
     }
 }
