@@ -95,6 +95,13 @@ pub struct FrameFeatures {
 impl FrameFeatures {
     /// The features of a frame's luma.
     pub fn of(luma: &LumaImage, budget: usize) -> FrameFeatures {
+        if luma.width == 0 || luma.height == 0 || luma.pixels.len() < luma.width * luma.height {
+            return FrameFeatures {
+                width: luma.width,
+                height: luma.height,
+                features: Vec::new(),
+            };
+        }
         let grey = Grey::working(luma);
         let features = features::detect(&grey, budget);
         FrameFeatures {
@@ -228,5 +235,28 @@ pub fn reference(clip: u32, at_ms: u32, luma: &LumaImage, budget: usize) -> Refe
         width: found.width as u16,
         height: found.height as u16,
         features: found.features.iter().map(Stored::from).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pictures_too_small_or_malformed_for_features_have_none_and_do_not_panic() {
+        for (w, h) in [(0, 0), (0, 10), (10, 0), (1, 1), (1, 5000), (5000, 1), (40, 33)] {
+            let luma = LumaImage {
+                width: w,
+                height: h,
+                pixels: vec![128.0; w * h],
+            };
+            assert!(FrameFeatures::of(&luma, 500).features.is_empty(), "{w}x{h}");
+        }
+        let short = LumaImage {
+            width: 100,
+            height: 100,
+            pixels: vec![1.0; 10],
+        };
+        assert!(FrameFeatures::of(&short, 500).features.is_empty());
     }
 }
