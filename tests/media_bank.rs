@@ -218,18 +218,23 @@ fn post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
 fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused() {
     require("ffmpeg");
     let dir = temp_dir();
-    // The bank in force at start holds another clip only.
-    let other = dir.path().join("other.mp4");
-    lavfi_clip(&other, OTHER_LIFE, 3, &["-r", "30"]);
+    // The bank in force at start is empty.
     let bank = dir.path().join("incidents.hgb");
-    let added = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["bank", "add", "--bank"])
-        .arg(&bank)
-        .args(["other"])
-        .arg(&other)
-        .output()
-        .expect("hashgate bank add");
-    assert!(added.status.success());
+    let hashgate_bank = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .arg("bank")
+            .args(args)
+            .arg("--bank")
+            .arg(&bank)
+            .output()
+            .expect("hashgate bank")
+    };
+    assert!(hashgate_bank(&["new"]).status.success());
+    let again = hashgate_bank(&["new"]);
+    assert!(
+        !again.status.success(),
+        "an existing bank is not overwritten"
+    );
     let clip = dir.path().join("incident.mp4");
     lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
     let restream = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
@@ -253,7 +258,7 @@ fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused
     let media = std::fs::read(&clip).expect("clip");
     let (status, body) = post(port, "/banks/incidents/clips?name=incident-2", &media);
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"frames\":24"), "{body}");
+    assert!(body.contains("\"frames\":12"), "{body}");
 
     let mut publisher = ffmpeg_publish(&restream, &hashgate.url("rotated"));
     let status = publisher

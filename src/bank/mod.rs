@@ -244,7 +244,15 @@ mod tests {
 
     #[test]
     fn pictures_too_small_or_malformed_for_features_have_none_and_do_not_panic() {
-        for (w, h) in [(0, 0), (0, 10), (10, 0), (1, 1), (1, 5000), (5000, 1), (40, 33)] {
+        for (w, h) in [
+            (0, 0),
+            (0, 10),
+            (10, 0),
+            (1, 1),
+            (1, 5000),
+            (5000, 1),
+            (40, 33),
+        ] {
             let luma = LumaImage {
                 width: w,
                 height: h,

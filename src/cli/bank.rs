@@ -13,6 +13,12 @@ use crate::bank::{CheckSettings, FrameFeatures, IndexedBank, MediaBank};
 /// `hashgate bank …`.
 #[derive(Debug, Subcommand)]
 pub enum BankCommand {
+    /// Create an empty bank file (for a gate whose clips will come through the admin API).
+    New {
+        /// The bank file; an existing one is not overwritten.
+        #[arg(long)]
+        bank: PathBuf,
+    },
     /// Add clips to a bank file (created when missing): each file's sampled frames.
     Add(AddArgs),
     /// Check a video's sampled frames against a bank: one line per frame, the best reference
@@ -56,6 +62,12 @@ pub struct CheckArgs {
 /// Runs a `bank` subcommand.
 pub fn run(command: &BankCommand) -> anyhow::Result<()> {
     match command {
+        BankCommand::New { bank } => {
+            if bank.exists() {
+                anyhow::bail!("{}: exists; not overwritten", bank.display());
+            }
+            save(&MediaBank::default(), bank).with_context(|| format!("writing {}", bank.display()))
+        }
         BankCommand::Add(args) => add(args),
         BankCommand::Check(args) => check(args),
     }
