@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Clip, MediaBank, DEFAULT_FEATURES};
+use super::{reference, Clip, MediaBank, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
@@ -17,8 +17,9 @@ pub struct BuildError(pub String);
 pub const DEFAULT_FPS: f64 = 2.0;
 
 /// Adds the media file at `file` to `bank` under `name` (`source` names it in matches): its
-/// frames at `fps`, and the same mirrored unless `mirrored` is false. Returns the frames added
-/// (mirrored ones included).
+/// frames at `fps`, and the same mirrored unless `mirrored` is false. Each sampled frame is
+/// described as it is decoded and dropped (a long 4K clip is never held in memory, only its
+/// features: 18 KB a frame). Returns the frames added (mirrored ones included).
 pub fn add_media(
     bank: &mut MediaBank,
     name: &str,
@@ -27,27 +28,30 @@ pub fn add_media(
     fps: f64,
     mirrored: bool,
 ) -> Result<usize, BuildError> {
-    let frames = sampled(file, fps)?;
-    if frames.is_empty() {
+    let (plain, flipped) = (bank.clips.len() as u32, bank.clips.len() as u32 + 1);
+    let mut references = Vec::new();
+    let mut mirror_references = Vec::new();
+    each_sample(file, fps, |at_ms, luma| {
+        references.push(reference(plain, at_ms, &luma, DEFAULT_FEATURES));
+        if mirrored {
+            mirror_references.push(reference(flipped, at_ms, &mirror(&luma), DEFAULT_FEATURES));
+        }
+    })?;
+    if references.is_empty() {
         return Err(BuildError(format!("{source}: no frames")));
     }
-    let mirror_frames: Vec<(u32, LumaImage)> = if mirrored {
-        frames.iter().map(|(t, l)| (*t, mirror(l))).collect()
-    } else {
-        Vec::new()
-    };
-    let added = frames.len() + mirror_frames.len();
-    let clip = Clip {
+    let added = references.len() + mirror_references.len();
+    bank.clips.push(Clip {
         name: name.to_owned(),
         source: source.to_owned(),
-    };
-    bank.add_clip(clip, frames, DEFAULT_FEATURES);
-    if !mirror_frames.is_empty() {
-        let clip = Clip {
+    });
+    bank.frames.extend(references);
+    if mirrored {
+        bank.clips.push(Clip {
             name: name.to_owned(),
             source: format!("{source} (mirrored)"),
-        };
-        bank.add_clip(clip, mirror_frames, DEFAULT_FEATURES);
+        });
+        bank.frames.extend(mirror_references);
     }
     Ok(added)
 }
@@ -62,21 +66,34 @@ pub fn mirror(luma: &LumaImage) -> LumaImage {
     LumaImage { pixels, ..*luma }
 }
 
-/// A file's sampled frames (ms, luma): a video's at `fps`, or an image once.
+/// A file's sampled frames (ms, luma): a video's at `fps`, or an image once. Holds every
+/// frame: for `bank check`, whose files are re-streams to look at, not clips to keep.
 pub fn sampled(file: &Path, fps: f64) -> Result<Vec<(u32, LumaImage)>, BuildError> {
+    let mut out = Vec::new();
+    each_sample(file, fps, |at_ms, luma| out.push((at_ms, luma)))?;
+    Ok(out)
+}
+
+/// Calls `each` with every sampled frame of a file (ms, luma): a video's at `fps`, or an
+/// image once.
+fn each_sample(
+    file: &Path,
+    fps: f64,
+    mut each: impl FnMut(u32, LumaImage),
+) -> Result<(), BuildError> {
     if let Ok(picture) = image::open(file) {
         let rgb = picture.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-        return Ok(vec![(0, LumaImage::from_rgb8(w, h, rgb.as_raw()))]);
+        each(0, LumaImage::from_rgb8(w, h, rgb.as_raw()));
+        return Ok(());
     }
     let mut sampler = Sampler::new(fps);
-    let mut out = Vec::new();
     decode_file(file, |frame| {
         let ms = (frame.seconds * 1000.0).round() as i64;
         if sampler.take_in_stream_time(ms) {
-            out.push((ms.clamp(0, i64::from(u32::MAX)) as u32, frame.luma));
+            each(ms.clamp(0, i64::from(u32::MAX)) as u32, frame.luma);
         }
     })
     .map_err(|e| BuildError(format!("not an image, and as a video: {e}")))?;
-    Ok(out)
+    Ok(())
 }

@@ -56,7 +56,9 @@ pub fn detect(picture: &Grey, budget: usize) -> Vec<Feature> {
             // Each level from the one above: cheaper than from the picture, and as sharp.
             level = level.shrunk(SCALE_STEP);
         }
-        let scale = picture.width as f64 / level.width as f64;
+        // Each axis by its own ratio (rounding makes them differ), pixel centres to centres.
+        let sx = picture.width as f64 / level.width as f64;
+        let sy = picture.height as f64 / level.height as f64;
         if level.width <= 2 * BORDER || level.height <= 2 * BORDER {
             break;
         }
@@ -66,8 +68,8 @@ pub fn detect(picture: &Grey, budget: usize) -> Vec<Feature> {
             let angle = orientation(&level, x, y);
             let descriptor = describe(&smooth, x, y, &turned[angle_bin(angle)]);
             out.push(Feature {
-                x: (x as f64 * scale) as f32,
-                y: (y as f64 * scale) as f32,
+                x: ((x as f64 + 0.5) * sx - 0.5) as f32,
+                y: ((y as f64 + 0.5) * sy - 0.5) as f32,
                 level: index as u8,
                 angle: angle as f32,
                 descriptor,

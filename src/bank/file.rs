@@ -42,7 +42,12 @@ pub fn encode(bank: &MediaBank) -> Vec<u8> {
     out.extend_from_slice(&(bank.frames.len() as u32).to_le_bytes());
     for clip in &bank.clips {
         for text in [&clip.name, &clip.source] {
-            let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+            // At most u16::MAX bytes, cut at a character boundary (the reader wants UTF-8).
+            let mut end = text.len().min(u16::MAX as usize);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let bytes = &text.as_bytes()[..end];
             out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
             out.extend_from_slice(bytes);
         }
@@ -173,10 +178,26 @@ pub fn load(path: &Path) -> Result<MediaBank, BankFileError> {
 /// Writes a bank file whole: to a temporary file beside it, then renamed over it, so a reader
 /// never sees half of it.
 pub fn save(bank: &MediaBank, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // A name of its own (two writers must not share one), synced before the rename so a
+    // power cut leaves the old file or the new one.
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    std::fs::write(&temporary, encode(bank))?;
-    std::fs::rename(&temporary, path)
+    temporary.push(format!(
+        ".{}-{}.partial",
+        std::process::id(),
+        SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&encode(bank))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 struct Reader<'a> {
@@ -251,6 +272,15 @@ mod tests {
     fn a_bank_reads_back_as_written() {
         let b = bank();
         assert_eq!(decode(&encode(&b), "t").unwrap(), b);
+    }
+
+    #[test]
+    fn a_name_past_the_length_field_is_cut_at_a_character_and_still_reads() {
+        let mut b = bank();
+        b.clips[0].name = "é".repeat(40_000); // 80,000 bytes
+        let read = decode(&encode(&b), "t").expect("readable");
+        assert!(read.clips[0].name.len() <= u16::MAX as usize);
+        assert!(read.clips[0].name.chars().all(|c| c == 'é'));
     }
 
     #[test]

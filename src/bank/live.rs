@@ -385,6 +385,45 @@ mod tests {
     }
 
     #[test]
+    fn a_clip_added_is_in_force_at_once_without_a_reload() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("incidents.hgb");
+        save(&bank_of(1), &path).expect("save");
+        let banks = Banks::load(BankSettings {
+            paths: vec![path.clone()],
+            ..BankSettings::default()
+        })
+        .expect("load");
+        let picture = crate::bank::features::tests::blocks(480, 270, 9);
+        let media = dir.path().join("clip.png");
+        image::GrayImage::from_raw(480, 270, picture.pixels.clone())
+            .expect("picture")
+            .save(&media)
+            .expect("png");
+        assert!(banks.check(&textured(9)).is_none());
+        assert!(matches!(
+            banks.add_clip("nope", "x", &media),
+            Err(AddError::NoSuchBank(_))
+        ));
+        let frames = banks
+            .add_clip("incidents", "incident-9", &media)
+            .expect("added");
+        assert_eq!(
+            frames, 3,
+            "the first clip's frame, the new one and its mirror"
+        );
+        assert_eq!(
+            banks.check(&textured(9)).expect("in force").clip,
+            "incident-9"
+        );
+        assert!(load(&path)
+            .expect("written")
+            .clips
+            .iter()
+            .any(|c| c.name == "incident-9"));
+    }
+
+    #[test]
     fn settings_out_of_range_are_refused_with_their_key() {
         let mut s = BankSettings {
             min_inliers: 4,

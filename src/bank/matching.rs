@@ -44,22 +44,32 @@ impl Default for PairRule {
     }
 }
 
-/// The frame's features paired with a reference picture's.
+/// The frame's features paired with a reference picture's, one to one: a reference feature
+/// that several frame features chose (one corner found at several pyramid levels) keeps the
+/// nearest, so inliers count distinct correspondences.
 pub fn pairs(frame: &[Feature], reference: &[Stored], rule: PairRule) -> Vec<Pair> {
-    let mut out = Vec::new();
-    for f in frame {
+    // Per reference feature: the nearest frame feature that chose it, and its distance.
+    let mut chosen: Vec<Option<(u32, usize)>> = vec![None; reference.len()];
+    for (i, f) in frame.iter().enumerate() {
         let Some((nearest, d1, d2)) = two_nearest(&f.descriptor, reference) else {
             continue;
         };
-        if d1 <= rule.max_distance && f64::from(d1) < rule.ratio * f64::from(d2) {
-            let r = &reference[nearest];
-            out.push(Pair {
-                from: (f64::from(r.x), f64::from(r.y)),
-                to: (f64::from(f.x), f64::from(f.y)),
-            });
+        if d1 <= rule.max_distance
+            && f64::from(d1) < rule.ratio * f64::from(d2)
+            && chosen[nearest].is_none_or(|(d, _)| d1 < d)
+        {
+            chosen[nearest] = Some((d1, i));
         }
     }
-    out
+    chosen
+        .iter()
+        .enumerate()
+        .filter_map(|(r, c)| c.map(|(_, i)| (r, i)))
+        .map(|(r, i)| Pair {
+            from: (f64::from(reference[r].x), f64::from(reference[r].y)),
+            to: (f64::from(frame[i].x), f64::from(frame[i].y)),
+        })
+        .collect()
 }
 
 /// The nearest reference feature, its distance and the second nearest distance (256 when
@@ -145,6 +155,17 @@ mod tests {
             rule,
         );
         assert!(torn.is_empty());
+        // Two frame features choosing one reference feature: one pair, the nearer.
+        let both = pairs(
+            &[
+                feature(10.0, [0b11, 0, 0, 0]),
+                feature(20.0, [0b1, 0, 0, 0]),
+            ],
+            &reference,
+            rule,
+        );
+        assert_eq!(both.len(), 1);
+        assert_eq!(both[0].to, (20.0, 0.0));
         // Nearest, but too far to be the same corner.
         let far = pairs(&[feature(10.0, [0, 0, u64::MAX, 0xFF])], &reference, rule);
         assert!(far.is_empty());

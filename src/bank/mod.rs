@@ -266,5 +266,27 @@ mod tests {
             pixels: vec![1.0; 10],
         };
         assert!(FrameFeatures::of(&short, 500).features.is_empty());
+        // Textured pictures at and just past the border the corner code needs: the corner
+        // code runs, and every feature lies inside the picture.
+        for (w, h) in [
+            (33, 33),
+            (34, 34),
+            (33, 200),
+            (200, 33),
+            (48, 48),
+            (600, 40),
+        ] {
+            let g = crate::bank::features::tests::blocks(w.max(60), h.max(60), 5);
+            let luma = LumaImage {
+                width: w,
+                height: h,
+                pixels: (0..w * h).map(|i| f32::from(g.at(i % w, i / w))).collect(),
+            };
+            let found = FrameFeatures::of(&luma, 500);
+            for f in &found.features {
+                assert!(f.x >= 0.0 && f.y >= 0.0, "{w}x{h}: {f:?}");
+                assert!((f.x as usize) < w && (f.y as usize) < h, "{w}x{h}: {f:?}");
+            }
+        }
     }
 }

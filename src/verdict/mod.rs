@@ -154,8 +154,15 @@ impl Verdict {
         }
         let found = banks.check(&frame.luma)?;
         metrics().matches.inc(&[&found.bank]);
-        if let Some(state) = self.streams.locked().get_mut(&stream.id) {
-            state.bank_checked = None;
+        // A match that can cut makes the next sample due at once (the second match a cut
+        // needs); one that cannot (alert, shadow mode, a flooded reference) keeps the rate.
+        let can_cut = found.action == Action::Cut
+            && self.policy.mode != VerdictMode::Shadow
+            && !self.flooded(&found.source);
+        if can_cut {
+            if let Some(state) = self.streams.locked().get_mut(&stream.id) {
+                state.bank_checked = None;
+            }
         }
         Some(Match {
             list: found.bank.clone(),
@@ -302,6 +309,13 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// Whether the flood guard (here or in the fleet) holds an entry to alerts.
+    fn flooded(&self, source: &str) -> bool {
+        self.flood.locked().is_flooded(source) || self.registry.fleet_flooded(source)
+    }
+}
+
 /// Whether a stream's frame is checked against the media banks: not once the stream is cut,
 /// else when it never was or the last check is `interval` old (a match clears the last check,
 /// so the sample after a match is checked at once).
@@ -312,11 +326,13 @@ fn bank_check_due(cut: bool, last: Option<Instant>, now: Instant, interval: Dura
 impl FrameSink for Verdict {
     fn frame(&self, stream: &StreamInfo, frame: SampledFrame) {
         let mut result = self.matcher.match_frame(&frame.hashes, &frame.luma);
-        // The banks look unless a list match already counts towards a cut (an alert-only
-        // entry on screen must not blind them). An allowed picture does not excuse a bank's
-        // clip found inside the frame: the allow entry matched the whole picture, the bank a
-        // part of it.
-        if !result.matches.iter().any(|m| m.action == Action::Cut) {
+        // The banks look unless a list match already counts towards a cut: not an alert-only
+        // entry, nor one the flood guard has made alert-only (an attacker who floods an entry
+        // on throwaway keys and shows it beside the clip must not blind them). An allowed
+        // picture does not excuse a bank's clip found inside the frame: the allow entry
+        // matched the whole picture, the bank a part of it.
+        let counting = |m: &Match| m.action == Action::Cut && !self.flooded(&m.source);
+        if !result.matches.iter().any(counting) {
             if let Some(m) = self.bank_match(stream, &frame) {
                 result.allowed = None;
                 result.matches.push(m);
