@@ -3,8 +3,9 @@
 # DISC-style edits of each, and 10 times as many edited queries with no reference (distractors),
 # scored as DISC scores: micro average precision over every query's best prediction, and the
 # recall at 99.9 % precision. Pictures: 640x360 stills of four synthetic families (the game of
-# life, cellular automata, Sierpinski patterns, colour gradients), seeds disjoint between the 20
-# references and the 200 distractor pictures. Edits (8): 30 % cropped off one side, rotated 8°,
+# life, cellular automata, HighLife in 2-pixel cells, colour gradients), seeds disjoint between
+# the 20 references and the 200 distractor pictures. (Not Sierpinski patterns: the seed does not
+# change them, so their "distractors" were copies of the references.) Edits (8): 30 % cropped off one side, rotated 8°,
 # a 48 px caption, a 15 % logo, blurred + 320x180 + JPEG, half size over another picture, mirrored
 # and brighter, filmed at an angle. Matchers: PDQ of the whole picture (`hashgate hash`, score
 # 256 - distance), PDQ compared with the references mirrored too (as a list's `mirror` does),
@@ -25,14 +26,14 @@ source_of() { # family seed -> lavfi source
   case $1 in
   life) echo "life=size=160x90:rate=1:mold=10:ratio=0.1:seed=$2:life_color=white:death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor" ;;
   cells) echo "cellauto=size=640x360:rate=1:rule=$((30 + 20 * ($2 % 5))):random_fill_ratio=0.4:seed=$2" ;;
-  sierpinski) echo "sierpinski=size=640x360:rate=1:seed=$2:jump=$((1 + $2 % 50)):type=$((2 * ($2 % 2) == 0 ? 0 : 1))" ;;
+  highlife) echo "life=size=320x180:rate=1:rule=B36/S23:ratio=0.35:seed=$2:life_color=#40e0a0:death_color=#101830,scale=640:360:flags=neighbor" ;;
   gradients) echo "gradients=size=640x360:rate=1:seed=$2:nb_colors=$((2 + $2 % 6)):type=$(($2 % 4))" ;;
   esac
 }
 render() { # family seed out.png: the 3rd second (sources settle)
   ffmpeg "${q[@]}" -f lavfi -i "$(source_of "$1" "$2"),format=rgb24" -ss 3 -frames:v 1 "$3"
 }
-families=(life cells sierpinski gradients)
+families=(life cells highlife gradients)
 refs=()
 for f in "${families[@]}"; do
   for s in 1 2 3 4 5; do render "$f" "$s" "base/ref-$f-$s.png"; refs+=("base/ref-$f-$s.png"); done
