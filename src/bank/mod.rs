@@ -3,7 +3,9 @@
 //! sampled frames; a stream's frame matches when enough of its features pair with one
 //! reference frame's ([`matching`]) in one geometric arrangement ([`geometry`]), which sees
 //! through rotation, crops, logos, captions, picture-in-picture and a screen filmed at an angle
-//! where PDQ, a hash of the whole picture, cannot. [`mod@file`] is the on-disk format.
+//! where PDQ, a hash of the whole picture, cannot. [`index`] picks the reference frames worth
+//! verifying, [`mod@file`] is the on-disk format, [`build`] turns clips into reference frames
+//! and [`live`] holds the banks in force for the verdict.
 
 pub mod build;
 pub mod features;
