@@ -3,7 +3,7 @@
 //! tables keys the reference features by a fixed draw of [`KEY_BITS`] descriptor bits; a
 //! feature 30 bits from a reference feature shares a key with it in some table 98 % of the
 //! time, a random one (128 bits away) in one table in 4,096. Each frame feature votes once for
-//! every reference frame holding a feature within [`VOTE_DISTANCE`] in its buckets; the frames
+//! every reference frame holding a feature within `VOTE_DISTANCE` bits in its buckets; the frames
 //! with the most votes are then paired exhaustively and verified.
 //!
 //! The cost stays near the bucket sizes (the bank's features / 4,096 per table) instead of the
