@@ -10,9 +10,9 @@
 # and brighter, filmed at an angle. Matchers: PDQ of the whole picture (`hashgate hash`, score
 # 256 - distance), PDQ compared with the references mirrored too (as a list's `mirror` does),
 # and the media bank (`hashgate bank check`, score = inliers; the bank built with `hashgate bank
-# add`, mirrored frames included). Not yet: PDQ with the live views (windows, negatives, colour
-# planes), which `hashgate scan` computes for videos only.
-# Usage: bench/mini_disc.sh [WORKDIR]   (~6 minutes)
+# add`, mirrored frames included), and PDQ with the live views (each query as a 1 s video through
+# `hashgate scan --nearest`: windows, negatives, colour planes, sure bits; score = -margin).
+# Usage: bench/mini_disc.sh [WORKDIR]   (~16 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s deps
@@ -67,6 +67,15 @@ for r in "${refs[@]}"; do ffmpeg "${q[@]}" -i "$r" -vf hflip "${r%.png}.mirrored
 for f in query/*; do
   printf '%s\t%s\n' "$f" "$("$hashgate" bank check --bank bank.hgb "$f" | cut -f2,4 | head -1)"
 done >bank.tsv
+# PDQ with the live views (windows, negatives, colour planes, sure bits, mirrored): each query
+# as a 1 s video through `hashgate scan --nearest` against the references as a list.
+grep -v mirrored refs.pdq | awk -F'\t' '{ n = $3; sub(".*/", "", n); sub("[.]png$", "", n); print $1 "\t" $2 "\t" n }' >refs.tsv
+printf '[upstream]\nurl = "rtmp://127.0.0.1:1/live"\n[[lists]]\npath = "%s/refs.tsv"\nthreshold = 31\nmirror = true\n' "$PWD" >views.toml
+for f in query/*; do
+  ffmpeg "${q[@]}" -loop 1 -i "$f" -t 1 -r 2 -c:v libx264 -pix_fmt yuv420p still.mp4
+  "$hashgate" scan --nearest --config views.toml still.mp4 |
+    sed -n "s|^nearest: distance [0-9]* margin \(-*[0-9]*\) .*refs.tsv / \([^ ]*\) .*|$f\t\2\t\1|p"
+done >views.tsv
 cd - >/dev/null
 python3 bench/mini_disc.py "$work"
 echo

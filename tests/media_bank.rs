@@ -112,35 +112,23 @@ fn a_banked_clip_refilmed_or_rotated_under_a_watermark_is_cut_and_benign_streams
         log.display()
     );
     let hashgate = Hashgate::start(dir.path(), &config);
-    let mut publishers: Vec<_> = files
+    let keyed: Vec<(String, PathBuf)> = files
         .iter()
-        .map(|(key, file, _)| ffmpeg_publish(file, &hashgate.url(key)))
+        .map(|(k, f, _)| (k.clone(), f.clone()))
         .collect();
     let mut failures = Vec::new();
-    for ((key, _, is_clip), publisher) in files.iter().zip(publishers.iter_mut()) {
-        let status = publisher
-            .wait_timeout(Duration::from_secs(40))
-            .expect("publisher finished");
-        wait_until("the unpublish event", Duration::from_secs(20), || {
-            read_events(&log)
-                .iter()
-                .any(|e| e["stream"] == key.as_str() && e["event"] == "unpublish")
-        });
-        let events = read_events(&log);
-        let of = |kind: &str| {
-            events
-                .iter()
-                .filter(|e| e["stream"] == key.as_str() && e["event"] == kind)
-                .cloned()
-                .collect::<Vec<_>>()
-        };
-        let cut = of("cut");
-        let inliers: Vec<String> = of("match")
+    for (published, (_, _, is_clip)) in publish_all(&keyed, &hashgate, &nginx, &log)
+        .iter()
+        .zip(&files)
+    {
+        let (key, status) = (&published.key, published.status);
+        let cut = published.of("cut");
+        let inliers: Vec<String> = published
+            .of("match")
             .iter()
             .map(|m| format!("{} {}", m["view"], m["inliers"]))
             .collect();
-        nginx.wait_closed(key, Duration::from_secs(20));
-        let frames = frame_count(&nginx.recording(key));
+        let frames = frame_count(&published.recording);
         println!(
             "{key}: cut {}; matches {inliers:?}; publisher {status}; the platform recorded \
              {frames} frames",

@@ -134,38 +134,23 @@ fn every_edit_of_the_clip_is_cut_before_it_airs_and_benign_streams_so_edited_pas
         log.display()
     );
     let hashgate = Hashgate::start(dir.path(), &config);
-    let mut publishers: Vec<_> = files
+    let keyed: Vec<(String, PathBuf)> = files
         .iter()
-        .map(|(key, file, _)| ffmpeg_publish(file, &hashgate.url(key)))
+        .map(|(k, f, _)| (k.clone(), f.clone()))
         .collect();
+    let outcomes = publish_all(&keyed, &hashgate, &nginx, &log);
     let matcher = Matcher::load(vec![ListSettings::for_path(&list)]).expect("list");
     let mut failures = Vec::new();
-    for ((key, _, is_clip), publisher) in files.iter().zip(publishers.iter_mut()) {
-        let status = publisher
-            .wait_timeout(Duration::from_secs(40))
-            .expect("publisher finished");
-        wait_until("the unpublish event", Duration::from_secs(20), || {
-            read_events(&log)
-                .iter()
-                .any(|e| e["stream"] == key.as_str() && e["event"] == "unpublish")
-        });
-        let events = read_events(&log);
-        let of = |kind: &str| {
-            events
-                .iter()
-                .filter(|e| e["stream"] == key.as_str() && e["event"] == kind)
-                .cloned()
-                .collect::<Vec<_>>()
-        };
-        let cut = !of("cut").is_empty();
-        let view = of("match")
+    for (published, (_, _, is_clip)) in outcomes.iter().zip(&files) {
+        let (key, status, recording) = (&published.key, published.status, &published.recording);
+        let cut = !published.of("cut").is_empty();
+        let view = published
+            .of("match")
             .first()
             .map(|m| format!("{} {}", m["view"], m["negative"]))
             .unwrap_or_default();
-        nginx.wait_closed(key, Duration::from_secs(20));
-        let recording = nginx.recording(key);
         let (seconds, frames, flagged) =
-            hashgate::demo::count_flagged(&recording, &matcher).expect("the platform's recording");
+            hashgate::demo::count_flagged(recording, &matcher).expect("the platform's recording");
         println!(
             "{key}: cut {cut} ({view}); publisher {status}; the platform recorded {frames} frames \
              ({seconds:.2} s), {flagged} matching the list"

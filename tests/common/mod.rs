@@ -725,6 +725,59 @@ pub fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 
+/// What became of one of the streams [`publish_all`] published.
+pub struct Published {
+    /// Its stream key.
+    pub key: String,
+    /// How the publisher exited (a cut makes ffmpeg fail).
+    pub status: ExitStatus,
+    /// The stream's events, once its unpublish event was written.
+    pub events: Vec<serde_json::Value>,
+    /// The platform's recording of it (nginx-rtmp), closed.
+    pub recording: PathBuf,
+}
+
+impl Published {
+    /// The stream's events of one kind.
+    pub fn of(&self, kind: &str) -> Vec<&serde_json::Value> {
+        of_kind(&self.events, kind)
+    }
+}
+
+/// Publishes every (key, file) to `hashgate` at once with ffmpeg, and waits for each to end:
+/// the publisher's exit, its unpublish event in `log`, nginx-rtmp closing its recording.
+pub fn publish_all(
+    files: &[(String, PathBuf)],
+    hashgate: &Hashgate,
+    nginx: &Nginx,
+    log: &Path,
+) -> Vec<Published> {
+    let mut publishers: Vec<_> = files
+        .iter()
+        .map(|(key, file)| ffmpeg_publish(file, &hashgate.url(key)))
+        .collect();
+    let mut out = Vec::new();
+    for ((key, _), publisher) in files.iter().zip(publishers.iter_mut()) {
+        let status = publisher
+            .wait_timeout(Duration::from_secs(40))
+            .expect("publisher finished");
+        let mine = |e: &serde_json::Value| e["stream"] == key.as_str();
+        wait_until("the unpublish event", Duration::from_secs(20), || {
+            read_events(log)
+                .iter()
+                .any(|e| mine(e) && e["event"] == "unpublish")
+        });
+        nginx.wait_closed(key, Duration::from_secs(20));
+        out.push(Published {
+            key: key.clone(),
+            status,
+            events: read_events(log).into_iter().filter(mine).collect(),
+            recording: nginx.recording(key),
+        });
+    }
+    out
+}
+
 /// The JSON lines of an event log written so far.
 pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
