@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::sound::ffmpeg;
 use common::*;
 
 const LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=7:life_color=white:\
@@ -28,15 +29,6 @@ const REFILMED: &str = "[0:v]perspective=x0=40:y0=20:x1=610:y1=35:x2=25:y2=345:x
 const ROTATED_MARKED: &str = "smptebars=size=202x114:rate=30[l];[0:v]rotate=7*PI/180,\
      drawtext=text='REUPLOAD':font=DejaVu Sans:fontsize=40:fontcolor=white:x=30:y=300[r];\
      [r][l]overlay=W-w-10:10:shortest=1[v]";
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
 
 /// Test footage for 2 s, `scene` for 3 s, test footage for 2 s, through `edit`, as FLV.
 fn stream(dir: &Path, scene: &str, edit: &str, name: &str) -> PathBuf {

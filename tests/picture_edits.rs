@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::sound::ffmpeg;
 use common::*;
 use hashgate::hash::pdq::LumaImage;
 use hashgate::inspect::file::decode_file;
@@ -56,15 +57,6 @@ fn edits() -> Vec<(&'static str, String)> {
                 .into(),
         ),
     ]
-}
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg {args:?}");
 }
 
 const ENCODE: [&str; 10] = [

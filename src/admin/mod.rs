@@ -46,8 +46,6 @@ pub struct AdminState {
     pub matcher: Arc<Matcher>,
     /// The media banks, when configured.
     pub banks: Option<Arc<crate::bank::live::Banks>>,
-    /// Largest clip `POST /banks/{bank}/clips` takes, bytes.
-    pub max_upload: usize,
     /// Where operator actions are recorded.
     pub events: Arc<Events>,
     /// The fleet, when this instance is a member: operator actions reach every instance.
@@ -70,7 +68,6 @@ impl AdminState {
             cut_probation: gate.policy.probation,
             matcher: gate.matcher.clone(),
             banks: gate.banks.clone(),
-            max_upload: gate.banks.as_ref().map_or(0, |b| b.settings().max_upload),
             events: gate.events.clone(),
             cluster: gate.cluster.clone(),
             draining: gate.relay.shutdown_token(),
@@ -84,6 +81,7 @@ impl AdminState {
 
 /// The API's routes over `state`.
 pub fn router(state: Arc<AdminState>) -> Router {
+    let max_upload = state.banks.as_ref().map_or(0, |b| b.settings().max_upload);
     Router::new()
         .route("/healthz", get(handlers::healthz))
         .route("/livez", get(handlers::livez))
@@ -95,8 +93,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/lists/reload", post(handlers::reload_lists))
         .route(
             "/banks/{bank}/clips",
-            post(handlers::add_bank_clip)
-                .layer(axum::extract::DefaultBodyLimit::max(state.max_upload)),
+            post(handlers::add_bank_clip).layer(axum::extract::DefaultBodyLimit::max(max_upload)),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -268,23 +268,16 @@ impl Banks {
         self: &Arc<Self>,
         every: Duration,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let weak = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("bank-watch".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(banks) = weak.upgrade() else {
-                    return;
-                };
-                for (path, outcome) in banks.reload_changed() {
-                    match outcome {
-                        Ok(frames) => {
-                            tracing::info!(bank = %path.display(), frames, "media bank reloaded")
-                        }
-                        Err(e) => tracing::error!("{e}; the bank in force stays"),
+        crate::matcher::poll_while_alive("bank-watch", self, every, |banks: &Banks| {
+            for (path, outcome) in banks.reload_changed() {
+                match outcome {
+                    Ok(frames) => {
+                        tracing::info!(bank = %path.display(), frames, "media bank reloaded")
                     }
+                    Err(e) => tracing::error!("{e}; the bank in force stays"),
                 }
-            })
+            }
+        })
     }
 
     /// A frame's best match in any bank, when one mapping explains `min_inliers` pairs.

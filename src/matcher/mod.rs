@@ -111,6 +111,26 @@ fn stamp(path: &PathBuf) -> Option<FileStamp> {
     })
 }
 
+/// Runs `each` on `owner` every `every` on a thread named `name`, until `owner` is dropped (the
+/// thread holds it only while `each` runs): the file watchers of lists and media banks.
+pub fn poll_while_alive<T: Send + Sync + 'static>(
+    name: &str,
+    owner: &Arc<T>,
+    every: Duration,
+    each: impl Fn(&T) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let weak = Arc::downgrade(owner);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(owner) = weak.upgrade() else {
+                return;
+            };
+            each(&owner);
+        })
+}
+
 /// The lists in force. Lookups read a snapshot (one atomic load); reloads build new lists beside
 /// it and swap them in whole.
 pub struct Matcher {
@@ -263,18 +283,11 @@ impl Matcher {
         self: &Arc<Self>,
         every: Duration,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let weak = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("list-watch".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(matcher) = weak.upgrade() else {
-                    return;
-                };
-                for outcome in matcher.reload(ReloadOptions::CHANGED) {
-                    log_reload(&outcome);
-                }
-            })
+        poll_while_alive("list-watch", self, every, |matcher: &Matcher| {
+            for outcome in matcher.reload(ReloadOptions::CHANGED) {
+                log_reload(&outcome);
+            }
+        })
     }
 
     /// Matches a hashed frame against every list. `luma` is the frame, for lists of the
