@@ -35,7 +35,7 @@ impl Grey {
         resample(
             luma.width,
             luma.height,
-            |x, y| luma.pixels[y * luma.width + x],
+            |y, out| out.copy_from_slice(&luma.pixels[y * luma.width..(y + 1) * luma.width]),
             width,
             height,
         )
@@ -48,7 +48,12 @@ impl Grey {
         resample(
             self.width,
             self.height,
-            |x, y| f32::from(self.at(x, y)),
+            |y, out| {
+                let line = &self.pixels[y * self.width..(y + 1) * self.width];
+                for (o, &v) in out.iter_mut().zip(line) {
+                    *o = f32::from(v);
+                }
+            },
             width,
             height,
         )
@@ -94,25 +99,31 @@ impl Integral {
     }
 }
 
-/// Area-averaged resampling of a `sw × sh` picture read through `at` to `dw × dh` (down only:
-/// each destination pixel averages the source pixels its footprint covers, weighted by
-/// overlap), rows first, then columns.
-fn resample(sw: usize, sh: usize, at: impl Fn(usize, usize) -> f32, dw: usize, dh: usize) -> Grey {
+/// Area-averaged resampling of a `sw × sh` picture read through `row` (one source row as
+/// `f32`) to `dw × dh` (down only: each destination pixel averages the source pixels its
+/// footprint covers, weighted by overlap), rows first, then columns.
+fn resample(sw: usize, sh: usize, row: impl Fn(usize, &mut [f32]), dw: usize, dh: usize) -> Grey {
     let xs = spans(sw, dw);
     let ys = spans(sh, dh);
+    let mut source = vec![0.0f32; sw];
     let mut narrow = vec![0.0f32; dw * sh];
-    for y in 0..sh {
-        for (x, col) in xs.iter().enumerate() {
-            let acc: f32 = col.iter().map(|&(p, w)| at(p, y) * w).sum();
-            narrow[y * dw + x] = acc;
+    for (y, out) in narrow.chunks_exact_mut(dw).enumerate() {
+        row(y, &mut source);
+        for (cell, span) in out.iter_mut().zip(&xs) {
+            *cell = span.weigh(&source);
         }
     }
+    // Columns a whole row at a time, so the loop runs along memory.
     let mut pixels = Vec::with_capacity(dw * dh);
-    for row in &ys {
-        for x in 0..dw {
-            let acc: f32 = row.iter().map(|&(p, w)| narrow[p * dw + x] * w).sum();
-            pixels.push((acc + 0.5).clamp(0.0, 255.0) as u8);
+    let mut sum = vec![0.0f32; dw];
+    for span in &ys {
+        sum.fill(0.0);
+        for (p, w) in span.taps() {
+            for (s, &v) in sum.iter_mut().zip(&narrow[p * dw..(p + 1) * dw]) {
+                *s += v * w;
+            }
         }
+        pixels.extend(sum.iter().map(|&v| (v + 0.5).clamp(0.0, 255.0) as u8));
     }
     Grey {
         width: dw,
@@ -121,24 +132,46 @@ fn resample(sw: usize, sh: usize, at: impl Fn(usize, usize) -> f32, dw: usize, d
     }
 }
 
+/// The source pixels one destination cell covers: `first` and the weights from it on.
+struct Span {
+    first: usize,
+    weights: Vec<f32>,
+}
+
+impl Span {
+    /// The cell's value from a source line.
+    #[inline]
+    fn weigh(&self, line: &[f32]) -> f32 {
+        let covered = &line[self.first..self.first + self.weights.len()];
+        covered.iter().zip(&self.weights).map(|(v, w)| v * w).sum()
+    }
+
+    /// (source index, weight) pairs.
+    fn taps(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
+        self.weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (self.first + i, w))
+    }
+}
+
 /// For each of `dst` cells over `src` pixels, the source pixels it covers and their weights
 /// (the share of the cell each covers, summing to 1).
-fn spans(src: usize, dst: usize) -> Vec<Vec<(usize, f32)>> {
+fn spans(src: usize, dst: usize) -> Vec<Span> {
     let step = src as f64 / dst as f64;
     (0..dst)
         .map(|i| {
             let (a, b) = (i as f64 * step, ((i + 1) as f64 * step).min(src as f64));
-            let first = a.floor() as usize;
+            let first = (a.floor() as usize).min(src - 1);
             let last = (b.ceil() as usize).clamp(first + 1, src);
-            let covers: Vec<(usize, f64)> = (first..last)
-                .map(|p| (p, (b.min(p as f64 + 1.0) - a.max(p as f64)).max(0.0)))
-                .filter(|&(_, c)| c > 0.0)
+            let covers: Vec<f64> = (first..last)
+                .map(|p| (b.min(p as f64 + 1.0) - a.max(p as f64)).max(0.0))
                 .collect();
-            let total: f64 = covers.iter().map(|c| c.1).sum();
-            covers
-                .into_iter()
-                .map(|(p, c)| (p, (c / total) as f32))
-                .collect()
+            let total: f64 = covers.iter().sum();
+            Span {
+                first,
+                weights: covers.iter().map(|&c| (c / total) as f32).collect(),
+            }
         })
         .collect()
 }
