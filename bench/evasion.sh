@@ -146,6 +146,9 @@ rows=(
   "picture-in-picture, half size over a moving pattern|[0:v]scale=320:180[p];$moving[bg];[bg][p]overlay=210:130:shortest=1[v]|plain|2|"
   "mirrored, in the left half beside moving footage|[0:v]hflip,scale=320:360[l];$moving,scale=320:360[r];[l][r]hstack=shortest=1[v]|plain|2|"
   "mirrored, tiled 2 x 2|[0:v]hflip,scale=320:180,split=4[a][b][c][d];[a][b]hstack[t];[c][d]hstack[u];[t][u]vstack[v]|plain|2|"
+  "screen-door grid: white 2 px lines every 24 px|[0:v]drawgrid=w=24:h=24:t=2:color=white[v]|plain|2|"
+  "screen-door grid over a 7° rotation|[0:v]rotate=7*PI/180,drawgrid=w=24:h=24:t=2:color=white[v]|plain|2|"
+  "screen-door grid turned 7° with the picture|[0:v]drawgrid=w=24:h=24:t=2:color=white,rotate=7*PI/180[v]|plain|2|"
 )
 
 nearest() { sed -n 's/^nearest: distance [0-9]* margin \(-*[0-9]*\).*/\1/p' <<<"$1"; }

@@ -137,7 +137,7 @@ impl Gate {
 
 /// The media banks `[media_bank]` names (a broken one is an error, as a broken list is).
 fn load_banks(config: &Config) -> anyhow::Result<Option<Arc<Banks>>> {
-    if config.media_bank.paths.is_empty() {
+    if !config.media_bank.is_on() {
         return Ok(None);
     }
     let banks = Banks::load(config.media_bank.clone()).context("loading media banks")?;

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::attacks::sample;
@@ -382,28 +381,6 @@ fn redis_or_an_instance_dying_does_not_open_the_gate() {
         }
     }
     assert_eq!(refused, 3, "refused three times through HAProxy");
-}
-
-fn http_server(dir: &Path) -> (Process, u16) {
-    require("python3");
-    let port = free_port();
-    let process = Process::spawn(
-        "python3 -m http.server",
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for_listen(port, Duration::from_secs(10));
-    (process, port)
 }
 
 fn list_entries(gate: &Hashgate) -> Option<u64> {

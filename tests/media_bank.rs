@@ -261,6 +261,124 @@ fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused
     assert!(String::from_utf8_lossy(&listed.stdout).contains("incident-2"));
 }
 
+/// A bank served over HTTP: fetched before start (the empty first version), the clip added on
+/// the server reaches the instance within a poll and cuts, a damaged version on the server is
+/// refused with the bank kept in force; with neither server nor cache, the instance refuses to
+/// start.
+#[test]
+fn a_bank_served_over_http_reaches_the_instance_and_a_damaged_one_is_refused() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("served dir");
+    let hashgate_bank = |bank: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+            .arg("bank")
+            .arg(args[0])
+            .arg("--bank")
+            .arg(bank)
+            .args(&args[1..])
+            .output()
+            .expect("hashgate bank");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The server's copy changes by a rename, as a publisher of banks would do it.
+    let publish_bank = |from: &Path| {
+        std::fs::rename(from, served.join("incidents.hgb")).expect("serve the bank");
+    };
+    let first = dir.path().join("first.hgb");
+    hashgate_bank(&first, &["new"]);
+    publish_bank(&first);
+    let (mut server, port) = http_server(&served);
+    let url = format!("http://127.0.0.1:{port}/incidents.hgb");
+    let cache = dir.path().join("incidents.hgb");
+
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[[media_bank.remote]]\nurl = \"{url}\"\npath = \"{}\"\npoll = \"1s\"\n[events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        cache.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    assert!(
+        hashgate.log().contains("media bank fetched"),
+        "{}",
+        hashgate.log()
+    );
+
+    // A second later (Last-Modified has one-second resolution) the clip is on the server.
+    std::thread::sleep(Duration::from_millis(1100));
+    let clip = dir.path().join("incident.mp4");
+    lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
+    let second = dir.path().join("second.hgb");
+    hashgate_bank(&second, &["new"]);
+    hashgate_bank(&second, &["add", "incident-3", &clip.display().to_string()]);
+    publish_bank(&second);
+    wait_until("the new bank in force", Duration::from_secs(10), || {
+        hashgate.log().matches("media bank fetched").count() >= 2
+    });
+    let restream = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
+    let mut publisher = ffmpeg_publish(&restream, &hashgate.url("rotated"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(40))
+        .expect("publisher finished");
+    wait_until("the cut", Duration::from_secs(20), || {
+        read_events(&log).iter().any(|e| e["event"] == "cut")
+    });
+    let events = read_events(&log);
+    let cut = events.iter().find(|e| e["event"] == "cut").expect("cut");
+    assert_eq!(
+        (&cut["list"], &cut["entry"]),
+        (&"incidents".into(), &"incident-3".into()),
+        "{cut}"
+    );
+    assert!(!status.success());
+
+    // A damaged version on the server: refused, the cache and the bank in force kept.
+    std::thread::sleep(Duration::from_millis(1100));
+    let cached = std::fs::read(&cache).expect("cache");
+    let damaged = dir.path().join("damaged.hgb");
+    let mut bytes = cached.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&damaged, bytes).expect("damaged bank");
+    publish_bank(&damaged);
+    wait_until("the damaged bank refused", Duration::from_secs(10), || {
+        hashgate.log().contains("the bank it sent is refused")
+    });
+    assert_eq!(std::fs::read(&cache).expect("cache"), cached);
+
+    // No server and no cache: refused at startup, with the reason.
+    server.terminate(Duration::from_secs(5));
+    let config = dir.path().join("nocache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[server]\nlisten = \"127.0.0.1:{}\"\n[[media_bank.remote]]\nurl = \"{url}\"\npath = \"{}\"\n",
+            upstream(&nginx.url()),
+            free_port(),
+            dir.path().join("missing.hgb").display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no cached copy"), "{err}");
+}
+
 /// Video frames in a recording (0 when there is none).
 fn frame_count(recording: &Path) -> usize {
     if !recording.exists() {

@@ -20,9 +20,13 @@ use crate::matcher::list::Action;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BankSettings {
-    /// Bank files (`hashgate bank add`); none: the second matcher is off.
+    /// Bank files (`hashgate bank add`); none, and no `remote`: the second matcher is off.
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// Banks served over HTTP(S) (`[[media_bank.remote]]`), shared across a fleet as URL
+    /// lists are.
+    #[serde(default)]
+    pub remote: Vec<RemoteBank>,
     /// Feature pairs one mapping must explain for a frame to match.
     #[serde(default = "default_min_inliers")]
     pub min_inliers: usize,
@@ -60,10 +64,25 @@ fn default_features() -> usize {
     DEFAULT_FEATURES
 }
 
+/// `[[media_bank.remote]]`: a bank fetched from a URL, polled with conditional requests, and
+/// cached at `path` (enforced when the server is down at startup).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBank {
+    /// `http://` or `https://` URL of the bank file.
+    pub url: String,
+    /// Where the last good copy is kept; its stem names the bank.
+    pub path: PathBuf,
+    /// How often `url` is polled (default 60 s).
+    #[serde(default, deserialize_with = "crate::units::optional_duration")]
+    pub poll: Option<Duration>,
+}
+
 impl Default for BankSettings {
     fn default() -> Self {
         BankSettings {
             paths: Vec::new(),
+            remote: Vec::new(),
             min_inliers: default_min_inliers(),
             checks_per_second: default_checks_per_second(),
             features: default_features(),
@@ -91,7 +110,35 @@ impl BankSettings {
         if !(50..=4000).contains(&self.features) {
             return Err(("media_bank.features", "must be between 50 and 4000".into()));
         }
+        for remote in &self.remote {
+            crate::matcher::remote::check_url(&remote.url)
+                .map_err(|e| ("media_bank.remote.url", e.to_string()))?;
+        }
+        let mut stems: Vec<String> = self.files().map(stem_of).collect();
+        stems.sort();
+        if let Some(twice) = stems.windows(2).find(|w| w[0] == w[1]) {
+            return Err((
+                "media_bank",
+                format!(
+                    "two banks are named \"{}\" (a bank is named by its file's stem)",
+                    twice[0]
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Every bank file in force: `paths`, then the remote banks' caches.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.paths
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(self.remote.iter().map(|r| r.path.as_path()))
+    }
+
+    /// Whether any bank is configured.
+    pub fn is_on(&self) -> bool {
+        self.files().next().is_some()
     }
 
     /// The interval between two checks of one stream.
@@ -156,14 +203,18 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn read(path: &Path) -> Result<LoadedBank, BankFileError> {
-    let bank = load(path)?;
-    let name = path.file_stem().map_or_else(
+/// A bank's name: its file's stem.
+fn stem_of(path: &Path) -> String {
+    path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into(),
-    );
+    )
+}
+
+fn read(path: &Path) -> Result<LoadedBank, BankFileError> {
+    let bank = load(path)?;
     Ok(LoadedBank {
-        name: name.into(),
+        name: stem_of(path).into(),
         path: path.to_owned(),
         bank: IndexedBank::new(bank),
     })
@@ -174,7 +225,7 @@ impl Banks {
     pub fn load(settings: BankSettings) -> Result<Banks, BankFileError> {
         let mut banks = Vec::new();
         let mut stamps = Vec::new();
-        for path in &settings.paths {
+        for path in settings.files() {
             stamps.push(stamp(path));
             banks.push(Arc::new(read(path)?));
         }
@@ -210,7 +261,7 @@ impl Banks {
         let mut stamps = self.stamps.locked();
         let mut next = self.banks.load_full().as_ref().clone();
         let mut outcomes = Vec::new();
-        for (i, path) in self.settings.paths.iter().enumerate() {
+        for (i, path) in self.settings.files().enumerate() {
             let now = stamp(path);
             if now == stamps[i] {
                 continue;
@@ -221,7 +272,7 @@ impl Banks {
                 next[i] = Arc::new(b);
                 frames
             });
-            outcomes.push((path.clone(), outcome));
+            outcomes.push((path.to_owned(), outcome));
         }
         if outcomes.iter().any(|(_, r)| r.is_ok()) {
             self.banks.store(Arc::new(next));
@@ -230,7 +281,8 @@ impl Banks {
     }
 
     /// Adds the media file `media` as clip `clip` to the configured bank named `bank` (its
-    /// file's stem; no other file can be written), mirrored too, writes the file whole and
+    /// file's stem, one of `paths`: a remote bank's cache would be overwritten by its server's
+    /// copy, and no other file can be written), mirrored too, writes the file whole and
     /// puts the new bank in force. Blocks for the decoding: call off the async runtime.
     /// Returns the bank's frames after it.
     pub fn add_clip(&self, bank: &str, clip: &str, media: &Path) -> Result<usize, AddError> {
@@ -429,5 +481,21 @@ mod tests {
         s.checks_per_second = 1.0;
         assert!(s.validate().is_ok());
         assert_eq!(s.interval(), Duration::from_secs(1));
+        // A remote bank's URL is checked, and two banks may not share a name.
+        s.paths = vec!["a/incidents.hgb".into()];
+        s.remote = vec![RemoteBank {
+            url: "ftp://banks.example/x.hgb".into(),
+            path: "cache/fleet.hgb".into(),
+            poll: None,
+        }];
+        assert_eq!(s.validate().unwrap_err().0, "media_bank.remote.url");
+        s.remote[0].url = "https://banks.example/x.hgb".into();
+        assert!(s.validate().is_ok());
+        assert!(s.is_on());
+        s.remote[0].path = "cache/incidents.hgb".into();
+        let (key, message) = s.validate().unwrap_err();
+        assert_eq!(key, "media_bank");
+        assert!(message.contains("\"incidents\""), "{message}");
+        assert!(!BankSettings::default().is_on());
     }
 }

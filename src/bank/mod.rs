@@ -4,8 +4,8 @@
 //! reference frame's ([`matching`]) in one geometric arrangement ([`geometry`]), which sees
 //! through rotation, crops, logos, captions, picture-in-picture and a screen filmed at an angle
 //! where PDQ, a hash of the whole picture, cannot. [`index`] picks the reference frames worth
-//! verifying, [`mod@file`] is the on-disk format, [`build`] turns clips into reference frames
-//! and [`live`] holds the banks in force for the verdict.
+//! verifying, [`overlay`] takes a screen-door grid off a picture first, [`mod@file`] is the on-disk format, [`build`] turns clips into reference frames
+//! and [`live`] holds the banks in force for the verdict ([`remote`] fetches those a fleet shares).
 
 pub mod build;
 pub mod features;
@@ -15,6 +15,8 @@ pub mod image;
 pub mod index;
 pub mod live;
 pub mod matching;
+pub mod overlay;
+pub mod remote;
 
 use crate::hash::pdq::LumaImage;
 use features::Feature;
@@ -104,7 +106,9 @@ impl FrameFeatures {
                 features: Vec::new(),
             };
         }
-        let grey = Grey::working(luma);
+        let mut grey = Grey::working(luma);
+        // Both the bank's frames and a stream's: a reference's own full lines go the same way.
+        overlay::erase_thin_lines(&mut grey);
         let features = features::detect(&grey, budget);
         FrameFeatures {
             width: grey.width,

@@ -158,9 +158,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_config = config.admin.enabled.then(|| config.admin.clone());
     let fetched = crate::matcher::remote::prefetch(&config.lists).await?;
+    let fetched_banks = crate::bank::remote::prefetch(&config.media_bank.remote).await?;
     let join_timeout = config.cluster.join_timeout;
     let gate = Gate::build(config)?;
     crate::matcher::remote::poll(&gate.matcher, fetched)?;
+    if let Some(banks) = &gate.banks {
+        crate::bank::remote::poll(banks, fetched_banks)?;
+    }
     if let Some(cluster) = &gate.cluster {
         // Broadcasters are taken once the fleet's blocks are known here, or after the wait.
         if !cluster.wait_synced(join_timeout).await {

@@ -857,3 +857,26 @@ impl Drop for Trickle {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Python's `http.server` serving `dir` on a free loopback port.
+pub fn http_server(dir: &Path) -> (Process, u16) {
+    require("python3");
+    let port = free_port();
+    let process = Process::spawn(
+        "python3 -m http.server",
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for_listen(port, Duration::from_secs(10));
+    (process, port)
+}
