@@ -33,6 +33,16 @@ pub struct BankSettings {
     /// Most checks per second of one stream (wall clock): the check costs milliseconds.
     #[serde(default = "default_checks_per_second")]
     pub checks_per_second: f64,
+    /// Bits past a PDQ block list's threshold within which a frame's whole picture is in
+    /// PDQ's grey zone (it cannot decide): such frames, and frames holding a layout candidate,
+    /// are checked at `grey_checks_per_second` instead. 0: only layout candidates. Up to 16
+    /// past the default threshold (31) the widened search uses the list's index; beyond, it
+    /// scans the list (2.5 ms a query at a million entries).
+    #[serde(default = "default_grey_zone")]
+    pub grey_zone: u32,
+    /// Most checks per second of one stream while its frames are in the grey zone.
+    #[serde(default = "default_grey_checks_per_second")]
+    pub grey_checks_per_second: f64,
     /// Features taken from each checked frame.
     #[serde(default = "default_features")]
     pub features: usize,
@@ -60,6 +70,14 @@ fn default_checks_per_second() -> f64 {
     1.0
 }
 
+fn default_grey_zone() -> u32 {
+    16
+}
+
+fn default_grey_checks_per_second() -> f64 {
+    2.0
+}
+
 fn default_features() -> usize {
     DEFAULT_FEATURES
 }
@@ -85,6 +103,8 @@ impl Default for BankSettings {
             remote: Vec::new(),
             min_inliers: default_min_inliers(),
             checks_per_second: default_checks_per_second(),
+            grey_zone: default_grey_zone(),
+            grey_checks_per_second: default_grey_checks_per_second(),
             features: default_features(),
             action: Action::default(),
             max_upload: default_max_upload(),
@@ -106,6 +126,15 @@ impl BankSettings {
                 "media_bank.checks_per_second",
                 "must be between 0.05 and 30".into(),
             ));
+        }
+        if !(self.checks_per_second..=30.0).contains(&self.grey_checks_per_second) {
+            return Err((
+                "media_bank.grey_checks_per_second",
+                "must be between checks_per_second and 30".into(),
+            ));
+        }
+        if self.grey_zone > 32 {
+            return Err(("media_bank.grey_zone", "must be at most 32 bits".into()));
         }
         if !(50..=4000).contains(&self.features) {
             return Err(("media_bank.features", "must be between 50 and 4000".into()));
@@ -144,6 +173,11 @@ impl BankSettings {
     /// The interval between two checks of one stream.
     pub fn interval(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.checks_per_second.max(0.05))
+    }
+
+    /// The interval between two checks of one stream whose frame is in PDQ's grey zone.
+    pub fn grey_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.grey_checks_per_second.max(0.05))
     }
 }
 

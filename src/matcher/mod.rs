@@ -349,6 +349,37 @@ impl Matcher {
 }
 
 impl Matcher {
+    /// Whether PDQ cannot decide the frame: its whole picture (as it is, or mirrored when the
+    /// list says `mirror`) comes within `widen` bits past a PDQ block list's threshold without
+    /// matching it, or the frame holds a layout candidate (an inset found by the motion map,
+    /// #17). The media banks check such frames sooner. One widened index search per list and
+    /// query: cheap next to a bank check.
+    pub fn near_miss(&self, hashes: &FrameHashes, widen: u32) -> bool {
+        if hashes.inset.is_some() {
+            return true;
+        }
+        if widen == 0 {
+            return false;
+        }
+        let lists = self.lists.load();
+        let frame = &hashes.full;
+        lists.iter().any(|list| {
+            let s = &list.settings;
+            if s.algorithm != Algorithm::Pdq
+                || s.kind != ListKind::Block
+                || frame.stretched_quality < s.min_quality
+            {
+                return false;
+            }
+            let mut queries = vec![frame.hash()];
+            if s.mirror() {
+                queries.push(frame.dihedral(Dihedral::FlipY));
+            }
+            let radius = (s.threshold() + widen).min(256);
+            !list.lookup_pdq(&queries, Some(radius)).is_empty()
+        })
+    }
+
     /// The entry of a PDQ block list nearest to matching any of the frame's hashes (as
     /// `match_frame` queries them), at any distance, and its margin: the distance less the
     /// threshold it would have to reach (the negative threshold for a negative). How far benign
@@ -682,6 +713,37 @@ mod lookup_tests {
         let (nearest, margin) = matcher.nearest_pdq(&hashes).expect("an entry");
         assert_eq!((nearest.distance, margin), (30, -1), "{nearest:?}");
         assert_eq!(nearest.sure_bits, None);
+    }
+
+    #[test]
+    fn a_frame_just_past_the_threshold_is_a_near_miss_and_a_far_one_is_not() {
+        let frame = blocks(256, 144, 5);
+        let hashes = hash_frame(&frame, Views::default());
+        let hash = hashes.full.hash();
+        let sure = hashes.full.sure_bits(DEFAULT_WEAK_MARGIN);
+        let dir = tempfile::tempdir().expect("tmp");
+        // 40 bits from the frame: no match at 31, within 31 + 16.
+        let near = list(
+            dir.path(),
+            "near.tsv",
+            flipped(hash, sure, 40, true),
+            ListKind::Block,
+        );
+        let matcher = Matcher::load(vec![near]).expect("load");
+        assert!(matcher.match_frame(&hashes, &frame).matches.is_empty());
+        assert!(matcher.near_miss(&hashes, 16));
+        assert!(!matcher.near_miss(&hashes, 8));
+        assert!(!matcher.near_miss(&hashes, 0));
+        // 60 bits: out of the grey zone; an allow list never makes one.
+        let far = list(
+            dir.path(),
+            "far.tsv",
+            flipped(hash, sure, 60, true),
+            ListKind::Block,
+        );
+        let allowed = list(dir.path(), "allow.tsv", hash, ListKind::Allow);
+        let matcher = Matcher::load(vec![far, allowed]).expect("load");
+        assert!(!matcher.near_miss(&hashes, 16));
     }
 
     /// `hash` with the first `n` bits flipped among those `sure` has set (or has not).

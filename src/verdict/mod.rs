@@ -136,21 +136,39 @@ impl Verdict {
     /// back by the rate) and one is found. The check runs without the streams lock held.
     fn bank_match(&self, stream: &StreamInfo, frame: &SampledFrame) -> Option<Match> {
         let banks = self.banks.as_ref()?;
+        let settings = banks.settings();
         let now = Instant::now();
-        {
+        let last = {
             let mut streams = self.streams.locked();
             let state = streams
                 .entry(stream.id)
                 .or_insert_with(|| StreamState::new(&self.policy));
-            if !bank_check_due(
-                state.cut,
-                state.bank_checked,
-                now,
-                banks.settings().interval(),
-            ) {
+            if state.cut {
                 return None;
             }
-            state.bank_checked = Some(now);
+            state.bank_checked
+        };
+        // PDQ's grey zone is only looked for when the plain rate would not check the frame.
+        let due = |grey: bool| {
+            bank_check_due(
+                last,
+                now,
+                settings.interval(),
+                grey.then(|| settings.grey_interval()),
+            )
+        };
+        if !due(false) && !due(self.matcher.near_miss(&frame.hashes, settings.grey_zone)) {
+            return None;
+        }
+        {
+            let mut streams = self.streams.locked();
+            match streams.get_mut(&stream.id) {
+                // Another sample of the stream took the check meanwhile.
+                Some(state) if state.bank_checked == last && !state.cut => {
+                    state.bank_checked = Some(now)
+                }
+                _ => return None,
+            }
         }
         let found = banks.check(&frame.luma)?;
         metrics().matches.inc(&[&found.bank]);
@@ -316,11 +334,20 @@ impl Verdict {
     }
 }
 
-/// Whether a stream's frame is checked against the media banks: not once the stream is cut,
-/// else when it never was or the last check is `interval` old (a match clears the last check,
-/// so the sample after a match is checked at once).
-fn bank_check_due(cut: bool, last: Option<Instant>, now: Instant, interval: Duration) -> bool {
-    !cut && last.is_none_or(|at| now.saturating_duration_since(at) >= interval)
+/// Whether a stream's frame (of a stream not cut) is checked against the media banks: when it
+/// never was or the last check is `interval` old, or `grey` old for a frame PDQ cannot decide
+/// (a match clears the last check, so the sample after a match is checked at once).
+fn bank_check_due(
+    last: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+    grey: Option<Duration>,
+) -> bool {
+    let Some(at) = last else {
+        return true;
+    };
+    let since = now.saturating_duration_since(at);
+    since >= interval || grey.is_some_and(|g| since >= g)
 }
 
 impl FrameSink for Verdict {
@@ -573,14 +600,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bank_check_is_due_once_per_interval_and_never_after_the_cut() {
+    fn a_bank_check_is_due_once_per_interval_and_sooner_in_the_grey_zone() {
         let t0 = Instant::now();
         let second = Duration::from_secs(1);
-        assert!(bank_check_due(false, None, t0, second));
-        assert!(!bank_check_due(false, Some(t0), t0 + second / 2, second));
-        assert!(bank_check_due(false, Some(t0), t0 + second, second));
+        assert!(bank_check_due(None, t0, second, None));
+        assert!(!bank_check_due(Some(t0), t0 + second / 2, second, None));
+        assert!(bank_check_due(Some(t0), t0 + second, second, None));
         // A clock that steps back does not make a check due early, nor panic.
-        assert!(!bank_check_due(false, Some(t0 + second), t0, second));
-        assert!(!bank_check_due(true, None, t0, second));
+        assert!(!bank_check_due(Some(t0 + second), t0, second, None));
+        // A frame in PDQ's grey zone is due at the grey rate, no sooner.
+        let grey = Some(second / 2);
+        assert!(bank_check_due(Some(t0), t0 + second / 2, second, grey));
+        assert!(!bank_check_due(Some(t0), t0 + second / 4, second, grey));
     }
 }
