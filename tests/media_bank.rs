@@ -262,8 +262,8 @@ fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused
 }
 
 /// A bank served over HTTP: fetched before start (the empty first version), the clip added on
-/// the server reaches the instance within a poll and cuts, a damaged version on the server is
-/// refused with the bank kept in force; with neither server nor cache, the instance refuses to
+/// the server reaches the instance within a poll and cuts, a damaged or emptied version on the
+/// server is refused with the bank kept in force; with neither server nor cache, the instance refuses to
 /// start.
 #[test]
 fn a_bank_served_over_http_reaches_the_instance_and_a_damaged_one_is_refused() {
@@ -351,6 +351,15 @@ fn a_bank_served_over_http_reaches_the_instance_and_a_damaged_one_is_refused() {
     publish_bank(&damaged);
     wait_until("the damaged bank refused", Duration::from_secs(10), || {
         hashgate.log().contains("the bank it sent is refused")
+    });
+    assert_eq!(std::fs::read(&cache).expect("cache"), cached);
+    // An empty bank that reads cleanly: refused too (it would switch the matcher off).
+    std::thread::sleep(Duration::from_millis(1100));
+    let empty = dir.path().join("empty.hgb");
+    hashgate_bank(&empty, &["new"]);
+    publish_bank(&empty);
+    wait_until("the empty bank refused", Duration::from_secs(10), || {
+        hashgate.log().contains("to 0 reference frames")
     });
     assert_eq!(std::fs::read(&cache).expect("cache"), cached);
 

@@ -35,9 +35,8 @@ pub struct BankSettings {
     pub checks_per_second: f64,
     /// Bits past a PDQ block list's threshold within which a frame's whole picture is in
     /// PDQ's grey zone (it cannot decide): such frames, and frames holding a layout candidate,
-    /// are checked at `grey_checks_per_second` instead. 0: only layout candidates. Up to 16
-    /// past the default threshold (31) the widened search uses the list's index; beyond, it
-    /// scans the list (2.5 ms a query at a million entries).
+    /// are checked at `grey_checks_per_second` instead. 0: only layout candidates. At most 16:
+    /// with the default threshold (31) the widened search still uses the list's index.
     #[serde(default = "default_grey_zone")]
     pub grey_zone: u32,
     /// Most checks per second of one stream while its frames are in the grey zone.
@@ -94,6 +93,15 @@ pub struct RemoteBank {
     /// How often `url` is polled (default 60 s).
     #[serde(default, deserialize_with = "crate::units::optional_duration")]
     pub poll: Option<Duration>,
+    /// The largest share of its reference frames a new version may drop (0-1; default 0.5):
+    /// a server that sends an empty or gutted bank does not switch the matcher off. Past it,
+    /// remove clips where the server's copy is made and raise this for one poll.
+    #[serde(default = "default_max_shrink")]
+    pub max_shrink: f64,
+}
+
+fn default_max_shrink() -> f64 {
+    0.5
 }
 
 impl Default for BankSettings {
@@ -133,8 +141,12 @@ impl BankSettings {
                 "must be between checks_per_second and 30".into(),
             ));
         }
-        if self.grey_zone > 32 {
-            return Err(("media_bank.grey_zone", "must be at most 32 bits".into()));
+        if self.grey_zone > 16 {
+            return Err((
+                "media_bank.grey_zone",
+                "must be at most 16 bits (past that the widened search reads most of the list)"
+                    .into(),
+            ));
         }
         if !(50..=4000).contains(&self.features) {
             return Err(("media_bank.features", "must be between 50 and 4000".into()));
@@ -142,6 +154,12 @@ impl BankSettings {
         for remote in &self.remote {
             crate::matcher::remote::check_url(&remote.url)
                 .map_err(|e| ("media_bank.remote.url", e.to_string()))?;
+            if remote.poll.is_some_and(|p| p < Duration::from_secs(1)) {
+                return Err(("media_bank.remote.poll", "must be at least 1s".into()));
+            }
+            if !(0.0..=1.0).contains(&remote.max_shrink) {
+                return Err(("media_bank.remote.max_shrink", "must be between 0 and 1".into()));
+            }
         }
         let mut stems: Vec<String> = self.files().map(stem_of).collect();
         stems.sort();
@@ -521,6 +539,7 @@ mod tests {
             url: "ftp://banks.example/x.hgb".into(),
             path: "cache/fleet.hgb".into(),
             poll: None,
+            max_shrink: 0.5,
         }];
         assert_eq!(s.validate().unwrap_err().0, "media_bank.remote.url");
         s.remote[0].url = "https://banks.example/x.hgb".into();

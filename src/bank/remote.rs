@@ -1,9 +1,11 @@
 //! Media banks served over HTTP(S) (`[[media_bank.remote]]`), so a clip added on one instance
 //! (or by the platform's incident tooling) reaches the whole fleet: fetched once before the
 //! banks load, then polled with conditional requests. A fetched bank is read whole (format,
-//! checksum, counts) before it is written over the cache, atomically; the file watcher then
-//! puts it in force. What the server sends that does not read keeps the bank in force. Fetching
-//! itself is the URL lists' ([`crate::matcher::remote`]).
+//! checksum, counts) and must not drop more than `max_shrink` of the reference frames in force
+//! (nor all of them) before it is written over the cache, atomically, and put in force. What
+//! the server sends that does not qualify keeps the bank in force. The checksum only shows the
+//! file is whole, not who made it: serve banks over `https` from a server the platform runs.
+//! Fetching itself is the URL lists' ([`crate::matcher::remote`]).
 
 use std::sync::Arc;
 
@@ -14,13 +16,38 @@ use super::live::{Banks, RemoteBank};
 use crate::matcher::remote::{fetch, write_cache, Fetched, Validators, DEFAULT_POLL};
 use crate::rtmp::tls::TlsClient;
 
-/// Checks that `body` is a bank that reads cleanly and writes it over the remote bank's cache.
-/// Returns the bank's frames.
-fn take(remote: &RemoteBank, body: &[u8]) -> anyhow::Result<usize> {
+/// Why a fetched bank of `fetched` reference frames may not replace one of `in_force`: it
+/// drops more than `max_shrink` of them, or all of them.
+fn shrink_refused(in_force: usize, fetched: usize, max_shrink: f64) -> Option<String> {
+    if fetched >= in_force {
+        return None;
+    }
+    let lost = (in_force - fetched) as f64 / in_force as f64;
+    (fetched == 0 || lost > max_shrink).then(|| {
+        format!(
+            "it would go from {in_force} to {fetched} reference frames ({:.0}% fewer; \
+             max_shrink is {:.0}%)",
+            lost * 100.0,
+            max_shrink * 100.0
+        )
+    })
+}
+
+/// Checks that `body` is a bank that reads cleanly and does not shrink one of `in_force`
+/// frames too far, and writes it over the remote bank's cache. Returns the bank's frames.
+fn take(remote: &RemoteBank, body: &[u8], in_force: usize) -> anyhow::Result<usize> {
     let bank = decode(body, &remote.url)?;
+    if let Some(why) = shrink_refused(in_force, bank.frames.len(), remote.max_shrink) {
+        anyhow::bail!("{why}");
+    }
     write_cache(&remote.path, body)
         .with_context(|| format!("caching the bank at {}", remote.path.display()))?;
     Ok(bank.frames.len())
+}
+
+/// The reference frames of the cached copy (0 when there is none or it does not read).
+fn cached_frames(remote: &RemoteBank) -> usize {
+    super::file::load(&remote.path).map_or(0, |b| b.frames.len())
 }
 
 /// Fetches every remote bank once, before the banks load: a good copy replaces the cache; when
@@ -32,7 +59,11 @@ pub async fn prefetch(remotes: &[RemoteBank]) -> anyhow::Result<Vec<Validators>>
     let mut out = Vec::new();
     for remote in remotes {
         let problem = match fetch(&remote.url, &Validators::default(), &tls).await {
-            Ok(Fetched::Modified { body, validators }) => match take(remote, &body) {
+            Ok(Fetched::Modified { body, validators }) => match take(
+                remote,
+                &body,
+                cached_frames(remote),
+            ) {
                 Ok(frames) => {
                     tracing::info!(url = %remote.url, frames, "media bank fetched");
                     out.push(validators);
@@ -64,7 +95,8 @@ pub fn poll(banks: &Arc<Banks>, validators: Vec<Validators>) -> anyhow::Result<(
         let weak = Arc::downgrade(banks);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let mut failing = false;
+            // The last problem logged: a server that keeps failing the same way is logged once.
+            let mut failing: Option<String> = None;
             loop {
                 tokio::time::sleep(remote.poll.unwrap_or(DEFAULT_POLL)).await;
                 let Some(banks) = weak.upgrade() else {
@@ -76,8 +108,20 @@ pub fn poll(banks: &Arc<Banks>, validators: Vec<Validators>) -> anyhow::Result<(
                         body,
                         validators: fresh,
                     }) => {
-                        let r = remote.clone();
-                        match tokio::task::spawn_blocking(move || take(&r, &body)).await {
+                        // Reading, indexing and swapping a bank takes a while: off the runtime.
+                        let (r, b) = (remote.clone(), banks.clone());
+                        let taken = tokio::task::spawn_blocking(move || {
+                            let in_force = b
+                                .banks()
+                                .iter()
+                                .find(|l| l.path == r.path)
+                                .map_or(0, |l| l.bank.bank.frames.len());
+                            let frames = take(&r, &body, in_force)?;
+                            put_in_force(&b);
+                            anyhow::Ok(frames)
+                        })
+                        .await;
+                        match taken {
                             Ok(Ok(frames)) => Ok(Some((frames, fresh))),
                             Ok(Err(e)) => Err(format!("the bank it sent is refused: {e:#}")),
                             Err(e) => Err(format!("reading the bank failed: {e}")),
@@ -87,20 +131,19 @@ pub fn poll(banks: &Arc<Banks>, validators: Vec<Validators>) -> anyhow::Result<(
                 };
                 match outcome {
                     Ok(fresh) => {
-                        if failing {
+                        if failing.take().is_some() {
                             tracing::info!(url = %remote.url, "media bank server answers again");
                         }
-                        failing = false;
                         if let Some((frames, fresh)) = fresh {
                             validators = fresh;
-                            put_in_force(&banks, frames, &remote.url);
+                            tracing::info!(url = %remote.url, frames, "media bank fetched");
                         }
                     }
                     Err(e) => {
-                        if !failing {
+                        if failing.as_ref() != Some(&e) {
                             tracing::warn!(url = %remote.url, "{e}; the bank in force stays");
                         }
-                        failing = true;
+                        failing = Some(e);
                     }
                 }
             }
@@ -110,12 +153,25 @@ pub fn poll(banks: &Arc<Banks>, validators: Vec<Validators>) -> anyhow::Result<(
 }
 
 /// Reloads the cache just written (the watcher would, at its next poll).
-fn put_in_force(banks: &Banks, frames: usize, url: &str) {
+fn put_in_force(banks: &Banks) {
     for (path, outcome) in banks.reload_changed() {
         match outcome {
             Ok(frames) => tracing::info!(bank = %path.display(), frames, "media bank reloaded"),
             Err(e) => tracing::error!("{e}; the bank in force stays"),
         }
     }
-    tracing::info!(url = %url, frames, "media bank fetched");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shrink_refused;
+
+    #[test]
+    fn a_fetched_bank_may_grow_or_shrink_a_little_but_not_empty_or_gut_one() {
+        assert_eq!(shrink_refused(0, 0, 0.5), None);
+        assert_eq!(shrink_refused(10, 12, 0.5), None);
+        assert_eq!(shrink_refused(10, 5, 0.5), None);
+        assert!(shrink_refused(10, 4, 0.5).is_some_and(|why| why.contains("10 to 4")));
+        assert!(shrink_refused(10, 0, 1.0).is_some());
+    }
 }

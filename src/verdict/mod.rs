@@ -148,7 +148,8 @@ impl Verdict {
             }
             state.bank_checked
         };
-        // PDQ's grey zone is only looked for when the plain rate would not check the frame.
+        // PDQ's grey zone is only looked for when the plain rate would not check the frame and
+        // the grey rate would.
         let due = |grey: bool| {
             bank_check_due(
                 last,
@@ -157,7 +158,9 @@ impl Verdict {
                 grey.then(|| settings.grey_interval()),
             )
         };
-        if !due(false) && !due(self.matcher.near_miss(&frame.hashes, settings.grey_zone)) {
+        if !due(false)
+            && !(due(true) && self.matcher.near_miss(&frame.hashes, settings.grey_zone))
+        {
             return None;
         }
         {
