@@ -158,7 +158,10 @@ impl BankSettings {
                 return Err(("media_bank.remote.poll", "must be at least 1s".into()));
             }
             if !(0.0..=1.0).contains(&remote.max_shrink) {
-                return Err(("media_bank.remote.max_shrink", "must be between 0 and 1".into()));
+                return Err((
+                    "media_bank.remote.max_shrink",
+                    "must be between 0 and 1".into(),
+                ));
             }
         }
         let mut stems: Vec<String> = self.files().map(stem_of).collect();

@@ -140,7 +140,9 @@ fn orientation(g: &Grey) -> Option<f64> {
 
 /// Per column, the row offset of a line of slope `slope` through row 0.
 fn offsets(w: usize, slope: f64) -> Vec<isize> {
-    (0..w).map(|x| (x as f64 * slope).round() as isize).collect()
+    (0..w)
+        .map(|x| (x as f64 * slope).round() as isize)
+        .collect()
 }
 
 /// How the pixel at (x, y) compares with those `REACH` above and below: by how much it is
@@ -371,7 +373,10 @@ mod tests {
         let at = |x: usize, y: usize| f64::from(g.pixels[y * g.width + x]);
         let pixels = (0..g.width * g.height)
             .map(|i| {
-                let (x, y) = ((i % g.width) as f64 - w / 2.0, (i / g.width) as f64 - h / 2.0);
+                let (x, y) = (
+                    (i % g.width) as f64 - w / 2.0,
+                    (i / g.width) as f64 - h / 2.0,
+                );
                 let (sx, sy) = (cos * x + sin * y + w / 2.0, -sin * x + cos * y + h / 2.0);
                 if sx < 0.0 || sy < 0.0 || sx >= w - 1.0 || sy >= h - 1.0 {
                     return 128;
@@ -443,7 +448,10 @@ mod tests {
             .flat_map(|y| (176..320).map(move |x| y * 320 + x))
             .filter(|&i| half.pixels[i] != original.pixels[i])
             .count();
-        assert!(changed < 180 * 144 / 20, "{changed} pixels of the clean half changed");
+        assert!(
+            changed < 180 * 144 / 20,
+            "{changed} pixels of the clean half changed"
+        );
     }
 
     #[test]

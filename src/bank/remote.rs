@@ -59,18 +59,16 @@ pub async fn prefetch(remotes: &[RemoteBank]) -> anyhow::Result<Vec<Validators>>
     let mut out = Vec::new();
     for remote in remotes {
         let problem = match fetch(&remote.url, &Validators::default(), &tls).await {
-            Ok(Fetched::Modified { body, validators }) => match take(
-                remote,
-                &body,
-                cached_frames(remote),
-            ) {
-                Ok(frames) => {
-                    tracing::info!(url = %remote.url, frames, "media bank fetched");
-                    out.push(validators);
-                    continue;
+            Ok(Fetched::Modified { body, validators }) => {
+                match take(remote, &body, cached_frames(remote)) {
+                    Ok(frames) => {
+                        tracing::info!(url = %remote.url, frames, "media bank fetched");
+                        out.push(validators);
+                        continue;
+                    }
+                    Err(e) => format!("{e:#}"),
                 }
-                Err(e) => format!("{e:#}"),
-            },
+            }
             Ok(Fetched::NotModified) => "it answered 304 to an unconditional request".into(),
             Err(e) => e.to_string(),
         };

@@ -158,9 +158,9 @@ impl Verdict {
                 grey.then(|| settings.grey_interval()),
             )
         };
-        if !due(false)
-            && !(due(true) && self.matcher.near_miss(&frame.hashes, settings.grey_zone))
-        {
+        let check =
+            due(false) || (due(true) && self.matcher.near_miss(&frame.hashes, settings.grey_zone));
+        if !check {
             return None;
         }
         {
