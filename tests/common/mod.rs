@@ -880,3 +880,18 @@ pub fn http_server(dir: &Path) -> (Process, u16) {
     wait_for_listen(port, Duration::from_secs(10));
     (process, port)
 }
+
+/// Runs `hashgate serve` with `config` (written to `file`), which must refuse to start within
+/// a minute: its standard error, with the reason.
+pub fn serve_refused(file: &Path, config: &str) -> String {
+    std::fs::write(file, config).expect("config");
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["serve", "--config"])
+        .arg(file)
+        .output()
+        .expect("hashgate serve");
+    assert!(!out.status.success(), "serve started with {config}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
