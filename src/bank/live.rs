@@ -135,10 +135,10 @@ impl BankSettings {
                 "must be between 0.05 and 30".into(),
             ));
         }
-        if !(self.checks_per_second..=30.0).contains(&self.grey_checks_per_second) {
+        if !(0.05..=30.0).contains(&self.grey_checks_per_second) {
             return Err((
                 "media_bank.grey_checks_per_second",
-                "must be between checks_per_second and 30".into(),
+                "must be between 0.05 and 30".into(),
             ));
         }
         if self.grey_zone > 16 {
@@ -196,9 +196,11 @@ impl BankSettings {
         Duration::from_secs_f64(1.0 / self.checks_per_second.max(0.05))
     }
 
-    /// The interval between two checks of one stream whose frame is in PDQ's grey zone.
+    /// The interval between two checks of one stream whose frame is in PDQ's grey zone: never
+    /// longer than [`Self::interval`].
     pub fn grey_interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.grey_checks_per_second.max(0.05))
+        let rate = self.grey_checks_per_second.max(self.checks_per_second);
+        Duration::from_secs_f64(1.0 / rate.max(0.05))
     }
 }
 
@@ -536,6 +538,12 @@ mod tests {
         s.checks_per_second = 1.0;
         assert!(s.validate().is_ok());
         assert_eq!(s.interval(), Duration::from_secs(1));
+        assert_eq!(s.grey_interval(), Duration::from_millis(500));
+        // A plain rate above the grey one is allowed; the grey zone then changes nothing.
+        s.checks_per_second = 4.0;
+        assert!(s.validate().is_ok());
+        assert_eq!(s.grey_interval(), s.interval());
+        s.checks_per_second = 1.0;
         // A remote bank's URL is checked, and two banks may not share a name.
         s.paths = vec!["a/incidents.hgb".into()];
         s.remote = vec![RemoteBank {
