@@ -249,15 +249,7 @@ fn a_clip_added_through_the_admin_api_is_cut_at_once_and_bad_uploads_are_refused
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"frames\":12"), "{body}");
 
-    let mut publisher = ffmpeg_publish(&restream, &hashgate.url("rotated"));
-    let status = publisher
-        .wait_timeout(Duration::from_secs(40))
-        .expect("publisher finished");
-    wait_until("the cut", Duration::from_secs(20), || {
-        read_events(&log).iter().any(|e| e["event"] == "cut")
-    });
-    let events = read_events(&log);
-    let cut = events.iter().find(|e| e["event"] == "cut").expect("cut");
+    let (status, cut) = publish_until_cut(&restream, &hashgate, &log, "rotated");
     assert_eq!(cut["entry"], "incident-2", "{cut}");
     assert!(!status.success());
     // The file holds the clip for the next start.
@@ -333,15 +325,7 @@ fn a_bank_served_over_http_reaches_the_instance_and_a_damaged_one_is_refused() {
         hashgate.log().matches("media bank fetched").count() >= 2
     });
     let restream = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
-    let mut publisher = ffmpeg_publish(&restream, &hashgate.url("rotated"));
-    let status = publisher
-        .wait_timeout(Duration::from_secs(40))
-        .expect("publisher finished");
-    wait_until("the cut", Duration::from_secs(20), || {
-        read_events(&log).iter().any(|e| e["event"] == "cut")
-    });
-    let events = read_events(&log);
-    let cut = events.iter().find(|e| e["event"] == "cut").expect("cut");
+    let (status, cut) = publish_until_cut(&restream, &hashgate, &log, "rotated");
     assert_eq!(
         (&cut["list"], &cut["entry"]),
         (&"incidents".into(), &"incident-3".into()),
@@ -385,6 +369,28 @@ fn a_bank_served_over_http_reaches_the_instance_and_a_damaged_one_is_refused() {
         ),
     );
     assert!(err.contains("no cached copy"), "{err}");
+}
+
+/// Publishes `file` under `key` and waits for the publisher to end and a cut event in `log`:
+/// how the publisher exited, and the cut.
+fn publish_until_cut(
+    file: &Path,
+    hashgate: &Hashgate,
+    log: &Path,
+    key: &str,
+) -> (std::process::ExitStatus, serde_json::Value) {
+    let mut publisher = ffmpeg_publish(file, &hashgate.url(key));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(40))
+        .expect("publisher finished");
+    wait_until("the cut", Duration::from_secs(20), || {
+        read_events(log).iter().any(|e| e["event"] == "cut")
+    });
+    let cut = read_events(log)
+        .into_iter()
+        .find(|e| e["event"] == "cut")
+        .expect("cut");
+    (status, cut)
 }
 
 /// Video frames in a recording (0 when there is none).

@@ -71,13 +71,20 @@ pub fn erase_thin_lines(g: &mut Grey) -> usize {
     filled
 }
 
-/// How one row compares with the rows `REACH` above and below: per pixel, whether it stands
-/// out brighter (darker) than both by more than `by`. (Loops the compiler vectorises.)
-fn row_counts(above: &[u8], here: &[u8], below: &[u8], by: u8) -> (usize, usize) {
+/// By how much `p` is brighter than both its neighbours `a` and `b`, and darker than both.
+#[inline]
+fn excess(a: u8, p: u8, b: u8) -> (u8, u8) {
+    (p.saturating_sub(a.max(b)), a.min(b).saturating_sub(p))
+}
+
+/// How one row compares with the rows `REACH` above and below: how many of its pixels stand
+/// out brighter (darker) than both by more than `STANDS_OUT`. (A loop the compiler vectorises.)
+fn row_counts(above: &[u8], here: &[u8], below: &[u8]) -> (usize, usize) {
     let (mut brighter, mut darker) = (0u32, 0u32);
     for ((&a, &p), &b) in above.iter().zip(here).zip(below) {
-        brighter += u32::from(p.saturating_sub(a.max(b)) > by);
-        darker += u32::from(a.min(b).saturating_sub(p) > by);
+        let (up, down) = excess(a, p, b);
+        brighter += u32::from(up > STANDS_OUT);
+        darker += u32::from(down > STANDS_OUT);
     }
     (brighter as usize, darker as usize)
 }
@@ -109,7 +116,7 @@ fn erase_straight(g: &mut Grey) -> usize {
             &g.pixels[y * w..(y + 1) * w],
             &g.pixels[(y + REACH) * w..(y + REACH + 1) * w],
         );
-        let (brighter, darker) = row_counts(a, p, b, STANDS_OUT);
+        let (brighter, darker) = row_counts(a, p, b);
         if let Some(way) = polarity(brighter, darker, w) {
             rows.push((y, way));
         }
@@ -127,8 +134,9 @@ fn erase_straight(g: &mut Grey) -> usize {
             .iter_mut()
             .zip(darker[REACH..w - REACH].iter_mut());
         for ((up, down), ((&a, &p), &b)) in counts.zip(left.iter().zip(here).zip(right)) {
-            *up += u32::from(p.saturating_sub(a.max(b)) > STANDS_OUT);
-            *down += u32::from(a.min(b).saturating_sub(p) > STANDS_OUT);
+            let (brighter, darker) = excess(a, p, b);
+            *up += u32::from(brighter > STANDS_OUT);
+            *down += u32::from(darker > STANDS_OUT);
         }
     }
     let columns: Vec<(usize, Polarity)> = (REACH..w - REACH)
@@ -155,8 +163,7 @@ fn erase_straight(g: &mut Grey) -> usize {
     for &(x, way) in &columns_taken {
         for y in 0..h {
             let line = &g.pixels[y * w..(y + 1) * w];
-            let (a, p, b) = (line[x - REACH], line[x], line[x + REACH]);
-            let by = (p.saturating_sub(a.max(b)), a.min(b).saturating_sub(p));
+            let by = excess(line[x - REACH], line[x], line[x + REACH]);
             mask[y * w + x] = stands_out_way(by, way);
         }
     }
@@ -285,12 +292,11 @@ fn offsets(w: usize, slope: f64) -> Vec<isize> {
 #[inline]
 fn stand_out(g: &Grey, x: usize, y: usize) -> (u8, u8) {
     let w = g.width;
-    let (a, p, b) = (
+    excess(
         g.pixels[(y - REACH) * w + x],
         g.pixels[y * w + x],
         g.pixels[(y + REACH) * w + x],
-    );
-    (p.saturating_sub(a.max(b)), a.min(b).saturating_sub(p))
+    )
 }
 
 /// The lines of slope `slope` across `g`, judged on every `step`th column: where they start
@@ -321,11 +327,8 @@ fn lines(g: &Grey, slope: f64, step: usize) -> Option<Vec<(isize, Polarity)>> {
             brighter += usize::from(up > STANDS_OUT);
             darker += usize::from(down > STANDS_OUT);
         }
-        let needed = (length as f64 * SHARE).ceil() as usize;
-        if length >= min_length && brighter >= needed {
-            found.push((start, Polarity::Brighter));
-        } else if length >= min_length && darker >= needed {
-            found.push((start, Polarity::Darker));
+        if let Some(way) = polarity(brighter, darker, length).filter(|_| length >= min_length) {
+            found.push((start, way));
         }
     }
     (found.len() as f64 <= MOST_LINES * positions as f64).then_some(found)
@@ -342,18 +345,13 @@ fn erase_along(g: &mut Grey, slope: f64) -> usize {
     let (w, h) = (g.width, g.height);
     let offsets = offsets(w, slope);
     let mut mask = vec![false; w * h];
-    for &(start, polarity) in &found {
+    for &(start, way) in &found {
         for (x, off) in offsets.iter().enumerate() {
             let y = start + off;
             if y < REACH as isize || y >= (h - REACH) as isize {
                 continue;
             }
-            let (up, down) = stand_out(g, x, y as usize);
-            let by = match polarity {
-                Polarity::Brighter => up,
-                Polarity::Darker => down,
-            };
-            mask[y as usize * w + x] = by > PART_OF_LINE;
+            mask[y as usize * w + x] = stands_out_way(stand_out(g, x, y as usize), way);
         }
     }
     fill_columns(g, &mask);
@@ -471,17 +469,23 @@ mod tests {
         assert_eq!(g, original);
     }
 
-    #[test]
-    fn a_grid_drawn_over_a_picture_is_taken_off() {
-        let original = waves(320, 180);
-        let mut gridded = original.clone();
-        for y in 0..180 {
-            for x in 0..320 {
+    /// `g` under a white grid of 2-pixel lines every 24 pixels, clear of the edges.
+    fn with_grid(g: &Grey) -> Grey {
+        let mut gridded = g.clone();
+        for y in 0..g.height {
+            for x in 0..g.width {
                 if (y + 14) % 24 < 2 || (x + 14) % 24 < 2 {
-                    gridded.pixels[y * 320 + x] = 255;
+                    gridded.pixels[y * g.width + x] = 255;
                 }
             }
         }
+        gridded
+    }
+
+    #[test]
+    fn a_grid_drawn_over_a_picture_is_taken_off() {
+        let original = waves(320, 180);
+        let mut gridded = with_grid(&original);
         let drawn = gridded.clone();
         let filled = erase_thin_lines(&mut gridded);
         // 7 rows and 13 columns of lines, 2 pixels each.
@@ -533,14 +537,7 @@ mod tests {
     #[test]
     fn a_grid_turned_with_the_picture_is_taken_off_and_a_turned_picture_alone_kept() {
         let original = waves(512, 288);
-        let mut gridded = original.clone();
-        for y in 0..288 {
-            for x in 0..512 {
-                if (y + 14) % 24 < 2 || (x + 14) % 24 < 2 {
-                    gridded.pixels[y * 512 + x] = 255;
-                }
-            }
-        }
+        let gridded = with_grid(&original);
         let (original, mut gridded) = (rotated(&original, 7.0), rotated(&gridded, 7.0));
         let drawn = gridded.clone();
         assert!(erase_thin_lines(&mut gridded) > 20);
