@@ -60,42 +60,49 @@ impl Grey {
     }
 }
 
-/// A picture's integral image: any box's sum in four reads. The descriptor compares 5×5 box
-/// sums rather than pixels, so one noisy pixel cannot flip a bit (the smoothing BRIEF needs,
-/// paid only where it is read).
+/// Every 5×5 box sum of a picture: the descriptor compares box sums rather than pixels, so
+/// one noisy pixel cannot flip a bit (the smoothing BRIEF needs). Made once per pyramid level
+/// (rows then columns), so each comparison reads two values.
 #[derive(Debug, Clone)]
-pub struct Integral {
+pub struct BoxSums {
     width: usize,
-    /// `(width + 1) × (height + 1)` running sums, a zero row and column first.
-    sums: Vec<u32>,
+    /// The sum of the box centred on each pixel at least 2 pixels inside (0 on the rim):
+    /// at most 25 × 255, so a `u16` holds it.
+    sums: Vec<u16>,
 }
 
-impl Integral {
-    /// The integral image of a picture.
-    pub fn of(g: &Grey) -> Integral {
-        let stride = g.width + 1;
-        let mut sums = vec![0u32; stride * (g.height + 1)];
-        for y in 0..g.height {
-            let mut row = 0u32;
-            for x in 0..g.width {
-                row += u32::from(g.at(x, y));
-                sums[(y + 1) * stride + x + 1] = sums[y * stride + x + 1] + row;
+impl BoxSums {
+    /// The box sums of a picture.
+    pub fn of(g: &Grey) -> BoxSums {
+        let (w, h) = (g.width, g.height);
+        let mut sums = vec![0u16; w * h];
+        if w < 5 || h < 5 {
+            return BoxSums { width: w, sums };
+        }
+        // Five-pixel sums along each row, at each row's centre pixels.
+        let mut across = vec![0u16; w * h];
+        for (line, out) in g.pixels.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
+            for x in 2..w - 2 {
+                out[x] = line[x - 2..=x + 2].iter().map(|&v| u16::from(v)).sum();
             }
         }
-        Integral {
-            width: g.width,
-            sums,
+        // Then five of those down each column, a whole row at a time.
+        for y in 2..h - 2 {
+            let out = &mut sums[y * w..(y + 1) * w];
+            for dy in 0..5 {
+                let from = &across[(y + dy - 2) * w..(y + dy - 1) * w];
+                for (o, &v) in out.iter_mut().zip(from) {
+                    *o += v;
+                }
+            }
         }
+        BoxSums { width: w, sums }
     }
 
     /// The sum of the 5×5 box centred on (x, y), which must lie 2 pixels inside the picture.
     #[inline]
-    pub fn box5(&self, x: usize, y: usize) -> u32 {
-        let stride = self.width + 1;
-        let (x0, x1, y0, y1) = (x - 2, x + 3, y - 2, y + 3);
-        self.sums[y1 * stride + x1] + self.sums[y0 * stride + x0]
-            - self.sums[y0 * stride + x1]
-            - self.sums[y1 * stride + x0]
+    pub fn box5(&self, x: usize, y: usize) -> u16 {
+        self.sums[y * self.width + x]
     }
 }
 
@@ -103,15 +110,13 @@ impl Integral {
 /// `f32`) to `dw × dh` (down only: each destination pixel averages the source pixels its
 /// footprint covers, weighted by overlap), rows first, then columns.
 fn resample(sw: usize, sh: usize, row: impl Fn(usize, &mut [f32]), dw: usize, dh: usize) -> Grey {
-    let xs = spans(sw, dw);
+    let xs = Taps::across(&spans(sw, dw));
     let ys = spans(sh, dh);
     let mut source = vec![0.0f32; sw];
     let mut narrow = vec![0.0f32; dw * sh];
     for (y, out) in narrow.chunks_exact_mut(dw).enumerate() {
         row(y, &mut source);
-        for (cell, span) in out.iter_mut().zip(&xs) {
-            *cell = span.weigh(&source);
-        }
+        xs.weigh(&source, out);
     }
     // Columns a whole row at a time, so the loop runs along memory.
     let mut pixels = Vec::with_capacity(dw * dh);
@@ -139,19 +144,57 @@ struct Span {
 }
 
 impl Span {
-    /// The cell's value from a source line.
-    #[inline]
-    fn weigh(&self, line: &[f32]) -> f32 {
-        let covered = &line[self.first..self.first + self.weights.len()];
-        covered.iter().zip(&self.weights).map(|(v, w)| v * w).sum()
-    }
-
     /// (source index, weight) pairs.
     fn taps(&self) -> impl Iterator<Item = (usize, f32)> + '_ {
         self.weights
             .iter()
             .enumerate()
             .map(|(i, &w)| (self.first + i, w))
+    }
+}
+
+/// Spans laid out tap by tap for a line's cells: the `k`-th tap of every cell side by side,
+/// spans shorter than the longest padded with weight 0 (adding 0 changes no sum), so a line is
+/// weighed without a branch per cell.
+struct Taps {
+    cells: usize,
+    /// `[k * cells + c]`: the source index of cell `c`'s `k`-th tap.
+    index: Vec<usize>,
+    /// `[k * cells + c]`: its weight.
+    weight: Vec<f32>,
+}
+
+impl Taps {
+    fn across(spans: &[Span]) -> Taps {
+        let cells = spans.len();
+        let longest = spans.iter().map(|s| s.weights.len()).max().unwrap_or(0);
+        let mut index = Vec::with_capacity(longest * cells);
+        let mut weight = Vec::with_capacity(longest * cells);
+        for k in 0..longest {
+            for s in spans {
+                index.push(s.first + k.min(s.weights.len() - 1));
+                weight.push(s.weights.get(k).copied().unwrap_or(0.0));
+            }
+        }
+        Taps {
+            cells,
+            index,
+            weight,
+        }
+    }
+
+    /// Each cell's weighted sum of `line`, taps in order.
+    fn weigh(&self, line: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        for (index, weight) in self
+            .index
+            .chunks_exact(self.cells)
+            .zip(self.weight.chunks_exact(self.cells))
+        {
+            for ((o, &i), &w) in out.iter_mut().zip(index).zip(weight) {
+                *o += line[i] * w;
+            }
+        }
     }
 }
 
@@ -219,15 +262,15 @@ mod tests {
             height: 7,
             pixels: (0..63).map(|i| (i * 7 % 251) as u8).collect(),
         };
-        let integral = Integral::of(&g);
-        for (x, y) in [(2, 2), (4, 3), (6, 4)] {
+        let boxes = BoxSums::of(&g);
+        for (x, y) in [(2, 2), (4, 3), (6, 4), (6, 2), (2, 4)] {
             let mut want = 0u32;
             for yy in y - 2..=y + 2 {
                 for xx in x - 2..=x + 2 {
                     want += u32::from(g.at(xx, yy));
                 }
             }
-            assert_eq!(integral.box5(x, y), want, "({x}, {y})");
+            assert_eq!(u32::from(boxes.box5(x, y)), want, "({x}, {y})");
         }
     }
 }
