@@ -409,3 +409,78 @@ fn frame_count(recording: &Path) -> usize {
         .parse()
         .unwrap_or(0)
 }
+
+#[test]
+fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
+    require("ffmpeg");
+    let dir = temp_dir();
+    // A hash list of the clip, and an empty learning bank: PDQ cuts the plain re-stream, and
+    // cannot see the rotated, watermarked one (the first test's bank is cut on its word only).
+    let clip = dir.path().join("incident.mp4");
+    lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
+    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(&clip)
+        .output()
+        .expect("hashgate hash");
+    assert!(hashed.status.success());
+    let list = dir.path().join("incidents.tsv");
+    std::fs::write(&list, &hashed.stdout).expect("list");
+    let bank = dir.path().join("learned.hgb");
+    let created = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["bank", "new", "--bank"])
+        .arg(&bank)
+        .output()
+        .expect("hashgate bank new");
+    assert!(created.status.success());
+    let plain = stream(dir.path(), LIFE, "[0:v]null[v]", "plain");
+    let rotated = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
+    let benign = stream(dir.path(), OTHER_LIFE, ROTATED_MARKED, "benign");
+
+    let nginx = Nginx::start(dir.path());
+    let log = dir.path().join("events.jsonl");
+    let config = format!(
+        "{}[[lists]]\npath = \"{}\"\n[media_bank]\npaths = [\"{}\"]\nlearn = \"learned\"\n\
+         [events]\nlog = \"{}\"\n",
+        upstream(&nginx.url()),
+        list.display(),
+        bank.display(),
+        log.display()
+    );
+    let hashgate = Hashgate::start(dir.path(), &config);
+    let (_, cut) = publish_until_cut(&plain, &hashgate, &log, "first");
+    assert_eq!(cut["list"], "incidents.tsv", "{cut}");
+    wait_until("the cut learned", Duration::from_secs(20), || {
+        hashgate.log().contains("media bank learned")
+    });
+
+    let published = publish_all(
+        &[
+            ("second".into(), rotated.clone()),
+            ("benign".into(), benign.clone()),
+        ],
+        &hashgate,
+        &nginx,
+        &log,
+    );
+    let (second, benign) = (&published[0], &published[1]);
+    let by_bank = second
+        .of("cut")
+        .iter()
+        .any(|c| c["list"] == "learned" && c["inliers"].is_u64());
+    let frames = frame_count(&second.recording);
+    assert!(
+        by_bank && !second.status.success() && (1..90).contains(&frames),
+        "the rotated re-stream was not cut by what the first cut taught ({frames} frames \
+         recorded): {:?}\n{}",
+        second.events,
+        hashgate.log()
+    );
+    assert!(
+        benign.of("cut").is_empty()
+            && benign.status.success()
+            && frame_count(&benign.recording) >= 200,
+        "a benign stream under the same edit was cut: {:?}",
+        benign.events
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{reference, Clip, MediaBank, DEFAULT_FEATURES};
+use super::{reference, Clip, MediaBank, Reference, DEFAULT_FEATURES};
 use crate::hash::pdq::LumaImage;
 use crate::inspect::file::decode_file;
 use crate::inspect::sampler::Sampler;
@@ -37,21 +37,59 @@ pub fn add_media(
             mirror_references.push(reference(flipped, at_ms, &mirror(&luma), DEFAULT_FEATURES));
         }
     })?;
+    push_clip(
+        bank,
+        name,
+        source,
+        references,
+        mirrored.then_some(mirror_references),
+    )
+}
+
+/// Adds frames already decoded (milliseconds into the clip, luma) to `bank` under `name`, as
+/// they are and mirrored: what a cut stream's matched frames teach ([`super::live`]).
+pub fn add_frames(
+    bank: &mut MediaBank,
+    name: &str,
+    source: &str,
+    frames: &[(u32, LumaImage)],
+) -> Result<usize, BuildError> {
+    let (plain, flipped) = (bank.clips.len() as u32, bank.clips.len() as u32 + 1);
+    let references = frames
+        .iter()
+        .map(|(at_ms, luma)| reference(plain, *at_ms, luma, DEFAULT_FEATURES))
+        .collect();
+    let mirrored = frames
+        .iter()
+        .map(|(at_ms, luma)| reference(flipped, *at_ms, &mirror(luma), DEFAULT_FEATURES))
+        .collect();
+    push_clip(bank, name, source, references, Some(mirrored))
+}
+
+/// Appends a clip's reference frames (and its mirror image's, as a second clip) to `bank`;
+/// returns the frames added.
+fn push_clip(
+    bank: &mut MediaBank,
+    name: &str,
+    source: &str,
+    references: Vec<Reference>,
+    mirrored: Option<Vec<Reference>>,
+) -> Result<usize, BuildError> {
     if references.is_empty() {
         return Err(BuildError(format!("{source}: no frames")));
     }
-    let added = references.len() + mirror_references.len();
+    let added = references.len() + mirrored.as_ref().map_or(0, Vec::len);
     bank.clips.push(Clip {
         name: name.to_owned(),
         source: source.to_owned(),
     });
     bank.frames.extend(references);
-    if mirrored {
+    if let Some(mirrored) = mirrored {
         bank.clips.push(Clip {
             name: name.to_owned(),
             source: format!("{source} (mirrored)"),
         });
-        bank.frames.extend(mirror_references);
+        bank.frames.extend(mirrored);
     }
     Ok(added)
 }

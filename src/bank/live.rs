@@ -55,6 +55,20 @@ pub struct BankSettings {
         deserialize_with = "crate::units::size"
     )]
     pub max_upload: usize,
+    /// A bank among `paths` (by its file's stem) that learns from cuts: when a hash list cuts a
+    /// stream on its whole picture, the frames that matched are added to it as a clip (as they
+    /// are and mirrored), so the bank then sees those moments through rotations, crops,
+    /// overlays and a filmed screen. None: nothing is learned.
+    #[serde(default)]
+    pub learn: Option<String>,
+    /// Most reference frames the learning bank may hold (its file's size: about 18 KB a
+    /// frame); past it, cuts are no longer learned, with a one-line reason.
+    #[serde(default = "default_learn_max_frames")]
+    pub learn_max_frames: usize,
+}
+
+fn default_learn_max_frames() -> usize {
+    4000
 }
 
 fn default_max_upload() -> usize {
@@ -116,6 +130,8 @@ impl Default for BankSettings {
             features: default_features(),
             action: Action::default(),
             max_upload: default_max_upload(),
+            learn: None,
+            learn_max_frames: default_learn_max_frames(),
         }
     }
 }
@@ -163,6 +179,20 @@ impl BankSettings {
                     "must be between 0 and 1".into(),
                 ));
             }
+        }
+        if let Some(learn) = &self.learn {
+            if !self.paths.iter().any(|p| stem_of(p) == *learn) {
+                return Err((
+                    "media_bank.learn",
+                    format!(
+                        "names no bank in paths (\"{learn}\"): a remote bank's cache is \
+                         overwritten by its server"
+                    ),
+                ));
+            }
+        }
+        if self.learn_max_frames < 2 {
+            return Err(("media_bank.learn_max_frames", "must be at least 2".into()));
         }
         let mut stems: Vec<String> = self.files().map(stem_of).collect();
         stems.sort();
@@ -244,6 +274,9 @@ pub enum AddError {
     /// The bank file could not be read or written.
     #[error("{0}")]
     Bank(String),
+    /// The learning bank holds `learn_max_frames` already.
+    #[error("the learning bank holds media_bank.learn_max_frames ({0}) frames already")]
+    Full(usize),
 }
 
 /// The banks in force.
@@ -343,6 +376,44 @@ impl Banks {
     /// puts the new bank in force. Blocks for the decoding: call off the async runtime.
     /// Returns the bank's frames after it.
     pub fn add_clip(&self, bank: &str, clip: &str, media: &Path) -> Result<usize, AddError> {
+        let source = format!("admin API: {clip}");
+        self.change(bank, |contents| {
+            super::build::add_media(contents, clip, media, &source, DEFAULT_FPS, true)
+                .map_err(|e| AddError::Media(e.0))
+        })
+    }
+
+    /// Adds the frames a cut matched on (milliseconds into the stream, luma) to the learning
+    /// bank (`learn`) as clip `clip`, as they are and mirrored, and puts it in force. Blocks
+    /// for the features: call off the async runtime. Returns the bank's frames after it.
+    pub fn learn(
+        &self,
+        clip: &str,
+        source: &str,
+        frames: &[(u32, LumaImage)],
+    ) -> Result<usize, AddError> {
+        let Some(bank) = self.settings.learn.as_deref() else {
+            return Err(AddError::NoSuchBank(String::new()));
+        };
+        let most = self.settings.learn_max_frames;
+        self.change(bank, |contents| {
+            if contents.frames.len() + 2 * frames.len() > most {
+                return Err(AddError::Full(most));
+            }
+            super::build::add_frames(contents, clip, source, frames)
+                .map_err(|e| AddError::Media(e.0))
+        })
+    }
+
+    /// Applies `add` to the configured bank named `bank` (its file's stem, one of `paths`: a
+    /// remote bank's cache would be overwritten by its server's copy, and no other file can be
+    /// written), read from its file, writes the file whole and puts the new bank in force.
+    /// Returns the bank's frames after it.
+    fn change(
+        &self,
+        bank: &str,
+        add: impl FnOnce(&mut super::MediaBank) -> Result<usize, AddError>,
+    ) -> Result<usize, AddError> {
         let (index, path) = self
             .settings
             .paths
@@ -352,9 +423,7 @@ impl Banks {
             .ok_or_else(|| AddError::NoSuchBank(bank.to_owned()))?;
         let _writing = self.writing.locked();
         let mut contents = load(path).map_err(|e| AddError::Bank(e.to_string()))?;
-        let source = format!("admin API: {clip}");
-        super::build::add_media(&mut contents, clip, media, &source, DEFAULT_FPS, true)
-            .map_err(|e| AddError::Media(e.0))?;
+        add(&mut contents)?;
         super::file::save(&contents, path).map_err(|e| AddError::Bank(e.to_string()))?;
         // In force now, whatever the watcher's next poll makes of the file's stamp.
         let frames = contents.frames.len();
@@ -560,6 +629,52 @@ mod tests {
         let (key, message) = s.validate().unwrap_err();
         assert_eq!(key, "media_bank");
         assert!(message.contains("\"incidents\""), "{message}");
+        // The learning bank must be one of `paths` (a remote bank's cache is its server's).
+        s.remote[0].path = "cache/fleet.hgb".into();
+        s.learn = Some("fleet".into());
+        assert_eq!(s.validate().unwrap_err().0, "media_bank.learn");
+        s.learn = Some("incidents".into());
+        assert!(s.validate().is_ok());
+        s.learn_max_frames = 1;
+        assert_eq!(s.validate().unwrap_err().0, "media_bank.learn_max_frames");
         assert!(!BankSettings::default().is_on());
+    }
+
+    #[test]
+    fn frames_learned_are_in_force_at_once_until_the_bank_is_full() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("learned.hgb");
+        save(&crate::bank::MediaBank::default(), &path).expect("save");
+        let settings = BankSettings {
+            paths: vec![path.clone()],
+            learn_max_frames: 5,
+            ..BankSettings::default()
+        };
+        let unset = Banks::load(settings.clone()).expect("load");
+        assert!(unset.learn("x", "s", &[(0, textured(3))]).is_err());
+        let banks = Banks::load(BankSettings {
+            learn: Some("learned".into()),
+            ..settings
+        })
+        .expect("load");
+        assert!(banks.check(&textured(3)).is_none());
+        let frames = banks
+            .learn(
+                "incident-3",
+                "learned from a cut",
+                &[(2_000, textured(3)), (2_500, textured(4))],
+            )
+            .expect("learned");
+        assert_eq!(frames, 4, "two frames, and the same mirrored");
+        let found = banks.check(&textured(3)).expect("in force");
+        assert_eq!((found.clip.as_str(), found.at_ms), ("incident-3", 2_000));
+        assert_eq!(load(&path).expect("written").frames.len(), 4);
+        // Two more frames would pass learn_max_frames (5): refused, the bank unchanged.
+        assert!(matches!(
+            banks.learn("incident-5", "s", &[(0, textured(5))]),
+            Err(AddError::Full(5))
+        ));
+        assert_eq!(load(&path).expect("unchanged").frames.len(), 4);
+        assert!(banks.check(&textured(3)).is_some());
     }
 }

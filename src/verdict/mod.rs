@@ -8,6 +8,7 @@
 //! `on_uninspectable`.
 
 mod audio;
+mod learn;
 pub use audio::informative as audio_window_informative;
 pub mod coverage;
 pub mod flood;
@@ -48,7 +49,7 @@ struct StreamState {
     timeline: Timeline,
     uncounted: Option<Uncounted>,
     /// The counted frames of the current window, for evidence.
-    frames: Vec<(i64, LumaImage)>,
+    frames: Vec<learn::Counted>,
     cut: bool,
     /// A blind-coverage episode was reported (re-armed once coverage recovers).
     blind_reported: bool,
@@ -437,16 +438,29 @@ impl FrameSink for Verdict {
             state
                 .window
                 .record(earlier.stream_ms, earlier.arrived, usize::MAX);
-            state.frames.push((earlier.stream_ms, earlier.luma));
+            state.frames.push(learn::Counted {
+                stream_ms: earlier.stream_ms,
+                luma: earlier.luma,
+                teaches: false,
+            });
         }
         // Keep the counted frames of the window (bounded) for evidence.
         state
             .frames
-            .retain(|(t, _)| (frame.stream_time_ms - t).abs() <= window_ms);
+            .retain(|c| (frame.stream_time_ms - c.stream_ms).abs() <= window_ms);
         if state.frames.len() >= min_matches + 2 {
             state.frames.remove(0);
         }
-        state.frames.push((frame.stream_time_ms, frame.luma));
+        let teaches = result
+            .matches
+            .iter()
+            .find(|m| m.action == Action::Cut)
+            .is_some_and(learn::teaches);
+        state.frames.push(learn::Counted {
+            stream_ms: frame.stream_time_ms,
+            luma: frame.luma,
+            teaches,
+        });
         state.last_frame_match = Some(frame.arrived);
         let heard = self.policy.audio == AudioPolicy::WithFrames
             && state.last_audio_match.is_some_and(|at| {
@@ -470,8 +484,17 @@ impl FrameSink for Verdict {
             return;
         }
         state.cut = true;
-        let evidence = std::mem::take(&mut state.frames);
+        let counted = std::mem::take(&mut state.frames);
         drop(streams);
+        if let Some(banks) = &self.banks {
+            learn::learn_from_cut(
+                banks,
+                crate::registry::key::shown(&stream.stream_key).to_string(),
+                best,
+                &counted,
+            );
+        }
+        let evidence = counted.into_iter().map(|c| (c.stream_ms, c.luma)).collect();
         metrics().cuts.inc(&["match"]);
         metrics().cut_latency.observe(latency);
         let reason = format!("matched known content ({} / {})", best.list, best.label);
