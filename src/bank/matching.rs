@@ -93,21 +93,45 @@ unsafe fn two_nearest_popcnt(query: &[u64; 4], reference: &[Stored]) -> Option<(
 
 #[inline(always)]
 fn two_nearest_plain(query: &[u64; 4], reference: &[Stored]) -> Option<(usize, u32, u32)> {
-    let (mut best, mut d1, mut d2) = (usize::MAX, 257u32, 257u32);
-    for (i, r) in reference.iter().enumerate() {
-        let d = (query[0] ^ r.descriptor[0]).count_ones()
-            + (query[1] ^ r.descriptor[1]).count_ones()
-            + (query[2] ^ r.descriptor[2]).count_ones()
-            + (query[3] ^ r.descriptor[3]).count_ones();
-        if d < d1 {
-            d2 = d1;
-            d1 = d;
-            best = i;
-        } else if d < d2 {
-            d2 = d;
+    // (nearest, its distance, the second nearest distance)
+    let mut near = (usize::MAX, 257u32, 257u32);
+    let consider = |near: &mut (usize, u32, u32), i: usize, d: u32| {
+        if d < near.1 {
+            *near = (i, d, near.1);
+        } else if d < near.2 {
+            near.2 = d;
         }
+    };
+    // Eight distances at a time, independent of one another; the two nearest are only
+    // updated (in order, as one by one) when one of the eight comes nearer than the second
+    // nearest, which after the first few is rare: the comparisons no longer wait on each other.
+    let mut blocks = reference.chunks_exact(BLOCK);
+    let mut start = 0;
+    for block in blocks.by_ref() {
+        let d: [u32; BLOCK] = std::array::from_fn(|k| hamming(query, &block[k].descriptor));
+        if d.iter().any(|&x| x < near.2) {
+            for (k, &x) in d.iter().enumerate() {
+                consider(&mut near, start + k, x);
+            }
+        }
+        start += BLOCK;
     }
+    for (k, r) in blocks.remainder().iter().enumerate() {
+        consider(&mut near, start + k, hamming(query, &r.descriptor));
+    }
+    let (best, d1, d2) = near;
     (best != usize::MAX).then_some((best, d1, d2.min(256)))
+}
+
+/// Reference features compared at once by [`two_nearest_plain`].
+const BLOCK: usize = 8;
+
+#[inline(always)]
+fn hamming(a: &[u64; 4], b: &[u64; 4]) -> u32 {
+    (a[0] ^ b[0]).count_ones()
+        + (a[1] ^ b[1]).count_ones()
+        + (a[2] ^ b[2]).count_ones()
+        + (a[3] ^ b[3]).count_ones()
 }
 
 #[cfg(test)]
@@ -121,6 +145,46 @@ mod tests {
             level: 0,
             angle: 0.0,
             descriptor,
+        }
+    }
+
+    #[test]
+    fn the_two_nearest_are_those_of_a_plain_scan_whatever_the_count() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [0usize, 1, 7, 8, 9, 61, 500] {
+            let reference: Vec<Stored> = (0..n)
+                .map(|i| Stored {
+                    x: i as u16,
+                    y: 0,
+                    // Some near copies of one another, so ties and near misses occur.
+                    descriptor: [
+                        next(),
+                        next() & next(),
+                        next(),
+                        if i % 5 == 0 { 0 } else { next() },
+                    ],
+                })
+                .collect();
+            for _ in 0..20 {
+                let query = [next(), next() & next(), next(), 0];
+                let (mut best, mut d1, mut d2) = (usize::MAX, 257u32, 257u32);
+                for (i, r) in reference.iter().enumerate() {
+                    let d = hamming(&query, &r.descriptor);
+                    if d < d1 {
+                        (d2, d1, best) = (d1, d, i);
+                    } else if d < d2 {
+                        d2 = d;
+                    }
+                }
+                let plain = (best != usize::MAX).then_some((best, d1, d2.min(256)));
+                assert_eq!(two_nearest(&query, &reference), plain, "{n}");
+            }
         }
     }
 
