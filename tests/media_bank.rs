@@ -20,6 +20,12 @@ const LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=7:life_color=
 const OTHER_LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=11:life_color=white:\
                           death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
 const PATTERN: &str = "smptehdbars=size=640x360:rate=30";
+/// The game at a generation every 2 s: a scene that changes as slowly as a filmed one, so
+/// the moments a cut saw last long enough to be shown again.
+const SLOW_LIFE: &str = "life=size=160x90:rate=0.5:mold=10:ratio=0.1:seed=7:life_color=white:\
+                         death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
+const SLOW_OTHER_LIFE: &str = "life=size=160x90:rate=0.5:mold=10:ratio=0.1:seed=11:\
+     life_color=white:death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
 
 /// A screen filmed with a phone: perspective, blur, the screen's pixel grid, sensor noise.
 const REFILMED: &str = "[0:v]perspective=x0=40:y0=20:x1=610:y1=35:x2=25:y2=345:x3=620:y3=330:\
@@ -417,7 +423,7 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
     // A hash list of the clip, and an empty learning bank: PDQ cuts the plain re-stream, and
     // cannot see the rotated, watermarked one (the first test's bank is cut on its word only).
     let clip = dir.path().join("incident.mp4");
-    lavfi_clip(&clip, LIFE, 3, &["-r", "30"]);
+    lavfi_clip(&clip, SLOW_LIFE, 3, &["-r", "30"]);
     let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
         .args(["hash", "--fps", "2"])
         .arg(&clip)
@@ -433,9 +439,9 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
         .output()
         .expect("hashgate bank new");
     assert!(created.status.success());
-    let plain = stream(dir.path(), LIFE, "[0:v]null[v]", "plain");
-    let rotated = stream(dir.path(), LIFE, ROTATED_MARKED, "rotated");
-    let benign = stream(dir.path(), OTHER_LIFE, ROTATED_MARKED, "benign");
+    let plain = stream(dir.path(), SLOW_LIFE, "[0:v]null[v]", "plain");
+    let rotated = stream(dir.path(), SLOW_LIFE, ROTATED_MARKED, "rotated");
+    let benign = stream(dir.path(), SLOW_OTHER_LIFE, ROTATED_MARKED, "benign");
 
     let nginx = Nginx::start(dir.path());
     let log = dir.path().join("events.jsonl");
