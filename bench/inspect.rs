@@ -5,7 +5,7 @@
 //! decode) on a 720p30 clip, then over a corpus (360p-1080p60, B-frames 0-3, GOP 1-4 s, and a
 //! camera clip when ../shared/vectors is present); the frame-in-frame cost.
 //!
-//! `BENCH_ONLY=modes` or `BENCH_ONLY=corpus` runs one part.
+//! `BENCH_ONLY=modes`, `windows`, `bank` or `corpus` runs one part.
 //!
 //! Run with `bench/inspect.sh` (or `cargo bench --bench inspect`).
 
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 mod common;
 
 use bytes::Bytes;
+use hashgate::bank::build::add_media;
+use hashgate::bank::live::{BankSettings, Banks};
+use hashgate::bank::MediaBank;
 use hashgate::hash::inset::{InsetSettings, InsetTracker};
 use hashgate::hash::pdq::PdqHash;
 use hashgate::hash::pdq::{pdq, LumaImage};
@@ -88,6 +91,12 @@ fn thread_cpu() -> f64 {
 
 /// Runs the clip through a stream inspector with `settings`.
 fn run(tags: &[(u32, Bytes)], settings: InspectSettings) -> Run {
+    run_checked(tags, settings, None)
+}
+
+/// As [`run`], and checks a sampled frame against `banks` once a second of stream time, on the
+/// inspecting thread, as the verdict does with `[media_bank]` at its default rate.
+fn run_checked(tags: &[(u32, Bytes)], settings: InspectSettings, banks: Option<&Banks>) -> Run {
     let stats = InspectStats::default();
     let mut inspector = StreamInspector::new(settings);
     // Messages "arrive" at their stream time, as from a live encoder, so that keyframes mode
@@ -95,9 +104,15 @@ fn run(tags: &[(u32, Bytes)], settings: InspectSettings) -> Run {
     let arrived = Instant::now();
     let started = thread_cpu();
     let mut sampled = Vec::new();
+    let mut checked: Option<i64> = None;
     let mut sink = |finding| {
         if let Finding::Frame(frame) = finding {
             sampled.push((frame.stream_time_ms, frame.hashes.full.hash()));
+            let due = checked.is_none_or(|at| frame.stream_time_ms - at >= 1000);
+            if let Some(banks) = banks.filter(|_| due) {
+                checked = Some(frame.stream_time_ms);
+                std::hint::black_box(banks.check(&frame.luma));
+            }
         }
     };
     for (ts, payload) in tags {
@@ -586,6 +601,10 @@ fn main() {
             let clip = make_clip(dir.path(), "1280x720", "3M");
             return print_windows_cost(&common::flv_video_tags(&clip));
         }
+        Ok("bank") => {
+            let clip = make_clip(dir.path(), "1280x720", "3M");
+            return print_bank_cost(dir.path(), &common::flv_video_tags(&clip));
+        }
         Ok("profile-keyframes") => {
             // For `perf record`: keyframes mode alone, many times over.
             let tags = common::flv_video_tags(&make_clip(dir.path(), "1280x720", "3M"));
@@ -690,7 +709,68 @@ fn main() {
         );
     }
     print_windows_cost(&tags);
+    print_bank_cost(dir.path(), &tags);
     print_corpus(dir.path());
+}
+
+/// Streams per core in the default mode with the media bank off and on (a check a second of
+/// stream time against a bank of 100 clips of other footage: 3 s of the game of life each,
+/// mirrored too, 1,200 reference frames), side by side, interleaved, the median of five runs.
+fn print_bank_cost(dir: &Path, tags: &[(u32, Bytes)]) {
+    let mut bank = MediaBank::default();
+    for seed in 0..100 {
+        let clip = dir.join(format!("bank-{seed}.mp4"));
+        let source = format!(
+            "life=size=160x90:rate=2:mold=10:ratio=0.1:seed={seed}:life_color=white:\
+             death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor"
+        );
+        common::lavfi_clip(&clip, &source, 3, &["-r", "30"]);
+        add_media(
+            &mut bank,
+            &format!("clip-{seed}"),
+            &clip,
+            "bench",
+            2.0,
+            true,
+        )
+        .expect("clip");
+    }
+    let path = dir.join("bench.hgb");
+    hashgate::bank::file::save(&bank, &path).expect("bank");
+    let banks = Banks::load(BankSettings {
+        paths: vec![path],
+        ..BankSettings::default()
+    })
+    .expect("bank");
+    println!(
+        "\n| media bank, 720p30, `hybrid`, 2 fps, {} reference frames | CPU s per stream-s | extra | streams per core |",
+        bank.frames.len()
+    );
+    println!("|---|---|---|---|");
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (runs, on) in cpu.iter_mut().zip([false, true]) {
+            let settings = InspectSettings {
+                max_blind: Duration::from_millis(1500),
+                ..InspectSettings::default()
+            };
+            let r = run_checked(tags, settings, on.then_some(&banks));
+            runs.push(r.cpu / SECONDS as f64);
+        }
+    }
+    let median = |runs: &mut Vec<f64>| {
+        runs.sort_by(f64::total_cmp);
+        runs[2]
+    };
+    let base = median(&mut cpu[0]);
+    for (runs, name) in cpu.iter_mut().zip(["off", "on, a check a second"]) {
+        let each = median(runs);
+        println!(
+            "| {name} | {each:.4} | {:+.1} % | {:.1} |",
+            (each / base - 1.0) * 100.0,
+            1.0 / each
+        );
+    }
 }
 
 /// The picture views' cost: the windows (halves, quadrants, centre, seams; every view's
