@@ -20,11 +20,12 @@ const LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=7:life_color=
 const OTHER_LIFE: &str = "life=size=160x90:rate=2:mold=10:ratio=0.1:seed=11:life_color=white:\
                           death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
 const PATTERN: &str = "smptehdbars=size=640x360:rate=30";
-/// The game at a generation every 2 s: a scene that changes as slowly as a filmed one, so
-/// the moments a cut saw last long enough to be shown again.
-const SLOW_LIFE: &str = "life=size=160x90:rate=0.5:mold=10:ratio=0.1:seed=7:life_color=white:\
+/// The game at a generation every 4 s: a scene that holds for the clip's 3 s, as a filmed
+/// one may, so the moments a cut saw are on screen for every check of the re-stream (with 2
+/// generations a second they changed before the re-stream's second check).
+const SLOW_LIFE: &str = "life=size=160x90:rate=0.25:mold=10:ratio=0.1:seed=7:life_color=white:\
                          death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
-const SLOW_OTHER_LIFE: &str = "life=size=160x90:rate=0.5:mold=10:ratio=0.1:seed=11:\
+const SLOW_OTHER_LIFE: &str = "life=size=160x90:rate=0.25:mold=10:ratio=0.1:seed=11:\
      life_color=white:death_color=#802010:mold_color=#205080,scale=640:360:flags=neighbor";
 
 /// A screen filmed with a phone: perspective, blur, the screen's pixel grid, sensor noise.
@@ -475,6 +476,12 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
         .iter()
         .any(|c| c["list"] == "learned" && c["inliers"].is_u64());
     let frames = frame_count(&second.recording);
+    let inliers: Vec<String> = second
+        .of("match")
+        .iter()
+        .map(|m| format!("{} {}", m["list"], m["inliers"]))
+        .collect();
+    println!("rotated re-stream: matches {inliers:?}; the platform recorded {frames} frames");
     assert!(
         by_bank && !second.status.success() && (1..90).contains(&frames),
         "the rotated re-stream was not cut by what the first cut taught ({frames} frames \
