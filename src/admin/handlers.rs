@@ -453,8 +453,10 @@ pub async fn add_bank_clip(
         }
         Ok(Err(e @ AddError::NoSuchBank(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
         Ok(Err(e @ AddError::Media(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Ok(Err(e @ AddError::Bank(_))) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Ok(Err(e @ AddError::Full(_))) => error(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
+        // Full: only learning is held to learn_max_frames, never an operator's clip.
+        Ok(Err(e @ (AddError::Bank(_) | AddError::Full(_)))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "adding the clip failed".into(),
