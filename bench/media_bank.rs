@@ -47,6 +47,24 @@ fn main() {
             }
         }
     }
+    // A fingerprint of every feature found (position, level, angle, descriptor): a change
+    // meant to find the same features faster must leave it as it was.
+    let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+    for f in features.iter().flat_map(|f| &f.features) {
+        use std::hash::Hash;
+        (
+            f.x.to_bits(),
+            f.y.to_bits(),
+            f.level,
+            f.angle.to_bits(),
+            f.descriptor,
+        )
+            .hash(&mut fingerprint);
+    }
+    eprintln!(
+        "features fingerprint {:016x}",
+        std::hash::Hasher::finish(&fingerprint)
+    );
     let (w, h) = (frames[0].width, frames[0].height);
     println!(
         "| step | bank frames | bank features | ms per checked frame (median of {}; features {}) |",

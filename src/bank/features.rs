@@ -269,29 +269,33 @@ fn harris(g: &Grey, x: usize, y: usize) -> f64 {
 
 /// The patch's orientation: the angle from (x, y) to its intensity centroid over the disc.
 fn orientation(g: &Grey, x: usize, y: usize) -> f64 {
-    let halves = disc_halves();
     let (mut m10, mut m01) = (0i64, 0i64);
-    for (row, &half) in halves.iter().enumerate() {
+    for (row, &half) in disc_halves().iter().enumerate() {
         let dy = row as i64 - i64::from(PATCH_RADIUS);
         let start = (y as i64 + dy) as usize * g.width + x - half;
         let line = &g.pixels[start..=start + 2 * half];
-        let (mut sum, mut moment) = (0i64, 0i64);
+        // At most 31 pixels of 255: a row's sums fit 32 bits, which the compiler vectorises.
+        let (mut sum, mut moment) = (0i32, 0i32);
         for (i, &v) in line.iter().enumerate() {
-            sum += i64::from(v);
-            moment += i as i64 * i64::from(v);
+            sum += i32::from(v);
+            moment += i as i32 * i32::from(v);
         }
         // Σ dx·v with dx = i − half.
-        m10 += moment - half as i64 * sum;
-        m01 += dy * sum;
+        m10 += i64::from(moment) - half as i64 * i64::from(sum);
+        m01 += dy * i64::from(sum);
     }
     (m01 as f64).atan2(m10 as f64)
 }
 
-/// Half the width of each row of the patch's disc, top to bottom.
-fn disc_halves() -> [usize; 2 * PATCH_RADIUS as usize + 1] {
-    std::array::from_fn(|row| {
-        let dy = row as i32 - PATCH_RADIUS;
-        f64::from(PATCH_RADIUS * PATCH_RADIUS - dy * dy).sqrt() as usize
+/// Half the width of each row of the patch's disc, top to bottom (made once).
+fn disc_halves() -> &'static [usize; 2 * PATCH_RADIUS as usize + 1] {
+    static HALVES: std::sync::OnceLock<[usize; 2 * PATCH_RADIUS as usize + 1]> =
+        std::sync::OnceLock::new();
+    HALVES.get_or_init(|| {
+        std::array::from_fn(|row| {
+            let dy = row as i32 - PATCH_RADIUS;
+            f64::from(PATCH_RADIUS * PATCH_RADIUS - dy * dy).sqrt() as usize
+        })
     })
 }
 
@@ -336,13 +340,15 @@ fn describe(smooth: &BoxSums, x: usize, y: usize, turned: &Turned) -> [u64; 4] {
             (y as isize + isize::from(dy)) as usize,
         )
     };
-    let mut bits = [0u64; 4];
-    for (i, &(a, b)) in turned.iter().enumerate() {
-        if at(a) < at(b) {
-            bits[i / 64] |= 1 << (i % 64);
-        }
-    }
-    bits
+    // A word at a time, each comparison a bit shifted in (no branch on a coin toss).
+    std::array::from_fn(|word| {
+        turned[word * 64..(word + 1) * 64]
+            .iter()
+            .enumerate()
+            .fold(0u64, |bits, (i, &(a, b))| {
+                bits | u64::from(at(a) < at(b)) << i
+            })
+    })
 }
 
 /// 256 point pairs of the descriptor, in patch coordinates.
