@@ -153,31 +153,31 @@ impl Span {
     }
 }
 
-/// Spans laid out tap by tap for a line's cells: the `k`-th tap of every cell side by side,
-/// spans shorter than the longest padded with weight 0 (adding 0 changes no sum), so a line is
-/// weighed without a branch per cell.
+/// Spans padded to the longest with weight 0 (adding 0 changes no sum), cell by cell, so a
+/// line is weighed with a fixed number of taps per cell: no branch on a span's length, and
+/// each cell's sum stays in a register.
 struct Taps {
-    cells: usize,
-    /// `[k * cells + c]`: the source index of cell `c`'s `k`-th tap.
-    index: Vec<usize>,
-    /// `[k * cells + c]`: its weight.
+    /// Taps per cell.
+    taps: usize,
+    /// `[c * taps + k]`: the source index of cell `c`'s `k`-th tap.
+    index: Vec<u32>,
+    /// `[c * taps + k]`: its weight.
     weight: Vec<f32>,
 }
 
 impl Taps {
     fn across(spans: &[Span]) -> Taps {
-        let cells = spans.len();
-        let longest = spans.iter().map(|s| s.weights.len()).max().unwrap_or(0);
-        let mut index = Vec::with_capacity(longest * cells);
-        let mut weight = Vec::with_capacity(longest * cells);
-        for k in 0..longest {
-            for s in spans {
-                index.push(s.first + k.min(s.weights.len() - 1));
+        let taps = spans.iter().map(|s| s.weights.len()).max().unwrap_or(0);
+        let mut index = Vec::with_capacity(taps * spans.len());
+        let mut weight = Vec::with_capacity(taps * spans.len());
+        for s in spans {
+            for k in 0..taps {
+                index.push((s.first + k.min(s.weights.len() - 1)) as u32);
                 weight.push(s.weights.get(k).copied().unwrap_or(0.0));
             }
         }
         Taps {
-            cells,
+            taps,
             index,
             weight,
         }
@@ -185,15 +185,34 @@ impl Taps {
 
     /// Each cell's weighted sum of `line`, taps in order.
     fn weigh(&self, line: &[f32], out: &mut [f32]) {
-        out.fill(0.0);
-        for (index, weight) in self
-            .index
-            .chunks_exact(self.cells)
-            .zip(self.weight.chunks_exact(self.cells))
-        {
-            for ((o, &i), &w) in out.iter_mut().zip(index).zip(weight) {
-                *o += line[i] * w;
+        match self.taps {
+            2 => self.weigh_fixed::<2>(line, out),
+            3 => self.weigh_fixed::<3>(line, out),
+            4 => self.weigh_fixed::<4>(line, out),
+            taps => {
+                let cells = self
+                    .index
+                    .chunks_exact(taps)
+                    .zip(self.weight.chunks_exact(taps));
+                for (o, (index, weight)) in out.iter_mut().zip(cells) {
+                    *o = index
+                        .iter()
+                        .zip(weight)
+                        .fold(0.0, |sum, (&i, &w)| sum + line[i as usize] * w);
+                }
             }
+        }
+    }
+
+    /// [`Taps::weigh`] for `N` taps a cell, unrolled.
+    fn weigh_fixed<const N: usize>(&self, line: &[f32], out: &mut [f32]) {
+        let cells = self.index.chunks_exact(N).zip(self.weight.chunks_exact(N));
+        for (o, (index, weight)) in out.iter_mut().zip(cells) {
+            let mut sum = 0.0;
+            for k in 0..N {
+                sum += line[index[k] as usize] * weight[k];
+            }
+            *o = sum;
         }
     }
 }
