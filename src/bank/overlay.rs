@@ -152,22 +152,27 @@ fn erase_straight(g: &mut Grey) -> usize {
     } else {
         columns
     };
-    let mut mask = vec![false; w * h];
-    for &(y, way) in &rows_taken {
-        for x in 0..w {
-            mask[y * w + x] = stands_out_way(stand_out(g, x, y), way);
+    // An ordinary picture has no lines: nothing to mark, nothing to fill.
+    if !rows_taken.is_empty() {
+        let mut mask = vec![false; w * h];
+        for &(y, way) in &rows_taken {
+            for x in 0..w {
+                mask[y * w + x] = stands_out_way(stand_out(g, x, y), way);
+            }
         }
+        fill_columns(g, &mask);
     }
-    fill_columns(g, &mask);
-    let mut mask = vec![false; w * h];
-    for &(x, way) in &columns_taken {
-        for y in 0..h {
-            let line = &g.pixels[y * w..(y + 1) * w];
-            let by = excess(line[x - REACH], line[x], line[x + REACH]);
-            mask[y * w + x] = stands_out_way(by, way);
+    if !columns_taken.is_empty() {
+        let mut mask = vec![false; w * h];
+        for &(x, way) in &columns_taken {
+            for y in 0..h {
+                let line = &g.pixels[y * w..(y + 1) * w];
+                let by = excess(line[x - REACH], line[x], line[x + REACH]);
+                mask[y * w + x] = stands_out_way(by, way);
+            }
         }
+        fill_rows(g, &mask);
     }
-    fill_rows(g, &mask);
     rows_taken.len() + columns_taken.len()
 }
 
