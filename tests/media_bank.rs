@@ -448,7 +448,7 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
     let log = dir.path().join("events.jsonl");
     let config = format!(
         "{}[[lists]]\npath = \"{}\"\n[media_bank]\npaths = [\"{}\"]\nlearn = \"learned\"\n\
-         [events]\nlog = \"{}\"\n",
+         learn_action = \"cut\"\n[events]\nlog = \"{}\"\n",
         upstream(&nginx.url()),
         list.display(),
         bank.display(),

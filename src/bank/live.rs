@@ -65,6 +65,15 @@ pub struct BankSettings {
     /// frame); past it, cuts are no longer learned, with a one-line reason.
     #[serde(default = "default_learn_max_frames")]
     pub learn_max_frames: usize,
+    /// What a match in the learning bank does: `alert` by default, so what cuts taught is
+    /// reviewed before it cuts (a publisher can get a logo or a game's screen learned beside
+    /// the clip); `cut` once the learned clips are trusted.
+    #[serde(default = "default_learn_action")]
+    pub learn_action: Action,
+}
+
+fn default_learn_action() -> Action {
+    Action::Alert
 }
 
 fn default_learn_max_frames() -> usize {
@@ -132,6 +141,7 @@ impl Default for BankSettings {
             max_upload: default_max_upload(),
             learn: None,
             learn_max_frames: default_learn_max_frames(),
+            learn_action: default_learn_action(),
         }
     }
 }
@@ -405,6 +415,17 @@ impl Banks {
         })
     }
 
+    /// Whether the learning bank in force has room for `frames` more reference frames
+    /// (`learn_max_frames`); false when there is no learning bank.
+    pub fn has_room_to_learn(&self, frames: usize) -> bool {
+        let Some(name) = self.settings.learn.as_deref() else {
+            return false;
+        };
+        self.banks.load().iter().any(|b| {
+            &*b.name == name && b.bank.bank.frames.len() + frames <= self.settings.learn_max_frames
+        })
+    }
+
     /// Applies `add` to the configured bank named `bank` (its file's stem, one of `paths`: a
     /// remote bank's cache would be overwritten by its server's copy, and no other file can be
     /// written), read from its file, writes the file whole and puts the new bank in force.
@@ -480,13 +501,18 @@ impl Banks {
                 continue;
             }
             let clip = &loaded.bank.bank.clips[hit.clip as usize];
+            let learning = self.settings.learn.as_deref() == Some(&*loaded.name);
             best = Some(BankMatch {
                 bank: loaded.name.clone(),
                 clip: clip.name.clone(),
                 source: format!("{}@{:.1}", clip.source, f64::from(hit.at_ms) / 1000.0),
                 at_ms: hit.at_ms,
                 inliers: hit.inliers,
-                action: self.settings.action,
+                action: if learning {
+                    self.settings.learn_action
+                } else {
+                    self.settings.action
+                },
             });
         }
         best
@@ -668,6 +694,9 @@ mod tests {
         assert_eq!(frames, 4, "two frames, and the same mirrored");
         let found = banks.check(&textured(3)).expect("in force");
         assert_eq!((found.clip.as_str(), found.at_ms), ("incident-3", 2_000));
+        // What cuts taught alerts until the operator says it may cut.
+        assert_eq!(found.action, Action::Alert);
+        assert!(banks.has_room_to_learn(1) && !banks.has_room_to_learn(2));
         assert_eq!(load(&path).expect("written").frames.len(), 4);
         // Two more frames would pass learn_max_frames (5): refused, the bank unchanged.
         assert!(matches!(

@@ -1,14 +1,21 @@
 //! Cuts teach the media bank: when a hash list cuts a stream on its whole picture, the frames
 //! that matched are added to the learning bank (`[media_bank] learn`), so a later re-stream of
 //! those moments, rotated, cropped, overlaid or filmed off a screen, is found by the bank where
-//! PDQ no longer sees it.
+//! PDQ no longer sees it. What the learning bank finds does `learn_action` (alert by default).
 //!
-//! Only frames a hash list matched on the whole picture (or the picture inside its bars), as it
-//! is, on all 256 bits, are learned. A match on a window, a colour plane, a negative or the
-//! sure bits alone says the clip is in the frame, not that the frame is the clip: learning it
-//! would teach the bank whatever shares the frame (a game beside a split screen), and the bank
-//! would then cut that. Bank matches teach nothing (the bank would only learn itself).
+//! What is learned is decided apart ([`to_learn`]) and guarded against a publisher who wants a
+//! benign picture learned (the bank would then cut it):
+//! - only frames a hash list matched on the whole picture, as it is, on all 256 bits: a match on
+//!   a window, the picture inside bars, a colour plane, a negative or the sure bits alone says
+//!   the clip is somewhere in the frame, not that the frame is the clip;
+//! - only when the cut itself was decided so, by at least `min_matches` such frames of the one
+//!   entry that cut (a fluke match of another entry on a frame of the window teaches nothing),
+//!   never on probation (one frame cuts there) and never from a bank match;
+//! - every learned frame at one position of its clip: a publisher's timestamps must not give
+//!   learned frames a timeline (a clip's timeline lets matches count past the flood guard);
+//! - a few learnings at a time, and none once the bank is full (checked before any work).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::bank::live::Banks;
@@ -22,56 +29,85 @@ pub(super) struct Counted {
     pub stream_ms: i64,
     /// Its luma.
     pub luma: LumaImage,
-    /// Whether a hash list matched its whole picture as it is ([`teaches`]).
-    pub teaches: bool,
+    /// The label of the entry a hash list matched on its whole picture as it is ([`teaches`]),
+    /// if one did.
+    pub taught_by: Option<String>,
 }
 
 /// Whether a match may teach the learning bank the frame it was found on.
 pub(super) fn teaches(m: &Match) -> bool {
-    matches!(m.view, View::Frame | View::Content)
-        && !m.negative
-        && m.sure_bits.is_none()
-        && m.inliers.is_none()
+    m.view == View::Frame && !m.negative && m.sure_bits.is_none() && m.inliers.is_none()
 }
 
-/// Adds the frames of a cut that may teach (`frames`) to the learning bank, on a thread of its
-/// own (features and the bank file's rewrite take tens of milliseconds): clip `cut_by.label`,
-/// its source naming the stream and the entry. Logs the outcome in one line.
+/// The frames a cut teaches, or none: see the module's rules.
+pub(super) fn to_learn<'a>(
+    cut_by: &Match,
+    frames: &'a [Counted],
+    min_matches: usize,
+    probation: bool,
+) -> Vec<&'a LumaImage> {
+    if probation || !teaches(cut_by) {
+        return Vec::new();
+    }
+    let taught: Vec<&LumaImage> = frames
+        .iter()
+        .filter(|c| c.taught_by.as_deref() == Some(cut_by.label.as_str()))
+        .map(|c| &c.luma)
+        .collect();
+    if taught.len() < min_matches.max(1) {
+        return Vec::new();
+    }
+    taught
+}
+
+/// Learnings running at once, at most [`MOST_PENDING`]: each rewrites the bank file, and a wave
+/// of cuts must not queue threads without end.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+const MOST_PENDING: usize = 4;
+
+/// Adds `frames` ([`to_learn`]) to the learning bank as clip `cut_by.label`, on a thread of its
+/// own (features and the bank file's rewrite take tens of milliseconds). Logs the outcome in
+/// one line.
 pub(super) fn learn_from_cut(
     banks: &Arc<Banks>,
-    key_shown: String,
+    stream_key: &str,
     cut_by: &Match,
-    frames: &[Counted],
+    frames: Vec<&LumaImage>,
 ) {
-    if banks.settings().learn.is_none() || cut_by.view == View::Bank {
+    if frames.is_empty() || banks.settings().learn.is_none() {
         return;
     }
-    let frames: Vec<(u32, LumaImage)> = frames
-        .iter()
-        .filter(|c| c.teaches)
-        .map(|c| {
-            (
-                c.stream_ms.clamp(0, i64::from(u32::MAX)) as u32,
-                c.luma.clone(),
-            )
-        })
-        .collect();
-    if frames.is_empty() {
-        return;
-    }
-    let banks = Arc::clone(banks);
     let clip = cut_by.label.clone();
+    if !banks.has_room_to_learn(2 * frames.len()) {
+        tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: the learning bank holds media_bank.learn_max_frames frames");
+        return;
+    }
+    if PENDING.fetch_add(1, Ordering::SeqCst) >= MOST_PENDING {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {MOST_PENDING} learnings are under way");
+        return;
+    }
+    // One position for all: no timeline (see the module doc). The key is named by its hash:
+    // a bank file outlives the stream, and its sources show in other streams' events.
+    let frames: Vec<(u32, LumaImage)> = frames.into_iter().map(|l| (0, l.clone())).collect();
+    let banks = Arc::clone(banks);
     let source = format!(
-        "learned from the cut of {key_shown} ({} / {})",
-        cut_by.list, cut_by.label
+        "learned from a cut ({} / {}), stream {}",
+        cut_by.list,
+        cut_by.label,
+        &crate::registry::key::hex_sha256(stream_key)[..16]
     );
     let spawned = std::thread::Builder::new()
         .name("bank-learn".into())
-        .spawn(move || match banks.learn(&clip, &source, &frames) {
-            Ok(total) => tracing::warn!(clip = %clip.escape_debug(), learned = frames.len(), frames = total, "media bank learned a cut's frames"),
-            Err(e) => tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}"),
+        .spawn(move || {
+            match banks.learn(&clip, &source, &frames) {
+                Ok(total) => tracing::warn!(clip = %clip.escape_debug(), learned = frames.len(), frames = total, "media bank learned a cut's frames"),
+                Err(e) => tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}"),
+            }
+            PENDING.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
         tracing::error!("a cut's frames were not learned: no thread: {e}");
     }
 }
@@ -100,9 +136,10 @@ mod tests {
     #[test]
     fn only_a_whole_picture_matched_as_it_is_teaches() {
         assert!(teaches(&found(View::Frame)));
-        assert!(teaches(&found(View::Content)));
-        // The clip is somewhere in the frame, not the frame: the rest must not be learned.
+        // The clip is somewhere in the frame, not the frame: the rest must not be learned (the
+        // bars around a "letterboxed" clip may hold a faint picture of the publisher's choice).
         for view in [
+            View::Content,
             View::Window,
             View::Seams,
             View::Inset,
@@ -120,5 +157,38 @@ mod tests {
             ..found(View::Frame)
         };
         assert!(!teaches(&negative) && !teaches(&sure_bits_only));
+    }
+
+    fn counted(taught_by: Option<&str>, value: f32) -> Counted {
+        Counted {
+            stream_ms: 0,
+            luma: LumaImage {
+                width: 1,
+                height: 1,
+                pixels: vec![value],
+            },
+            taught_by: taught_by.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_cut_teaches_only_its_own_entry_s_whole_pictures_and_only_when_they_decided_it() {
+        let cut_by = found(View::Frame);
+        let frames = [
+            counted(Some("incident-1"), 1.0),
+            counted(None, 2.0),
+            counted(Some("another"), 3.0),
+            counted(Some("incident-1"), 4.0),
+        ];
+        let learned: Vec<f32> = to_learn(&cut_by, &frames, 2, false)
+            .iter()
+            .map(|l| l.pixels[0])
+            .collect();
+        assert_eq!(learned, vec![1.0, 4.0]);
+        // Fewer such frames than the policy's matches, probation, or a cut decided on a window:
+        // nothing.
+        assert!(to_learn(&cut_by, &frames, 3, false).is_empty());
+        assert!(to_learn(&cut_by, &frames, 2, true).is_empty());
+        assert!(to_learn(&found(View::Window), &frames, 2, false).is_empty());
     }
 }

@@ -441,7 +441,7 @@ impl FrameSink for Verdict {
             state.frames.push(learn::Counted {
                 stream_ms: earlier.stream_ms,
                 luma: earlier.luma,
-                teaches: false,
+                taught_by: None,
             });
         }
         // Keep the counted frames of the window (bounded) for evidence.
@@ -451,15 +451,16 @@ impl FrameSink for Verdict {
         if state.frames.len() >= min_matches + 2 {
             state.frames.remove(0);
         }
-        let teaches = result
+        let taught_by = result
             .matches
             .iter()
             .find(|m| m.action == Action::Cut)
-            .is_some_and(learn::teaches);
+            .filter(|m| learn::teaches(m))
+            .map(|m| m.label.clone());
         state.frames.push(learn::Counted {
             stream_ms: frame.stream_time_ms,
             luma: frame.luma,
-            teaches,
+            taught_by,
         });
         state.last_frame_match = Some(frame.arrived);
         let heard = self.policy.audio == AudioPolicy::WithFrames
@@ -487,12 +488,8 @@ impl FrameSink for Verdict {
         let counted = std::mem::take(&mut state.frames);
         drop(streams);
         if let Some(banks) = &self.banks {
-            learn::learn_from_cut(
-                banks,
-                crate::registry::key::shown(&stream.stream_key).to_string(),
-                best,
-                &counted,
-            );
+            let taught = learn::to_learn(best, &counted, min_matches, probation);
+            learn::learn_from_cut(banks, &stream.stream_key, best, taught);
         }
         let evidence = counted.into_iter().map(|c| (c.stream_ms, c.luma)).collect();
         metrics().cuts.inc(&["match"]);
