@@ -453,8 +453,8 @@ pub async fn add_bank_clip(
         }
         Ok(Err(e @ AddError::NoSuchBank(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
         Ok(Err(e @ AddError::Media(_))) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        // Full: only learning is held to learn_max_frames, never an operator's clip.
-        Ok(Err(e @ (AddError::Bank(_) | AddError::Full(_)))) => {
+        // Full and Known: only learning is refused so, never an operator's clip.
+        Ok(Err(e @ (AddError::Bank(_) | AddError::Full(_) | AddError::Known))) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
         Err(_) => error(

@@ -287,6 +287,9 @@ pub enum AddError {
     /// The learning bank holds `learn_max_frames` already.
     #[error("the learning bank holds media_bank.learn_max_frames ({0}) frames already")]
     Full(usize),
+    /// The learning bank already finds every frame offered.
+    #[error("the learning bank already finds these frames")]
+    Known,
 }
 
 /// The banks in force.
@@ -405,14 +408,41 @@ impl Banks {
         let Some(bank) = self.settings.learn.as_deref() else {
             return Err(AddError::NoSuchBank(String::new()));
         };
+        // Frames the learning bank already finds teach nothing new: every cut of one wave of
+        // re-streams would otherwise fill the bank with copies of the same moments (and the
+        // copies would take the vote's few places from other clips).
+        let new: Vec<(u32, LumaImage)> = frames
+            .iter()
+            .filter(|(_, luma)| !self.learned_already(bank, luma))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Err(AddError::Known);
+        }
         let most = self.settings.learn_max_frames;
         self.change(bank, |contents| {
-            if contents.frames.len() + 2 * frames.len() > most {
+            if contents.frames.len() + 2 * new.len() > most {
                 return Err(AddError::Full(most));
             }
-            super::build::add_frames(contents, clip, source, frames)
-                .map_err(|e| AddError::Media(e.0))
+            super::build::add_frames(contents, clip, source, &new).map_err(|e| AddError::Media(e.0))
         })
+    }
+
+    /// Whether the bank named `bank` in force already finds `luma` (`min_inliers`).
+    fn learned_already(&self, bank: &str, luma: &LumaImage) -> bool {
+        let settings = CheckSettings {
+            features: self.settings.features,
+            ..CheckSettings::default()
+        };
+        let banks = self.banks.load();
+        let Some(loaded) = banks.iter().find(|b| &*b.name == bank) else {
+            return false;
+        };
+        let features = FrameFeatures::of(luma, settings.features);
+        loaded
+            .bank
+            .best(&features, &settings)
+            .is_some_and(|hit| hit.inliers >= self.settings.min_inliers)
     }
 
     /// Whether the learning bank in force has room for `frames` more reference frames
@@ -692,6 +722,11 @@ mod tests {
             )
             .expect("learned");
         assert_eq!(frames, 4, "two frames, and the same mirrored");
+        // The same moments again (the next cut of a wave of re-streams) add nothing.
+        assert!(matches!(
+            banks.learn("incident-3", "again", &[(0, textured(3))]),
+            Err(AddError::Known)
+        ));
         let found = banks.check(&textured(3)).expect("in force");
         assert_eq!((found.clip.as_str(), found.at_ms), ("incident-3", 2_000));
         // What cuts taught alerts until the operator says it may cut.

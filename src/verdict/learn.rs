@@ -13,12 +13,13 @@
 //!   never on probation (one frame cuts there) and never from a bank match;
 //! - every learned frame at one position of its clip: a publisher's timestamps must not give
 //!   learned frames a timeline (a clip's timeline lets matches count past the flood guard);
-//! - a few learnings at a time, and none once the bank is full (checked before any work).
+//! - a few learnings at a time, none once the bank is full (checked before any work), and no
+//!   frame the learning bank already finds (a wave of re-streams would fill it with copies).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::bank::live::Banks;
+use crate::bank::live::{AddError, Banks};
 use crate::hash::pdq::LumaImage;
 use crate::hash::View;
 use crate::matcher::list::Match;
@@ -102,6 +103,7 @@ pub(super) fn learn_from_cut(
         .spawn(move || {
             match banks.learn(&clip, &source, &frames) {
                 Ok(total) => tracing::warn!(clip = %clip.escape_debug(), learned = frames.len(), frames = total, "media bank learned a cut's frames"),
+                Err(AddError::Known) => tracing::info!(clip = %clip.escape_debug(), "the learning bank already finds this cut's frames"),
                 Err(e) => tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}"),
             }
             PENDING.fetch_sub(1, Ordering::SeqCst);
