@@ -425,14 +425,8 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
     // cannot see the rotated, watermarked one (the first test's bank is cut on its word only).
     let clip = dir.path().join("incident.mp4");
     lavfi_clip(&clip, SLOW_LIFE, 3, &["-r", "30"]);
-    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&clip)
-        .output()
-        .expect("hashgate hash");
-    assert!(hashed.status.success());
     let list = dir.path().join("incidents.tsv");
-    std::fs::write(&list, &hashed.stdout).expect("list");
+    hash_list(&clip, &list);
     let bank = dir.path().join("learned.hgb");
     let created = Command::new(env!("CARGO_BIN_EXE_hashgate"))
         .args(["bank", "new", "--bank"])

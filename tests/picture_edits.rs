@@ -97,13 +97,7 @@ fn every_edit_of_the_clip_is_cut_before_it_airs_and_benign_streams_so_edited_pas
     let clip = dir.path().join("known.mp4");
     lavfi_clip(&clip, known, 3, &["-r", "30"]);
     let list = dir.path().join("known.tsv");
-    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&clip)
-        .output()
-        .expect("hashgate hash");
-    assert!(hashed.status.success());
-    std::fs::write(&list, &hashed.stdout).expect("list");
+    hash_list(&clip, &list);
     let restream = stream_around(dir.path(), known, "restream.mp4");
     let benign = stream_around(dir.path(), similar, "benign.mp4");
 
@@ -220,13 +214,7 @@ fn a_clip_steered_off_its_hashes_is_cut_on_its_sure_bits() {
     let filler = dir.path().join("filler.mp4");
     lavfi_clip(&filler, "testsrc2=size=640x360:rate=30", 2, &["-r", "30"]);
     let list = dir.path().join("known.tsv");
-    let hashed = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&clip)
-        .output()
-        .expect("hashgate hash");
-    assert!(hashed.status.success());
-    std::fs::write(&list, &hashed.stdout).expect("list");
+    hash_list(&clip, &list);
 
     // 2 s of test footage, then every frame of the clip with its 72 coefficients nearest the
     // median pushed 0.2 of the median distance across it: invisible, and after x264 it slips

@@ -664,19 +664,28 @@ pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> Kno
         .status()
         .expect("ffmpeg");
     assert!(status.success(), "ffmpeg could not make the re-stream");
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&known)
-        .output()
-        .expect("hashgate hash");
-    assert!(out.status.success());
     let list = dir.join("known.tsv");
-    std::fs::write(&list, &out.stdout).expect("list");
+    hash_list(&known, &list);
     KnownClip {
         restream,
         benign,
         list,
     }
+}
+
+/// Writes the list `hashgate hash --fps 2 clip` makes to `list` (panics when it fails).
+pub fn hash_list(clip: &Path, list: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
+        .args(["hash", "--fps", "2"])
+        .arg(clip)
+        .output()
+        .expect("hashgate hash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(list, &out.stdout).expect("list");
 }
 
 /// Benign streams showing a test card, and a list that (wrongly) holds the card: every entry
@@ -690,14 +699,8 @@ pub fn test_card_list(dir: &Path) -> (PathBuf, PathBuf) {
         6,
         &["-g", "30", "-f", "flv"],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&card)
-        .output()
-        .expect("hash");
-    assert!(out.status.success());
     let list = dir.join("card.tsv");
-    std::fs::write(&list, &out.stdout).expect("list");
+    hash_list(&card, &list);
     (card, list)
 }
 
