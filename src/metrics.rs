@@ -134,6 +134,8 @@ pub struct Metrics {
     pub matches: LabeledCounter,
     /// Streams cut by reason.
     pub cuts: LabeledCounter,
+    /// What cuts offered the learning media bank, by outcome.
+    pub bank_learnings: LabeledCounter,
     /// List reloads by list and result.
     pub list_reloads: LabeledCounter,
     /// Streams found uninspectable, by kind of cause.
@@ -163,6 +165,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     lookups: LabeledCounter::new(&["list"]),
     matches: LabeledCounter::new(&["list"]),
     cuts: LabeledCounter::new(&["reason"]),
+    bank_learnings: LabeledCounter::new(&["result"]),
     list_reloads: LabeledCounter::new(&["list", "result"]),
     uninspectable: LabeledCounter::new(&["cause"]),
     cut_latency: Histogram::new(&[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
@@ -251,6 +254,11 @@ impl Metrics {
             "hashgate_cuts_total",
             "Streams cut, by reason (match, uninspectable, operator).",
             &self.cuts,
+        );
+        out.labeled(
+            "hashgate_bank_learnings_total",
+            "Cuts whose frames the learning media bank was offered, by result (learned, known, full, busy, error).",
+            &self.bank_learnings,
         );
         out.labeled(
             "hashgate_uninspectable_total",

@@ -454,6 +454,11 @@ fn a_cut_teaches_the_learning_bank_and_a_rotated_restream_is_then_cut_by_it() {
     wait_until("the cut learned", Duration::from_secs(20), || {
         hashgate.log().contains("media bank learned")
     });
+    let (_, metrics) = http(hashgate.admin_port, "GET", "/metrics", None);
+    assert!(
+        metrics.contains("hashgate_bank_learnings_total{result=\"learned\"} 1"),
+        "{metrics}"
+    );
 
     let published = publish_all(
         &[

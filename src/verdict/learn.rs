@@ -23,6 +23,7 @@ use crate::bank::live::{AddError, Banks};
 use crate::hash::pdq::LumaImage;
 use crate::hash::View;
 use crate::matcher::list::Match;
+use crate::metrics::metrics;
 
 /// A frame that counted towards a cut, kept for evidence and learning.
 pub(super) struct Counted {
@@ -81,11 +82,13 @@ pub(super) fn learn_from_cut(
     let clip = cut_by.label.clone();
     if !banks.has_room_to_learn(2 * frames.len()) {
         tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: the learning bank holds media_bank.learn_max_frames frames");
+        metrics().bank_learnings.inc(&["full"]);
         return;
     }
     if PENDING.fetch_add(1, Ordering::SeqCst) >= MOST_PENDING {
         PENDING.fetch_sub(1, Ordering::SeqCst);
         tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {MOST_PENDING} learnings are under way");
+        metrics().bank_learnings.inc(&["busy"]);
         return;
     }
     // One position for all: no timeline (see the module doc). The key is named by its hash:
@@ -101,15 +104,30 @@ pub(super) fn learn_from_cut(
     let spawned = std::thread::Builder::new()
         .name("bank-learn".into())
         .spawn(move || {
-            match banks.learn(&clip, &source, &frames) {
-                Ok(total) => tracing::warn!(clip = %clip.escape_debug(), learned = frames.len(), frames = total, "media bank learned a cut's frames"),
-                Err(AddError::Known) => tracing::info!(clip = %clip.escape_debug(), "the learning bank already finds this cut's frames"),
-                Err(e) => tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}"),
-            }
+            let result = match banks.learn(&clip, &source, &frames) {
+                Ok(total) => {
+                    tracing::warn!(clip = %clip.escape_debug(), learned = frames.len(), frames = total, "media bank learned a cut's frames");
+                    "learned"
+                }
+                Err(AddError::Known) => {
+                    tracing::info!(clip = %clip.escape_debug(), "the learning bank already finds this cut's frames");
+                    "known"
+                }
+                Err(e @ AddError::Full(_)) => {
+                    tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}");
+                    "full"
+                }
+                Err(e) => {
+                    tracing::error!(clip = %clip.escape_debug(), "a cut's frames were not learned: {e}");
+                    "error"
+                }
+            };
+            metrics().bank_learnings.inc(&[result]);
             PENDING.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
         PENDING.fetch_sub(1, Ordering::SeqCst);
+        metrics().bank_learnings.inc(&["error"]);
         tracing::error!("a cut's frames were not learned: no thread: {e}");
     }
 }
