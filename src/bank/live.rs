@@ -421,7 +421,7 @@ impl Banks {
         }
         let most = self.settings.learn_max_frames;
         self.change(bank, |contents| {
-            if contents.frames.len() + 2 * new.len() > most {
+            if !self.fits_learning(contents.frames.len(), 2 * new.len()) {
                 return Err(AddError::Full(most));
             }
             super::build::add_frames(contents, clip, source, &new).map_err(|e| AddError::Media(e.0))
@@ -451,9 +451,15 @@ impl Banks {
         let Some(name) = self.settings.learn.as_deref() else {
             return false;
         };
-        self.banks.load().iter().any(|b| {
-            &*b.name == name && b.bank.bank.frames.len() + frames <= self.settings.learn_max_frames
-        })
+        self.banks
+            .load()
+            .iter()
+            .any(|b| &*b.name == name && self.fits_learning(b.bank.bank.frames.len(), frames))
+    }
+
+    /// Whether a learning bank holding `held` reference frames may take `adding` more.
+    fn fits_learning(&self, held: usize, adding: usize) -> bool {
+        held + adding <= self.settings.learn_max_frames
     }
 
     /// Applies `add` to the configured bank named `bank` (its file's stem, one of `paths`: a

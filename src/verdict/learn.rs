@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::bank::live::{AddError, Banks};
 use crate::hash::pdq::LumaImage;
 use crate::hash::View;
-use crate::matcher::list::Match;
+use crate::matcher::list::{Action, Match};
 use crate::metrics::metrics;
 
 /// A frame that counted towards a cut, kept for evidence and learning.
@@ -39,6 +39,16 @@ pub(super) struct Counted {
 /// Whether a match may teach the learning bank the frame it was found on.
 pub(super) fn teaches(m: &Match) -> bool {
     m.view == View::Frame && !m.negative && m.sure_bits.is_none() && m.inliers.is_none()
+}
+
+/// The entry a counted frame may teach the learning bank for: the first of its matches that
+/// can cut (the matcher's nearest), when that one [`teaches`].
+pub(super) fn taught_by(matches: &[Match]) -> Option<String> {
+    matches
+        .iter()
+        .find(|m| m.action == Action::Cut)
+        .filter(|m| teaches(m))
+        .map(|m| m.label.clone())
 }
 
 /// The frames a cut teaches, or none: see the module's rules.
@@ -135,7 +145,7 @@ pub(super) fn learn_from_cut(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::list::{Action, ListKind};
+    use crate::matcher::list::ListKind;
 
     fn found(view: View) -> Match {
         Match {
@@ -177,6 +187,26 @@ mod tests {
             ..found(View::Frame)
         };
         assert!(!teaches(&negative) && !teaches(&sure_bits_only));
+    }
+
+    #[test]
+    fn a_frame_teaches_for_its_nearest_cutting_match_when_that_is_a_whole_picture() {
+        let window = found(View::Window);
+        let alert = Match {
+            action: Action::Alert,
+            label: "alert-only".into(),
+            ..found(View::Frame)
+        };
+        // An alert-only whole picture before the cutting match does not teach.
+        assert_eq!(
+            taught_by(&[alert.clone(), found(View::Frame)]).as_deref(),
+            Some("incident-1")
+        );
+        assert_eq!(taught_by(&[alert]), None);
+        // The match that can cut was on a window: the frame teaches nothing, even if a whole
+        // picture matched further away.
+        assert_eq!(taught_by(&[window, found(View::Frame)]), None);
+        assert_eq!(taught_by(&[]), None);
     }
 
     fn counted(taught_by: Option<&str>, value: f32) -> Counted {

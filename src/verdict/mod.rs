@@ -451,16 +451,10 @@ impl FrameSink for Verdict {
         if state.frames.len() >= min_matches + 2 {
             state.frames.remove(0);
         }
-        let taught_by = result
-            .matches
-            .iter()
-            .find(|m| m.action == Action::Cut)
-            .filter(|m| learn::teaches(m))
-            .map(|m| m.label.clone());
         state.frames.push(learn::Counted {
             stream_ms: frame.stream_time_ms,
             luma: frame.luma,
-            taught_by,
+            taught_by: learn::taught_by(&result.matches),
         });
         state.last_frame_match = Some(frame.arrived);
         let heard = self.policy.audio == AudioPolicy::WithFrames
