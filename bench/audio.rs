@@ -97,11 +97,7 @@ fn robustness(dir: &Path) {
     let soundtrack = known_soundtrack(dir);
     let clean = pcm(&soundtrack);
     let reference = fingerprint(&clean);
-    let index = AudioIndex::build(vec![AudioClip {
-        label: "known".into(),
-        source: "bench".into(),
-        items: reference.clone(),
-    }]);
+    let index = AudioIndex::build(vec![AudioClip::new("known", "bench", reference.clone())]);
     let noise = pcm(&benign_soundtrack(dir, "noise"));
     let music = pcm(&benign_soundtrack(dir, "music"));
     let mut rng = StdRng::seed_from_u64(11);
@@ -252,10 +248,12 @@ fn speed() {
     for clips in [1_000usize, 10_000, 100_000] {
         let built = Instant::now();
         let list: Vec<AudioClip> = (0..clips)
-            .map(|k| AudioClip {
-                label: format!("clip{k}"),
-                source: format!("bench:{k}"),
-                items: (0..242).map(|_| rng.gen()).collect(),
+            .map(|k| {
+                AudioClip::new(
+                    format!("clip{k}"),
+                    format!("bench:{k}"),
+                    (0..242).map(|_| rng.gen()).collect(),
+                )
             })
             .collect();
         let index = AudioIndex::build(list);

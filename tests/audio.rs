@@ -105,6 +105,11 @@ struct Fixture {
 /// hashgate with a PDQ list of the known clip's frames and an audio list of its soundtrack
 /// (made by `fpcalc` when `by_fpcalc`, in its compressed form; else by `hashgate hash --audio`).
 fn fixture(by_fpcalc: bool, verdict: &str) -> Fixture {
+    fixture_with(by_fpcalc, verdict, &[])
+}
+
+/// As `fixture`, the audio list made with `hash_args` (`--speeds ...`).
+fn fixture_with(by_fpcalc: bool, verdict: &str, hash_args: &[&str]) -> Fixture {
     let dir = temp_dir();
     let path = dir.path().to_path_buf();
     let soundtrack = known_soundtrack(&path);
@@ -131,7 +136,7 @@ fn fixture(by_fpcalc: bool, verdict: &str) -> Fixture {
         let text = fpcalc(&["-length", "600"], &known);
         std::fs::write(&audio, format!("FILE=known.flv\n{text}")).expect("list");
     } else {
-        audio_list(&known, &audio);
+        audio_list_with(&known, &audio, hash_args);
     }
     let nginx = Nginx::start(&path);
     let log = path.join("events.jsonl");
@@ -206,6 +211,76 @@ fn a_restream_no_frame_hash_can_see_is_cut_by_its_soundtrack() {
         f.nginx.wait_closed("layout", Duration::from_secs(10));
         drop(f);
     }
+}
+
+/// The soundtrack through an FFmpeg audio filter, as a WAV file.
+fn edited_soundtrack(f: &Fixture, name: &str, filter: &str) -> std::path::PathBuf {
+    let out = f.dir.join(format!("{name}.wav"));
+    ffmpeg(&[
+        "-i",
+        f.soundtrack.to_str().expect("utf-8"),
+        "-af",
+        filter,
+        out.to_str().expect("utf-8"),
+    ]);
+    out
+}
+
+#[test]
+fn a_soundtrack_sped_up_or_pitch_shifted_is_cut_by_references_at_other_speeds() {
+    let f = fixture_with(false, "", &["--speeds", "0.90:1.10:0.01"]);
+    let fast = edited_soundtrack(&f, "fast", "asetrate=47628,aresample=44100");
+    let pitched = edited_soundtrack(&f, "pitched", "rubberband=pitch=1.059463");
+    let mut publishers = Vec::new();
+    // Beyond every frame hash (a turned tile of a layout), the soundtrack 8 % fast (pitch
+    // up), or a semitone up at its own tempo; both from 3 s into the clip.
+    for (name, audio) in [("fast", &fast), ("pitched", &pitched)] {
+        let file = f.dir.join(format!("{name}.flv"));
+        clip_with_soundtrack(&file, &in_layout("mandelbrot"), "", audio, 3.0, 14.0, "48k");
+        publishers.push((name, ffmpeg_publish(&file, &f.hashgate.url(name))));
+    }
+    // Benign controls through the same list: the announcement in another voice, other words in
+    // the known voice, music.
+    for kind in ["samewords", "samevoice", "music"] {
+        let audio = benign_soundtrack(&f.dir, kind);
+        let file = f.dir.join(format!("benign-{kind}.flv"));
+        clip_with_soundtrack(&file, &picture("testsrc2"), "", &audio, 0.0, 10.0, "64k");
+        publishers.push((kind, ffmpeg_publish(&file, &f.hashgate.url(kind))));
+    }
+    for (name, mut p) in publishers {
+        let status = p
+            .wait_timeout(Duration::from_secs(60))
+            .expect("publisher ended");
+        let edited = name == "fast" || name == "pitched";
+        assert_eq!(!status.success(), edited, "{name}: cut only if edited");
+    }
+    wait_until("the cut events", Duration::from_secs(10), || {
+        of_kind(&read_events(&f.log), "cut").len() >= 2
+    });
+    let all = read_events(&f.log);
+    for (name, speed_from, speed_to) in [("fast", 1.06, 1.10), ("pitched", 1.04, 1.08)] {
+        let cut = of_kind(&all, "cut")
+            .into_iter()
+            .find(|c| c["stream"] == name)
+            .unwrap_or_else(|| panic!("{name} was not cut: {all:?}"));
+        assert_eq!(cut["signal"], "audio", "{cut}");
+        // A reference at another speed lined up (as published, Chromaprint cannot).
+        let speed = cut["speed"].as_f64().expect("speed");
+        assert!((speed_from..=speed_to).contains(&speed), "{name}: {cut}");
+        let stream_ms = cut["stream_ms"].as_i64().expect("stream_ms");
+        println!(
+            "{name}: cut at stream {stream_ms} ms by the reference at speed {speed}, BER {}",
+            cut["ber"]
+        );
+        assert!(stream_ms <= 6_500, "{name}: cut at stream {stream_ms} ms");
+    }
+    let cuts = of_kind(&all, "cut");
+    assert_eq!(cuts.len(), 2, "{cuts:?}");
+    let benign_matches: Vec<_> = of_kind(&all, "match")
+        .into_iter()
+        .filter(|m| m["stream"] != "fast" && m["stream"] != "pitched")
+        .collect();
+    assert!(benign_matches.is_empty(), "{benign_matches:?}");
 }
 
 #[test]

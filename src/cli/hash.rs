@@ -46,6 +46,11 @@ pub struct HashArgs {
     /// picture: one `FILE=`/`DURATION=`/`FINGERPRINT=` block per file, an audio list.
     #[arg(long)]
     pub audio: bool,
+    /// With `--audio`: also fingerprint the soundtrack played at these speeds (`FROM:TO:STEP`,
+    /// e.g. `0.90:1.10:0.01`; pitch moves with speed, as a record at the wrong speed), one
+    /// `SPEED=` block each, so re-streams sped up or slowed down still line up.
+    #[arg(long, value_name = "FROM:TO:STEP")]
+    pub speeds: Option<String>,
     /// Also hash each sampled frame at crops (`crops`): a list that matches re-streams cropped
     /// by up to the largest `--crops` percentage. TSV only; a fifth column names the crop.
     #[arg(long, value_enum)]
@@ -99,12 +104,18 @@ pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
     if args.crops.iter().any(|p| !(*p > 0.0 && *p < 50.0)) {
         anyhow::bail!("--crops: percentages must be above 0 and below 50");
     }
+    let audio = args.audio || args.algorithm == Algorithm::Chromaprint;
+    let speeds = match &args.speeds {
+        Some(_) if !audio => anyhow::bail!("--speeds needs --audio"),
+        Some(grid) => crate::hash::speed::parse_speeds(grid).map_err(anyhow::Error::msg)?,
+        None => vec![1.0],
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0;
     for file in &args.files {
-        let result = if args.audio || args.algorithm == Algorithm::Chromaprint {
-            hash_audio(file, &mut out)
+        let result = if audio {
+            hash_audio(file, &speeds, &mut out)
         } else if is_image(file) {
             hash_image(args, file, &mut out)
         } else {
@@ -130,8 +141,8 @@ pub fn run(args: &HashArgs) -> anyhow::Result<usize> {
     }
 }
 
-/// Writes one audio list block for `file`.
-fn hash_audio(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+/// Writes the audio list blocks of `file`: one per speed (`SPEED=` unless 1).
+fn hash_audio(file: &Path, speeds: &[f64], out: &mut impl Write) -> anyhow::Result<()> {
     use crate::hash::chromaprint::{fingerprint, SAMPLE_RATE};
     let (samples, errors) = crate::inspect::audio::decode_file_audio(file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -141,8 +152,8 @@ fn hash_audio(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
             file.display()
         );
     }
-    let items = fingerprint(&samples);
-    if items.is_empty() {
+    let original = fingerprint(&samples);
+    if original.is_empty() {
         anyhow::bail!(
             "{}: too little audio to fingerprint (under 3 s)",
             file.display()
@@ -152,14 +163,28 @@ fn hash_audio(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.display().to_string());
-    let values: Vec<String> = items.iter().map(u32::to_string).collect();
-    writeln!(out, "FILE={label}")?;
-    writeln!(
-        out,
-        "DURATION={:.2}",
-        samples.len() as f64 / f64::from(SAMPLE_RATE)
-    )?;
-    writeln!(out, "FINGERPRINT={}\n", values.join(","))?;
+    for &speed in speeds {
+        let played = crate::hash::speed::at_speed(&samples, speed);
+        let items = if speed == 1.0 {
+            original.clone()
+        } else {
+            fingerprint(&played)
+        };
+        if items.is_empty() {
+            continue;
+        }
+        let values: Vec<String> = items.iter().map(u32::to_string).collect();
+        writeln!(out, "FILE={label}")?;
+        writeln!(
+            out,
+            "DURATION={:.2}",
+            played.len() as f64 / f64::from(SAMPLE_RATE)
+        )?;
+        if speed != 1.0 {
+            writeln!(out, "SPEED={speed}")?;
+        }
+        writeln!(out, "FINGERPRINT={}\n", values.join(","))?;
+    }
     Ok(())
 }
 

@@ -169,9 +169,14 @@ fn scan_audio(config: &Config, matcher: &Matcher, args: &ScanArgs) -> Option<Aud
                 scan.timeline.push((
                     at,
                     format!(
-                        "{at:>9.3}s  audio BER {:.3} at clip {:.1}s  {:?}  {} / {}  ({})",
+                        "{at:>9.3}s  audio BER {:.3} at clip {:.1}s{}  {:?}  {} / {}  ({})",
                         m.hit.ber,
-                        m.hit.offset as f64 * ITEM_SECONDS,
+                        m.clip_offset_s,
+                        if m.speed == 1.0 {
+                            String::new()
+                        } else {
+                            format!(" speed {}", m.speed)
+                        },
                         m.action,
                         m.list,
                         m.label,

@@ -161,6 +161,9 @@ pub enum EventKind {
         ber: f64,
         /// Seconds into the clip where the window starts (negative: before it).
         clip_offset_s: f64,
+        /// Speed of the reference that lined up (1: as published; 1.08: the stream plays the
+        /// clip 8 % fast).
+        speed: f64,
         /// Seconds of audio the aligned window rests on.
         window_s: f64,
         /// Stream time of the newest audio in the window, in milliseconds.
@@ -183,6 +186,8 @@ pub enum EventKind {
         ber: f64,
         /// Seconds into the clip where the window starts.
         clip_offset_s: f64,
+        /// Speed of the reference that lined up.
+        speed: f64,
         /// Seconds of audio the aligned window rests on.
         window_s: f64,
         /// Stream time of the newest audio in the window, in milliseconds.

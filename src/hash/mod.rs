@@ -5,7 +5,7 @@
 //! playing inside a static layout; `windows` hashes the halves, quadrants, centre and seam-bound
 //! rectangles where a clip sits when its surroundings move too; `image_input` reads still
 //! images the way the reference tools do; `imghash` wraps the image_hasher crate; `chromaprint`
-//! fingerprints audio.
+//! fingerprints audio; `speed` makes audio references at other speeds.
 
 pub mod chromaprint;
 pub mod image_input;
@@ -13,6 +13,7 @@ pub mod imghash;
 pub mod inset;
 pub mod letterbox;
 pub mod pdq;
+pub mod speed;
 pub mod windows;
 
 use letterbox::{ContentArea, LetterboxSettings};

@@ -29,10 +29,30 @@ pub const MIN_VOTES: usize = 2;
 pub struct AudioClip {
     /// The clip's name in reports.
     pub label: String,
-    /// `file:line` of the clip in its list.
+    /// `file:line` of the clip in its list (for a clip at another speed, the line of the first
+    /// block of the same clip: one clip, one source, whatever the speed).
     pub source: String,
+    /// The speed this reference plays the clip at (1: as published; `SPEED=` in the list).
+    pub speed: f64,
     /// Its sub-fingerprints.
     pub items: Vec<u32>,
+}
+
+impl AudioClip {
+    /// A clip at its own speed.
+    pub fn new(label: impl Into<String>, source: impl Into<String>, items: Vec<u32>) -> Self {
+        AudioClip {
+            label: label.into(),
+            source: source.into(),
+            speed: 1.0,
+            items,
+        }
+    }
+
+    /// Seconds into the clip as published where item `offset` of this reference starts.
+    pub fn clip_seconds(&self, offset: i64) -> f64 {
+        offset as f64 * crate::hash::chromaprint::ITEM_SECONDS * self.speed
+    }
 }
 
 /// Where a window lined up with a clip.
@@ -276,10 +296,12 @@ mod tests {
 
     fn random_clips(rng: &mut StdRng, n: usize) -> Vec<AudioClip> {
         (0..n)
-            .map(|k| AudioClip {
-                label: format!("clip{k}"),
-                source: format!("list:{k}"),
-                items: (0..rng.gen_range(10..200)).map(|_| rng.gen()).collect(),
+            .map(|k| {
+                AudioClip::new(
+                    format!("clip{k}"),
+                    format!("list:{k}"),
+                    (0..rng.gen_range(10..200)).map(|_| rng.gen()).collect(),
+                )
             })
             .collect()
     }
@@ -352,11 +374,7 @@ mod tests {
 
     #[test]
     fn common_keys_are_not_looked_up() {
-        let clips = vec![AudioClip {
-            label: "silence".into(),
-            source: "l:1".into(),
-            items: vec![0; MAX_POSTINGS + 1],
-        }];
+        let clips = vec![AudioClip::new("silence", "l:1", vec![0; MAX_POSTINGS + 1])];
         let index = AudioIndex::build(clips);
         assert!(index.search(&[0; 40], 0.3).is_empty());
         assert!(!index.brute_force(&[0; 40], 0.3).is_empty());
@@ -366,11 +384,7 @@ mod tests {
     fn a_clip_shorter_than_the_window_is_compared_whole() {
         let mut rng = StdRng::seed_from_u64(3);
         let short: Vec<u32> = (0..10).map(|_| rng.gen()).collect();
-        let index = AudioIndex::build(vec![AudioClip {
-            label: "short".into(),
-            source: "l:1".into(),
-            items: short.clone(),
-        }]);
+        let index = AudioIndex::build(vec![AudioClip::new("short", "l:1", short.clone())]);
         let mut window: Vec<u32> = (0..30).map(|_| rng.gen()).collect();
         window[12..22].copy_from_slice(&short);
         let hits = index.search(&window, 0.1);

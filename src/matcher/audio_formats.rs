@@ -2,7 +2,9 @@
 //! writes it.
 //!
 //! Blocks of `KEY=value` lines, one clip per `FINGERPRINT=` line; `FILE=` (the clip's name in
-//! reports) and `DURATION=` apply to the next fingerprint. The fingerprint is either the
+//! reports), `DURATION=` and `SPEED=` (the clip played at another speed, written by `hashgate
+//! hash --audio --speeds`) apply to the next fingerprint. Blocks of one `FILE=` that follow each
+//! other at different speeds are one clip: they take the first block's source. The fingerprint is either the
 //! compressed base64 form (`fpcalc`'s default) or the comma-separated sub-fingerprints of
 //! `fpcalc -raw`. Blank lines and `#` comments are skipped; anything else is an error naming the
 //! line, and the list is refused whole.
@@ -25,8 +27,10 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut clips = Vec::new();
+    let mut clips: Vec<AudioClip> = Vec::new();
     let mut label: Option<String> = None;
+    let mut speed: Option<f64> = None;
+    let mut run_speeds: Vec<f64> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -48,6 +52,22 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
                     .unwrap_or_else(|| path.to_owned());
                 label = Some(base);
             }
+            "SPEED" => {
+                let value = value.trim();
+                let parsed = value.parse::<f64>().ok().filter(|s| {
+                    (crate::hash::speed::MIN_SPEED..=crate::hash::speed::MAX_SPEED).contains(s)
+                });
+                speed = Some(parsed.ok_or_else(|| {
+                    err(
+                        n,
+                        format!(
+                            "SPEED is not a speed within {}..{}: {value:?}",
+                            crate::hash::speed::MIN_SPEED,
+                            crate::hash::speed::MAX_SPEED
+                        ),
+                    )
+                })?);
+            }
             "DURATION" => {
                 value
                     .trim()
@@ -66,16 +86,30 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
                     decode_compressed(value)
                 }
                 .map_err(|e| err(n, format!("fingerprint: {e}")))?;
+                let label = label.take().unwrap_or_else(|| stem.clone());
+                let speed = speed.take().unwrap_or(1.0);
+                // One clip's blocks at several speeds follow each other, one per speed.
+                let source = match clips.last() {
+                    Some(last) if last.label == label && !run_speeds.contains(&speed) => {
+                        last.source.clone()
+                    }
+                    _ => {
+                        run_speeds.clear();
+                        format!("{name}:{n}")
+                    }
+                };
+                run_speeds.push(speed);
                 clips.push(AudioClip {
-                    label: label.take().unwrap_or_else(|| stem.clone()),
-                    source: format!("{name}:{n}"),
+                    label,
+                    source,
+                    speed,
                     items,
                 });
             }
             other => {
                 return Err(err(
                     n,
-                    format!("unknown key {other:?} (FILE=, DURATION=, FINGERPRINT=)"),
+                    format!("unknown key {other:?} (FILE=, DURATION=, SPEED=, FINGERPRINT=)"),
                 ))
             }
         }
@@ -102,6 +136,27 @@ mod tests {
         assert_eq!(clips[1].label, "two.wav");
         assert_eq!(clips[1].items, vec![1, (-2i32) as u32, 3]);
         assert_eq!(clips[2].label, "known", "no FILE=: the list's name");
+        assert!(clips.iter().all(|c| c.speed == 1.0));
+    }
+
+    #[test]
+    fn a_clip_at_other_speeds_keeps_one_source() {
+        let text = "FILE=a.mp4\nFINGERPRINT=1,2\nFILE=a.mp4\nSPEED=1.05\nFINGERPRINT=3,4\n\
+                    FILE=b.mp4\nSPEED=0.95\nFINGERPRINT=5\nFILE=b.mp4\nFINGERPRINT=6\n\
+                    FILE=b.mp4\nFINGERPRINT=7\n";
+        let clips = parse_audio_list(Path::new("l.txt"), text).expect("parsed");
+        let seen: Vec<(&str, f64)> = clips.iter().map(|c| (c.source.as_str(), c.speed)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("l.txt:2", 1.0),
+                ("l.txt:2", 1.05),
+                ("l.txt:8", 0.95),
+                ("l.txt:8", 1.0),
+                ("l.txt:12", 1.0), // b.mp4 again at a speed it has: another clip of that name
+            ]
+        );
+        assert!((clips[1].clip_seconds(10) - 10.0 * 1.05 * 1365.0 / 11025.0).abs() < 1e-9);
     }
 
     #[test]
@@ -112,6 +167,8 @@ mod tests {
             ("\nFINGERPRINT=AQ!!\n", 2, "base64"),
             ("DURATION=long\n", 1, "DURATION"),
             ("HASH=1\n", 1, "unknown key"),
+            ("SPEED=fast\n", 1, "SPEED"),
+            ("SPEED=3\n", 1, "SPEED"),
             ("FINGERPRINT=AQAAAA\n", 1, "empty"),
         ] {
             let e = parse_audio_list(Path::new("l.txt"), text).expect_err(text);

@@ -259,8 +259,12 @@ pub struct AudioMatch {
     pub source: String,
     /// What the list says to do.
     pub action: Action,
-    /// Where the window lined up, and how well.
+    /// Where the window lined up, and how well (`offset` in items of the reference at `speed`).
     pub hit: AudioHit,
+    /// The speed of the reference that lined up (1: the clip as published).
+    pub speed: f64,
+    /// Seconds into the clip as published where the window starts (negative: before it).
+    pub clip_offset_s: f64,
 }
 
 enum Store {
@@ -385,20 +389,24 @@ impl HashList {
             return Vec::new();
         }
         let window = &newest[newest.len() - w..];
-        index
-            .search(window, self.settings.max_ber())
-            .into_iter()
-            .map(|hit| {
-                let clip = &index.clips()[hit.clip];
-                AudioMatch {
-                    list: self.name.clone(),
-                    label: clip.label.clone(),
-                    source: clip.source.clone(),
-                    action: self.settings.action,
-                    hit,
-                }
-            })
-            .collect()
+        let mut found: Vec<AudioMatch> = Vec::new();
+        // Best first: the first hit of a clip is its best speed; the others say nothing more.
+        for hit in index.search(window, self.settings.max_ber()) {
+            let clip = &index.clips()[hit.clip];
+            if found.iter().any(|m| m.source == clip.source) {
+                continue;
+            }
+            found.push(AudioMatch {
+                list: self.name.clone(),
+                label: clip.label.clone(),
+                source: clip.source.clone(),
+                action: self.settings.action,
+                speed: clip.speed,
+                clip_offset_s: clip.clip_seconds(hit.offset),
+                hit,
+            });
+        }
+        found
     }
 
     /// The list's name.

@@ -2,7 +2,8 @@
 //! of an audio list is a `match` event (`"signal": "audio"`), and cuts the stream on its own
 //! (`audio = "alone"`, a window of `min_seconds` already being many aligned samples) or together
 //! with a frame match within `window` (`audio = "with_frames"`). A key on probation is cut on its
-//! first audio match either way.
+//! first audio match either way. The flood guard covers audio entries too
+//! (`guard_audio_floods`).
 
 use crate::locks::Locked;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use super::{AudioPolicy, StreamState, Verdict, VerdictMode};
 use crate::events::EventKind;
 use crate::hash::chromaprint::{ITEM_SECONDS, REACH_SECONDS};
 use crate::inspect::audio::AudioWindow;
-use crate::matcher::list::Action;
+use crate::matcher::list::{Action, AudioMatch};
 use crate::metrics::metrics;
 use crate::relay::StreamInfo;
 
@@ -43,7 +44,7 @@ impl Verdict {
             );
             return;
         }
-        let matches = self.matcher.match_audio(&window.items);
+        let mut matches = self.matcher.match_audio(&window.items);
         tracing::debug!(
             stream_ms = window.stream_ms,
             items = window.items.len(),
@@ -54,6 +55,7 @@ impl Verdict {
             return;
         }
         stream.stats.matches.fetch_add(1, Ordering::Relaxed);
+        self.guard_audio_floods(stream, window.stream_ms, &mut matches);
         for m in &matches {
             self.events.emit(
                 &stream.stream_key,
@@ -64,7 +66,8 @@ impl Verdict {
                     entry: m.label.clone(),
                     source: m.source.clone(),
                     ber: round3(m.hit.ber),
-                    clip_offset_s: round3(m.hit.offset as f64 * ITEM_SECONDS),
+                    clip_offset_s: round3(m.clip_offset_s),
+                    speed: m.speed,
                     window_s: round3(audio_seconds(m.hit.compared)),
                     stream_ms: window.stream_ms,
                     action: match m.action {
@@ -115,7 +118,8 @@ impl Verdict {
                 entry: best.label.clone(),
                 source: best.source.clone(),
                 ber: round3(best.hit.ber),
-                clip_offset_s: round3(best.hit.offset as f64 * ITEM_SECONDS),
+                clip_offset_s: round3(best.clip_offset_s),
+                speed: best.speed,
                 window_s: round3(audio_seconds(best.hit.compared)),
                 stream_ms: window.stream_ms,
                 latency_ms,
@@ -135,6 +139,46 @@ impl Verdict {
         if let Some(line) = line {
             self.events
                 .save_audio_evidence(&stream.stream_key, line, window.pcm);
+        }
+    }
+}
+
+impl Verdict {
+    /// The flood guard for audio: a cutting audio match that does not show the clip playing
+    /// on counts toward its entry, by distinct stream, with frame matches' counts; past
+    /// `flood_streams` the entry only alerts for the flood window, here and in the fleet. A
+    /// stream whose frames or soundtrack show a clip leaves every count.
+    /// A stream whose audio plays on along a clip (`AudioTimeline`) shows the clip: its
+    /// matches always count, and it leaves the counts.
+    fn guard_audio_floods(&self, stream: &StreamInfo, stream_ms: i64, matches: &mut [AudioMatch]) {
+        let shows_clip = {
+            let mut streams = self.streams.locked();
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            matches
+                .iter()
+                .filter(|m| m.action == Action::Cut)
+                .fold(false, |shows, m| {
+                    let window_s = audio_seconds(m.hit.compared);
+                    let on = state.audio_timeline.continues(
+                        &m.source,
+                        m.clip_offset_s,
+                        stream_ms,
+                        window_s,
+                    );
+                    shows || on
+                })
+        };
+        let mut flood = self.flood.locked();
+        if shows_clip {
+            self.forget_in_flood(&mut flood, stream);
+            return;
+        }
+        for m in matches.iter_mut().filter(|m| m.action == Action::Cut) {
+            if self.count_toward_flood(&mut flood, stream, &m.source, &m.label, &m.list) {
+                m.action = Action::Alert;
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::matcher::Matcher;
 use crate::metrics::metrics;
 use crate::registry::{Change, StreamRegistry};
 use crate::relay::StreamInfo;
-use flood::{FloodGuard, Timeline};
+use flood::{AudioTimeline, FloodGuard, Timeline};
 use policy::{
     counts_for_cut, AudioPolicy, MatchWindow, PolicySettings, UninspectableAction, VerdictMode,
 };
@@ -47,6 +47,7 @@ struct Uncounted {
 struct StreamState {
     window: MatchWindow,
     timeline: Timeline,
+    audio_timeline: AudioTimeline,
     uncounted: Option<Uncounted>,
     /// The counted frames of the current window, for evidence.
     frames: Vec<learn::Counted>,
@@ -77,6 +78,7 @@ impl StreamState {
         StreamState {
             window: MatchWindow::new(policy.window),
             timeline: Timeline::default(),
+            audio_timeline: AudioTimeline::default(),
             uncounted: None,
             frames: Vec::new(),
             cut: false,
@@ -280,16 +282,7 @@ impl Verdict {
     ) {
         let mut flood = self.flood.locked();
         if shows_clip {
-            let forgotten = flood.forget(&stream.stream_key, self.policy.flood_streams);
-            for source in &forgotten.lifted {
-                tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
-            }
-            if !forgotten.counted_in.is_empty() {
-                self.registry.tell_fleet(Change::FloodForget {
-                    stream: stream.stream_key.clone(),
-                    entries: forgotten.counted_in,
-                });
-            }
+            self.forget_in_flood(&mut flood, stream);
             return;
         }
         for m in result
@@ -297,37 +290,66 @@ impl Verdict {
             .iter_mut()
             .filter(|m| m.action == Action::Cut)
         {
-            let recorded = flood.record(
-                &m.source,
-                &stream.stream_key,
-                self.policy.flood_streams,
-                self.policy.flood_window,
-            );
-            if recorded.new_stream {
-                self.registry.tell_fleet(Change::FloodSeen {
-                    entry: m.source.clone(),
-                    label: m.label.clone(),
-                    list: m.list.to_string(),
-                    stream: stream.stream_key.clone(),
-                });
-            }
-            if let Some(streams) = recorded.tipped {
-                tracing::warn!(entry = %m.label, source = %m.source, streams, "flood guard: entry matches too many streams off any clip timeline, now alert only");
-                self.events.emit(
-                    &stream.stream_key,
-                    stream.peer,
-                    EventKind::Flood {
-                        list: m.list.to_string(),
-                        entry: m.label.clone(),
-                        source: m.source.clone(),
-                        streams,
-                    },
-                );
-            }
-            if flood.is_flooded(&m.source) || self.registry.fleet_flooded(&m.source) {
+            if self.count_toward_flood(&mut flood, stream, &m.source, &m.label, &m.list) {
                 m.action = Action::Alert;
             }
         }
+    }
+
+    /// A stream shown to play a clip is no evidence against any entry: it leaves every count,
+    /// here and in the fleet.
+    pub(super) fn forget_in_flood(&self, flood: &mut FloodGuard, stream: &StreamInfo) {
+        let forgotten = flood.forget(&stream.stream_key, self.policy.flood_streams);
+        for source in &forgotten.lifted {
+            tracing::info!(source = %source, "flood guard lifted: the streams that tripped it are re-streams of a clip");
+        }
+        if !forgotten.counted_in.is_empty() {
+            self.registry.tell_fleet(Change::FloodForget {
+                stream: stream.stream_key.clone(),
+                entries: forgotten.counted_in,
+            });
+        }
+    }
+
+    /// Counts a cutting match of entry `source` (`label` in `list`) that shows no clip's
+    /// timeline in `stream`, here and in the fleet; true when the entry is flooded (the match
+    /// must only alert).
+    pub(super) fn count_toward_flood(
+        &self,
+        flood: &mut FloodGuard,
+        stream: &StreamInfo,
+        source: &str,
+        label: &str,
+        list: &str,
+    ) -> bool {
+        let recorded = flood.record(
+            source,
+            &stream.stream_key,
+            self.policy.flood_streams,
+            self.policy.flood_window,
+        );
+        if recorded.new_stream {
+            self.registry.tell_fleet(Change::FloodSeen {
+                entry: source.to_owned(),
+                label: label.to_owned(),
+                list: list.to_owned(),
+                stream: stream.stream_key.clone(),
+            });
+        }
+        if let Some(streams) = recorded.tipped {
+            tracing::warn!(entry = %label, source = %source, streams, "flood guard: entry matches too many streams off any clip timeline, now alert only");
+            self.events.emit(
+                &stream.stream_key,
+                stream.peer,
+                EventKind::Flood {
+                    list: list.to_owned(),
+                    entry: label.to_owned(),
+                    source: source.to_owned(),
+                    streams,
+                },
+            );
+        }
+        flood.is_flooded(source) || self.registry.fleet_flooded(source)
     }
 }
 

@@ -211,8 +211,14 @@ pub fn clip_with_soundtrack(
 
 /// `hashgate hash --audio FILE` into an audio list file.
 pub fn audio_list(file: &Path, list: &Path) {
+    audio_list_with(file, list, &[]);
+}
+
+/// `hashgate hash --audio` with `extra` arguments (`--speeds ...`) into an audio list file.
+pub fn audio_list_with(file: &Path, list: &Path, extra: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
         .args(["hash", "--audio"])
+        .args(extra)
         .arg(file)
         .output()
         .expect("hashgate hash --audio");
