@@ -840,6 +840,14 @@ impl Config {
                 .collect(),
             delay: self.verdict.delay,
             max_blind_degraded: self.verdict.max_blind_degraded,
+            waits_for_video: self
+                .verdict
+                .delay_waits_for
+                .contains(&crate::verdict::policy::DelaySignal::Video),
+            waits_for_audio: self
+                .verdict
+                .delay_waits_for
+                .contains(&crate::verdict::policy::DelaySignal::Audio),
         }
     }
 }

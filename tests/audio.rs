@@ -284,6 +284,105 @@ fn a_soundtrack_sped_up_or_pitch_shifted_is_cut_by_references_at_other_speeds() 
 }
 
 #[test]
+fn an_audio_entry_that_floods_stops_cutting_short_sounds_but_not_a_soundtrack_playing_on() {
+    let f = fixture(false, "flood_streams = 1\n");
+    let publish = |name: &str, seconds: f64| {
+        let file = f.dir.join(format!("{name}.flv"));
+        clip_with_soundtrack(
+            &file,
+            &in_layout("mandelbrot"),
+            "",
+            &f.soundtrack,
+            3.0,
+            seconds,
+            "48k",
+        );
+        ffmpeg_publish(&file, &f.hashgate.url(name))
+    };
+    let cut = |p: &mut Process| {
+        !p.wait_timeout(Duration::from_secs(60))
+            .expect("ended")
+            .success()
+    };
+    // 7 s of the soundtrack: one sound, matched over overlapping windows only. The first
+    // stream is cut; the second tips the entry over `flood_streams` (1), the third finds it
+    // flooded: both only alert.
+    assert!(cut(&mut publish("short1", 7.0)), "short1 is cut");
+    let (mut two, mut three) = (publish("short2", 7.0), publish("short3", 7.0));
+    assert!(
+        !cut(&mut two) && !cut(&mut three),
+        "a flooded entry must not cut"
+    );
+    let all = read_events(&f.log);
+    assert_eq!(of_kind(&all, "flood").len(), 1, "{all:?}");
+    // The soundtrack playing on: its first match only alerts, the one a whole window later
+    // along the clip shows the clip and cuts.
+    assert!(cut(&mut publish("long", 14.0)), "long is cut");
+    wait_until("the cut event", Duration::from_secs(10), || {
+        of_kind(&read_events(&f.log), "cut").len() >= 2
+    });
+    let all = read_events(&f.log);
+    let cuts = of_kind(&all, "cut");
+    let streams: Vec<_> = cuts.iter().map(|c| c["stream"].as_str()).collect();
+    assert_eq!(streams, vec![Some("short1"), Some("long")], "{cuts:?}");
+    let at = cuts[1]["stream_ms"].as_i64().expect("stream_ms");
+    assert!((10_000..13_000).contains(&at), "cut at {at} ms");
+    let alerted = of_kind(&all, "match")
+        .into_iter()
+        .filter(|m| m["stream"] == "long" && m["action"] == "alert")
+        .count();
+    assert!(alerted > 0, "the first matches of long only alert: {all:?}");
+}
+
+/// Publishes the known soundtrack from its start under a picture no frame hash sees, through
+/// hashgate with `verdict`; returns the video tags the platform recorded.
+fn aired_of_a_picture_proof_restream(verdict: &str) -> usize {
+    let f = fixture(false, verdict);
+    let restream = f.dir.join("restream.flv");
+    clip_with_soundtrack(
+        &restream,
+        &in_layout("mandelbrot"),
+        "",
+        &f.soundtrack,
+        0.0,
+        12.0,
+        "48k",
+    );
+    let mut publisher = ffmpeg_publish(&restream, &f.hashgate.url("proof"));
+    let status = publisher
+        .wait_timeout(Duration::from_secs(60))
+        .expect("publisher ended");
+    assert!(!status.success(), "the broadcaster must see the cut");
+    wait_until("the cut event", Duration::from_secs(10), || {
+        !of_kind(&read_events(&f.log), "cut").is_empty()
+    });
+    let all = read_events(&f.log);
+    assert_eq!(of_kind(&all, "cut")[0]["signal"], "audio", "{all:?}");
+    f.nginx.wait_closed("proof", Duration::from_secs(20));
+    let recording = f.nginx.recording("proof");
+    if recording.exists() {
+        flv_video_tags(&recording).len()
+    } else {
+        0
+    }
+}
+
+#[test]
+fn with_the_delay_waiting_for_audio_not_one_frame_of_a_picture_proof_restream_airs() {
+    // The shipped 2 s delay: the audio cut (5 s into the clip) comes after the first seconds
+    // aired. The contrast shows the recording would see them.
+    let aired = aired_of_a_picture_proof_restream("");
+    println!("delay 2 s: {aired} video tags aired");
+    assert!(aired > 0, "with the shipped delay the first seconds air");
+    // A delay past the audio decision time, waiting for audio inspection: nothing airs.
+    let aired = aired_of_a_picture_proof_restream(
+        "delay = \"7s\"\ndelay_waits_for = [\"video\", \"audio\"]\n",
+    );
+    println!("delay 7 s, waiting for audio: {aired} video tags aired");
+    assert_eq!(aired, 0, "not one frame of the clip may reach the platform");
+}
+
+#[test]
 fn benign_speech_and_music_are_not_cut() {
     let f = fixture(false, "");
     let mut publishers = Vec::new();

@@ -210,6 +210,8 @@ fn run_slot(shared: &Shared, slot: &Arc<Slot>) {
                         shared.sink.audio_uninspectable(&slot.stream, &cause)
                     }
                 });
+                // After the verdict: a delay buffer waiting for audio may now let it out.
+                slot.stream.stats.audio_judged(audio.arrived);
             }
         }
         let finished = {

@@ -16,13 +16,39 @@ use std::time::{Duration, Instant};
 use super::queue::{ByteBounded, QueueFull, Weighed};
 use crate::rtmp::Message;
 
+/// How far inspection must have come before a held message may go out: video processed up to
+/// `video` on the stream's wall coverage clock, audio judged up to `audio` on its audio clock
+/// (0: no wait).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gates {
+    /// On the wall coverage clock.
+    pub video: u64,
+    /// On the audio clock (`StreamStats::audio_clock`).
+    pub audio: u64,
+}
+
+/// How far inspection has come, on the same clocks as [`Gates`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Video processed.
+    pub video: u64,
+    /// Audio judged.
+    pub audio: u64,
+}
+
+impl Gates {
+    fn reached(&self, progress: Progress) -> bool {
+        self.video <= progress.video && self.audio <= progress.audio
+    }
+}
+
 /// The delay line of one stream.
 #[derive(Debug)]
 pub struct DelayLine {
     delay: Duration,
     gate_timeout: Duration,
-    /// (release time, inspection gate, message).
-    held: ByteBounded<(Instant, u64, Message)>,
+    /// (release time, inspection gates, message).
+    held: ByteBounded<(Instant, Gates, Message)>,
     limit: usize,
     /// Wall instant and stream timestamp that map stream time to release time.
     anchor: Option<(Instant, u32)>,
@@ -43,9 +69,9 @@ impl DelayLine {
         }
     }
 
-    /// Holds a message that arrived at `arrived`, released once inspection has processed video
-    /// up to `gate` on the stream's wall coverage clock (0: no wait).
-    pub fn push(&mut self, msg: Message, arrived: Instant, gate: u64) -> Result<(), QueueFull> {
+    /// Holds a message that arrived at `arrived`, released once inspection has reached its
+    /// `gates`.
+    pub fn push(&mut self, msg: Message, arrived: Instant, gates: Gates) -> Result<(), QueueFull> {
         if self.held.held_bytes().saturating_add(msg.weight()) > self.limit {
             return Err(QueueFull {
                 held: self.held.held_bytes(),
@@ -55,7 +81,7 @@ impl DelayLine {
         // Timed only once it fits: a refused message must not move the anchor.
         let release = self.release_time(msg.timestamp, arrived);
         self.held
-            .push((release, gate, msg))
+            .push((release, gates, msg))
             .map_err(|(full, _)| full)
     }
 
@@ -96,13 +122,12 @@ impl DelayLine {
         self.held.front().map(|(at, _, _)| *at)
     }
 
-    /// Takes every message due at `now` whose gate inspection has reached (`processed`, on the
-    /// wall coverage clock), oldest first; order is kept, so one waiting message holds those
-    /// behind it.
-    pub fn take_due(&mut self, now: Instant, processed: u64) -> Vec<Message> {
+    /// Takes every message due at `now` whose gates inspection has reached (`processed`),
+    /// oldest first; order is kept, so one waiting message holds those behind it.
+    pub fn take_due(&mut self, now: Instant, processed: Progress) -> Vec<Message> {
         let mut due = Vec::new();
-        while let Some((at, gate, _)) = self.held.front() {
-            let inspected = *gate <= processed || now >= *at + self.gate_timeout;
+        while let Some((at, gates, _)) = self.held.front() {
+            let inspected = gates.reached(processed) || now >= *at + self.gate_timeout;
             if *at > now || !inspected {
                 break;
             }
@@ -113,11 +138,11 @@ impl DelayLine {
         due
     }
 
-    /// Whether the oldest message is due by time but waits for inspection to reach its gate
-    /// (`processed`, on the wall coverage clock), and is not yet past the gate's timeout.
-    pub fn waiting_for_inspection(&self, now: Instant, processed: u64) -> bool {
-        self.held.front().is_some_and(|(at, gate, _)| {
-            *at <= now && *gate > processed && now < *at + self.gate_timeout
+    /// Whether the oldest message is due by time but waits for inspection to reach its gates
+    /// (`processed`), and is not yet past the gates' timeout.
+    pub fn waiting_for_inspection(&self, now: Instant, processed: Progress) -> bool {
+        self.held.front().is_some_and(|(at, gates, _)| {
+            *at <= now && !gates.reached(processed) && now < *at + self.gate_timeout
         })
     }
 
@@ -137,6 +162,19 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    /// Gates on video only.
+    fn v(video: u64) -> Gates {
+        Gates { video, audio: 0 }
+    }
+
+    /// Progress of video, with no audio to wait for.
+    fn p(video: u64) -> Progress {
+        Progress {
+            video,
+            audio: u64::MAX,
+        }
+    }
+
     fn msg(ts: u32) -> Message {
         Message {
             csid: 6,
@@ -153,16 +191,16 @@ mod tests {
         let ms = |m: u64| t0 + Duration::from_millis(m);
         let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20, Duration::from_secs(4));
         // Arrival jitter: the second message arrives 30 ms late, the third 5 ms early.
-        line.push(msg(0), t0, 0).expect("room");
-        line.push(msg(40), ms(70), 0).expect("room");
-        line.push(msg(80), ms(75), 0).expect("room");
-        line.push(msg(120), ms(150), 0).expect("room");
+        line.push(msg(0), t0, v(0)).expect("room");
+        line.push(msg(40), ms(70), v(0)).expect("room");
+        line.push(msg(80), ms(75), v(0)).expect("room");
+        line.push(msg(120), ms(150), v(0)).expect("room");
         assert_eq!(line.next_release(), Some(ms(2000)));
-        assert!(line.take_due(ms(1999), u64::MAX).is_empty());
+        assert!(line.take_due(ms(1999), p(u64::MAX)).is_empty());
         let order: Vec<(u32, u64)> = [2000, 2070, 2110, 2150]
             .iter()
             .flat_map(|&at| {
-                line.take_due(ms(at), u64::MAX)
+                line.take_due(ms(at), p(u64::MAX))
                     .into_iter()
                     .map(move |m| (m.timestamp, at))
             })
@@ -194,13 +232,13 @@ mod tests {
             (200, 1000),
         ];
         for (ts, arrived) in arrivals {
-            line.push(msg(ts), at(arrived), 0).expect("room");
+            line.push(msg(ts), at(arrived), v(0)).expect("room");
         }
         let mut held = Vec::new();
         let mut now = t0;
         while !line.is_empty() {
             now += Duration::from_millis(1);
-            for m in line.take_due(now, u64::MAX) {
+            for m in line.take_due(now, p(u64::MAX)) {
                 held.push((m.timestamp, now));
             }
         }
@@ -221,16 +259,16 @@ mod tests {
     fn jumps_re_anchor_and_cuts_discard() {
         let t0 = Instant::now();
         let mut line = DelayLine::new(Duration::from_secs(1), 1 << 20, Duration::from_secs(4));
-        line.push(msg(0), t0, 0).expect("room");
+        line.push(msg(0), t0, v(0)).expect("room");
         // Timestamps jump 1 hour ahead: released a delay after arrival, not in an hour.
-        line.push(msg(3_600_000), t0 + Duration::from_millis(10), 0)
+        line.push(msg(3_600_000), t0 + Duration::from_millis(10), v(0))
             .expect("room");
         assert_eq!(
-            line.take_due(t0 + Duration::from_millis(1010), u64::MAX)
+            line.take_due(t0 + Duration::from_millis(1010), p(u64::MAX))
                 .len(),
             2
         );
-        line.push(msg(3_600_040), t0 + Duration::from_millis(50), 0)
+        line.push(msg(3_600_040), t0 + Duration::from_millis(50), v(0))
             .expect("room");
         assert_eq!(line.discard(), 1);
         assert!(line.is_empty());
@@ -242,39 +280,69 @@ mod tests {
         let ms = |m: u64| t0 + Duration::from_millis(m);
         let mut line = DelayLine::new(Duration::from_secs(2), 1 << 20, Duration::from_secs(4));
         // Video up to clock 100 and 500 ms; audio that arrived after the second (same gate).
-        line.push(msg(0), t0, 100).expect("room");
-        line.push(msg(400), ms(400), 500).expect("room");
-        line.push(msg(410), ms(410), 500).expect("room");
+        line.push(msg(0), t0, v(100)).expect("room");
+        line.push(msg(400), ms(400), v(500)).expect("room");
+        line.push(msg(410), ms(410), v(500)).expect("room");
         assert_eq!(
-            line.take_due(ms(3000), 0).len(),
+            line.take_due(ms(3000), p(0)).len(),
             0,
             "inspection has not started"
         );
-        assert!(line.waiting_for_inspection(ms(3000), 0));
+        assert!(line.waiting_for_inspection(ms(3000), p(0)));
         assert!(
-            !line.waiting_for_inspection(ms(3000), 100),
+            !line.waiting_for_inspection(ms(3000), p(100)),
             "inspected: only due"
         );
-        assert!(!line.waiting_for_inspection(ms(1999), 0), "not due yet");
-        assert_eq!(line.take_due(ms(3000), 120).len(), 1);
+        assert!(!line.waiting_for_inspection(ms(1999), p(0)), "not due yet");
+        assert_eq!(line.take_due(ms(3000), p(120)).len(), 1);
         assert_eq!(
-            line.take_due(ms(3000), 499).len(),
+            line.take_due(ms(3000), p(499)).len(),
             0,
             "inspection not yet at the second"
         );
-        assert_eq!(line.take_due(ms(3000), 500).len(), 2);
+        assert_eq!(line.take_due(ms(3000), p(500)).len(), 2);
         // Inspection never gets there: out after the gate timeout (alert-only streams).
-        line.push(msg(500), ms(500), 900).expect("room");
-        assert!(line.take_due(ms(6499), 0).is_empty());
-        assert_eq!(line.take_due(ms(6500), 0).len(), 1);
+        line.push(msg(500), ms(500), v(900)).expect("room");
+        assert!(line.take_due(ms(6499), p(0)).is_empty());
+        assert_eq!(line.take_due(ms(6500), p(0)).len(), 1);
     }
 
     #[test]
     fn bounded_in_bytes() {
         let mut line = DelayLine::new(Duration::from_secs(1), 400, Duration::from_secs(4));
         let now = Instant::now();
-        line.push(msg(0), now, 0).expect("room");
-        line.push(msg(1), now, 0).expect("room");
-        assert!(line.push(msg(2), now, 0).is_err());
+        line.push(msg(0), now, v(0)).expect("room");
+        line.push(msg(1), now, v(0)).expect("room");
+        assert!(line.push(msg(2), now, v(0)).is_err());
+    }
+
+    #[test]
+    fn a_message_waiting_for_audio_goes_out_once_audio_is_judged_or_the_wait_times_out() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut line = DelayLine::new(Duration::from_secs(6), 1 << 20, Duration::from_secs(4));
+        let gates = Gates {
+            video: 10,
+            audio: 5_750,
+        };
+        line.push(msg(0), t0, gates).expect("room");
+        let progress = |audio| Progress { video: 10, audio };
+        assert!(line.waiting_for_inspection(ms(6000), progress(5_000)));
+        assert!(line.take_due(ms(6000), progress(5_749)).is_empty());
+        assert!(
+            line.take_due(
+                ms(6000),
+                Progress {
+                    video: 9,
+                    audio: u64::MAX
+                }
+            )
+            .is_empty(),
+            "audio judged, video not processed"
+        );
+        assert_eq!(line.take_due(ms(6000), progress(5_750)).len(), 1);
+        line.push(msg(40), ms(40), gates).expect("room");
+        assert!(line.take_due(ms(10_039), progress(0)).is_empty());
+        assert_eq!(line.take_due(ms(10_040), progress(0)).len(), 1, "timed out");
     }
 }

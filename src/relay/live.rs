@@ -13,7 +13,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::audio_tap::AudioTap;
-use super::delay::DelayLine;
+use super::delay::{DelayLine, Gates, Progress};
 use super::queue::PendingMedia;
 use super::reading::{LeftOut, Reader};
 use super::stream::{connect_upstream, forward, write_upstream, Forwarded};
@@ -27,6 +27,10 @@ use crate::rtmp::{Message, RtmpError};
 
 /// How often a delay line whose head is due but not yet inspected looks again.
 const INSPECTION_POLL: Duration = Duration::from_millis(10);
+/// A held message waiting for audio waits for the audio that arrived up to this long before
+/// its release, not up to the release itself: the newest audio is still in the tap, and on a
+/// live stream there always is some.
+const AUDIO_IN_FLIGHT: Duration = Duration::from_millis(250);
 
 /// The upstream leg: being set up, or publishing.
 pub(super) enum Upstream {
@@ -222,13 +226,20 @@ impl<'a> LiveStream<'a> {
         Some(now + INSPECTION_POLL)
     }
 
-    /// How far inspection has processed the video, on the wall coverage clock (all of it when
-    /// the stream is not inspected).
-    fn processed(&self) -> u64 {
-        if self.inspected {
-            self.info.stats.processed_wall()
-        } else {
-            u64::MAX
+    /// How far inspection has processed the video (on the wall coverage clock) and judged the
+    /// audio (on the audio clock); all of it when the stream is not inspected.
+    fn processed(&self) -> Progress {
+        Progress {
+            video: if self.inspected {
+                self.info.stats.processed_wall()
+            } else {
+                u64::MAX
+            },
+            audio: if self.audio_tap.is_some() {
+                self.info.stats.audio_judged_up_to()
+            } else {
+                u64::MAX
+            },
         }
     }
 
@@ -342,7 +353,9 @@ impl<'a> LiveStream<'a> {
         if let Some(audio_tap) = self.audio_tap.as_mut() {
             let arrived = Instant::now();
             for audio in read.media.iter().filter(|m| m.type_id == kind::AUDIO) {
-                if !audio_tap.offer(audio, arrived) {
+                if audio_tap.offer(audio, arrived) {
+                    stats.audio_offered(arrived);
+                } else {
                     stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -371,13 +384,23 @@ impl<'a> LiveStream<'a> {
     /// Holds a message in the delay line, holds it for the upstream being set up, or forwards it.
     async fn pass_on(&mut self, msg: Message) -> Result<(), RelayError> {
         if let Some(line) = self.delay_line.as_mut() {
-            let gate = if self.inspected {
-                self.info.stats.received_wall()
-            } else {
-                0
+            let now = Instant::now();
+            let settings = &self.relay.settings;
+            let gates = Gates {
+                video: if self.inspected && settings.waits_for_video {
+                    self.info.stats.received_wall()
+                } else {
+                    0
+                },
+                audio: if self.audio_tap.is_some() && settings.waits_for_audio {
+                    let judged_by = (now + settings.delay).checked_sub(AUDIO_IN_FLIGHT);
+                    judged_by.map_or(0, |at| self.info.stats.audio_clock(at))
+                } else {
+                    0
+                },
             };
             return line
-                .push(msg, Instant::now(), gate)
+                .push(msg, now, gates)
                 .map_err(|full| RelayError::Limit {
                     limit: "queue_bytes",
                     detail: format!("delay buffer over its cap: {full}"),

@@ -23,7 +23,8 @@ impl Weighed for Message {
     }
 }
 
-impl<T: Weighed> Weighed for (Instant, u64, T) {
+/// A held item with its release time and gates weighs what the item weighs.
+impl<G, T: Weighed> Weighed for (Instant, G, T) {
     fn weight(&self) -> usize {
         self.2.weight()
     }

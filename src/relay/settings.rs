@@ -25,6 +25,10 @@ pub struct RelaySettings {
     pub delay: Duration,
     /// `verdict.max_blind_degraded`: how long a delayed stream may wait on inspection.
     pub max_blind_degraded: Duration,
+    /// `verdict.delay_waits_for` holds `video`: held media waits for video inspection.
+    pub waits_for_video: bool,
+    /// `verdict.delay_waits_for` holds `audio`: held media waits for audio inspection.
+    pub waits_for_audio: bool,
 }
 
 /// Where one key is published.

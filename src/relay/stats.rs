@@ -112,6 +112,10 @@ pub struct StreamStats {
     processed_stream_ms: AtomicU64,
     covered_wall_ms: AtomicU64,
     covered_stream_ms: AtomicU64,
+    /// Arrival (ms since the publish, plus one) of the newest audio message offered to audio
+    /// inspection, and of the newest it has judged.
+    audio_received_ms: AtomicU64,
+    audio_judged_ms: AtomicU64,
     hash_rate: Mutex<RateMeter>,
 }
 
@@ -142,6 +146,8 @@ impl Default for StreamStats {
             processed_stream_ms: AtomicU64::new(0),
             covered_wall_ms: AtomicU64::new(0),
             covered_stream_ms: AtomicU64::new(0),
+            audio_received_ms: AtomicU64::new(0),
+            audio_judged_ms: AtomicU64::new(0),
             hash_rate: Mutex::new(RateMeter {
                 rate: 0.0,
                 at: Instant::now(),
@@ -239,6 +245,35 @@ impl StreamStats {
                 get(&self.processed_stream_ms).saturating_sub(get(&self.covered_stream_ms))
             ),
             backlog: ms(get(&self.received_wall_ms).saturating_sub(processed_wall)),
+        }
+    }
+
+    /// Where `at` falls on the audio clocks: milliseconds since the publish, plus one.
+    pub fn audio_clock(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64 + 1
+    }
+
+    /// An audio message that arrived at `arrived` was offered to audio inspection.
+    pub fn audio_offered(&self, arrived: Instant) {
+        self.audio_received_ms
+            .fetch_max(self.audio_clock(arrived), Ordering::Relaxed);
+    }
+
+    /// Audio inspection has judged (decoded, fingerprinted and matched the windows of) the
+    /// audio message that arrived at `arrived`, or found it cannot.
+    pub fn audio_judged(&self, arrived: Instant) {
+        self.audio_judged_ms
+            .fetch_max(self.audio_clock(arrived), Ordering::Relaxed);
+    }
+
+    /// How far audio inspection has judged on the audio clock: everything (`u64::MAX`) when
+    /// it has judged all it was offered.
+    pub fn audio_judged_up_to(&self) -> u64 {
+        let judged = self.audio_judged_ms.load(Ordering::Relaxed);
+        if judged >= self.audio_received_ms.load(Ordering::Relaxed) {
+            u64::MAX
+        } else {
+            judged
         }
     }
 

@@ -81,6 +81,27 @@ pub struct PolicySettings {
     /// `cut`.
     #[serde(default = "default_on_audio_uninspectable")]
     pub on_audio_uninspectable: UninspectableAction,
+    /// What a message held in the delay buffer waits for once its delay is over: `video`
+    /// (inspection has processed the video up to it) and `audio` (audio inspection has judged
+    /// the audio that arrived up to 250 ms before its release, so that an audio match decided
+    /// within the delay cuts before the message airs). Only what is inspected is waited for;
+    /// past `max_blind_degraded` a message goes out anyway.
+    #[serde(default = "default_delay_waits_for")]
+    pub delay_waits_for: Vec<DelaySignal>,
+}
+
+/// A signal the delay buffer can wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelaySignal {
+    /// Video inspection.
+    Video,
+    /// Audio inspection (with an audio list).
+    Audio,
+}
+
+fn default_delay_waits_for() -> Vec<DelaySignal> {
+    vec![DelaySignal::Video]
 }
 
 /// How audio matches count.
@@ -174,6 +195,7 @@ impl Default for PolicySettings {
             on_uninspectable: UninspectableAction::Cut,
             audio: AudioPolicy::Alone,
             on_audio_uninspectable: default_on_audio_uninspectable(),
+            delay_waits_for: default_delay_waits_for(),
         }
     }
 }

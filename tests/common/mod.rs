@@ -588,6 +588,10 @@ pub fn lavfi_clip(path: &Path, source: &str, seconds: u32, extra: &[&str]) {
 /// The video tags of an FLV file, as (timestamp ms, tag body): what RTMP carries for each.
 pub fn flv_video_tags(path: &Path) -> Vec<(u32, bytes::Bytes)> {
     let data = std::fs::read(path).expect("read flv");
+    if data.len() < 9 {
+        // nginx opened the recording and got nothing to write into it.
+        return Vec::new();
+    }
     let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
     let mut tags = Vec::new();
     while pos + 11 <= data.len() {
