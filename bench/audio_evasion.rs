@@ -122,8 +122,8 @@ const KNOWN: usize = 8;
 const EXCERPTS: usize = 3;
 const EXCERPT_S: f64 = 10.0;
 const SPEEDS: &str = "0.90:1.10:0.01";
-/// A stricter threshold, for a column beside the default's.
-const STRICT_BER: f64 = 0.16;
+/// Another threshold (the default until December 2026), for a column beside the default's.
+const OTHER_BER: f64 = 0.20;
 
 /// A clip's text: five new sentences.
 fn text(rng: &mut StdRng) -> String {
@@ -415,7 +415,7 @@ fn window_items(min_seconds: f64) -> usize {
 }
 
 /// For a known excerpt: seconds of it heard when a window first matched its own clip, and the
-/// lowest BER any window reached against it (when under the threshold).
+/// lowest BER any window reached against it (when under the looser threshold).
 fn decided_at(
     index: &AudioIndex,
     items: &[u32],
@@ -425,9 +425,12 @@ fn decided_at(
     let mut first = None;
     let mut best: Option<f64> = None;
     for end in (w..=items.len()).step_by(4) {
-        let hits = index.search(&items[end - w..end], DEFAULT_MAX_BER);
+        // Up to the looser of the two thresholds, for the other column and the threshold table.
+        let hits = index.search(&items[end - w..end], DEFAULT_MAX_BER.max(OTHER_BER));
         for h in hits.iter().filter(|h| index.clips()[h.clip].label == label) {
-            first.get_or_insert((end - 1) as f64 * ITEM_SECONDS + REACH_SECONDS);
+            if h.ber <= DEFAULT_MAX_BER {
+                first.get_or_insert((end - 1) as f64 * ITEM_SECONDS + REACH_SECONDS);
+            }
             best = Some(best.map_or(h.ber, |b: f64| b.min(h.ber)));
         }
     }
@@ -473,7 +476,13 @@ fn main() {
         .tempdir()
         .expect("temp dir");
     let dir = dir.path();
-    let mut rng = StdRng::seed_from_u64(2026);
+    // Another seed makes another corpus (`SEED=7 BENCH_ONLY=evasion bench/audio.sh`): a
+    // held-out check of anything chosen by looking at the first.
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2026);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut known = Vec::new();
     let mut benign = Vec::new();
     for k in 0..KNOWN {
@@ -516,13 +525,13 @@ fn main() {
         speeds.len()
     );
     println!(
-        "{KNOWN} known clips ({:.0}–{:.0} s) and {KNOWN} benign controls made alike; {EXCERPTS} excerpts of {EXCERPT_S} s per clip and edit; \
+        "Corpus seed {seed}: {KNOWN} known clips ({:.0}–{:.0} s) and {KNOWN} benign controls made alike; {EXCERPTS} excerpts of {EXCERPT_S} s per clip and edit; \
          min_seconds 5, max_ber {DEFAULT_MAX_BER}. Cells: excerpts matched to their own clip; benign: the lowest BER of any \
          control window against any reference (margin to the threshold) and controls matched.\n",
         known.iter().map(|p| duration(p)).fold(f64::MAX, f64::min),
         known.iter().map(|p| duration(p)).fold(0.0, f64::max),
     );
-    println!("| edit | Chromaprint | + speeds {SPEEDS} | decided after (median, with speeds) | controls' lowest BER (margin), Chromaprint: other words · same words | the same, with speeds | controls matched (other words + same words): Chromaprint / with speeds | with speeds at max_ber {STRICT_BER}: known · controls matched |");
+    println!("| edit | Chromaprint | + speeds {SPEEDS} | decided after (median, with speeds) | controls' lowest BER (margin), Chromaprint: other words · same words | the same, with speeds | controls matched (other words + same words): Chromaprint / with speeds | with speeds at max_ber {OTHER_BER}: known · controls matched |");
     println!("|---|---|---|---|---|---|---|---|");
     let (mut all_known, mut all_benign) = (Vec::new(), Vec::new());
     for (name, edit) in edits() {
@@ -595,9 +604,9 @@ fn main() {
             a.benign_matched[1],
             b.benign_matched[0],
             b.benign_matched[1],
-            b.known_best.iter().filter(|&&x| x <= STRICT_BER).count(),
+            b.known_best.iter().filter(|&&x| x <= OTHER_BER).count(),
             b.total,
-            b.benign_lows.iter().filter(|&&x| x <= STRICT_BER).count(),
+            b.benign_lows.iter().filter(|&&x| x <= OTHER_BER).count(),
         );
         eprintln!();
     }

@@ -25,7 +25,7 @@ use crate::inspect::pool::PoolSettings;
 use crate::inspect::stream::{InspectSettings, SamplingMode};
 use crate::matcher::list::ListSettings;
 use crate::rtmp::url::RtmpUrl;
-use crate::verdict::policy::PolicySettings;
+use crate::verdict::policy::{DelaySignal, PolicySettings};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -727,6 +727,12 @@ impl Config {
                 "must be at least verdict.max_blind".into(),
             ));
         }
+        if !v.delay_waits_for.contains(&DelaySignal::Video) {
+            return Err(invalid(
+                "verdict.delay_waits_for",
+                "must hold \"video\": held media always waits for video inspection".into(),
+            ));
+        }
         self.check_blind_against_rates(path)?;
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(invalid(
@@ -840,14 +846,8 @@ impl Config {
                 .collect(),
             delay: self.verdict.delay,
             max_blind_degraded: self.verdict.max_blind_degraded,
-            waits_for_video: self
-                .verdict
-                .delay_waits_for
-                .contains(&crate::verdict::policy::DelaySignal::Video),
-            waits_for_audio: self
-                .verdict
-                .delay_waits_for
-                .contains(&crate::verdict::policy::DelaySignal::Audio),
+            waits_for_video: self.verdict.delay_waits_for.contains(&DelaySignal::Video),
+            waits_for_audio: self.verdict.delay_waits_for.contains(&DelaySignal::Audio),
         }
     }
 }
@@ -858,6 +858,21 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("/etc/hashgate/config.toml"))
+    }
+
+    #[test]
+    fn the_delay_waits_for_the_signals_named() {
+        let up = "[upstream]\nurl = \"rtmp://127.0.0.1:1936/live\"\n";
+        let relay =
+            |extra: &str| parse(&format!("{up}[verdict]\n{extra}")).map(|c| c.relay_settings());
+        let shipped = relay("").expect("valid");
+        assert!(shipped.waits_for_video && !shipped.waits_for_audio);
+        let both = relay("delay_waits_for = [\"video\", \"audio\"]\n").expect("valid");
+        assert!(both.waits_for_video && both.waits_for_audio);
+        for bad in ["[\"smell\"]", "[\"audio\"]", "[]"] {
+            let err = relay(&format!("delay_waits_for = {bad}\n")).expect_err(bad);
+            assert!(err.to_string().contains("delay_waits_for"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -242,6 +242,8 @@ fn abandon(shared: &Shared, slot: &Arc<Slot>) {
         inbox.queue.clear();
         inbox.closed = true;
     }
+    // A delay waiting for audio must not wait out its timeout on every message from now on.
+    slot.stream.stats.audio_abandoned();
     slot.scheduled.store(false, Ordering::Release);
     shared
         .sink

@@ -4,7 +4,7 @@
 //! Blocks of `KEY=value` lines, one clip per `FINGERPRINT=` line; `FILE=` (the clip's name in
 //! reports), `DURATION=` and `SPEED=` (the clip played at another speed, written by `hashgate
 //! hash --audio --speeds`) apply to the next fingerprint. Blocks of one `FILE=` that follow each
-//! other at different speeds are one clip: they take the first block's source. The fingerprint is either the
+//! other at rising speeds are one clip: they take the first block's source. The fingerprint is either the
 //! compressed base64 form (`fpcalc`'s default) or the comma-separated sub-fingerprints of
 //! `fpcalc -raw`. Blank lines and `#` comments are skipped; anything else is an error naming the
 //! line, and the list is refused whole.
@@ -30,7 +30,6 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
     let mut clips: Vec<AudioClip> = Vec::new();
     let mut label: Option<String> = None;
     let mut speed: Option<f64> = None;
-    let mut run_speeds: Vec<f64> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -51,6 +50,8 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_else(|| path.to_owned());
                 label = Some(base);
+                // A SPEED= belongs to its own block, never to the next file's.
+                speed = None;
             }
             "SPEED" => {
                 let value = value.trim();
@@ -88,17 +89,13 @@ pub fn parse_audio_list(file: &Path, text: &str) -> Result<Vec<AudioClip>, ListE
                 .map_err(|e| err(n, format!("fingerprint: {e}")))?;
                 let label = label.take().unwrap_or_else(|| stem.clone());
                 let speed = speed.take().unwrap_or(1.0);
-                // One clip's blocks at several speeds follow each other, one per speed.
+                // One clip's blocks at several speeds follow each other, slowest first (as
+                // `hash --speeds` writes them): a block of the same name at a speed no faster
+                // than the one before starts another clip.
                 let source = match clips.last() {
-                    Some(last) if last.label == label && !run_speeds.contains(&speed) => {
-                        last.source.clone()
-                    }
-                    _ => {
-                        run_speeds.clear();
-                        format!("{name}:{n}")
-                    }
+                    Some(last) if last.label == label && speed > last.speed => last.source.clone(),
+                    _ => format!("{name}:{n}"),
                 };
-                run_speeds.push(speed);
                 clips.push(AudioClip {
                     label,
                     source,
@@ -143,7 +140,7 @@ mod tests {
     fn a_clip_at_other_speeds_keeps_one_source() {
         let text = "FILE=a.mp4\nFINGERPRINT=1,2\nFILE=a.mp4\nSPEED=1.05\nFINGERPRINT=3,4\n\
                     FILE=b.mp4\nSPEED=0.95\nFINGERPRINT=5\nFILE=b.mp4\nFINGERPRINT=6\n\
-                    FILE=b.mp4\nFINGERPRINT=7\n";
+                    FILE=b.mp4\nFINGERPRINT=7\nSPEED=1.1\nFILE=c.mp4\nFINGERPRINT=8\n";
         let clips = parse_audio_list(Path::new("l.txt"), text).expect("parsed");
         let seen: Vec<(&str, f64)> = clips.iter().map(|c| (c.source.as_str(), c.speed)).collect();
         assert_eq!(
@@ -153,7 +150,8 @@ mod tests {
                 ("l.txt:2", 1.05),
                 ("l.txt:8", 0.95),
                 ("l.txt:8", 1.0),
-                ("l.txt:12", 1.0), // b.mp4 again at a speed it has: another clip of that name
+                ("l.txt:12", 1.0), // b.mp4 again, no faster: another clip of that name
+                ("l.txt:15", 1.0), // a SPEED= before FILE= is not carried to the next file
             ]
         );
         assert!((clips[1].clip_seconds(10) - 10.0 * 1.05 * 1365.0 / 11025.0).abs() < 1e-9);

@@ -16,29 +16,41 @@ use std::time::{Duration, Instant};
 use super::queue::{ByteBounded, QueueFull, Weighed};
 use crate::rtmp::Message;
 
+/// A held message waiting for audio waits for the audio that arrived up to this long before
+/// its release, not up to the release itself: on a live stream there always is audio that
+/// arrived a moment ago and is still being judged. (Judged means decoded and fingerprinted;
+/// windows are matched every 0.5 s of audio, which `delay` ≥ `min_seconds` + 1.5 s covers.)
+pub const AUDIO_IN_FLIGHT: Duration = Duration::from_millis(250);
+
 /// How far inspection must have come before a held message may go out: video processed up to
-/// `video` on the stream's wall coverage clock, audio judged up to `audio` on its audio clock
-/// (0: no wait).
+/// `video` on the stream's wall coverage clock (0: no wait), and with `audio` the audio that
+/// arrived up to [`AUDIO_IN_FLIGHT`] before the message's release judged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gates {
     /// On the wall coverage clock.
     pub video: u64,
-    /// On the audio clock (`StreamStats::audio_clock`).
-    pub audio: u64,
+    /// Whether the message waits for audio inspection.
+    pub audio: bool,
 }
 
-/// How far inspection has come, on the same clocks as [`Gates`].
+/// How far inspection has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Video processed.
+    /// Video processed, on the wall coverage clock.
     pub video: u64,
-    /// Audio judged.
-    pub audio: u64,
+    /// Audio judged up to what arrived at this instant (`None`: all it was offered).
+    pub audio: Option<Instant>,
 }
 
 impl Gates {
-    fn reached(&self, progress: Progress) -> bool {
-        self.video <= progress.video && self.audio <= progress.audio
+    fn reached(&self, release: Instant, progress: Progress) -> bool {
+        let audio_judged = || {
+            let needed = release.checked_sub(AUDIO_IN_FLIGHT);
+            progress
+                .audio
+                .is_none_or(|judged| needed.is_none_or(|needed| needed <= judged))
+        };
+        self.video <= progress.video && (!self.audio || audio_judged())
     }
 }
 
@@ -127,7 +139,7 @@ impl DelayLine {
     pub fn take_due(&mut self, now: Instant, processed: Progress) -> Vec<Message> {
         let mut due = Vec::new();
         while let Some((at, gates, _)) = self.held.front() {
-            let inspected = gates.reached(processed) || now >= *at + self.gate_timeout;
+            let inspected = gates.reached(*at, processed) || now >= *at + self.gate_timeout;
             if *at > now || !inspected {
                 break;
             }
@@ -142,7 +154,7 @@ impl DelayLine {
     /// (`processed`), and is not yet past the gates' timeout.
     pub fn waiting_for_inspection(&self, now: Instant, processed: Progress) -> bool {
         self.held.front().is_some_and(|(at, gates, _)| {
-            *at <= now && !gates.reached(processed) && now < *at + self.gate_timeout
+            *at <= now && !gates.reached(*at, processed) && now < *at + self.gate_timeout
         })
     }
 
@@ -164,15 +176,15 @@ mod tests {
 
     /// Gates on video only.
     fn v(video: u64) -> Gates {
-        Gates { video, audio: 0 }
+        Gates {
+            video,
+            audio: false,
+        }
     }
 
     /// Progress of video, with no audio to wait for.
     fn p(video: u64) -> Progress {
-        Progress {
-            video,
-            audio: u64::MAX,
-        }
+        Progress { video, audio: None }
     }
 
     fn msg(ts: u32) -> Message {
@@ -323,26 +335,40 @@ mod tests {
         let mut line = DelayLine::new(Duration::from_secs(6), 1 << 20, Duration::from_secs(4));
         let gates = Gates {
             video: 10,
-            audio: 5_750,
+            audio: true,
         };
+        // Released at 6 s: waits for the audio that arrived by 5.75 s to be judged.
         line.push(msg(0), t0, gates).expect("room");
         let progress = |audio| Progress { video: 10, audio };
-        assert!(line.waiting_for_inspection(ms(6000), progress(5_000)));
-        assert!(line.take_due(ms(6000), progress(5_749)).is_empty());
+        assert!(line.waiting_for_inspection(ms(6000), progress(Some(ms(5000)))));
+        assert!(line.take_due(ms(6000), progress(Some(ms(5749)))).is_empty());
         assert!(
             line.take_due(
                 ms(6000),
                 Progress {
                     video: 9,
-                    audio: u64::MAX
+                    audio: None
                 }
             )
             .is_empty(),
             "audio judged, video not processed"
         );
-        assert_eq!(line.take_due(ms(6000), progress(5_750)).len(), 1);
+        assert_eq!(line.take_due(ms(6000), progress(Some(ms(5750)))).len(), 1);
+        // All audio offered is judged: nothing to wait for.
         line.push(msg(40), ms(40), gates).expect("room");
-        assert!(line.take_due(ms(10_039), progress(0)).is_empty());
-        assert_eq!(line.take_due(ms(10_040), progress(0)).len(), 1, "timed out");
+        assert_eq!(line.take_due(ms(6040), progress(None)).len(), 1);
+        // Never judged: out when the wait times out.
+        line.push(msg(80), ms(80), gates).expect("room");
+        assert!(line.take_due(ms(10_079), progress(Some(t0))).is_empty());
+        assert_eq!(
+            line.take_due(ms(10_080), progress(Some(t0))).len(),
+            1,
+            "timed out"
+        );
+        // Released later than pushed plus the delay (paced by its timestamp): the gate follows
+        // the release.
+        line.push(msg(3000), ms(100), gates).expect("room");
+        assert!(line.take_due(ms(9000), progress(Some(ms(6000)))).is_empty());
+        assert_eq!(line.take_due(ms(9000), progress(Some(ms(8750)))).len(), 1);
     }
 }

@@ -27,10 +27,6 @@ use crate::rtmp::{Message, RtmpError};
 
 /// How often a delay line whose head is due but not yet inspected looks again.
 const INSPECTION_POLL: Duration = Duration::from_millis(10);
-/// A held message waiting for audio waits for the audio that arrived up to this long before
-/// its release, not up to the release itself: the newest audio is still in the tap, and on a
-/// live stream there always is some.
-const AUDIO_IN_FLIGHT: Duration = Duration::from_millis(250);
 
 /// The upstream leg: being set up, or publishing.
 pub(super) enum Upstream {
@@ -235,11 +231,7 @@ impl<'a> LiveStream<'a> {
             } else {
                 u64::MAX
             },
-            audio: if self.audio_tap.is_some() {
-                self.info.stats.audio_judged_up_to()
-            } else {
-                u64::MAX
-            },
+            audio: self.info.stats.audio_judged_up_to(),
         }
     }
 
@@ -325,6 +317,11 @@ impl<'a> LiveStream<'a> {
     /// Lets out what the delay line holds that is due and inspected.
     async fn on_release(&mut self) -> Result<(), RelayError> {
         let processed = self.processed();
+        // Inspection records its progress after its verdict: a cut that verdict sent is in
+        // the channel by now, and must win over what that progress lets out.
+        if let Ok(reason) = self.cut_rx.try_recv() {
+            return Err(self.on_cut(reason));
+        }
         let (Some(line), Upstream::Ready(up)) = (&mut self.delay_line, &mut self.upstream) else {
             return Ok(());
         };
@@ -353,9 +350,10 @@ impl<'a> LiveStream<'a> {
         if let Some(audio_tap) = self.audio_tap.as_mut() {
             let arrived = Instant::now();
             for audio in read.media.iter().filter(|m| m.type_id == kind::AUDIO) {
-                if audio_tap.offer(audio, arrived) {
-                    stats.audio_offered(arrived);
-                } else {
+                // Offered either way: a message the inbox dropped was never judged, so a delay
+                // waiting for audio holds until later audio is judged or its wait times out.
+                stats.audio_offered(arrived);
+                if !audio_tap.offer(audio, arrived) {
                     stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -392,12 +390,7 @@ impl<'a> LiveStream<'a> {
                 } else {
                     0
                 },
-                audio: if self.audio_tap.is_some() && settings.waits_for_audio {
-                    let judged_by = (now + settings.delay).checked_sub(AUDIO_IN_FLIGHT);
-                    judged_by.map_or(0, |at| self.info.stats.audio_clock(at))
-                } else {
-                    0
-                },
+                audio: self.audio_tap.is_some() && settings.waits_for_audio,
             };
             return line
                 .push(msg, now, gates)

@@ -226,7 +226,7 @@ impl StreamStats {
     /// Inspection took the video message at `clock` (decoded it, or decided not to).
     pub fn processed(&self, clock: CoverageClock) {
         self.processed_wall_ms
-            .fetch_max(clock.wall_ms, Ordering::Relaxed);
+            .fetch_max(clock.wall_ms, Ordering::Release);
         self.processed_stream_ms
             .fetch_max(clock.stream_ms, Ordering::Relaxed);
     }
@@ -249,7 +249,7 @@ impl StreamStats {
     }
 
     /// Where `at` falls on the audio clocks: milliseconds since the publish, plus one.
-    pub fn audio_clock(&self, at: Instant) -> u64 {
+    fn audio_clock(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_millis() as u64 + 1
     }
 
@@ -262,19 +262,24 @@ impl StreamStats {
     /// Audio inspection has judged (decoded, fingerprinted and matched the windows of) the
     /// audio message that arrived at `arrived`, or found it cannot.
     pub fn audio_judged(&self, arrived: Instant) {
+        // Release: whoever sees this progress also sees the cut its verdict sent.
         self.audio_judged_ms
-            .fetch_max(self.audio_clock(arrived), Ordering::Relaxed);
+            .fetch_max(self.audio_clock(arrived), Ordering::Release);
     }
 
-    /// How far audio inspection has judged on the audio clock: everything (`u64::MAX`) when
-    /// it has judged all it was offered.
-    pub fn audio_judged_up_to(&self) -> u64 {
-        let judged = self.audio_judged_ms.load(Ordering::Relaxed);
+    /// Audio inspection of this stream gave up (its worker failed): nothing is waited for.
+    pub fn audio_abandoned(&self) {
+        self.audio_judged_ms.store(u64::MAX, Ordering::Release);
+    }
+
+    /// How far audio inspection has judged: up to the audio that arrived at the instant
+    /// returned, or everything it was offered (`None`).
+    pub fn audio_judged_up_to(&self) -> Option<Instant> {
+        let judged = self.audio_judged_ms.load(Ordering::Acquire);
         if judged >= self.audio_received_ms.load(Ordering::Relaxed) {
-            u64::MAX
-        } else {
-            judged
+            return None;
         }
+        Some(self.started + Duration::from_millis(judged.saturating_sub(1)))
     }
 
     /// The wall coverage clock of the newest video received (a delay-line gate).
@@ -284,7 +289,7 @@ impl StreamStats {
 
     /// How far inspection has processed video, on the wall coverage clock.
     pub fn processed_wall(&self) -> u64 {
-        self.processed_wall_ms.load(Ordering::Relaxed)
+        self.processed_wall_ms.load(Ordering::Acquire)
     }
 
     /// How much video has no hashed frame after it: (wall time up to the newest received,

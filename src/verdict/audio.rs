@@ -55,7 +55,7 @@ impl Verdict {
             return;
         }
         stream.stats.matches.fetch_add(1, Ordering::Relaxed);
-        self.guard_audio_floods(stream, window.stream_ms, &mut matches);
+        self.guard_audio_floods(stream, &mut matches);
         for m in &matches {
             self.events.emit(
                 &stream.stream_key,
@@ -148,9 +148,9 @@ impl Verdict {
     /// on counts toward its entry, by distinct stream, with frame matches' counts; past
     /// `flood_streams` the entry only alerts for the flood window, here and in the fleet. A
     /// stream whose frames or soundtrack show a clip leaves every count.
-    /// A stream whose audio plays on along a clip (`AudioTimeline`) shows the clip: its
-    /// matches always count, and it leaves the counts.
-    fn guard_audio_floods(&self, stream: &StreamInfo, stream_ms: i64, matches: &mut [AudioMatch]) {
+    /// A stream whose audio matched two places of a clip a window apart (`AudioTimeline`)
+    /// shows the clip: its matches always count, and it leaves the counts.
+    fn guard_audio_floods(&self, stream: &StreamInfo, matches: &mut [AudioMatch]) {
         let shows_clip = {
             let mut streams = self.streams.locked();
             let state = streams
@@ -161,12 +161,9 @@ impl Verdict {
                 .filter(|m| m.action == Action::Cut)
                 .fold(false, |shows, m| {
                     let window_s = audio_seconds(m.hit.compared);
-                    let on = state.audio_timeline.continues(
-                        &m.source,
-                        m.clip_offset_s,
-                        stream_ms,
-                        window_s,
-                    );
+                    let on = state
+                        .audio_timeline
+                        .shows_clip(&m.source, m.clip_offset_s, window_s);
                     shows || on
                 })
         };

@@ -98,33 +98,42 @@ impl Timeline {
     }
 }
 
-/// A stream's cutting audio matches, to tell a soundtrack playing on from one sound.
+/// A stream's cutting audio matches, to tell a clip's soundtrack from one sound.
 ///
 /// Audio windows overlap (one every 0.5 s), so two matches of one clip say little; what a bad
-/// audio entry (a jingle, a stock sound, a ringtone) cannot do is line up again a whole window
-/// later, further into the clip by about the time that passed: that is the clip's soundtrack
-/// playing, and such a match counts like a frame on its clip's timeline.
+/// audio entry (a jingle, a stock sound, a ringtone) cannot do is match at two places of the
+/// clip a whole window apart: two windows of the clip that share no audio. In any order and on
+/// no clock (the broadcaster sets stream time; a re-cut, shuffled or reversed soundtrack shows
+/// the clip as much as one played through), such a stream shows the clip, like a frame on its
+/// clip's timeline.
 #[derive(Debug, Default)]
 pub struct AudioTimeline {
-    /// (entry source, seconds into the clip, stream time in ms) of recent matches.
-    recent: Vec<(String, f64, i64)>,
+    /// Per entry source: the earliest and latest places in the clip matched (seconds).
+    spans: Vec<(String, f64, f64)>,
 }
+
+/// Entries whose spans a stream keeps (the oldest make way).
+const AUDIO_SPANS: usize = 16;
 
 impl AudioTimeline {
     /// Records a match of `source` lining up `clip_s` seconds into the clip, in a window
-    /// resting on `window_s` seconds of audio that ends at `stream_ms`; true when an earlier
-    /// match of the clip lies at least a window back, in order and at the clip's spacing.
-    pub fn continues(&mut self, source: &str, clip_s: f64, stream_ms: i64, window_s: f64) -> bool {
-        let on = self.recent.iter().any(|(s, c, at)| {
-            let elapsed = (stream_ms - at) as f64 / 1000.0;
-            let ahead = clip_s - c;
-            s == source && elapsed >= window_s && ahead > 0.0 && spacing_fits(elapsed, ahead)
-        });
-        if self.recent.len() >= TIMELINE_LEN * 2 {
-            self.recent.remove(0);
-        }
-        self.recent.push((source.to_owned(), clip_s, stream_ms));
-        on
+    /// resting on `window_s` seconds of audio; true when the stream has now matched the clip at
+    /// two places at least `window_s` apart.
+    pub fn shows_clip(&mut self, source: &str, clip_s: f64, window_s: f64) -> bool {
+        let at = match self.spans.iter().position(|(s, _, _)| s == source) {
+            Some(at) => at,
+            None => {
+                if self.spans.len() >= AUDIO_SPANS {
+                    self.spans.remove(0);
+                }
+                self.spans.push((source.to_owned(), clip_s, clip_s));
+                self.spans.len() - 1
+            }
+        };
+        let (_, first, last) = &mut self.spans[at];
+        *first = first.min(clip_s);
+        *last = last.max(clip_s);
+        *last - *first >= window_s
     }
 }
 
@@ -323,36 +332,33 @@ mod tests {
     }
 
     #[test]
-    fn a_soundtrack_playing_on_shows_its_clip_and_one_sound_does_not() {
-        // Windows of 5.3 s every 0.5 s along the clip: the first match a whole window after
-        // the first one shows the clip.
+    fn two_places_of_a_clip_a_window_apart_show_it_and_one_sound_does_not() {
+        // Windows of 5.3 s every 0.5 s along the clip: shown once the places span a window.
         let mut t = AudioTimeline::default();
         let shown: Vec<bool> = (0..14)
-            .map(|k| {
-                t.continues(
-                    "l:1",
-                    2.0 + 0.5 * f64::from(k),
-                    5000 + 500 * i64::from(k),
-                    5.3,
-                )
-            })
+            .map(|k| t.shows_clip("l:1", 2.0 + 0.5 * f64::from(k), 5.3))
             .collect();
         assert_eq!(shown.iter().position(|&s| s), Some(11));
-        // A 6 s jingle: two windows, never a window apart.
+        // A 6 s jingle, matched again and again: never a window apart.
         let mut t = AudioTimeline::default();
-        assert!(!t.continues("j:1", 0.0, 5000, 5.3));
-        assert!(!t.continues("j:1", 0.5, 5500, 5.3));
-        // The same sound again later (its start, again): not on, it does not move along.
-        assert!(!t.continues("j:1", 0.0, 30_000, 5.3));
-        // Played 8 % fast: the clip moves 8 % faster than the stream; still on.
+        for _ in 0..50 {
+            assert!(!t.shows_clip("j:1", 0.0, 5.3));
+            assert!(!t.shows_clip("j:1", 0.6, 5.3));
+        }
+        // Chunks of the clip in reverse order show it too.
         let mut t = AudioTimeline::default();
-        assert!(!t.continues("l:1", 10.0, 5000, 5.3));
-        assert!(t.continues("l:1", 16.48, 11_000, 5.3));
-        // Another clip's earlier match says nothing; nor does a jump the time does not explain.
+        assert!(!t.shows_clip("l:1", 30.0, 5.3));
+        assert!(t.shows_clip("l:1", 20.0, 5.3));
+        // Another clip's places say nothing about this one.
         let mut t = AudioTimeline::default();
-        assert!(!t.continues("l:2", 10.0, 5000, 5.3));
-        assert!(!t.continues("l:1", 16.0, 11_000, 5.3));
-        assert!(!t.continues("l:1", 40.0, 17_000, 5.3));
+        assert!(!t.shows_clip("l:2", 10.0, 5.3));
+        assert!(!t.shows_clip("l:1", 16.0, 5.3));
+        // Bounded: many entries, the oldest forgotten.
+        let mut t = AudioTimeline::default();
+        for k in 0..100 {
+            assert!(!t.shows_clip(&format!("e:{k}"), 0.0, 5.3));
+        }
+        assert!(t.spans.len() <= AUDIO_SPANS);
     }
 
     #[test]

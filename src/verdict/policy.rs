@@ -82,10 +82,11 @@ pub struct PolicySettings {
     #[serde(default = "default_on_audio_uninspectable")]
     pub on_audio_uninspectable: UninspectableAction,
     /// What a message held in the delay buffer waits for once its delay is over: `video`
-    /// (inspection has processed the video up to it) and `audio` (audio inspection has judged
-    /// the audio that arrived up to 250 ms before its release, so that an audio match decided
-    /// within the delay cuts before the message airs). Only what is inspected is waited for;
-    /// past `max_blind_degraded` a message goes out anyway.
+    /// (inspection has processed the video up to it; always, the list must hold it) and
+    /// `audio` (audio inspection has judged the audio that arrived up to 250 ms before its
+    /// release, so that an audio match decided within the delay cuts before the message airs).
+    /// Only what is inspected is waited for; past `max_blind_degraded` a message goes out
+    /// anyway.
     #[serde(default = "default_delay_waits_for")]
     pub delay_waits_for: Vec<DelaySignal>,
 }
