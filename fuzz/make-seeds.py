@@ -173,6 +173,7 @@ put("lists", "csv", bytes([4]) + f"hash,quality,label\n{pdq},100,te-1\n".encode(
 put("lists", "vpdq", bytes([3]) + f"0,{pdq},100,0.000\n1,{pdq},100,1.000\n".encode())
 put("lists", "hex-dhash", bytes([1 + 12]) + b"ffeeddccbbaa9988\n0011223344556677\n")
 put("lists", "chromaprint", bytes([18]) + b"clip-a\t1.0\t" + b",".join(str(x).encode() for x in range(1000, 1040)) + b"\n")
+put("lists", "chromaprint-speeds", bytes([18]) + b"FILE=a.mp4\nDURATION=5.00\nSPEED=0.95\nFINGERPRINT=1,2,3,4\nFILE=a.mp4\nDURATION=4.75\nFINGERPRINT=5,6,7\nFILE=a.mp4\nSPEED=1.05\nFINGERPRINT=8,9\n")
 for ext in ["png", "jpg", "gif", "bmp", "webp", "tiff", "pgm"]:
     path = os.path.join(tmp, f"tiny.{ext}")
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=24x16", "-frames:v", "1", path], check=True)

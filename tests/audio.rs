@@ -383,6 +383,46 @@ fn with_the_delay_waiting_for_audio_not_one_frame_of_a_picture_proof_restream_ai
 }
 
 #[test]
+fn audio_inspection_falling_behind_is_reported_and_never_cuts() {
+    // One message of audio inbox, a burst faster than real time: inspection drops audio. That
+    // is reported (once), but as an alert even with `on_audio_uninspectable = "cut"`: falling
+    // behind is a capacity problem, not the broadcaster's doing.
+    let f = fixture(
+        false,
+        "on_audio_uninspectable = \"cut\"\n[inspect]\naudio_queue = 1\n",
+    );
+    let audio = benign_soundtrack(&f.dir, "samevoice");
+    let file = f.dir.join("burst.flv");
+    clip_with_soundtrack(&file, &picture("testsrc2"), "", &audio, 0.0, 10.0, "64k");
+    let publisher = Process::spawn(
+        "ffmpeg burst publisher",
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(&file)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(f.hashgate.url("burst"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    publish_ok(publisher, Duration::from_secs(60));
+    wait_until("the unpublish event", Duration::from_secs(20), || {
+        !of_kind(&read_events(&f.log), "unpublish").is_empty()
+    });
+    let all = read_events(&f.log);
+    assert!(of_kind(&all, "cut").is_empty(), "{all:?}");
+    let behind: Vec<_> = of_kind(&all, "uninspectable")
+        .into_iter()
+        .filter(|e| {
+            e["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("fell behind"))
+        })
+        .collect();
+    assert_eq!(behind.len(), 1, "{all:?}");
+    assert_eq!(behind[0]["action"], "alert", "{}", behind[0]);
+}
+
+#[test]
 fn benign_speech_and_music_are_not_cut() {
     let f = fixture(false, "");
     let mut publishers = Vec::new();

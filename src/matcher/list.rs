@@ -84,8 +84,8 @@ pub struct ListSettings {
     #[serde(default = "default_enabled")]
     pub enabled: bool,
     /// Audio lists: the largest bit error rate of an aligned window that matches (default
-    /// 0.16; unrelated audio sits near 0.5, the same audio re-encoded under 0.1, other words by
-    /// the same synthetic speaker over tones down to 0.158: `docs/audio.md`).
+    /// 0.14; unrelated audio sits near 0.5, the same audio re-encoded under 0.1, other words by
+    /// the same synthetic speaker over tones down to 0.146: `docs/audio.md`).
     pub max_ber: Option<f64>,
     /// Audio lists: seconds of stream audio a match rests on (default 5, at least 3).
     pub min_seconds: Option<f64>,
@@ -115,7 +115,7 @@ pub const DEFAULT_WEAK_MARGIN: f32 = 0.8;
 pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
 
 /// Default bit error rate threshold of audio lists.
-pub const DEFAULT_MAX_BER: f64 = 0.16;
+pub const DEFAULT_MAX_BER: f64 = 0.14;
 /// Default seconds of audio a match is judged over.
 pub const DEFAULT_MIN_SECONDS: f64 = 5.0;
 

@@ -105,6 +105,8 @@ pub struct StreamStats {
     lost_to_load_ms: AtomicU64,
     /// Audio messages audio inspection never heard: dropped by a full inbox or refused.
     pub audio_dropped: AtomicU64,
+    /// The verdict has reported that audio inspection fell behind.
+    pub audio_behind_reported: std::sync::atomic::AtomicBool,
     clock: Mutex<ClockState>,
     received_wall_ms: AtomicU64,
     received_stream_ms: AtomicU64,
@@ -139,6 +141,7 @@ impl Default for StreamStats {
             responsible_for_load: std::sync::atomic::AtomicBool::new(false),
             lost_to_load_ms: AtomicU64::new(0),
             audio_dropped: AtomicU64::new(0),
+            audio_behind_reported: std::sync::atomic::AtomicBool::new(false),
             clock: Mutex::default(),
             received_wall_ms: AtomicU64::new(0),
             received_stream_ms: AtomicU64::new(0),

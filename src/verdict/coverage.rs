@@ -106,6 +106,13 @@ pub fn judge(c: StreamCoverage, bound: Duration, late_bound: Duration) -> Judgem
 fn check(verdict: &Verdict, stream: &StreamInfo) {
     let stats = &stream.stats;
     let policy = &verdict.policy;
+    // Once per stream, on the stream's own record: the verdict's state of a stream can be
+    // dropped (its video inspection ended) while the relay still flushes its delay.
+    if stats.audio_dropped.load(Ordering::Relaxed) > 0
+        && !stats.audio_behind_reported.swap(true, Ordering::Relaxed)
+    {
+        verdict.audio_fell_behind(stream);
+    }
     // The looser bound only while the stream's sampling is lowered for the pool's load: never
     // for what a stream brings on itself.
     let degraded = stats.degraded.load(Ordering::Relaxed) > 0;

@@ -354,6 +354,44 @@ impl Verdict {
 }
 
 impl Verdict {
+    /// Audio of `stream` that was not heard, for `cause`: reported once per cause (a few
+    /// causes at most), meeting `action`.
+    fn audio_not_heard(&self, stream: &StreamInfo, cause: &str, action: UninspectableAction) {
+        if stream
+            .stats
+            .ended
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        {
+            let mut streams = self.streams.locked();
+            let state = streams
+                .entry(stream.id)
+                .or_insert_with(|| StreamState::new(&self.policy));
+            // Each cause once (a harmless first one must not hide a later one), a few at most.
+            if state.cut
+                || state.audio_reported.len() >= 8
+                || state.audio_reported.iter().any(|c| c == cause)
+            {
+                return;
+            }
+            state.audio_reported.push(cause.to_owned());
+        }
+        self.uninspectable_with(stream, "audio", &format!("audio: {cause}"), action);
+    }
+
+    /// Audio inspection dropped some of `stream`'s audio (its inbox was full): reported once,
+    /// as an alert whatever `on_audio_uninspectable` says. Falling behind is a capacity
+    /// problem, not a verdict on the broadcaster.
+    pub(super) fn audio_fell_behind(&self, stream: &StreamInfo) {
+        self.audio_not_heard(
+            stream,
+            "audio inspection fell behind and dropped some of it",
+            UninspectableAction::Alert,
+        );
+    }
+
     /// Whether the flood guard (here or in the fleet) holds an entry to alerts.
     fn flooded(&self, source: &str) -> bool {
         self.flood.locked().is_flooded(source) || self.registry.fleet_flooded(source)
@@ -596,33 +634,7 @@ impl FrameSink for Verdict {
     }
 
     fn audio_uninspectable(&self, stream: &StreamInfo, cause: &str) {
-        if stream
-            .stats
-            .ended
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            return;
-        }
-        {
-            let mut streams = self.streams.locked();
-            let state = streams
-                .entry(stream.id)
-                .or_insert_with(|| StreamState::new(&self.policy));
-            // Each cause once (a harmless first one must not hide a later one), a few at most.
-            if state.cut
-                || state.audio_reported.len() >= 8
-                || state.audio_reported.iter().any(|c| c == cause)
-            {
-                return;
-            }
-            state.audio_reported.push(cause.to_owned());
-        }
-        self.uninspectable_with(
-            stream,
-            "audio",
-            &format!("audio: {cause}"),
-            self.policy.on_audio_uninspectable,
-        );
+        self.audio_not_heard(stream, cause, self.policy.on_audio_uninspectable);
     }
 
     fn stream_ended(&self, stream: &StreamInfo, stats: &InspectStats) {
