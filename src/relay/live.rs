@@ -222,8 +222,8 @@ impl<'a> LiveStream<'a> {
         Some(now + INSPECTION_POLL)
     }
 
-    /// How far inspection has processed the video (on the wall coverage clock) and judged the
-    /// audio (on the audio clock); all of it when the stream is not inspected.
+    /// How far inspection has processed the video (on the wall coverage clock; all of it when
+    /// the stream's video is not inspected) and judged the audio (up to what arrived when).
     fn processed(&self) -> Progress {
         Progress {
             video: if self.inspected {
