@@ -23,7 +23,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::sound::{ffmpeg, speech};
+use common::sound::{ffmpeg, over_tones, speech, speech_at};
 use hashgate::hash::chromaprint::{fingerprint, ITEM_SAMPLES, ITEM_SECONDS, REACH_SECONDS};
 use hashgate::inspect::audio::decode_file_audio;
 use hashgate::matcher::audio::AudioIndex;
@@ -163,44 +163,20 @@ impl Speaker {
     }
 
     fn say(&self, dir: &Path, name: &str, words: &str) -> PathBuf {
-        let out = dir.join(format!("{name}.wav"));
-        let status = Command::new("espeak-ng")
-            .args(["-v", &self.voice, "-s", &self.rate.to_string(), "-w"])
-            .arg(&out)
-            .arg(words)
-            .status()
-            .expect("espeak-ng");
-        assert!(status.success(), "espeak-ng failed");
-        out
+        speech_at(dir, name, &self.voice, self.rate, words)
     }
 }
 
 /// A clip: `words` said by `speaker` over two random tones, 44.1 kHz stereo.
 fn make_clip(dir: &Path, name: &str, speaker: &Speaker, words: &str, rng: &mut StdRng) -> PathBuf {
     let spoken = speaker.say(dir, &format!("{name}-voice"), words);
-    let (f1, f2) = (rng.gen_range(150..450), rng.gen_range(300..900));
-    let beep = rng.gen_range(2..6);
+    let tones = (
+        rng.gen_range(150..450),
+        rng.gen_range(300..900),
+        rng.gen_range(2..6),
+    );
     let out = dir.join(format!("{name}.wav"));
-    ffmpeg(&[
-        "-i",
-        spoken.to_str().expect("utf-8"),
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("sine=frequency={f1}:duration=60,volume=0.3"),
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("sine=frequency={f2}:beep_factor={beep}:duration=60,volume=0.2"),
-        "-filter_complex",
-        "[0:a]aresample=44100[s];[1:a]aresample=44100[m1];[2:a]aresample=44100[m2];\
-         [s][m1][m2]amix=inputs=3:duration=first",
-        "-ar",
-        "44100",
-        "-ac",
-        "2",
-        out.to_str().expect("utf-8"),
-    ]);
+    over_tones(&spoken, tones, &out);
     out
 }
 

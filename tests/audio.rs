@@ -123,14 +123,8 @@ fn fixture_with(by_fpcalc: bool, verdict: &str, hash_args: &[&str]) -> Fixture {
         20.0,
         "128k",
     );
-    let frames = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
-        .arg(&known)
-        .output()
-        .expect("hashgate hash");
-    assert!(frames.status.success());
     let frame_list = path.join("known-frames.tsv");
-    std::fs::write(&frame_list, &frames.stdout).expect("list");
+    hash_list(&known, &frame_list);
     let audio = path.join("known-audio.txt");
     if by_fpcalc {
         let text = fpcalc(&["-length", "600"], &known);

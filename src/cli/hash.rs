@@ -164,11 +164,11 @@ fn hash_audio(file: &Path, speeds: &[f64], out: &mut impl Write) -> anyhow::Resu
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.display().to_string());
     for &speed in speeds {
-        let played = crate::hash::speed::at_speed(&samples, speed);
-        let items = if speed == 1.0 {
-            original.clone()
+        let (played, items) = if speed == 1.0 {
+            (samples.len(), original.clone())
         } else {
-            fingerprint(&played)
+            let played = crate::hash::speed::at_speed(&samples, speed);
+            (played.len(), fingerprint(&played))
         };
         if items.is_empty() {
             continue;
@@ -178,7 +178,7 @@ fn hash_audio(file: &Path, speeds: &[f64], out: &mut impl Write) -> anyhow::Resu
         writeln!(
             out,
             "DURATION={:.2}",
-            played.len() as f64 / f64::from(SAMPLE_RATE)
+            played as f64 / f64::from(SAMPLE_RATE)
         )?;
         if speed != 1.0 {
             writeln!(out, "SPEED={speed}")?;

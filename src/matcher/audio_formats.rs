@@ -4,9 +4,9 @@
 //! Blocks of `KEY=value` lines, one clip per `FINGERPRINT=` line; `FILE=` (the clip's name in
 //! reports), `DURATION=` and `SPEED=` (the clip played at another speed, written by `hashgate
 //! hash --audio --speeds`) apply to the next fingerprint. Blocks of one `FILE=` that follow each
-//! other at rising speeds are one clip: they take the first block's source. The fingerprint is either the
-//! compressed base64 form (`fpcalc`'s default) or the comma-separated sub-fingerprints of
-//! `fpcalc -raw`. Blank lines and `#` comments are skipped; anything else is an error naming the
+//! other at rising speeds are one clip: they take the first block's source. The fingerprint is
+//! either the compressed base64 form (`fpcalc`'s default) or the comma-separated
+//! sub-fingerprints of `fpcalc -raw`. Blank lines and `#` comments are skipped; anything else is an error naming the
 //! line, and the list is refused whole.
 
 use std::path::Path;

@@ -679,14 +679,20 @@ pub fn known_clip_fixture_from(dir: &Path, source: &str, transform: &str) -> Kno
 
 /// Writes the list `hashgate hash --fps 2 clip` makes to `list` (panics when it fails).
 pub fn hash_list(clip: &Path, list: &Path) {
+    hash_into(&["--fps", "2"], clip, list);
+}
+
+/// Writes what `hashgate hash ARGS clip` prints to `list` (panics when it fails).
+pub fn hash_into(args: &[&str], clip: &Path, list: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--fps", "2"])
+        .arg("hash")
+        .args(args)
         .arg(clip)
         .output()
         .expect("hashgate hash");
     assert!(
         out.status.success(),
-        "{}",
+        "hashgate hash {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(list, &out.stdout).expect("list");

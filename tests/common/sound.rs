@@ -35,10 +35,15 @@ pub fn ffmpeg(args: &[&str]) {
 
 /// `words` spoken by espeak-ng in `voice` (`en`, `en-us+f3`, ...), as a WAV file.
 pub fn speech(dir: &Path, name: &str, voice: &str, words: &str) -> PathBuf {
+    speech_at(dir, name, voice, 150, words)
+}
+
+/// `words` spoken by espeak-ng in `voice` at `rate` words per minute, as a WAV file.
+pub fn speech_at(dir: &Path, name: &str, voice: &str, rate: u32, words: &str) -> PathBuf {
     require("espeak-ng");
     let out = dir.join(format!("{name}.wav"));
     let status = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
+        .args(["-v", voice, "-s", &rate.to_string(), "-w"])
         .arg(&out)
         .arg(words)
         .status()
@@ -51,17 +56,25 @@ pub fn speech(dir: &Path, name: &str, voice: &str, words: &str) -> PathBuf {
 pub fn known_soundtrack(dir: &Path) -> PathBuf {
     let voice = speech(dir, "known-voice", "en", KNOWN_WORDS);
     let out = dir.join("known-soundtrack.wav");
+    over_tones(&voice, (220, 330, 3), &out);
+    out
+}
+
+/// `voice` over a steady tone of `tones.0` Hz and one of `tones.1` Hz beeping `tones.2` times
+/// a second, as long as the voice, into `out` (44.1 kHz stereo WAV).
+pub fn over_tones(voice: &Path, tones: (u32, u32, u32), out: &Path) {
+    let (steady, beeping, beeps) = tones;
     ffmpeg(&[
         "-i",
         voice.to_str().expect("utf-8 path"),
         "-f",
         "lavfi",
         "-i",
-        "sine=frequency=220:duration=40,volume=0.3",
+        &format!("sine=frequency={steady}:duration=60,volume=0.3"),
         "-f",
         "lavfi",
         "-i",
-        "sine=frequency=330:beep_factor=3:duration=40,volume=0.2",
+        &format!("sine=frequency={beeping}:beep_factor={beeps}:duration=60,volume=0.2"),
         "-filter_complex",
         "[0:a]aresample=44100[s];[1:a]aresample=44100[m1];[2:a]aresample=44100[m2];\
          [s][m1][m2]amix=inputs=3:duration=first",
@@ -71,7 +84,6 @@ pub fn known_soundtrack(dir: &Path) -> PathBuf {
         "2",
         out.to_str().expect("utf-8 path"),
     ]);
-    out
 }
 
 /// A benign soundtrack of `seconds`: `kind` is `samewords` (the announcement, another voice),
@@ -216,16 +228,7 @@ pub fn audio_list(file: &Path, list: &Path) {
 
 /// `hashgate hash --audio` with `extra` arguments (`--speeds ...`) into an audio list file.
 pub fn audio_list_with(file: &Path, list: &Path, extra: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hashgate"))
-        .args(["hash", "--audio"])
-        .args(extra)
-        .arg(file)
-        .output()
-        .expect("hashgate hash --audio");
-    assert!(
-        out.status.success(),
-        "hashgate hash --audio: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(list, &out.stdout).expect("write list");
+    let mut args = vec!["--audio"];
+    args.extend_from_slice(extra);
+    super::hash_into(&args, file, list);
 }
